@@ -1,0 +1,496 @@
+#!/usr/bin/env bash
+# Docker-free local infrastructure for `make run` and the tests.
+#
+# Starts, on loopback only, the three backing services every process needs:
+#
+#   PostgreSQL  127.0.0.1:${PG_PORT:-55432}     one cluster; one database + one role per service
+#   Redis       127.0.0.1:${REDIS_PORT:-56379}
+#   Kafka       127.0.0.1:${KAFKA_PORT:-9092}    KRaft mode, one combined broker + controller
+#               (controller listener on 127.0.0.1:${KAFKA_CONTROLLER_PORT:-9093})
+#
+# They are installed from Debian packages (postgresql, redis-server, a JDK and
+# maven) and Maven Central (the Kafka jars) when missing. All data and logs live
+# under <repo>/.local/, which git ignores.
+#
+# Usage: deploy/local/infra.sh up|down|status|reset
+#   up      install what is missing, start everything, wait until each is ready
+#   down    stop everything gracefully (fine when already stopped)
+#   status  print up/down for each; exit 0 only when all are up
+#   reset   down, then delete the data (keeps the downloaded Kafka jars)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+HERE="$ROOT/deploy/local"
+LOCAL="$ROOT/.local"
+
+PG_PORT="${PG_PORT:-55432}"
+REDIS_PORT="${REDIS_PORT:-56379}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+
+PG_DIR="$LOCAL/postgres"
+PG_DATA="$PG_DIR/data"
+PG_LOG="$PG_DIR/postgres.log"
+PG_SOCKET_DIR="$PG_DIR/run"
+PG_SUPERUSER_PASSWORD="postgres"
+# One database per service, each owned by a role of the same name
+# (password "<name>-local-pw", see deploy/local/local.env).
+SERVICE_DATABASES=(member board qna saga)
+
+REDIS_DIR="$LOCAL/redis"
+REDIS_PIDFILE="$REDIS_DIR/redis.pid"
+
+KAFKA_DIR="$LOCAL/kafka"
+KAFKA_LIBS="$KAFKA_DIR/libs"
+KAFKA_DATA="$KAFKA_DIR/data"
+KAFKA_LOGS="$KAFKA_DIR/logs"
+KAFKA_CONFIG="$KAFKA_DIR/server.properties"
+KAFKA_PIDFILE="$KAFKA_DIR/kafka.pid"
+# Small JVM: the machine has few cores and the tests share them.
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms512m -Xmx1g}"
+KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -XX:TieredStopAtLevel=1 -Djava.awt.headless=true}"
+
+# ----------------------------------------------------------------------------- helpers
+
+log() { printf '[infra] %s\n' "$*"; }
+die() { printf '[infra] ERROR: %s\n' "$*" >&2; exit 1; }
+is_root() { [ "$(id -u)" -eq 0 ]; }
+now_ms() { date +%s%3N; }
+since() { # since START_MS -> "1.23s"
+    local ms=$(($(now_ms) - $1))
+    printf '%d.%02ds' $((ms / 1000)) $((ms % 1000 / 10))
+}
+
+# wait_until SECONDS DESCRIPTION COMMAND...: retry COMMAND every 0.2 s.
+wait_until() {
+    local timeout="$1" what="$2"
+    shift 2
+    local deadline=$(($(now_ms) + timeout * 1000))
+    until "$@" >/dev/null 2>&1; do
+        if [ "$(now_ms)" -ge "$deadline" ]; then
+            log "$what: not ready after ${timeout}s"
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+# ------------------------------------------------------------------ Debian packages
+
+APT_UPDATED=0
+
+apt_get() {
+    if is_root; then
+        DEBIAN_FRONTEND=noninteractive apt-get "$@"
+    elif command -v sudo >/dev/null; then
+        sudo DEBIAN_FRONTEND=noninteractive apt-get "$@"
+    else
+        die "need root or sudo to run: apt-get $*"
+    fi
+}
+
+# apt_install PACKAGE...: install with apt-get, refreshing the package lists only
+# when there are none (fresh machine) or when the first attempt fails.
+apt_install() {
+    log "installing Debian packages: $*"
+    command -v apt-get >/dev/null || die "apt-get not found; install $* by hand"
+    # Packages such as postgresql and redis-server start a system-wide service on
+    # install. We run our own instances on our own ports, so forbid that
+    # (invoke-rc.d honours policy-rc.d; exit code 101 = "action forbidden").
+    local policy=/usr/sbin/policy-rc.d added_policy=0
+    if is_root && [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && added_policy=1
+    fi
+    local status=0
+    if ! compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null; then
+        apt_get update -q && APT_UPDATED=1
+    fi
+    apt_get install -y -q --no-install-recommends "$@" || status=$?
+    if [ "$status" -ne 0 ] && [ "$APT_UPDATED" -eq 0 ]; then
+        apt_get update -q && APT_UPDATED=1
+        status=0
+        apt_get install -y -q --no-install-recommends "$@" || status=$?
+    fi
+    if [ "$added_policy" -eq 1 ]; then rm -f "$policy"; fi
+    [ "$status" -eq 0 ] || die "apt-get install $* failed"
+}
+
+# ------------------------------------------------------------------------ PostgreSQL
+
+PG_BIN=""
+
+find_pg_bin() {
+    local initdb
+    initdb="$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -n 1 || true)"
+    PG_BIN="${initdb%/initdb}"
+}
+
+ensure_postgres_installed() {
+    find_pg_bin
+    if [ -z "$PG_BIN" ]; then
+        apt_install postgresql
+        find_pg_bin
+        [ -n "$PG_BIN" ] || die "PostgreSQL binaries not found after installing postgresql"
+    fi
+    # pg_trgm ships in the server package since PostgreSQL 15, in -contrib before.
+    local version
+    version="$(basename "$(dirname "$PG_BIN")")"
+    if [ ! -f "/usr/share/postgresql/$version/extension/pg_trgm.control" ]; then
+        apt_install "postgresql-contrib-$version" || apt_install postgresql-contrib
+    fi
+}
+
+# initdb and the server refuse to run as root: as root we use the `postgres`
+# system user; as anybody else we run them as ourselves.
+as_pg_owner() {
+    if is_root; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+prepare_postgres_dirs() {
+    mkdir -p "$PG_DIR" "$PG_SOCKET_DIR"
+    if is_root; then
+        if ! id -u postgres >/dev/null 2>&1; then
+            useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/bash postgres
+        fi
+        chown -R postgres:postgres "$PG_DIR"
+        runuser -u postgres -- test -w "$PG_DIR" ||
+            die "user postgres cannot reach $PG_DIR (make the path to the repository traversable: chmod o+x)"
+    fi
+}
+
+pg_running() {
+    [ -f "$PG_DATA/PG_VERSION" ] && as_pg_owner "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1
+}
+
+# psql as the superuser over TCP (scram-sha-256, like every other client).
+pg_sql() { # pg_sql DATABASE [psql args...]
+    local db="$1"
+    shift
+    PGPASSWORD="$PG_SUPERUSER_PASSWORD" PGCONNECT_TIMEOUT=3 "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
+        -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$db" "$@"
+}
+
+pg_ready() {
+    "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && pg_sql postgres -tAc 'SELECT 1' >/dev/null
+}
+
+init_postgres_cluster() {
+    log "postgres: creating the cluster in $PG_DATA"
+    local pwfile="$PG_DIR/initdb.pw" locale_option=(--locale=C.UTF-8)
+    printf '%s\n' "$PG_SUPERUSER_PASSWORD" >"$pwfile"
+    if is_root; then chown postgres:postgres "$pwfile"; fi
+    # C.UTF-8 keeps the collation simple and lets pg_trgm see Korean letters as letters.
+    if ! locale -a 2>/dev/null | grep -qiE '^c\.utf-?8$'; then locale_option=(--no-locale); fi
+    as_pg_owner "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --pwfile="$pwfile" \
+        --auth-local=scram-sha-256 --auth-host=scram-sha-256 --encoding=UTF8 \
+        "${locale_option[@]}" >"$PG_DIR/initdb.log" 2>&1 ||
+        { rm -f "$pwfile"; cat "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
+    rm -f "$pwfile"
+    # Development tuning: loopback only, enough connections for nine processes
+    # plus the tests, and no durability work (a crash loses at most test data;
+    # `infra.sh reset` starts over).
+    as_pg_owner tee -a "$PG_DATA/postgresql.conf" >/dev/null <<'EOF'
+
+# --- deploy/local/infra.sh ---
+listen_addresses = '127.0.0.1'
+max_connections = 300
+shared_buffers = 128MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+log_min_duration_statement = 1000
+log_line_prefix = '%m [%p] %q%u@%d '
+EOF
+}
+
+# Database per service: each service's role owns its database and may connect
+# only to it. CONNECT is revoked from PUBLIC, so role `member` cannot open `board`;
+# the superuser still can (it runs this script, and the tests create databases).
+setup_databases() {
+    local db
+    for db in "${SERVICE_DATABASES[@]}"; do
+        pg_sql postgres -v name="$db" -v password="$db-local-pw" <<'EOF'
+SELECT format('CREATE ROLE %I LOGIN', :'name')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'name') \gexec
+ALTER ROLE :"name" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'password';
+SELECT format('CREATE DATABASE %I OWNER %I', :'name', :'name')
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'name') \gexec
+REVOKE ALL ON DATABASE :"name" FROM PUBLIC;
+GRANT CONNECT, TEMPORARY ON DATABASE :"name" TO :"name";
+EOF
+    done
+    # pg_trgm (trigram search) in every service database, and in template1 so
+    # that databases the tests create have it too.
+    for db in "${SERVICE_DATABASES[@]}" template1; do
+        PGOPTIONS='-c client_min_messages=warning' pg_sql "$db" -c 'CREATE EXTENSION IF NOT EXISTS pg_trgm'
+    done
+}
+
+postgres_up() {
+    local start
+    start="$(now_ms)"
+    ensure_postgres_installed
+    prepare_postgres_dirs
+    [ -f "$PG_DATA/PG_VERSION" ] || init_postgres_cluster
+    if pg_running; then
+        log "postgres: already running"
+    else
+        # pg_ctl detaches the server from our terminal (setsid), so Ctrl-C on
+        # `make run` does not reach it.
+        as_pg_owner "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 \
+            -o "-p $PG_PORT -k $PG_SOCKET_DIR" start >/dev/null ||
+            { tail -n 20 "$PG_LOG" >&2; die "postgres did not start (log: $PG_LOG)"; }
+    fi
+    wait_until 30 postgres pg_ready || { tail -n 20 "$PG_LOG" >&2; die "postgres is not ready"; }
+    setup_databases
+    log "postgres: ready on 127.0.0.1:$PG_PORT in $(since "$start")"
+}
+
+postgres_down() {
+    find_pg_bin
+    if [ -n "$PG_BIN" ] && pg_running; then
+        as_pg_owner "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null
+        log "postgres: stopped"
+    else
+        log "postgres: not running"
+    fi
+}
+
+postgres_status() {
+    find_pg_bin
+    if [ -n "$PG_BIN" ] && pg_running && pg_ready; then
+        echo "postgres  up    127.0.0.1:$PG_PORT  (data: ${PG_DATA#"$ROOT"/})"
+    else
+        echo "postgres  down  127.0.0.1:$PG_PORT"
+        return 1
+    fi
+}
+
+# ----------------------------------------------------------------------------- Redis
+
+redis_ping() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" PING 2>/dev/null)" = "PONG" ]; }
+
+redis_pid() { # prints the pid of our redis-server, if it runs
+    local pid
+    pid="$(cat "$REDIS_PIDFILE" 2>/dev/null || true)"
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -q redis-server "/proc/$pid/cmdline" 2>/dev/null &&
+        echo "$pid"
+}
+
+redis_up() {
+    local start
+    start="$(now_ms)"
+    if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+        apt_install redis-server
+    fi
+    mkdir -p "$REDIS_DIR"
+    if redis_pid >/dev/null; then
+        log "redis: already running"
+    else
+        redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --protected-mode yes \
+            --daemonize yes --pidfile "$REDIS_PIDFILE" --logfile "$REDIS_DIR/redis.log" \
+            --dir "$REDIS_DIR" --appendonly no </dev/null
+    fi
+    wait_until 30 redis redis_ping ||
+        { tail -n 20 "$REDIS_DIR/redis.log" >&2; die "redis is not ready (log: $REDIS_DIR/redis.log)"; }
+    log "redis: ready on 127.0.0.1:$REDIS_PORT in $(since "$start")"
+}
+
+redis_down() {
+    local pid
+    if pid="$(redis_pid)"; then
+        redis-cli -h 127.0.0.1 -p "$REDIS_PORT" SHUTDOWN >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
+        wait_until 30 "redis shutdown" bash -c "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
+        log "redis: stopped"
+    else
+        log "redis: not running"
+    fi
+    rm -f "$REDIS_PIDFILE"
+}
+
+redis_status() {
+    if command -v redis-cli >/dev/null && redis_pid >/dev/null && redis_ping; then
+        echo "redis     up    127.0.0.1:$REDIS_PORT"
+    else
+        echo "redis     down  127.0.0.1:$REDIS_PORT"
+        return 1
+    fi
+}
+
+# ----------------------------------------------------------------------------- Kafka
+
+java_major_version() {
+    command -v java >/dev/null || { echo 0; return; }
+    java -XshowSettings:properties -version 2>&1 |
+        sed -n 's/^ *java\.specification\.version = \([0-9]*\).*/\1/p' | head -n 1
+}
+
+ensure_kafka_installed() {
+    # Kafka 4 needs Java 17 or newer; Debian's default JRE is 17 on bookworm.
+    if [ "$(java_major_version)" -lt 17 ]; then apt_install default-jre-headless; fi
+    command -v mvn >/dev/null || apt_install maven
+    # The jars come from Maven Central, as listed in deploy/local/kafka/pom.xml.
+    # They are fetched again only when that file changes.
+    local stamp
+    stamp="$(sha256sum "$HERE/kafka/pom.xml" | cut -d' ' -f1)"
+    if [ "$(cat "$KAFKA_LIBS/.pom.sha256" 2>/dev/null || true)" != "$stamp" ]; then
+        log "kafka: fetching the jars from Maven Central into ${KAFKA_LIBS#"$ROOT"/}"
+        rm -rf "$KAFKA_LIBS"
+        mkdir -p "$KAFKA_LIBS"
+        mvn -q -B -f "$HERE/kafka/pom.xml" dependency:copy-dependencies \
+            -DoutputDirectory="$KAFKA_LIBS" || die "mvn could not fetch the Kafka jars"
+        echo "$stamp" >"$KAFKA_LIBS/.pom.sha256"
+    fi
+}
+
+# The java command line shared by the storage tool and the broker.
+kafka_java_command() { # fills the array KAFKA_JAVA
+    # shellcheck disable=SC2206  # the option strings are meant to split into words
+    KAFKA_JAVA=(java $KAFKA_HEAP_OPTS $KAFKA_JVM_OPTS
+        -Dkafka.logs.dir="$KAFKA_LOGS" -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties"
+        -cp "$KAFKA_LIBS/*")
+}
+
+kafka_pid() { # prints the pid of our broker JVM, if it runs
+    local pid
+    pid="$(cat "$KAFKA_PIDFILE" 2>/dev/null || true)"
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -q kafka.Kafka "/proc/$pid/cmdline" 2>/dev/null &&
+        echo "$pid"
+}
+
+kafka_ready() { python3 "$HERE/kafka_probe.py" "127.0.0.1:$KAFKA_PORT"; }
+
+# The committed server.properties plus this machine's ports and data directory
+# (java.util.Properties keeps the last value of a repeated key).
+render_kafka_config() {
+    {
+        cat "$HERE/kafka/server.properties"
+        echo
+        echo "# --- overrides written by deploy/local/infra.sh ---"
+        echo "listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT"
+        echo "advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT"
+        echo "controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT"
+        echo "log.dirs=$KAFKA_DATA"
+    } >"$KAFKA_CONFIG"
+}
+
+# KRaft storage is formatted once, with a cluster id, before the first start.
+format_kafka_storage() {
+    [ -f "$KAFKA_DATA/meta.properties" ] && return 0
+    local cluster_id
+    # A Kafka cluster id is 16 random bytes in URL-safe base64 without padding.
+    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    log "kafka: formatting KRaft storage (cluster id $cluster_id)"
+    "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format --cluster-id "$cluster_id" --config "$KAFKA_CONFIG" \
+        --ignore-formatted >"$KAFKA_LOGS/storage-format.log" 2>&1 ||
+        { cat "$KAFKA_LOGS/storage-format.log" >&2; die "kafka storage format failed"; }
+}
+
+kafka_up() {
+    local start pid
+    start="$(now_ms)"
+    ensure_kafka_installed
+    mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
+    kafka_java_command
+    render_kafka_config
+    format_kafka_storage
+    if kafka_pid >/dev/null; then
+        log "kafka: already running"
+    else
+        # In the background, in a session of its own (setsid) so that Ctrl-C on
+        # `make run` does not reach it; setsid execs java, so $! is the JVM.
+        setsid "${KAFKA_JAVA[@]}" kafka.Kafka "$KAFKA_CONFIG" </dev/null >"$KAFKA_LOGS/kafka.out" 2>&1 &
+        pid=$!
+        echo "$pid" >"$KAFKA_PIDFILE"
+    fi
+    local deadline=$(($(now_ms) + 120000))
+    until kafka_ready >/dev/null 2>&1; do
+        if ! kafka_pid >/dev/null; then
+            tail -n 30 "$KAFKA_LOGS/kafka.out" "$KAFKA_LOGS/server.log" >&2 2>/dev/null || true
+            die "kafka exited during startup (logs: ${KAFKA_LOGS#"$ROOT"/})"
+        fi
+        [ "$(now_ms)" -lt "$deadline" ] || die "kafka is not ready after 120s (logs: $KAFKA_LOGS)"
+        sleep 0.25
+    done
+    log "kafka: ready on 127.0.0.1:$KAFKA_PORT in $(since "$start")"
+}
+
+kafka_down() {
+    local pid
+    if pid="$(kafka_pid)"; then
+        # SIGTERM = controlled shutdown: the broker flushes and closes its logs.
+        kill -TERM "$pid"
+        if ! wait_until 60 "kafka shutdown" bash -c "! kill -0 $pid"; then
+            log "kafka: still running after 60s, sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        log "kafka: stopped"
+    else
+        log "kafka: not running"
+    fi
+    rm -f "$KAFKA_PIDFILE"
+}
+
+kafka_status() {
+    if kafka_pid >/dev/null && kafka_ready >/dev/null 2>&1; then
+        echo "kafka     up    127.0.0.1:$KAFKA_PORT  (KRaft, pid $(kafka_pid))"
+    else
+        echo "kafka     down  127.0.0.1:$KAFKA_PORT"
+        return 1
+    fi
+}
+
+# ---------------------------------------------------------------------- subcommands
+
+cmd_up() {
+    local start
+    start="$(now_ms)"
+    postgres_up
+    redis_up
+    kafka_up
+    log "all up in $(since "$start")"
+}
+
+cmd_down() {
+    # Reverse order of `up`.
+    kafka_down
+    redis_down
+    postgres_down
+}
+
+cmd_status() {
+    local down=0
+    postgres_status || down=1
+    redis_status || down=1
+    kafka_status || down=1
+    return "$down"
+}
+
+cmd_reset() {
+    cmd_down
+    log "deleting the data under ${LOCAL#"$ROOT"/} (keeping the Kafka jars)"
+    rm -rf "$PG_DIR" "$REDIS_DIR" "$KAFKA_DATA" "$KAFKA_LOGS" "$KAFKA_CONFIG" "$KAFKA_PIDFILE"
+}
+
+main() {
+    local command="${1:-}"
+    case "$command" in
+    up | down | status | reset) ;;
+    *)
+        echo "usage: $0 up|down|status|reset" >&2
+        exit 2
+        ;;
+    esac
+    mkdir -p "$LOCAL"
+    cd "$ROOT"
+    # One infra.sh at a time (e.g. two test runs calling `up` together).
+    exec 9>"$LOCAL/infra.lock"
+    flock 9
+    "cmd_$command"
+}
+
+main "$@"

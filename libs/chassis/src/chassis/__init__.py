@@ -1,0 +1,1 @@
+"""Microservice chassis: the cross-cutting concerns every service shares, in one place."""

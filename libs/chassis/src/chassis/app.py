@@ -1,0 +1,111 @@
+"""Service template: one factory gives every FastAPI process the same edges (errors, ids, health, metrics, tracing)."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chassis import health, metrics
+from chassis.lifecycle import Runtime
+from chassis.logging import get_logger
+from chassis.problems import install_problem_handlers
+from chassis.settings import BaseServiceSettings
+from chassis.tracing import instrument_app
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+access_log = get_logger("access")
+
+
+class RequestContextMiddleware:
+    """Echo or mint ``X-Request-ID``, bind it to every log line, and write the access log."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = ""
+        for name, value in scope.get("headers", []):
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            path = scope.get("path", "")
+            if path not in ("/healthz", "/readyz", "/metrics"):
+                access_log.info(
+                    "http.request",
+                    method=scope.get("method"),
+                    path=path,
+                    status=status,
+                    duration_ms=round((time.perf_counter() - start) * 1000, 2),
+                )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+def create_app(
+    settings: BaseServiceSettings,
+    runtime: Runtime,
+    *,
+    title: str,
+    routers: Sequence[APIRouter] = (),
+    description: str = "",
+    version: str = "0.1.0",
+    docs: bool = True,
+) -> FastAPI:
+    """Build a FastAPI app whose lifespan starts and stops ``runtime`` in order."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop(settings.SHUTDOWN_TIMEOUT_SECONDS)
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app.state.health = runtime.health
+    app.state.runtime = runtime
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(metrics.MetricsMiddleware, service=settings.SERVICE_NAME)
+    app.add_middleware(RequestContextMiddleware)
+    instrument_app(app)
+    return app

@@ -1,0 +1,157 @@
+"""Command-line entrypoints: one CLI per deployable (api / worker / migrate / ...) plus ops tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from fastapi import FastAPI
+
+from chassis.logging import configure_logging
+from chassis.messaging.envelope import headers_dict
+from chassis.messaging.producer import create_producer
+from chassis.messaging.topics import ALL_TOPICS, ensure_topics, with_dlqs
+from chassis.runner import serve
+from chassis.settings import BaseServiceSettings
+from chassis.tracing import configure_tracing
+
+Command = tuple[str, Callable[[], None]]
+
+
+def run_cli(prog: str, commands: dict[str, Command], argv: Sequence[str] | None = None) -> None:
+    """Dispatch ``prog <command>``; each command is a process type or an admin process."""
+    parser = argparse.ArgumentParser(prog=prog)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, _) in commands.items():
+        sub.add_parser(name, help=help_text)
+    args = parser.parse_args(argv)
+    commands[args.command][1]()
+
+
+def serve_http(
+    settings: BaseServiceSettings, factory: Callable[[BaseServiceSettings], FastAPI], *, port: int
+) -> None:
+    """Start a process: logs and tracing first, then the app, then uvicorn until SIGTERM."""
+    configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
+    configure_tracing(settings.SERVICE_NAME)
+    app = factory(settings)
+    serve(
+        app,
+        host=settings.HTTP_HOST,
+        port=port,
+        drain_seconds=settings.SHUTDOWN_DRAIN_SECONDS,
+        timeout_seconds=settings.SHUTDOWN_TIMEOUT_SECONDS,
+    )
+
+
+# --- ops CLI: `chassis topics create`, `chassis dlq list|replay` -------------------------------
+
+
+async def _create_topics(settings: BaseServiceSettings) -> None:
+    names = [settings.topic(t) for t in with_dlqs(list(ALL_TOPICS))]
+    created = await ensure_topics(
+        settings.KAFKA_BOOTSTRAP_SERVERS,
+        names,
+        partitions=settings.KAFKA_TOPIC_PARTITIONS,
+        replication_factor=settings.KAFKA_REPLICATION_FACTOR,
+    )
+    print(json.dumps({"created": created, "total": len(names)}))
+
+
+async def _dlq_records(settings: BaseServiceSettings, topic: str) -> list[dict[str, object]]:
+    dlq_topic = settings.topic(topic if topic.endswith(".dlq") else f"{topic}.dlq")
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, group_id=None)
+    await consumer.start()
+    try:
+        parts = [
+            TopicPartition(dlq_topic, p) for p in consumer.partitions_for_topic(dlq_topic) or []
+        ]
+        if not parts:
+            return []
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        end = await consumer.end_offsets(parts)
+        out: list[dict[str, object]] = []
+        while [tp for tp in parts if await consumer.position(tp) < end[tp]]:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    h = headers_dict(r.headers)
+                    out.append(
+                        {
+                            "dlq_topic": r.topic,
+                            "partition": r.partition,
+                            "offset": r.offset,
+                            "key": r.key.decode() if r.key else None,
+                            "type": h.get("ce_type"),
+                            "id": h.get("ce_id"),
+                            "original_topic": h.get("dlq_original_topic"),
+                            "error": h.get("dlq_error"),
+                            "attempts": h.get("dlq_attempts"),
+                            "_value": r.value,
+                            "_headers": r.headers,
+                        }
+                    )
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def _dlq_list(settings: BaseServiceSettings, topic: str) -> None:
+    for rec in await _dlq_records(settings, topic):
+        print(
+            json.dumps({k: v for k, v in rec.items() if not k.startswith("_")}, ensure_ascii=False)
+        )
+
+
+async def _dlq_replay(settings: BaseServiceSettings, topic: str, event_id: str | None) -> None:
+    """Send parked messages back to their original topic (consumers are idempotent)."""
+    producer = create_producer(settings.KAFKA_BOOTSTRAP_SERVERS, "dlq-replay")
+    await producer.start()
+    replayed = 0
+    try:
+        for rec in await _dlq_records(settings, topic):
+            if event_id and rec["id"] != event_id:
+                continue
+            original = str(rec["original_topic"] or topic.removesuffix(".dlq"))
+            headers = [(k, v) for k, v in rec["_headers"] if not k.startswith("dlq_")]  # type: ignore[attr-defined]
+            key = rec["key"]
+            await producer.send_and_wait(
+                original,
+                value=rec["_value"],
+                key=str(key).encode() if key else None,
+                headers=headers,
+            )
+            replayed += 1
+    finally:
+        await producer.stop()
+    print(json.dumps({"replayed": replayed}))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="chassis", description="Operations tools.")
+    sub = parser.add_subparsers(dest="group", required=True)
+    topics = sub.add_parser("topics", help="Kafka topics").add_subparsers(
+        dest="action", required=True
+    )
+    topics.add_parser("create", help="create every topic and its .dlq twin")
+    dlq = sub.add_parser("dlq", help="dead-letter topics").add_subparsers(
+        dest="action", required=True
+    )
+    dl = dlq.add_parser("list", help="list parked messages")
+    dl.add_argument("topic", help="topic or its .dlq, e.g. board.events")
+    dr = dlq.add_parser("replay", help="send parked messages back to their topic")
+    dr.add_argument("topic")
+    dr.add_argument("--id", dest="event_id", default=None, help="only this event id")
+    args = parser.parse_args(argv)
+    settings = BaseServiceSettings()
+    if args.group == "topics":
+        asyncio.run(_create_topics(settings))
+    elif args.action == "list":
+        asyncio.run(_dlq_list(settings, args.topic))
+    else:
+        asyncio.run(_dlq_replay(settings, args.topic, args.event_id))
+    sys.exit(0)

@@ -1,0 +1,199 @@
+"""Database per service and Unit of Work: an async engine per process, one transaction per use case."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Self
+
+from opentelemetry import propagate
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+
+from chassis.tracing import instrument_engine
+
+#: Tables the chassis owns inside every service database (created by each service's migration).
+chassis_metadata = MetaData()
+_Json = JSON().with_variant(JSONB(), "postgresql")
+
+outbox_table = Table(
+    "outbox_messages",
+    chassis_metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("seq", BigInteger, Identity(always=True), nullable=False, unique=True),
+    Column("topic", String(200), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("type", String(200), nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("subject", String(200), nullable=True),
+    Column("payload", _Json, nullable=False),
+    Column("headers", _Json, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=True),
+    Index(
+        "ix_outbox_unpublished",
+        "seq",
+        postgresql_where=text("published_at IS NULL"),
+    ),
+)
+
+inbox_table = Table(
+    "inbox_messages",
+    chassis_metadata,
+    Column("consumer", String(200), primary_key=True),
+    Column("message_id", String(200), primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+saga_command_log_table = Table(
+    "saga_command_log",
+    chassis_metadata,
+    Column("saga_id", String(64), primary_key=True),
+    Column("command", String(100), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("outcome", String(20), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("result", _Json, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+idempotency_table = Table(
+    "idempotency_keys",
+    chassis_metadata,
+    Column("scope", String(300), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("response", _Json, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+projection_checkpoint_table = Table(
+    "projection_checkpoints",
+    chassis_metadata,
+    Column("projection", String(100), primary_key=True),
+    Column("topic", String(200), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    """Create the process's engine (call it in the lifespan, never at import time)."""
+    engine = _create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        echo=echo,
+    )
+    instrument_engine(engine.sync_engine)
+    return engine
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UnitOfWork:
+    """One business transaction. Rolls back unless ``commit()`` is called.
+
+    Integration events are added to the outbox *inside* the same transaction as the state
+    change (``publish``), and consumers record handled message ids in the inbox
+    (``first_delivery``) in the same transaction as their effect.
+    """
+
+    session: AsyncSession
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], source: str) -> None:
+        self._session_factory = session_factory
+        self.source = source
+        self._committed = False
+
+    async def __aenter__(self) -> Self:
+        self.session = self._session_factory()
+        self._committed = False
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if not self._committed:
+                await self.session.rollback()
+        finally:
+            await self.session.close()
+
+    async def commit(self) -> None:
+        await self.session.commit()
+        self._committed = True
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
+
+    async def publish(
+        self,
+        topic: str,
+        event_type: str,
+        key: str,
+        data: Mapping[str, Any],
+        *,
+        subject: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        event_id: uuid.UUID | None = None,
+    ) -> uuid.UUID:
+        """Transactional outbox: stage an event; the relay publishes it after commit."""
+        carrier: dict[str, str] = dict(headers or {})
+        propagate.inject(carrier)  # the trace continues from the request that caused the event
+        message_id = event_id or uuid.uuid4()
+        await self.session.execute(
+            outbox_table.insert().values(
+                id=message_id,
+                topic=topic,
+                key=key,
+                type=event_type,
+                source=self.source,
+                subject=subject if subject is not None else key,
+                payload=dict(data),
+                headers=carrier,
+                occurred_at=utcnow(),
+            )
+        )
+        return message_id
+
+    async def first_delivery(self, consumer: str, message_id: str) -> bool:
+        """Idempotent consumer (inbox): True the first time ``message_id`` is seen by ``consumer``."""
+        result = await self.session.execute(
+            insert(inbox_table)
+            .values(consumer=consumer, message_id=message_id)
+            .on_conflict_do_nothing()
+            .returning(inbox_table.c.message_id)
+        )
+        return result.first() is not None

@@ -1,0 +1,77 @@
+"""Idempotent POST: an ``Idempotency-Key`` makes a retry return the first result, stored with the effect."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chassis.db import idempotency_table
+from chassis.problems import Unprocessable
+
+MAX_KEY_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status_code: int
+    body: Any
+
+
+def request_fingerprint(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def validate_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise Unprocessable(f"Idempotency-Key must be 1..{MAX_KEY_LENGTH} printable characters")
+    return key
+
+
+async def claim(
+    session: AsyncSession, scope: str, key: str, fingerprint: str
+) -> StoredResponse | None:
+    """Claim ``key`` inside the current transaction, or return the first result stored for it.
+
+    The placeholder insert takes the unique-index lock, so a concurrent retry waits for the
+    first transaction and then sees its committed result; if the first rolled back, the retry
+    proceeds as the first. A reused key with a different body is a 422.
+    """
+    inserted = (
+        await session.execute(
+            insert(idempotency_table)
+            .values(scope=scope, key=key, request_hash=fingerprint, status_code=0, response={})
+            .on_conflict_do_nothing()
+            .returning(idempotency_table.c.key)
+        )
+    ).first()
+    if inserted is not None:
+        return None
+    row = (
+        await session.execute(
+            select(idempotency_table).where(
+                idempotency_table.c.scope == scope, idempotency_table.c.key == key
+            )
+        )
+    ).one()
+    if row.request_hash != fingerprint:
+        raise Unprocessable("Idempotency-Key was already used with a different request")
+    return StoredResponse(row.status_code, row.response)
+
+
+async def complete(
+    session: AsyncSession, scope: str, key: str, status_code: int, body: Any
+) -> None:
+    """Store the result in the same transaction as the effect it describes."""
+    await session.execute(
+        update(idempotency_table)
+        .where(idempotency_table.c.scope == scope, idempotency_table.c.key == key)
+        .values(status_code=status_code, response=json.loads(json.dumps(body, default=str)))
+    )

@@ -1,0 +1,141 @@
+"""Graceful startup and shutdown (12-factor IX): ordered start, and an ordered, logged stop on SIGTERM.
+
+The shutdown sequence every process follows:
+
+1. readiness turns 503 (``Health.shutting_down``), so load balancers stop sending traffic;
+2. in-flight HTTP requests drain (uvicorn, bounded by ``SHUTDOWN_TIMEOUT_SECONDS``);
+3. consumers stop and commit their offsets (``Phase.CONSUMERS``);
+4. the outbox relay finishes its batch and the producer flushes (``Phase.RELAY``);
+5. pools close (``Phase.POOLS``);
+6. the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Protocol
+
+from chassis.health import Health
+from chassis.logging import get_logger
+
+log = get_logger("chassis.lifecycle")
+
+
+class Phase(IntEnum):
+    """Shutdown phases; lower numbers stop first."""
+
+    CONSUMERS = 3
+    RELAY = 4
+    POOLS = 5
+
+
+STEP_NAMES = {
+    Phase.CONSUMERS: "consumers stop and commit their offsets",
+    Phase.RELAY: "relay finishes its batch and the producer flushes",
+    Phase.POOLS: "pools close",
+}
+
+
+class BackgroundService(Protocol):
+    """A long-running loop: ``run`` returns once ``stop`` has been requested."""
+
+    async def run(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class _Background:
+    name: str
+    service: BackgroundService
+    phase: Phase
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass
+class _Hook:
+    name: str
+    fn: Callable[[], Awaitable[object]]
+    phase: Phase = Phase.POOLS
+
+
+@dataclass
+class Runtime:
+    """Owns one process's resources and background loops and starts/stops them in order."""
+
+    service: str
+    health: Health = field(default_factory=Health)
+    restart_backoff: float = 1.0
+    _startup: list[_Hook] = field(default_factory=list)
+    _background: list[_Background] = field(default_factory=list)
+    _closers: list[_Hook] = field(default_factory=list)
+
+    def on_startup(self, name: str, fn: Callable[[], Awaitable[object]]) -> None:
+        """Run ``fn`` at startup, in registration order, before the process reports ready."""
+        self._startup.append(_Hook(name, fn))
+
+    def add_background(self, name: str, service: BackgroundService, phase: Phase) -> None:
+        """Run ``service.run()`` for the life of the process; stop it in ``phase``."""
+        self._background.append(_Background(name, service, phase))
+
+    def on_shutdown(
+        self, name: str, fn: Callable[[], Awaitable[object]], phase: Phase = Phase.POOLS
+    ) -> None:
+        """Call ``fn`` in ``phase`` (after that phase's background loops have stopped)."""
+        self._closers.append(_Hook(name, fn, phase))
+
+    async def start(self) -> None:
+        for hook in self._startup:
+            log.info("startup", step=hook.name)
+            await hook.fn()
+        for bg in self._background:
+            bg.task = asyncio.create_task(self._supervise(bg), name=bg.name)
+        self.health.started = True
+        log.info("startup.complete", background=[b.name for b in self._background])
+
+    async def _supervise(self, bg: _Background) -> None:
+        """Restart a crashed loop after a pause: a broker blip must not kill the worker."""
+        while True:
+            try:
+                await bg.service.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if self.health.shutting_down:
+                    return
+                log.exception("background.crashed", name=bg.name, restart_in=self.restart_backoff)
+                await asyncio.sleep(self.restart_backoff)
+
+    async def stop(self, timeout: float = 20.0) -> None:
+        """Stop everything, phase by phase, logging each step."""
+        self.health.shutting_down = True
+        log.info("shutdown.step", step=2, action="in-flight HTTP requests drained")
+        for phase in Phase:
+            log.info("shutdown.step", step=int(phase), action=STEP_NAMES[phase])
+            loops = [b for b in self._background if b.phase == phase]
+            await asyncio.gather(*(self._stop_one(b, timeout) for b in loops))
+            for hook in (h for h in self._closers if h.phase == phase):
+                try:
+                    await asyncio.wait_for(hook.fn(), timeout)
+                except Exception:
+                    log.exception("shutdown.hook_failed", name=hook.name)
+                else:
+                    log.info("shutdown.closed", name=hook.name)
+
+    async def _stop_one(self, bg: _Background, timeout: float) -> None:
+        if bg.task is None:
+            return
+        try:
+            await asyncio.wait_for(bg.service.stop(), timeout)
+            await asyncio.wait_for(asyncio.shield(bg.task), timeout)
+        except Exception:
+            log.exception("shutdown.loop_failed", name=bg.name)
+            bg.task.cancel()
+            with contextlib.suppress(BaseException):
+                await bg.task
+        log.info("shutdown.stopped", name=bg.name)

@@ -1,0 +1,1 @@
+"""Messaging: events over Kafka with a transactional outbox, an idempotent inbox and dead letters."""

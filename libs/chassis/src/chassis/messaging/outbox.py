@@ -1,0 +1,161 @@
+"""Transactional outbox relay: publishes committed outbox rows to Kafka, in order, at least once.
+
+Rows are written by ``UnitOfWork.publish`` in the same transaction as the state change, so an
+event exists if and only if its change was committed. The relay reads unpublished rows in
+``seq`` order under a transaction-scoped advisory lock (one active relay per database keeps
+per-aggregate order even with several worker replicas), sends them with the idempotent
+producer, waits for every ack, and only then marks them published. A crash between the send
+and the mark re-sends the batch: consumers deduplicate by event id (the inbox).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
+from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from chassis.db import outbox_table, utcnow
+from chassis.logging import get_logger
+from chassis.messaging.envelope import Envelope, to_kafka
+from chassis.metrics import OUTBOX_PENDING, OUTBOX_PUBLISHED
+
+log = get_logger("chassis.outbox")
+tracer = trace.get_tracer("chassis.messaging")
+
+
+def _lock_id(service: str) -> int:
+    return zlib.crc32(f"outbox-relay:{service}".encode())
+
+
+class OutboxRelay:
+    """Background loop; ``stop()`` lets the current batch finish and flushes the producer."""
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        producer: AIOKafkaProducer,
+        *,
+        service: str,
+        topic_prefix: str = "",
+        poll_seconds: float = 0.05,
+        batch_size: int = 100,
+        retention: dt.timedelta = dt.timedelta(hours=24),
+    ) -> None:
+        self.session_factory = session_factory
+        self.producer = producer
+        self.service = service
+        self.topic_prefix = topic_prefix
+        self.poll_seconds = poll_seconds
+        self.batch_size = batch_size
+        self.retention = retention
+        self._stopping = asyncio.Event()
+        self._last_housekeeping = 0.0
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            sent = await self.publish_batch()
+            if loop.time() - self._last_housekeeping > 5:
+                await self._housekeeping()
+                self._last_housekeeping = loop.time()
+            if sent < self.batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.poll_seconds)
+        await self.producer.flush()
+        log.info("outbox.relay_stopped", service=self.service)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def publish_batch(self) -> int:
+        """Publish one batch; returns how many rows were published."""
+        async with self.session_factory() as session, session.begin():
+            locked = await session.scalar(
+                select(func.pg_try_advisory_xact_lock(_lock_id(self.service)))
+            )
+            if not locked:
+                return 0
+            rows = (
+                await session.execute(
+                    select(outbox_table)
+                    .where(outbox_table.c.published_at.is_(None))
+                    .order_by(outbox_table.c.seq)
+                    .limit(self.batch_size)
+                )
+            ).all()
+            if not rows:
+                return 0
+            await self._send_all(rows)
+            await session.execute(
+                update(outbox_table)
+                .where(outbox_table.c.id.in_([r.id for r in rows]))
+                .values(published_at=utcnow())
+            )
+        for r in rows:
+            OUTBOX_PUBLISHED.labels(self.service, r.topic).inc()
+        return len(rows)
+
+    async def _send_all(self, rows: Sequence[Row[Any]]) -> None:
+        futures = []
+        for row in rows:
+            topic = f"{self.topic_prefix}{row.topic}"
+            parent = propagate.extract(dict(row.headers or {}))
+            with tracer.start_as_current_span(
+                f"{topic} publish",
+                context=parent,
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": topic,
+                    "messaging.message.id": str(row.id),
+                },
+            ):
+                extensions = {
+                    k: str(v)
+                    for k, v in (row.headers or {}).items()
+                    if k not in ("traceparent", "tracestate")
+                }
+                propagate.inject(extensions)
+                key, value, headers = to_kafka(
+                    Envelope(
+                        id=str(row.id),
+                        type=row.type,
+                        source=row.source,
+                        data=row.payload,
+                        subject=row.subject,
+                        time=row.occurred_at,
+                        key=row.key,
+                        extensions=extensions,
+                    )
+                )
+                futures.append(
+                    await self.producer.send(topic, value=value, key=key, headers=headers)
+                )
+        await asyncio.gather(*futures)
+
+    async def _housekeeping(self) -> None:
+        """Report the backlog and delete rows published longer ago than the retention."""
+        try:
+            async with self.session_factory() as session, session.begin():
+                pending = await session.scalar(
+                    select(func.count())
+                    .select_from(outbox_table)
+                    .where(outbox_table.c.published_at.is_(None))
+                )
+                OUTBOX_PENDING.labels(self.service).set(pending or 0)
+                await session.execute(
+                    delete(outbox_table).where(
+                        outbox_table.c.published_at < utcnow() - self.retention
+                    )
+                )
+        except Exception:
+            log.exception("outbox.housekeeping_failed")

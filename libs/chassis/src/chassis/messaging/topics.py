@@ -1,0 +1,54 @@
+"""Topic provisioning: every integration, command and reply topic plus its ``.dlq`` twin."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+EVENT_TOPICS = ("member.events", "board.events", "qna.events")
+COMMAND_TOPICS = ("saga.member.commands", "saga.board.commands", "saga.qna.commands")
+REPLY_TOPIC = "saga.replies"
+ALL_TOPICS = (*EVENT_TOPICS, *COMMAND_TOPICS, REPLY_TOPIC)
+
+
+def dlq(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+def with_dlqs(topics: tuple[str, ...] | list[str]) -> list[str]:
+    return [t for topic in topics for t in (topic, dlq(topic))]
+
+
+async def ensure_topics(
+    bootstrap_servers: str,
+    names: list[str],
+    *,
+    partitions: int = 3,
+    replication_factor: int = 1,
+    timeout: float = 30.0,
+) -> list[str]:
+    """Create the missing topics and wait until the broker reports them; returns those created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="topic-provisioner")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        if missing:
+            await admin.create_topics(
+                [
+                    NewTopic(n, num_partitions=partitions, replication_factor=replication_factor)
+                    for n in missing
+                ]
+            )
+        deadline = asyncio.get_running_loop().time() + timeout
+        while missing:
+            present = set(await admin.list_topics())
+            if all(n in present for n in missing):
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"topics not created: {sorted(set(missing) - present)}")
+            await asyncio.sleep(0.2)
+        return missing
+    finally:
+        await admin.close()

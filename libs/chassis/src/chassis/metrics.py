@@ -1,0 +1,78 @@
+"""Application metrics: Prometheus counters and histograms, scraped at /metrics."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total", "HTTP requests served.", ["service", "method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency.",
+    ["service", "method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+HTTP_IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests in progress.", ["service"])
+OUTBOX_PENDING = Gauge("outbox_pending", "Outbox rows not yet published.", ["service"])
+OUTBOX_PUBLISHED = Counter(
+    "outbox_published_total", "Outbox rows published to Kafka.", ["service", "topic"]
+)
+CONSUMER_LAG = Gauge(
+    "kafka_consumer_lag", "Messages behind the log end.", ["service", "topic", "partition", "group"]
+)
+MESSAGES_HANDLED = Counter(
+    "kafka_messages_handled_total",
+    "Messages handled by consumers.",
+    ["service", "topic", "outcome"],
+)
+DEAD_LETTERS = Counter("kafka_dead_letters_total", "Messages sent to a DLQ.", ["service", "topic"])
+PROJECTION_CHECKPOINT = Gauge(
+    "projection_checkpoint_offset",
+    "Last offset applied by a read-model projection.",
+    ["service", "projection", "topic", "partition"],
+)
+
+router = APIRouter()
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    """Prometheus exposition format."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware recording the golden signals per route template."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+        HTTP_IN_FLIGHT.labels(self.service).inc()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            HTTP_IN_FLIGHT.labels(self.service).dec()
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "GET")
+            HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
+            HTTP_LATENCY.labels(self.service, method, template).observe(time.perf_counter() - start)

@@ -1,0 +1,131 @@
+"""Composition-root helpers: the backing services a process attaches to, created in the lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from chassis.auth import JwksVerifier
+from chassis.db import create_engine, create_session_factory
+from chassis.faults import FaultFlags
+from chassis.lifecycle import Phase, Runtime
+from chassis.messaging.consumer import ConsumerRunner, Handler
+from chassis.messaging.outbox import OutboxRelay
+from chassis.messaging.producer import create_producer
+from chassis.redis import create_redis
+from chassis.settings import BaseServiceSettings
+
+
+@dataclass
+class Resources:
+    """Handles to the backing services; each is registered with the runtime for start, readiness
+    and an ordered close."""
+
+    settings: BaseServiceSettings
+    runtime: Runtime
+    engine: AsyncEngine | None = None
+    session_factory: async_sessionmaker[AsyncSession] | None = None
+    redis: Redis | None = None
+    producer: AIOKafkaProducer | None = None
+    verifier: JwksVerifier | None = None
+    consumers: list[ConsumerRunner] = field(default_factory=list)
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        assert self.session_factory is not None, "database not attached"
+        return self.session_factory
+
+    @property
+    def kafka(self) -> AIOKafkaProducer:
+        assert self.producer is not None, "kafka not attached"
+        return self.producer
+
+    @property
+    def cache(self) -> Redis:
+        assert self.redis is not None, "redis not attached"
+        return self.redis
+
+    def faults(self) -> FaultFlags:
+        return FaultFlags(self.cache, enabled=self.settings.FAULT_INJECTION)
+
+    def add_consumer(self, group_id: str, topics: list[str], handler: Handler) -> ConsumerRunner:
+        """A consumer loop (logical topic names) stopped in the CONSUMERS phase."""
+        s = self.settings
+        runner = ConsumerRunner(
+            bootstrap_servers=s.KAFKA_BOOTSTRAP_SERVERS,
+            topics=[s.topic(t) for t in topics],
+            group_id=f"{s.KAFKA_TOPIC_PREFIX}{group_id}",
+            handler=handler,
+            producer=self.kafka,
+            service=s.SERVICE_NAME,
+            max_attempts=s.KAFKA_MAX_ATTEMPTS,
+        )
+        self.consumers.append(runner)
+        self.runtime.add_background(f"consumer {group_id}", runner, Phase.CONSUMERS)
+        return runner
+
+    def add_outbox_relay(self) -> OutboxRelay:
+        s = self.settings
+        relay = OutboxRelay(
+            self.sessions,
+            self.kafka,
+            service=s.SERVICE_NAME,
+            topic_prefix=s.KAFKA_TOPIC_PREFIX,
+            poll_seconds=s.OUTBOX_POLL_SECONDS,
+            batch_size=s.OUTBOX_BATCH_SIZE,
+        )
+        self.runtime.add_background("outbox relay", relay, Phase.RELAY)
+        return relay
+
+
+def attach(
+    settings: BaseServiceSettings,
+    runtime: Runtime,
+    *,
+    database: bool = True,
+    redis: bool = True,
+    kafka: bool = False,
+    verifier: bool = True,
+) -> Resources:
+    """Create clients (not yet connected) and register their startup, readiness and shutdown."""
+    res = Resources(settings, runtime)
+    if database:
+        engine = create_engine(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE)
+        res.engine = engine
+        res.session_factory = create_session_factory(engine)
+
+        async def check_db() -> None:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        runtime.on_startup("connect to PostgreSQL", check_db)
+        runtime.health.add_check("postgres", check_db)
+        runtime.on_shutdown("database pool", engine.dispose, Phase.POOLS)
+    if redis:
+        client = create_redis(settings.REDIS_URL)
+        res.redis = client
+
+        async def check_redis() -> None:
+            await client.ping()
+
+        runtime.health.add_check("redis", check_redis)
+        runtime.on_shutdown("redis pool", client.aclose, Phase.POOLS)
+    if kafka:
+        producer = create_producer(settings.KAFKA_BOOTSTRAP_SERVERS, settings.SERVICE_NAME)
+        res.producer = producer
+
+        async def check_kafka() -> None:
+            await producer.client.fetch_all_metadata()
+
+        runtime.on_startup("connect to Kafka", producer.start)
+        runtime.health.add_check("kafka", check_kafka)
+        runtime.on_shutdown("kafka producer (flush)", producer.stop, Phase.RELAY)
+    if verifier:
+        res.verifier = JwksVerifier.from_url(
+            settings.JWKS_URL, issuer=settings.JWT_ISSUER, audience=settings.JWT_AUDIENCE
+        )
+    return res

@@ -1,0 +1,72 @@
+"""Process entrypoint: uvicorn with a SIGTERM sequence that turns readiness 503 before draining."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from chassis.health import Health
+from chassis.logging import get_logger
+
+log = get_logger("chassis.runner")
+
+
+class GracefulServer(uvicorn.Server):
+    """On the first SIGTERM/SIGINT: readiness 503 at once, keep serving for the drain delay,
+    then let uvicorn stop accepting and drain in-flight requests. A second signal forces exit."""
+
+    def __init__(self, config: uvicorn.Config, health: Health, drain_seconds: float) -> None:
+        super().__init__(config)
+        self.health = health
+        self.drain_seconds = drain_seconds
+        self._signalled = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._signalled:
+            log.warning("shutdown.forced", signal=sig)
+            self.force_exit = True
+            return
+        self._signalled = True
+        self.health.shutting_down = True
+        log.info("shutdown.step", step=1, action="readiness turns 503", signal=sig)
+        timer = threading.Timer(self.drain_seconds, self._begin_drain)
+        timer.daemon = True
+        timer.start()
+
+    def _begin_drain(self) -> None:
+        log.info("shutdown.step", step=2, action="listener closes, in-flight HTTP requests drain")
+        self.should_exit = True
+
+
+def serve(
+    app: FastAPI,
+    *,
+    host: str,
+    port: int,
+    drain_seconds: float,
+    timeout_seconds: float,
+) -> None:
+    """Run ``app`` until SIGTERM, then exit 0 after the ordered shutdown."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=int(max(1, timeout_seconds)),
+        proxy_headers=True,
+        server_header=False,
+    )
+    health: Health = app.state.health
+    server = GracefulServer(config, health, drain_seconds)
+    server.run()
+    if not server.started:
+        log.error("process.failed_to_start", port=port)
+        sys.exit(1)
+    log.info("shutdown.step", step=6, action="process exits 0")
+    sys.exit(0)

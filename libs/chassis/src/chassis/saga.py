@@ -1,0 +1,201 @@
+"""Saga participant: command/reply messages and an idempotent command handler for orchestrated sagas.
+
+The orchestrator sends a command (an ``Envelope`` whose data is a ``SagaCommand``) to
+``saga.<service>.commands``; the participant applies it and answers with a ``SagaReply`` on
+``saga.replies``. Both travel through outboxes. Each command is applied once per
+``(saga_id, command, attempt)``: the outcome is logged in ``saga_command_log`` in the same
+transaction as the effect and the reply, so a redelivered command gets the same reply again
+and no second effect. A forward command that arrives after its compensation was applied
+(a late delivery after a step timeout) is refused without effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from chassis.db import UnitOfWork, saga_command_log_table
+from chassis.faults import FaultFlags, FaultMode, kebab
+from chassis.logging import get_logger
+from chassis.messaging.envelope import Envelope
+from chassis.messaging.topics import REPLY_TOPIC
+
+log = get_logger("chassis.saga")
+
+COMMAND_EVENT_TYPE_SUFFIX = ""  # a command's CloudEvent type is the command name itself
+REPLY_EVENT_TYPE = "SagaReply"
+
+
+def command_topic(service: str) -> str:
+    return f"saga.{service}.commands"
+
+
+class Outcome(StrEnum):
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+
+
+class SagaCommand(BaseModel):
+    """Body of a command message."""
+
+    saga_id: str
+    saga_type: str
+    step: str = Field(description="name of the saga step, e.g. 'transfer-points'")
+    command: str = Field(description="command name, e.g. 'TransferPoints'")
+    attempt: int = 1
+    compensates: str | None = Field(
+        default=None, description="for a compensation: the forward command it undoes"
+    )
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class SagaReply(BaseModel):
+    """Body of a reply message."""
+
+    saga_id: str
+    step: str
+    command: str
+    attempt: int
+    outcome: Outcome
+    reason: str | None = None
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
+class CommandRejected(Exception):
+    """A participant refuses a command for a business reason; the saga will compensate."""
+
+
+U = TypeVar("U", bound=UnitOfWork)
+CommandHandler = Callable[[U, "SagaCommand"], Awaitable[Mapping[str, Any] | None]]
+
+
+@dataclass
+class SagaParticipant(Generic[U]):
+    """Dispatch saga commands for one service to its handlers, once each, and reply."""
+
+    service: str
+    uow_factory: Callable[[], U]
+    handlers: Mapping[str, CommandHandler[U]]
+    faults: FaultFlags | None = None
+
+    async def handle(self, envelope: Envelope) -> None:
+        command = SagaCommand.model_validate(envelope.data)
+        fault = await self.faults.get(self.service, kebab(command.command)) if self.faults else None
+        if fault is not None and fault.mode is FaultMode.DELAY:
+            await asyncio.sleep(fault.delay_ms / 1000)
+        async with self.uow_factory() as uow:
+            reply = await self._previous_reply(uow, command)
+            if reply is not None:
+                log.info("saga.command_duplicate", saga_id=command.saga_id, command=command.command)
+            else:
+                reply = await self._apply(
+                    uow,
+                    command,
+                    injected_failure=fault is not None and fault.mode is FaultMode.FAIL,
+                )
+                await uow.session.execute(
+                    insert(saga_command_log_table).values(
+                        saga_id=command.saga_id,
+                        command=command.command,
+                        attempt=command.attempt,
+                        outcome=reply.outcome.value,
+                        reason=reply.reason,
+                        result=reply.result,
+                    )
+                )
+            await uow.publish(
+                REPLY_TOPIC,
+                REPLY_EVENT_TYPE,
+                key=command.saga_id,
+                data=reply.model_dump(mode="json"),
+                subject=command.saga_id,
+            )
+            await uow.commit()
+        log.info(
+            "saga.command_handled",
+            saga_id=command.saga_id,
+            command=command.command,
+            attempt=command.attempt,
+            outcome=reply.outcome.value,
+            reason=reply.reason,
+        )
+
+    async def _previous_reply(self, uow: U, command: SagaCommand) -> SagaReply | None:
+        row = (
+            await uow.session.execute(
+                select(saga_command_log_table).where(
+                    saga_command_log_table.c.saga_id == command.saga_id,
+                    saga_command_log_table.c.command == command.command,
+                    saga_command_log_table.c.attempt == command.attempt,
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        return SagaReply(
+            saga_id=command.saga_id,
+            step=command.step,
+            command=command.command,
+            attempt=command.attempt,
+            outcome=Outcome(row.outcome),
+            reason=row.reason,
+            result=row.result or {},
+        )
+
+    async def _compensation_already_applied(self, uow: U, command: SagaCommand) -> bool:
+        """True if some compensation of this forward command was already applied for the saga."""
+        if command.compensates is not None:
+            return False
+        row = (
+            await uow.session.execute(
+                select(saga_command_log_table.c.command)
+                .where(saga_command_log_table.c.saga_id == command.saga_id)
+                .where(
+                    saga_command_log_table.c.result["compensates"].as_string() == command.command
+                )
+                .where(saga_command_log_table.c.outcome == Outcome.SUCCESS.value)
+            )
+        ).first()
+        return row is not None
+
+    async def _apply(self, uow: U, command: SagaCommand, *, injected_failure: bool) -> SagaReply:
+        def reply(
+            outcome: Outcome, reason: str | None, result: Mapping[str, Any] | None
+        ) -> SagaReply:
+            body = dict(result or {})
+            if command.compensates:
+                body["compensates"] = command.compensates
+            return SagaReply(
+                saga_id=command.saga_id,
+                step=command.step,
+                command=command.command,
+                attempt=command.attempt,
+                outcome=outcome,
+                reason=reason,
+                result=body,
+            )
+
+        handler = self.handlers.get(command.command)
+        if handler is None:
+            return reply(Outcome.FAILURE, f"{self.service} has no command {command.command}", None)
+        if injected_failure:
+            return reply(
+                Outcome.FAILURE,
+                f"fault injected into {self.service}/{kebab(command.command)}",
+                None,
+            )
+        if await self._compensation_already_applied(uow, command):
+            return reply(Outcome.FAILURE, "the step was already compensated", None)
+        try:
+            async with uow.session.begin_nested():
+                result = await handler(uow, command)
+        except CommandRejected as exc:
+            return reply(Outcome.FAILURE, str(exc), None)
+        return reply(Outcome.SUCCESS, None, result)

@@ -1,0 +1,46 @@
+"""Externalized configuration (12-factor III): every setting comes from the environment."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BaseServiceSettings(BaseSettings):
+    """Settings every service process shares. Subclass it once per service."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=True)
+
+    SERVICE_NAME: str = "service"
+    LOG_LEVEL: str = "INFO"
+
+    HTTP_HOST: str = "127.0.0.1"
+    HTTP_PORT: int = 8000
+    WORKER_PORT: int = 9100
+
+    DATABASE_URL: str = ""
+    DATABASE_POOL_SIZE: int = Field(default=10, ge=1)
+
+    KAFKA_BOOTSTRAP_SERVERS: str = "127.0.0.1:9092"
+    KAFKA_TOPIC_PREFIX: str = ""
+    KAFKA_TOPIC_PARTITIONS: int = Field(default=3, ge=1)
+    KAFKA_REPLICATION_FACTOR: int = Field(default=1, ge=1)
+    KAFKA_MAX_ATTEMPTS: int = Field(default=3, ge=1)
+
+    REDIS_URL: str = "redis://127.0.0.1:56379/0"
+
+    JWKS_URL: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    JWT_ISSUER: str = "msa-member"
+    JWT_AUDIENCE: str = "msa"
+
+    OUTBOX_POLL_SECONDS: float = Field(default=0.05, gt=0)
+    OUTBOX_BATCH_SIZE: int = Field(default=100, ge=1)
+
+    SHUTDOWN_DRAIN_SECONDS: float = Field(default=1.0, ge=0)
+    SHUTDOWN_TIMEOUT_SECONDS: float = Field(default=20.0, gt=0)
+
+    FAULT_INJECTION: bool = False
+
+    def topic(self, name: str) -> str:
+        """Return the physical topic name; a prefix lets tests run on isolated topics."""
+        return f"{self.KAFKA_TOPIC_PREFIX}{name}"

@@ -1,0 +1,1 @@
+"""Test support: real infrastructure fixtures, token helpers and process helpers."""
