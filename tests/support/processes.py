@@ -40,7 +40,9 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited {self.proc.returncode}:\n{self.output()[-4000:]}")
+                raise AssertionError(
+                    f"{self.name} exited {self.proc.returncode}:\n{self.output()[-4000:]}"
+                )
             try:
                 if httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=1).status_code == 200:
                     return

@@ -63,8 +63,15 @@ def unsigned_token(sub: str, role: str = "ADMIN") -> str:
     """An ``alg: none`` token: every verifier must refuse it."""
     now = dt.datetime.now(dt.UTC)
     return jwt.encode(
-        {"sub": sub, "role": role, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + dt.timedelta(minutes=5)},
-        key=None,
+        {
+            "sub": sub,
+            "role": role,
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "iat": now,
+            "exp": now + dt.timedelta(minutes=5),
+        },
+        key="",
         algorithm="none",
         headers={"kid": "whatever"},
     )

@@ -1,0 +1,50 @@
+"""Kafka helpers for tests: read what is on a topic, publish a raw envelope."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from chassis.messaging.envelope import Envelope, to_kafka
+
+
+async def read_topic(
+    bootstrap: str, topic: str, *, min_count: int = 0, timeout: float = 15.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record on ``topic`` from the beginning; waits until at least ``min_count`` exist."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+            if not parts:
+                await consumer._client.force_metadata_update()
+                parts = [
+                    TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []
+                ]
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            end = await consumer.end_offsets(parts)
+            records: list[ConsumerRecord[bytes, bytes]] = []
+            while [tp for tp in parts if await consumer.position(tp) < end[tp]]:
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    records.extend(batch)
+            if len(records) >= min_count or loop.time() > deadline:
+                return records
+            await asyncio.sleep(0.2)
+    finally:
+        await consumer.stop()
+
+
+async def send_envelope(bootstrap: str, topic: str, envelope: Envelope) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        key, value, headers = to_kafka(envelope)
+        await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+    finally:
+        await producer.stop()

@@ -1,0 +1,71 @@
+"""CloudEvents envelope: binary-mode encoding round-trips, and unreadable records are recognised."""
+
+from __future__ import annotations
+
+import pytest
+from chassis.messaging.envelope import (
+    Envelope,
+    MalformedMessage,
+    from_record,
+    headers_dict,
+    to_kafka,
+)
+
+
+def test_round_trip_keeps_every_attribute_and_extension() -> None:
+    env = Envelope.new(
+        "PostCreated",
+        "board",
+        {"post_id": "p1", "title": "안녕"},
+        key="p1",
+        extensions={"traceparent": "00-x"},
+    )
+    key, value, headers = to_kafka(env)
+    h = headers_dict(headers)
+    assert key == b"p1"
+    assert h["ce_specversion"] == "1.0"
+    assert h["ce_type"] == "PostCreated"
+    assert h["content-type"] == "application/json"
+    back = from_record("board.events", 0, 7, key, value, headers)
+    assert (back.id, back.type, back.source, back.subject, back.data) == (
+        env.id,
+        env.type,
+        env.source,
+        "p1",
+        {"post_id": "p1", "title": "안녕"},
+    )
+    assert back.extensions == {"traceparent": "00-x"}
+    assert back.offset == 7
+
+
+@pytest.mark.parametrize(
+    ("value", "headers"),
+    [
+        (b"{}", []),
+        (
+            b"{}",
+            [("ce_specversion", b"0.3"), ("ce_id", b"1"), ("ce_type", b"T"), ("ce_source", b"s")],
+        ),
+        (
+            b"not json",
+            [("ce_specversion", b"1.0"), ("ce_id", b"1"), ("ce_type", b"T"), ("ce_source", b"s")],
+        ),
+        (
+            b"[1, 2]",
+            [("ce_specversion", b"1.0"), ("ce_id", b"1"), ("ce_type", b"T"), ("ce_source", b"s")],
+        ),
+        (
+            b"{}",
+            [
+                ("ce_specversion", b"1.0"),
+                ("ce_id", b"1"),
+                ("ce_type", b"T"),
+                ("ce_source", b"s"),
+                ("ce_time", b"soon"),
+            ],
+        ),
+    ],
+)
+def test_unreadable_records_are_malformed(value: bytes, headers: list[tuple[str, bytes]]) -> None:
+    with pytest.raises(MalformedMessage):
+        from_record("t", 0, 0, None, value, headers)
