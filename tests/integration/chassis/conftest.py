@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from chassis.db import create_engine, create_session_factory
-from chassis.messaging.producer import create_producer
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from chassis.db import create_engine, create_session_factory
+from chassis.messaging.producer import create_producer
 from tests.integration.chassis.scratch import create_schema
 from tests.support.infra import Infra
 

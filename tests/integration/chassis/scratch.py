@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from chassis.db import chassis_metadata
 from sqlalchemy import Column, Integer, MetaData, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chassis.db import chassis_metadata
 
 scratch_metadata = MetaData()
 widgets = Table(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 
+from fastapi import APIRouter, FastAPI
+
 from chassis.app import create_app
 from chassis.cli import serve_http
 from chassis.lifecycle import Phase, Runtime
 from chassis.logging import get_logger
 from chassis.settings import BaseServiceSettings
-from fastapi import APIRouter, FastAPI
 
 router = APIRouter()
 log = get_logger("slow_app")

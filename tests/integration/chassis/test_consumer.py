@@ -9,12 +9,12 @@ from contextlib import asynccontextmanager
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
 from chassis.db import UnitOfWork
 from chassis.messaging.consumer import ConsumerRunner
 from chassis.messaging.envelope import Envelope, headers_dict
 from chassis.messaging.topics import ensure_topics
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
 from tests.integration.chassis.scratch import increment, widget_count, widgets
 from tests.support.infra import Infra, wait_for
 from tests.support.kafka import read_topic, send_envelope

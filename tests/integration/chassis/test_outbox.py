@@ -10,12 +10,12 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from chassis.db import UnitOfWork, outbox_table
-from chassis.messaging.envelope import headers_dict
-from chassis.messaging.outbox import OutboxRelay
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from chassis.db import UnitOfWork, outbox_table
+from chassis.messaging.envelope import headers_dict
+from chassis.messaging.outbox import OutboxRelay
 from tests.integration.chassis.scratch import widgets
 from tests.support.infra import REPO, Infra
 from tests.support.kafka import read_topic

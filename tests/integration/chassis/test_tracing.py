@@ -6,16 +6,16 @@ import asyncio
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from chassis.db import UnitOfWork
 from chassis.messaging.consumer import ConsumerRunner
 from chassis.messaging.envelope import Envelope
 from chassis.messaging.outbox import OutboxRelay
 from chassis.messaging.topics import ensure_topics
 from chassis.tracing import configure_tracing
-from opentelemetry import trace
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from tests.support.infra import Infra, wait_for
 
 pytestmark = pytest.mark.integration

@@ -13,10 +13,10 @@ from typing import Any
 
 import jwt
 import pytest
-from chassis.auth import JwksVerifier
-from chassis.problems import Unauthorized
 from cryptography.hazmat.primitives.asymmetric.rsa import generate_private_key
 
+from chassis.auth import JwksVerifier
+from chassis.problems import Unauthorized
 from tests.support.tokens import TokenIssuer, unsigned_token
 
 

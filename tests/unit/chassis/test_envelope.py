@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from chassis.messaging.envelope import (
     Envelope,
     MalformedMessage,

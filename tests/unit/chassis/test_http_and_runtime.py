@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+
 from chassis.faults import kebab
 from chassis.http import RetryTransport
 from chassis.lifecycle import Phase, Runtime
