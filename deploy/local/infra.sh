@@ -102,7 +102,7 @@ apt_install() {
         printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && added_policy=1
     fi
     local status=0
-    if ! compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null; then
+    if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
         apt_get update -q && APT_UPDATED=1
     fi
     apt_get install -y -q --no-install-recommends "$@" || status=$?
@@ -223,6 +223,8 @@ REVOKE ALL ON DATABASE :"name" FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE :"name" TO :"name";
 EOF
     done
+    # Nor may the service roles open the maintenance database.
+    pg_sql postgres -c 'REVOKE CONNECT ON DATABASE postgres FROM PUBLIC'
     # pg_trgm (trigram search) in every service database, and in template1 so
     # that databases the tests create have it too.
     for db in "${SERVICE_DATABASES[@]}" template1; do
@@ -242,7 +244,7 @@ postgres_up() {
         # pg_ctl detaches the server from our terminal (setsid), so Ctrl-C on
         # `make run` does not reach it.
         as_pg_owner "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 \
-            -o "-p $PG_PORT -k $PG_SOCKET_DIR" start >/dev/null ||
+            -o "-p $PG_PORT -k $PG_SOCKET_DIR" start >/dev/null 9>&- ||
             { tail -n 20 "$PG_LOG" >&2; die "postgres did not start (log: $PG_LOG)"; }
     fi
     wait_until 30 postgres pg_ready || { tail -n 20 "$PG_LOG" >&2; die "postgres is not ready"; }
@@ -293,7 +295,7 @@ redis_up() {
     else
         redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --protected-mode yes \
             --daemonize yes --pidfile "$REDIS_PIDFILE" --logfile "$REDIS_DIR/redis.log" \
-            --dir "$REDIS_DIR" --appendonly no </dev/null
+            --dir "$REDIS_DIR" --appendonly no </dev/null 9>&-
     fi
     wait_until 30 redis redis_ping ||
         { tail -n 20 "$REDIS_DIR/redis.log" >&2; die "redis is not ready (log: $REDIS_DIR/redis.log)"; }
@@ -341,7 +343,7 @@ ensure_kafka_installed() {
         log "kafka: fetching the jars from Maven Central into ${KAFKA_LIBS#"$ROOT"/}"
         rm -rf "$KAFKA_LIBS"
         mkdir -p "$KAFKA_LIBS"
-        mvn -q -B -f "$HERE/kafka/pom.xml" dependency:copy-dependencies \
+        mvn -q -B -Dstyle.color=never -f "$HERE/kafka/pom.xml" dependency:copy-dependencies \
             -DoutputDirectory="$KAFKA_LIBS" || die "mvn could not fetch the Kafka jars"
         echo "$stamp" >"$KAFKA_LIBS/.pom.sha256"
     fi
@@ -403,7 +405,7 @@ kafka_up() {
     else
         # In the background, in a session of its own (setsid) so that Ctrl-C on
         # `make run` does not reach it; setsid execs java, so $! is the JVM.
-        setsid "${KAFKA_JAVA[@]}" kafka.Kafka "$KAFKA_CONFIG" </dev/null >"$KAFKA_LOGS/kafka.out" 2>&1 &
+        setsid "${KAFKA_JAVA[@]}" kafka.Kafka "$KAFKA_CONFIG" </dev/null >"$KAFKA_LOGS/kafka.out" 2>&1 9>&- &
         pid=$!
         echo "$pid" >"$KAFKA_PIDFILE"
     fi
@@ -487,7 +489,9 @@ main() {
     esac
     mkdir -p "$LOCAL"
     cd "$ROOT"
-    # One infra.sh at a time (e.g. two test runs calling `up` together).
+    # One infra.sh at a time (e.g. two test runs calling `up` together). The
+    # servers we start must not inherit this descriptor (hence `9>&-` there),
+    # or they would hold the lock for as long as they run.
     exec 9>"$LOCAL/infra.lock"
     flock 9
     "cmd_$command"

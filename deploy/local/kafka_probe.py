@@ -29,7 +29,9 @@ class ProbeError(Exception):
     """The broker is not (yet) able to serve clients."""
 
 
-def _request(sock: socket.socket, api_key: int, version: int, correlation_id: int, body: bytes) -> bytes:
+def _request(
+    sock: socket.socket, api_key: int, version: int, correlation_id: int, body: bytes
+) -> bytes:
     """Send one request (header v1) and return the response body after the correlation id."""
     header = struct.pack(">hhih", api_key, version, correlation_id, len(CLIENT_ID)) + CLIENT_ID
     payload = header + body

@@ -67,6 +67,9 @@ async def _dlq_records(settings: BaseServiceSettings, topic: str) -> list[dict[s
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, group_id=None)
     await consumer.start()
     try:
+        # A fresh client knows no topic's partitions yet; fetching metadata also lets the
+        # group-less coordinator's task start, without which stop() raises CancelledError.
+        await consumer._client.force_metadata_update()
         parts = [
             TopicPartition(dlq_topic, p) for p in consumer.partitions_for_topic(dlq_topic) or []
         ]

@@ -60,7 +60,7 @@ class Resources:
             topics=[s.topic(t) for t in topics],
             group_id=f"{s.KAFKA_TOPIC_PREFIX}{group_id}",
             handler=handler,
-            producer=self.kafka,
+            producer=lambda: self.kafka,
             service=s.SERVICE_NAME,
             max_attempts=s.KAFKA_MAX_ATTEMPTS,
         )
@@ -72,7 +72,7 @@ class Resources:
         s = self.settings
         relay = OutboxRelay(
             self.sessions,
-            self.kafka,
+            lambda: self.kafka,
             service=s.SERVICE_NAME,
             topic_prefix=s.KAFKA_TOPIC_PREFIX,
             poll_seconds=s.OUTBOX_POLL_SECONDS,
@@ -115,15 +115,22 @@ def attach(
         runtime.health.add_check("redis", check_redis)
         runtime.on_shutdown("redis pool", client.aclose, Phase.POOLS)
     if kafka:
-        producer = create_producer(settings.KAFKA_BOOTSTRAP_SERVERS, settings.SERVICE_NAME)
-        res.producer = producer
+
+        async def start_producer() -> None:
+            # aiokafka binds to the running loop, so the producer is created here, not at import
+            res.producer = create_producer(settings.KAFKA_BOOTSTRAP_SERVERS, settings.SERVICE_NAME)
+            await res.producer.start()
 
         async def check_kafka() -> None:
-            await producer.client.fetch_all_metadata()
+            await res.kafka.client.fetch_all_metadata()
 
-        runtime.on_startup("connect to Kafka", producer.start)
+        async def stop_producer() -> None:
+            if res.producer is not None:
+                await res.producer.stop()
+
+        runtime.on_startup("connect to Kafka", start_producer)
         runtime.health.add_check("kafka", check_kafka)
-        runtime.on_shutdown("kafka producer (flush)", producer.stop, Phase.RELAY)
+        runtime.on_shutdown("kafka producer (flush)", stop_producer, Phase.RELAY)
     if verifier:
         res.verifier = JwksVerifier.from_url(
             settings.JWKS_URL, issuer=settings.JWT_ISSUER, audience=settings.JWT_AUDIENCE

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from opentelemetry import propagate, trace
@@ -18,6 +18,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from chassis.logging import get_logger
 from chassis.messaging.envelope import Envelope, MalformedMessage, from_record, headers_dict
+from chassis.messaging.producer import ProducerSource, resolve
 from chassis.messaging.topics import dlq
 from chassis.metrics import CONSUMER_LAG, DEAD_LETTERS, MESSAGES_HANDLED
 
@@ -37,7 +38,7 @@ class ConsumerRunner:
         topics: list[str],
         group_id: str,
         handler: Handler,
-        producer: AIOKafkaProducer,
+        producer: ProducerSource,
         service: str,
         max_attempts: int = 3,
         retry_backoff: float = 0.2,
@@ -47,7 +48,7 @@ class ConsumerRunner:
         self.topics = topics
         self.group_id = group_id
         self.handler = handler
-        self.producer = producer
+        self._producer = producer
         self.service = service
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
@@ -55,6 +56,10 @@ class ConsumerRunner:
         self._stopping = asyncio.Event()
         self.consumer: AIOKafkaConsumer | None = None
         self.assigned = asyncio.Event()
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        return resolve(self._producer)
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -187,9 +192,13 @@ async def replay(
     handler: Handler,
     *,
     idle_timeout: float = 2.0,
+    start_offsets: Mapping[TopicPartition, int] | None = None,
 ) -> dict[TopicPartition, int]:
     """Read ``topics`` from the beginning up to today's end offsets (no consumer group) and call
-    ``handler`` for each envelope. Used to rebuild read models; returns the end offsets reached."""
+    ``handler`` for each envelope. Used to rebuild read models; returns the end offsets reached.
+
+    ``start_offsets`` (e.g. the end offsets a previous call returned) resumes those partitions
+    there instead of at the beginning: a rebuild catches up with what arrived meanwhile."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         enable_auto_commit=False,
@@ -212,8 +221,12 @@ async def replay(
             ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
+        start = dict(start_offsets or {})
+        for tp in partitions:
+            if start.get(tp, 0) > 0:
+                consumer.seek(tp, start[tp])
         end: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-        remaining = {tp for tp in partitions if end[tp] > 0}
+        remaining = {tp for tp in partitions if end[tp] > start.get(tp, 0)}
         loop = asyncio.get_running_loop()
         last_progress = loop.time()
         while remaining:

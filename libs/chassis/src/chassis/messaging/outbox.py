@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chassis.db import outbox_table, utcnow
 from chassis.logging import get_logger
 from chassis.messaging.envelope import Envelope, to_kafka
+from chassis.messaging.producer import ProducerSource, resolve
 from chassis.metrics import OUTBOX_PENDING, OUTBOX_PUBLISHED
 
 log = get_logger("chassis.outbox")
@@ -42,7 +43,7 @@ class OutboxRelay:
     def __init__(
         self,
         session_factory: async_sessionmaker[AsyncSession],
-        producer: AIOKafkaProducer,
+        producer: ProducerSource,
         *,
         service: str,
         topic_prefix: str = "",
@@ -51,7 +52,7 @@ class OutboxRelay:
         retention: dt.timedelta = dt.timedelta(hours=24),
     ) -> None:
         self.session_factory = session_factory
-        self.producer = producer
+        self._producer = producer
         self.service = service
         self.topic_prefix = topic_prefix
         self.poll_seconds = poll_seconds
@@ -59,6 +60,10 @@ class OutboxRelay:
         self.retention = retention
         self._stopping = asyncio.Event()
         self._last_housekeeping = 0.0
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        return resolve(self._producer)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

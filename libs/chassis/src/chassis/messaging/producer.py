@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeAlias
+
 from aiokafka import AIOKafkaProducer
+
+#: A producer, or a function returning the process's producer once the lifespan created it
+#: (aiokafka clients must be created inside the running event loop).
+ProducerSource: TypeAlias = AIOKafkaProducer | Callable[[], AIOKafkaProducer]
+
+
+def resolve(source: ProducerSource) -> AIOKafkaProducer:
+    if isinstance(source, AIOKafkaProducer):
+        return source
+    return source()
 
 
 def create_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:

@@ -1,0 +1,62 @@
+# Developer entry points. `make help` lists them.
+#
+# Everything runs without Docker: deploy/local/infra.sh starts PostgreSQL, Redis and
+# Kafka (KRaft) on loopback, and deploy/local/run.py supervises the services.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+# The targets build on each other in order (sync before tests, infra before run).
+.NOTPARALLEL:
+
+INFRA := bash deploy/local/infra.sh
+# `uv run --no-sync`: `make sync` has already installed exactly what uv.lock says.
+UV_RUN := uv run --no-sync
+# Development settings for the tests and `make run` (loopback addresses, local passwords).
+LOCAL_ENV := deploy/local/local.env
+MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src tests deploy/local
+
+.PHONY: help sync infra-up infra-down infra-status infra-reset run test lint fmt k8s-validate
+
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+sync: ## install the locked Python environment (.venv) with uv
+	@command -v uv >/dev/null || pip install uv
+	uv sync --all-packages --frozen
+
+infra-up: ## start PostgreSQL, Redis and Kafka (installs them if missing)
+	$(INFRA) up
+
+infra-down: ## stop the local infrastructure
+	$(INFRA) down
+
+infra-status: ## show whether each piece of infrastructure is up
+	$(INFRA) status
+
+infra-reset: ## stop the infrastructure and delete its data
+	$(INFRA) reset
+
+run: sync infra-up ## migrate, create topics, run every service and the gateway (Ctrl-C stops)
+	$(UV_RUN) python deploy/local/run.py
+
+test: sync infra-up k8s-validate ## the whole test suite against the local infrastructure
+	set -a; source $(LOCAL_ENV); set +a; \
+	export MSA_TEST_INFRA="$${MSA_TEST_INFRA:-local}"; \
+	$(UV_RUN) pytest tests $(PYTEST_ARGS)
+
+lint: sync ## ruff (lint + format check) and mypy --strict
+	$(UV_RUN) ruff check .
+	$(UV_RUN) ruff format --check .
+	$(UV_RUN) mypy $(MYPY_PATHS)
+
+fmt: sync ## format the code and apply ruff's safe fixes
+	$(UV_RUN) ruff format .
+	$(UV_RUN) ruff check --fix .
+
+k8s-validate: ## render and validate the Kubernetes manifests offline
+	@if [ -f deploy/k8s/validate.sh ]; then \
+		bash deploy/k8s/validate.sh; \
+	else \
+		echo "k8s-validate: skipped (deploy/k8s/validate.sh does not exist yet)"; \
+	fi

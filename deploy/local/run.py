@@ -1,0 +1,367 @@
+"""Process supervisor for `make run`: every process of the system on one machine, no Docker.
+
+It plays the part that Kubernetes (or docker compose) plays in production, in the
+style of a Procfile runner such as foreman or honcho:
+
+1. Configuration (12-factor III): read ``deploy/local/local.env``; variables already
+   set in the environment win.
+2. Secrets: without ``JWT_PRIVATE_KEY`` or ``JWT_PRIVATE_KEY_FILE``, create a
+   development Ed25519 signing key for member in ``.local/keys/jwt-dev.pem``.
+3. Admin processes (12-factor XII): run each service's ``migrate`` against its own
+   database, then ``chassis topics create``; any failure stops everything.
+4. Process types (12-factor VIII): start every ``api`` and ``worker`` and the gateway,
+   each with its own ``SERVICE_NAME``, port and (database per service) its own
+   ``DATABASE_URL``. Their output (logs to stdout, 12-factor XI) is shown together,
+   each line prefixed with the process name.
+5. Graceful shutdown (12-factor IX): on Ctrl-C or SIGTERM, stop the gateway first
+   (no new requests come in), then the APIs, then the workers, waiting for each and
+   killing only what does not exit in time. If a process dies on its own, everything
+   is stopped and the exit code is 1.
+
+A deployable whose ``cli.py`` does not exist yet is skipped with a notice.
+Run it with ``make run`` (which first starts the infrastructure with
+``deploy/local/infra.sh up``) or ``uv run python deploy/local/run.py``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+REPO = Path(__file__).resolve().parents[2]
+ENV_FILE = REPO / "deploy" / "local" / "local.env"
+DEV_KEY_FILE = REPO / ".local" / "keys" / "jwt-dev.pem"
+CHASSIS_CLI = REPO / "libs" / "chassis" / "src" / "chassis" / "cli.py"
+
+# Shutdown order: the gateway first, so no new request reaches the APIs; then the
+# APIs; the workers last, so the outbox relay can still publish what the APIs wrote.
+GATEWAY, API, WORKER = 0, 1, 2
+TIER_NAMES = {GATEWAY: "the gateway", API: "the APIs", WORKER: "the workers"}
+
+# Settings meant for one process only; they are not handed to every process.
+PER_PROCESS_SETTINGS = (
+    "MEMBER_DATABASE_URL",
+    "BOARD_DATABASE_URL",
+    "QNA_DATABASE_URL",
+    "SAGA_DATABASE_URL",
+    "PG_ADMIN_URL",
+    "JWT_PRIVATE_KEY",
+    "JWT_PRIVATE_KEY_FILE",
+    "ADMIN_PASSWORD",
+)
+
+
+@dataclass(frozen=True)
+class Deployable:
+    """One deployable (one image in production) and the processes it runs here."""
+
+    name: str
+    cli: Path  # its cli.py; the deployable is skipped while this file is missing
+    http_port: int
+    worker_port: int | None = None  # None: no worker process (the gateway)
+    has_database: bool = True
+
+    @property
+    def database_setting(self) -> str:
+        return f"{self.name.upper()}_DATABASE_URL"
+
+
+DEPLOYABLES = (
+    Deployable("member", REPO / "services/member/src/member/cli.py", 8001, 9101),
+    Deployable("board", REPO / "services/board/src/board/cli.py", 8002, 9102),
+    Deployable("qna", REPO / "services/qna/src/qna/cli.py", 8003, 9103),
+    Deployable("saga", REPO / "saga/src/saga/cli.py", 8004, 9104),
+    Deployable("gateway", REPO / "gateway/src/gateway/cli.py", 8000, has_database=False),
+)
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """What to start: a name for the logs, a command line, its environment."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    tier: int = WORKER  # shutdown order of a long-running process
+
+
+@dataclass
+class Running:
+    """A started process and the thread copying its output to ours."""
+
+    spec: ProcessSpec
+    popen: subprocess.Popen[bytes]
+    output: threading.Thread
+
+
+# --------------------------------------------------------------------------- output
+
+NAME_WIDTH = len("member-migrate")
+COLOURS = itertools.cycle(["36", "33", "35", "32", "34", "96", "93", "95", "92", "94"])
+USE_COLOUR = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+print_lock = threading.Lock()
+
+
+def prefix_for(name: str) -> str:
+    """The fixed-width, coloured ``name |`` in front of each line of a process."""
+    label = f"{name:<{NAME_WIDTH}} |"
+    return f"\033[{next(COLOURS)}m{label}\033[0m" if USE_COLOUR else label
+
+
+SUPERVISOR = (
+    f"\033[1m{'run.py':<{NAME_WIDTH}} |\033[0m" if USE_COLOUR else f"{'run.py':<{NAME_WIDTH}} |"
+)
+
+
+def say(message: str) -> None:
+    """Print a line of the supervisor's own."""
+    with print_lock:
+        print(f"{SUPERVISOR} {message}", flush=True)
+
+
+def copy_output(stream: IO[bytes], prefix: str) -> None:
+    """Copy a child's output line by line, each line behind its prefix."""
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", errors="replace").rstrip("\n")
+        with print_lock:
+            print(f"{prefix} {line}", flush=True)
+    stream.close()
+
+
+# ---------------------------------------------------------------------- configuration
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse ``KEY=VALUE`` lines; blank lines and ``#`` comments are ignored."""
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def ensure_signing_key(env: dict[str, str]) -> None:
+    """Give member a signing key: a development Ed25519 key unless one is configured."""
+    if env.get("JWT_PRIVATE_KEY") or env.get("JWT_PRIVATE_KEY_FILE"):
+        return
+    if not DEV_KEY_FILE.exists():
+        DEV_KEY_FILE.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        openssl = ["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(DEV_KEY_FILE)]
+        subprocess.run(openssl, check=True)  # noqa: S603 - fixed command, no shell
+        DEV_KEY_FILE.chmod(0o600)
+        say(f"generated a development signing key: {DEV_KEY_FILE.relative_to(REPO)}")
+    env["JWT_PRIVATE_KEY_FILE"] = str(DEV_KEY_FILE)
+
+
+def process_env(
+    shared: dict[str, str], deployable: Deployable, process_name: str
+) -> dict[str, str]:
+    """The environment of one process: the shared settings plus its own."""
+    env = {key: value for key, value in shared.items() if key not in PER_PROCESS_SETTINGS}
+    env["SERVICE_NAME"] = process_name
+    env["PYTHONUNBUFFERED"] = "1"  # log lines appear as they are written
+    env.pop("DATABASE_URL", None)
+    if deployable.has_database:
+        # Database per service: each process sees only its own service's database.
+        env["DATABASE_URL"] = shared[deployable.database_setting]
+    if deployable.name == "member":
+        # Only member signs tokens and seeds the admin account.
+        for key in ("JWT_PRIVATE_KEY", "JWT_PRIVATE_KEY_FILE", "ADMIN_PASSWORD"):
+            if key in shared:
+                env[key] = shared[key]
+    return env
+
+
+def uv_run(*args: str) -> list[str]:
+    # --no-sync: `make run` has synced the environment already.
+    return ["uv", "run", "--no-sync", *args]
+
+
+def admin_processes(shared: dict[str, str], present: list[Deployable]) -> list[ProcessSpec]:
+    """One-off processes to run before the others: migrations, then topics."""
+    specs = [
+        ProcessSpec(
+            f"{d.name}-migrate",
+            uv_run(d.name, "migrate"),
+            process_env(shared, d, f"{d.name}-migrate"),
+        )
+        for d in present
+        if d.has_database
+    ]
+    if CHASSIS_CLI.exists():
+        chassis = Deployable("chassis", CHASSIS_CLI, 0, has_database=False)
+        specs.append(
+            ProcessSpec(
+                "topics",
+                uv_run("chassis", "topics", "create"),
+                process_env(shared, chassis, "topics"),
+            )
+        )
+    else:
+        say("skipping `chassis topics create`: libs/chassis/src/chassis/cli.py does not exist yet")
+    return specs
+
+
+def long_running_processes(shared: dict[str, str], present: list[Deployable]) -> list[ProcessSpec]:
+    """The api and worker process of every service, and the gateway."""
+    specs: list[ProcessSpec] = []
+    for d in present:
+        name = f"{d.name}-api" if d.worker_port is not None else d.name
+        env = process_env(shared, d, name)
+        env["HTTP_PORT"] = str(d.http_port)
+        specs.append(
+            ProcessSpec(name, uv_run(d.name, "api"), env, GATEWAY if d.name == "gateway" else API)
+        )
+        if d.worker_port is not None:
+            env = process_env(shared, d, f"{d.name}-worker")
+            env["WORKER_PORT"] = str(d.worker_port)
+            specs.append(ProcessSpec(f"{d.name}-worker", uv_run(d.name, "worker"), env, WORKER))
+    return specs
+
+
+# -------------------------------------------------------------------------- processes
+
+
+def start(spec: ProcessSpec) -> Running:
+    """Start a process in a session of its own and copy its output to ours.
+
+    Its own session means Ctrl-C in the terminal reaches only this supervisor, which
+    then stops the processes in the right order.
+    """
+    popen = subprocess.Popen(  # noqa: S603 - commands built above, no shell
+        spec.command,
+        cwd=REPO,
+        env=spec.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert popen.stdout is not None
+    output = threading.Thread(
+        target=copy_output, args=(popen.stdout, prefix_for(spec.name)), daemon=True
+    )
+    output.start()
+    return Running(spec, popen, output)
+
+
+def run_to_completion(spec: ProcessSpec) -> int:
+    """Run a one-off admin process and return its exit code."""
+    say(f"running {spec.name}: {' '.join(spec.command)}")
+    running = start(spec)
+    try:
+        code = running.popen.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C reaches only us (the child has its own session): pass it on.
+        running.popen.send_signal(signal.SIGTERM)
+        running.popen.wait()
+        raise
+    running.output.join()
+    return code
+
+
+def stop_all(processes: list[Running], timeout: float) -> None:
+    """Graceful shutdown, tier by tier: SIGTERM, wait up to ``timeout``, then SIGKILL."""
+    for tier in (GATEWAY, API, WORKER):
+        group = [p for p in processes if p.spec.tier == tier and p.popen.poll() is None]
+        if not group:
+            continue
+        say(f"stopping {TIER_NAMES[tier]}: SIGTERM to {', '.join(p.spec.name for p in group)}")
+        for process in group:
+            # uv passes the signal on to the Python process it runs.
+            process.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in group:
+            try:
+                code = process.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                say(f"{process.spec.name} still running after {timeout:.0f}s: SIGKILL")
+                os.killpg(process.popen.pid, signal.SIGKILL)  # uv and its child
+                code = process.popen.wait()
+            say(f"{process.spec.name} exited with code {code}")
+    for process in processes:
+        process.output.join(timeout=2)
+
+
+def supervise(processes: list[Running], stop_requested: threading.Event) -> int:
+    """Wait for Ctrl-C/SIGTERM (exit code 0) or for a process to die on its own (1)."""
+    while not stop_requested.wait(timeout=0.2):
+        for process in processes:
+            code = process.popen.poll()
+            if code is not None:
+                say(
+                    f"{process.spec.name} exited unexpectedly with code {code}; stopping everything"
+                )
+                return 1
+    say("stop requested")
+    return 0
+
+
+def main() -> int:
+    # Until the long-running processes start, SIGTERM interrupts like Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    shared = {**read_env_file(ENV_FILE), **os.environ}
+    ensure_signing_key(shared)
+
+    present: list[Deployable] = []
+    for deployable in DEPLOYABLES:
+        if deployable.cli.exists():
+            present.append(deployable)
+        else:
+            say(
+                f"skipping {deployable.name}: {deployable.cli.relative_to(REPO)} does not exist yet"
+            )
+
+    try:
+        for spec in admin_processes(shared, present):
+            code = run_to_completion(spec)
+            if code != 0:
+                say(f"{spec.name} failed with exit code {code}; not starting anything")
+                return 1
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130
+
+    # From here on, Ctrl-C and SIGTERM start an orderly shutdown instead of
+    # interrupting this program wherever it happens to be.
+    stop_requested = threading.Event()
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        stop_requested.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+    processes: list[Running] = []
+    for spec in long_running_processes(shared, present):
+        port = spec.env.get("HTTP_PORT") if spec.tier != WORKER else spec.env.get("WORKER_PORT")
+        say(f"starting {spec.name} on 127.0.0.1:{port}")
+        processes.append(start(spec))
+    if not processes:
+        say("nothing to run yet")
+        return 0
+    say("all started; press Ctrl-C to stop")
+
+    exit_code = supervise(processes, stop_requested)
+    # Bound per tier: the processes' own drain and shutdown bounds, plus a margin.
+    timeout = float(shared.get("SHUTDOWN_DRAIN_SECONDS", "1")) + float(
+        shared.get("SHUTDOWN_TIMEOUT_SECONDS", "20")
+    )
+    stop_all(processes, timeout + 5)
+    say(f"stopped; exit code {exit_code}")
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
