@@ -1,0 +1,1 @@
+"""Deployment tests: images, docker compose and Kubernetes manifests, all offline."""
