@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
@@ -32,9 +33,10 @@ def run_cli(prog: str, commands: dict[str, Command], argv: Sequence[str] | None 
     commands[args.command][1]()
 
 
-def serve_http(
-    settings: BaseServiceSettings, factory: Callable[[BaseServiceSettings], FastAPI], *, port: int
-) -> None:
+S = TypeVar("S", bound=BaseServiceSettings)
+
+
+def serve_http(settings: S, factory: Callable[[S], FastAPI], *, port: int) -> None:
     """Start a process: logs and tracing first, then the app, then uvicorn until SIGTERM."""
     configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
     configure_tracing(settings.SERVICE_NAME)

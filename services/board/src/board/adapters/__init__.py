@@ -1,0 +1,1 @@
+"""Adapters: PostgreSQL tables and repositories, the Redis view counter."""

@@ -1,0 +1,148 @@
+"""Database per service: the board database's tables (write model, local author copy, read model)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.dialects.postgresql import UUID
+
+metadata = MetaData()
+
+# --- write model -----------------------------------------------------------------------------
+
+boards = Table(
+    "boards",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("slug", String(40), nullable=False),
+    Column("name", String(50), nullable=False),
+    Column("description", String(500), nullable=False),
+    Column("admin_only", Boolean, nullable=False, server_default=false()),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("slug", name="uq_boards_slug"),
+)
+
+posts = Table(
+    "posts",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("board_id", UUID(as_uuid=True), ForeignKey("boards.id"), nullable=False),
+    # NULL once the author's withdrawal anonymized the post.
+    Column("author_id", UUID(as_uuid=True), nullable=True),
+    Column("title", String(200), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("comment_count", Integer, nullable=False, server_default="0"),
+    Column("view_count", BigInteger, nullable=False, server_default="0"),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    Index("ix_posts_board_id", "board_id"),
+    Index("ix_posts_author_id", "author_id"),
+)
+
+comments = Table(
+    "comments",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("post_id", UUID(as_uuid=True), ForeignKey("posts.id"), nullable=False),
+    Column("author_id", UUID(as_uuid=True), nullable=True),
+    Column("content", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    Index("ix_comments_post_id_created_at", "post_id", "created_at"),
+    Index("ix_comments_author_id", "author_id"),
+)
+
+# --- local copy of member nicknames (fed by member.events; never a call to member) ----------
+
+authors = Table(
+    "authors",
+    metadata,
+    Column("member_id", UUID(as_uuid=True), primary_key=True),
+    Column("nickname", String(100), nullable=True),
+    Column("withdrawn", Boolean, nullable=False, server_default=false()),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# --- what AnonymizeAuthor changed, per saga, so RestoreAuthor undoes exactly that -----------
+
+author_anonymizations = Table(
+    "author_anonymizations",
+    metadata,
+    Column("saga_id", String(64), nullable=False),
+    Column("entity", String(10), nullable=False),  # "post" or "comment"
+    Column("entity_id", UUID(as_uuid=True), nullable=False),
+    Column("member_id", UUID(as_uuid=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("saga_id", "entity", "entity_id", name="pk_author_anonymizations"),
+)
+
+# --- read model (CQRS): written only by the projector in `board worker` ----------------------
+
+LIVE_SUMMARIES = "post_summaries"
+REBUILD_SUMMARIES = "post_summaries_rebuild"
+
+
+def summaries_table(name: str, meta: MetaData) -> Table:
+    """The post list read model. A function, so a rebuild can create an identical fresh table;
+    constraint and index names derive from the table name and are renamed on the swap."""
+    table = Table(
+        name,
+        meta,
+        Column("post_id", UUID(as_uuid=True), nullable=False),
+        Column("board_id", UUID(as_uuid=True), nullable=False),
+        Column("title", String(200), nullable=False),
+        Column("author_id", UUID(as_uuid=True), nullable=True),
+        Column("author_nickname", String(100), nullable=False),
+        Column("comment_count", Integer, nullable=False, server_default="0"),
+        Column("view_count", BigInteger, nullable=False, server_default="0"),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+        # The post version of the last event applied: older events are ignored.
+        Column("version", Integer, nullable=False),
+        # A deleted post stays as a tombstone, so a late older event cannot bring it back.
+        Column("deleted", Boolean, nullable=False, server_default=false()),
+        PrimaryKeyConstraint("post_id", name=f"pk_{name}"),
+    )
+    live = ~table.c.deleted
+    Index(
+        f"ix_{name}_board_created",
+        table.c.board_id,
+        table.c.created_at.desc(),
+        table.c.post_id.desc(),
+        postgresql_where=live,
+    )
+    Index(
+        f"ix_{name}_author_created",
+        table.c.author_id,
+        table.c.created_at.desc(),
+        postgresql_where=live,
+    )
+    Index(f"ix_{name}_created", table.c.created_at.desc(), postgresql_where=live)
+    # Title search: ILIKE '%q%' uses a trigram GIN index instead of scanning every row.
+    Index(
+        f"ix_{name}_title_trgm",
+        table.c.title,
+        postgresql_using="gin",
+        postgresql_ops={"title": "gin_trgm_ops"},
+    )
+    return table
+
+
+post_summaries = summaries_table(LIVE_SUMMARIES, metadata)

@@ -1,0 +1,85 @@
+"""Composition root: wires the board service's adapters into its two process types, api and worker."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+
+from fastapi import FastAPI
+
+from board.adapters.tables import post_summaries
+from board.adapters.view_counter import ViewCounter
+from board.config import Settings
+from board.entrypoints import api, saga_handlers
+from board.entrypoints.background import PeriodicTask, checkpoint_report, view_count_flush
+from board.entrypoints.errors import install_error_handlers
+from board.entrypoints.event_handlers import TOPICS, EventConsumer
+from board.service_layer import handlers
+from board.service_layer.projector import PostSummaryProjector
+from board.service_layer.unit_of_work import BoardUnitOfWork
+from chassis.app import create_app
+from chassis.lifecycle import Phase, Runtime
+from chassis.resources import attach
+from chassis.saga import SagaParticipant, command_topic
+
+SERVICE = "board"
+
+
+def build_api(settings: Settings) -> FastAPI:
+    """``board api``: the HTTP API (PostgreSQL, Redis for view counts, the JWKS verifier)."""
+    runtime = Runtime(settings.SERVICE_NAME)
+    res = attach(settings, runtime, database=True, redis=True, kafka=False, verifier=True)
+    app = create_app(
+        settings,
+        runtime,
+        title="board",
+        description="Boards, posts and comments (게시판관리).",
+        routers=[api.router],
+    )
+    install_error_handlers(app)
+    app.state.verifier = res.verifier
+    app.state.sessions = res.sessions
+    app.state.uow_factory = lambda: BoardUnitOfWork(res.sessions)
+    app.state.view_counter = ViewCounter(res.cache, settings.REDIS_KEY_PREFIX)
+    return app
+
+
+def build_worker(settings: Settings) -> FastAPI:
+    """``board worker``: outbox relay, projector, saga participant and the view-count flush."""
+    runtime = Runtime(settings.SERVICE_NAME)
+    res = attach(settings, runtime, database=True, redis=True, kafka=True, verifier=False)
+
+    def uow_factory() -> BoardUnitOfWork:
+        return BoardUnitOfWork(res.sessions)
+
+    res.add_outbox_relay()
+    consumer = EventConsumer(
+        uow_factory, PostSummaryProjector(post_summaries), service=settings.SERVICE_NAME
+    )
+    res.add_consumer("board-projector", TOPICS, consumer.handle)
+    participant = SagaParticipant(SERVICE, uow_factory, saga_handlers.HANDLERS, res.faults())
+    res.add_consumer("board-saga", [command_topic(SERVICE)], participant.handle)
+
+    async def record_views(counts: Mapping[uuid.UUID, int]) -> None:
+        await handlers.record_views(uow_factory(), counts, post_summaries)
+
+    runtime.add_background(
+        "view count flush",
+        PeriodicTask(
+            "view count flush",
+            view_count_flush(ViewCounter(res.cache, settings.REDIS_KEY_PREFIX), record_views),
+            settings.VIEW_FLUSH_SECONDS,
+            run_on_stop=True,
+        ),
+        Phase.CONSUMERS,
+    )
+    runtime.add_background(
+        "projection checkpoint report",
+        PeriodicTask(
+            "projection checkpoint report",
+            checkpoint_report(res.sessions, settings.SERVICE_NAME),
+            settings.VIEW_FLUSH_SECONDS,
+        ),
+        Phase.CONSUMERS,
+    )
+    return create_app(settings, runtime, title="board worker", docs=False)

@@ -1,0 +1,70 @@
+"""Process types and admin processes (12-factor VIII, XII): ``board api|worker|migrate|rebuild-read-model``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from board import main as api_process
+from board import worker as worker_process
+from board.config import Settings
+from board.service_layer.rebuild import rebuild_post_summaries
+from chassis.cli import run_cli
+from chassis.db import create_engine
+from chassis.logging import configure_logging
+from chassis.migrations import upgrade
+
+#: The folder holding alembic.ini and migrations/.
+SERVICE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def migrate() -> None:
+    settings = Settings()
+    configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
+    upgrade(SERVICE_ROOT, settings.DATABASE_URL)
+
+
+async def _rebuild(settings: Settings) -> None:
+    engine = create_engine(settings.DATABASE_URL, pool_size=2)
+    try:
+        report = await rebuild_post_summaries(
+            engine,
+            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+            topics=[settings.topic("board.events"), settings.topic("member.events")],
+            service=settings.SERVICE_NAME,
+        )
+    finally:
+        await engine.dispose()
+    print(json.dumps({"rebuilt": "post_summaries", **asdict(report)}))
+
+
+def rebuild_read_model() -> None:
+    settings = Settings()
+    configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
+    asyncio.run(_rebuild(settings))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run_cli(
+        "board",
+        {
+            "api": ("serve the HTTP API", api_process.run),
+            "worker": (
+                "run the relay, projector, saga participant and view flush",
+                worker_process.run,
+            ),
+            "migrate": ("apply the database migrations", migrate),
+            "rebuild-read-model": (
+                "replay the topics into a fresh post list and swap it in",
+                rebuild_read_model,
+            ),
+        },
+        argv,
+    )
+
+
+if __name__ == "__main__":
+    main()

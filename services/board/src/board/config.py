@@ -1,0 +1,23 @@
+"""Externalized configuration (12-factor III): the board service's settings, from the environment."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from chassis.settings import BaseServiceSettings
+
+
+class Settings(BaseServiceSettings):
+    """Settings of every board process (api, worker, migrate, rebuild-read-model)."""
+
+    SERVICE_NAME: str = "board"
+    HTTP_PORT: int = 8002
+    WORKER_PORT: int = 9102
+
+    #: No default: a process without its database must not start.
+    DATABASE_URL: str
+
+    #: Prefix of the service's Redis keys (view counters); tests isolate themselves with it.
+    REDIS_KEY_PREFIX: str = "board:"
+    #: How often the worker moves view counts from Redis to PostgreSQL and the post list.
+    VIEW_FLUSH_SECONDS: float = Field(default=5.0, gt=0)

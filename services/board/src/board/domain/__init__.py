@@ -1,0 +1,1 @@
+"""Domain model of the board service: standard library only."""

@@ -1,0 +1,1 @@
+"""Entrypoints: HTTP routes, integration-event and saga-command handlers, background loops."""

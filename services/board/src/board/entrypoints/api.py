@@ -1,0 +1,238 @@
+"""HTTP API of the board service (DESIGN §4): boards, posts and comments.
+
+Reads are public; writes need a bearer token. Post lists come from the read model, a single
+post from the write model. Every route translates HTTP into a service-layer call or a view.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+from redis.exceptions import RedisError
+
+from board import views
+from board.entrypoints.deps import (
+    ActorDep,
+    AdminDep,
+    IdempotencyKeyHeader,
+    ReadSessionDep,
+    UnitOfWorkDep,
+    ViewCounterDep,
+    idempotency_key,
+)
+from board.entrypoints.schemas import (
+    BoardCreate,
+    BoardPublic,
+    CommentCreate,
+    CommentPublic,
+    CommentsPublic,
+    CommentUpdate,
+    PostCreate,
+    PostPublic,
+    PostsPublic,
+    PostUpdate,
+)
+from board.service_layer import handlers
+from chassis.logging import get_logger
+from chassis.pagination import Pagination
+from chassis.problems import NotFound, Unprocessable
+
+log = get_logger(__name__)
+router = APIRouter(prefix="/api", tags=["board"])
+
+SEARCH_MAX = 100
+SearchQuery = Annotated[
+    str | None, Query(max_length=SEARCH_MAX, description="words in the title (case-insensitive)")
+]
+
+
+def _search_text(q: str | None) -> str | None:
+    if q is None or not q.strip():
+        return None
+    if "\x00" in q:
+        raise Unprocessable("q must not contain NUL characters")
+    return q.strip()
+
+
+async def _pending_views(counter: ViewCounterDep, post_id: uuid.UUID, *, count: bool) -> int:
+    """Views not yet flushed; a Redis outage costs the count, never the read."""
+    try:
+        return await (counter.record(post_id) if count else counter.pending(post_id))
+    except (RedisError, OSError) as exc:
+        log.warning("views.unavailable", post_id=str(post_id), error=str(exc))
+        return 0
+
+
+# --- boards ------------------------------------------------------------------------------------
+
+
+@router.get("/boards", response_model=list[BoardPublic])
+async def list_boards(session: ReadSessionDep) -> list[dict[str, Any]]:
+    """List every board."""
+    return await views.list_boards(session)
+
+
+@router.post("/boards", status_code=status.HTTP_201_CREATED, response_model=BoardPublic)
+async def create_board(
+    body: BoardCreate,
+    actor: AdminDep,
+    uow: UnitOfWorkDep,
+    request: Request,
+    key: IdempotencyKeyHeader,
+) -> dict[str, Any]:
+    """Open a board (admins only)."""
+    return await handlers.open_board(
+        uow,
+        actor,
+        slug=body.slug,
+        name=body.name,
+        description=body.description,
+        idempotency_key=idempotency_key(key, actor, request, body),
+    )
+
+
+# --- posts -------------------------------------------------------------------------------------
+
+
+@router.get("/boards/{board_id}/posts", response_model=PostsPublic)
+async def list_board_posts(
+    board_id: uuid.UUID, page: Pagination, session: ReadSessionDep, q: SearchQuery = None
+) -> dict[str, Any]:
+    """List a board's posts, newest first, optionally searching titles (read model)."""
+    if not await views.board_exists(session, board_id):
+        raise NotFound("board not found")
+    items, total = await views.post_page(
+        session, offset=page.offset, limit=page.size, board_id=board_id, q=_search_text(q)
+    )
+    return {"items": items, "total": total, "page": page.page, "size": page.size}
+
+
+@router.post(
+    "/boards/{board_id}/posts", status_code=status.HTTP_201_CREATED, response_model=PostPublic
+)
+async def create_post(
+    board_id: uuid.UUID,
+    body: PostCreate,
+    actor: ActorDep,
+    uow: UnitOfWorkDep,
+    request: Request,
+    response: Response,
+    key: IdempotencyKeyHeader,
+) -> dict[str, Any]:
+    """Write a post on a board (admins only on the notice board)."""
+    post = await handlers.write_post(
+        uow,
+        actor,
+        board_id,
+        title=body.title,
+        content=body.content,
+        idempotency_key=idempotency_key(key, actor, request, body),
+    )
+    response.headers["Location"] = f"/api/posts/{post['id']}"
+    return post
+
+
+@router.get("/posts", response_model=PostsPublic)
+async def list_posts(
+    page: Pagination,
+    session: ReadSessionDep,
+    author_id: Annotated[uuid.UUID | None, Query(description="only this author's posts")] = None,
+) -> dict[str, Any]:
+    """List posts across boards, newest first, optionally by one author (read model)."""
+    items, total = await views.post_page(
+        session, offset=page.offset, limit=page.size, author_id=author_id
+    )
+    return {"items": items, "total": total, "page": page.page, "size": page.size}
+
+
+@router.get("/posts/{post_id}", response_model=PostPublic)
+async def get_post(
+    post_id: uuid.UUID, session: ReadSessionDep, counter: ViewCounterDep
+) -> dict[str, Any]:
+    """Read a post (counts a view)."""
+    post = await views.post_detail(session, post_id)
+    if post is None:
+        raise NotFound("post not found")
+    post["view_count"] += await _pending_views(counter, post_id, count=True)
+    return post
+
+
+@router.patch("/posts/{post_id}", response_model=PostPublic)
+async def update_post(
+    post_id: uuid.UUID,
+    body: PostUpdate,
+    actor: ActorDep,
+    uow: UnitOfWorkDep,
+    counter: ViewCounterDep,
+) -> dict[str, Any]:
+    """Edit a post (its author or an admin)."""
+    post = await handlers.edit_post(uow, actor, post_id, title=body.title, content=body.content)
+    post["view_count"] += await _pending_views(counter, post_id, count=False)
+    return post
+
+
+@router.delete("/posts/{post_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_post(post_id: uuid.UUID, actor: ActorDep, uow: UnitOfWorkDep) -> Response:
+    """Delete a post and its comments (its author or an admin)."""
+    await handlers.delete_post(uow, actor, post_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- comments ----------------------------------------------------------------------------------
+
+
+@router.get("/posts/{post_id}/comments", response_model=CommentsPublic)
+async def list_comments(
+    post_id: uuid.UUID, page: Pagination, session: ReadSessionDep
+) -> dict[str, Any]:
+    """List a post's comments, oldest first."""
+    if not await views.post_is_live(session, post_id):
+        raise NotFound("post not found")
+    items, total = await views.comment_page(session, post_id, offset=page.offset, limit=page.size)
+    return {"items": items, "total": total, "page": page.page, "size": page.size}
+
+
+@router.post(
+    "/posts/{post_id}/comments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CommentPublic,
+)
+async def create_comment(
+    post_id: uuid.UUID,
+    body: CommentCreate,
+    actor: ActorDep,
+    uow: UnitOfWorkDep,
+    request: Request,
+    key: IdempotencyKeyHeader,
+) -> dict[str, Any]:
+    """Comment on a post."""
+    return await handlers.add_comment(
+        uow,
+        actor,
+        post_id,
+        content=body.content,
+        idempotency_key=idempotency_key(key, actor, request, body),
+    )
+
+
+@router.patch("/posts/{post_id}/comments/{comment_id}", response_model=CommentPublic)
+async def update_comment(
+    post_id: uuid.UUID,
+    comment_id: uuid.UUID,
+    body: CommentUpdate,
+    actor: ActorDep,
+    uow: UnitOfWorkDep,
+) -> dict[str, Any]:
+    """Edit a comment (its author or an admin)."""
+    return await handlers.edit_comment(uow, actor, post_id, comment_id, content=body.content)
+
+
+@router.delete("/posts/{post_id}/comments/{comment_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_comment(
+    post_id: uuid.UUID, comment_id: uuid.UUID, actor: ActorDep, uow: UnitOfWorkDep
+) -> Response:
+    """Delete a comment (its author or an admin)."""
+    await handlers.delete_comment(uow, actor, post_id, comment_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

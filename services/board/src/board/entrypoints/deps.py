@@ -1,0 +1,69 @@
+"""API dependencies: ``Annotated`` aliases for the unit of work, read sessions, the caller and keys."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from board.adapters.view_counter import ViewCounter
+from board.domain.model import Actor
+from board.service_layer.handlers import IdempotencyKey
+from board.service_layer.unit_of_work import BoardUnitOfWork
+from chassis.auth import AdminPrincipal, CurrentPrincipal
+from chassis.idempotency import request_fingerprint, validate_key
+
+
+def _uow(request: Request) -> BoardUnitOfWork:
+    uow: BoardUnitOfWork = request.app.state.uow_factory()
+    return uow
+
+
+async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessions() as session:
+        yield session
+
+
+def _view_counter(request: Request) -> ViewCounter:
+    counter: ViewCounter = request.app.state.view_counter
+    return counter
+
+
+def _actor(principal: CurrentPrincipal) -> Actor:
+    return Actor(principal.id, principal.is_admin)
+
+
+def _admin(principal: AdminPrincipal) -> Actor:
+    return Actor(principal.id, principal.is_admin)
+
+
+def _idempotency_key(
+    key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> str | None:
+    return validate_key(key)
+
+
+UnitOfWorkDep = Annotated[BoardUnitOfWork, Depends(_uow)]
+ReadSessionDep = Annotated[AsyncSession, Depends(_read_session)]
+ViewCounterDep = Annotated[ViewCounter, Depends(_view_counter)]
+#: The verified caller (401 without a valid token).
+ActorDep = Annotated[Actor, Depends(_actor)]
+#: The verified caller, who must be an admin (403 otherwise).
+AdminDep = Annotated[Actor, Depends(_admin)]
+IdempotencyKeyHeader = Annotated[str | None, Depends(_idempotency_key)]
+
+
+def idempotency_key(
+    key: str | None, actor: Actor, request: Request, body: BaseModel
+) -> IdempotencyKey | None:
+    """Bind the key to the caller and the route; a reuse with another body is refused (422)."""
+    if key is None:
+        return None
+    return IdempotencyKey(
+        scope=f"{actor.id}:{request.method}:{request.url.path}",
+        key=key,
+        fingerprint=request_fingerprint(body.model_dump(mode="json")),
+    )

@@ -1,0 +1,58 @@
+"""Idempotent consumer: ``board.events`` and ``member.events`` feed the author copy and the read model.
+
+One consumer (group ``board-projector``) handles both topics, so a nickname and the summaries
+showing it change in the same transaction, and a post projected later reads the nickname that
+is current. The inbox record, the effect and the projection checkpoint commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from board.adapters.tables import LIVE_SUMMARIES
+from board.service_layer import handlers
+from board.service_layer.projector import (
+    MEMBER_NAMED,
+    MEMBER_WITHDRAWN,
+    MemberNamedView,
+    MemberWithdrawnView,
+    PostSummaryProjector,
+    save_checkpoint,
+)
+from board.service_layer.unit_of_work import BoardUnitOfWork
+from chassis.messaging.envelope import Envelope
+from chassis.metrics import PROJECTION_CHECKPOINT
+
+CONSUMER = "board-projector"
+TOPICS = ["board.events", "member.events"]
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        uow_factory: Callable[[], BoardUnitOfWork],
+        projector: PostSummaryProjector,
+        *,
+        service: str,
+    ) -> None:
+        self.uow_factory = uow_factory
+        self.projector = projector
+        self.service = service
+
+    async def handle(self, env: Envelope) -> None:
+        async with self.uow_factory() as uow:
+            if not await uow.first_delivery(CONSUMER, env.id):
+                return  # a duplicate: its effect is already committed
+            if env.type in MEMBER_NAMED:
+                named = MemberNamedView.model_validate(env.data)
+                await handlers.note_nickname(uow, named.member_id, named.nickname)
+            elif env.type == MEMBER_WITHDRAWN:
+                gone = MemberWithdrawnView.model_validate(env.data)
+                await handlers.note_withdrawal(uow, gone.member_id)
+            await self.projector.apply(uow.session, env)
+            await save_checkpoint(uow.session, LIVE_SUMMARIES, env)
+            await uow.commit()
+        if env.offset >= 0:
+            PROJECTION_CHECKPOINT.labels(
+                self.service, LIVE_SUMMARIES, env.topic, str(env.partition)
+            ).set(env.offset)

@@ -1,0 +1,45 @@
+"""Saga participant: the board's steps of member-withdrawal (AnonymizeAuthor and its compensation).
+
+``chassis.saga.SagaParticipant`` applies each command once per (saga id, command, attempt),
+checks the fault flags and replies through the outbox; these handlers only translate the
+command into a service-layer call inside the participant's unit of work.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from board.service_layer import handlers
+from board.service_layer.unit_of_work import BoardUnitOfWork
+from chassis.saga import CommandHandler, CommandRejected, SagaCommand
+
+
+class AuthorCommandPayload(BaseModel):
+    """Payload of AnonymizeAuthor and RestoreAuthor."""
+
+    member_id: uuid.UUID
+
+
+def _member_id(command: SagaCommand) -> uuid.UUID:
+    try:
+        return AuthorCommandPayload.model_validate(command.payload).member_id
+    except ValidationError as exc:
+        raise CommandRejected(f"{command.command} needs a member_id UUID") from exc
+
+
+async def anonymize_author(uow: BoardUnitOfWork, command: SagaCommand) -> Mapping[str, Any]:
+    return await handlers.anonymize_author(uow, command.saga_id, _member_id(command))
+
+
+async def restore_author(uow: BoardUnitOfWork, command: SagaCommand) -> Mapping[str, Any]:
+    return await handlers.restore_author(uow, command.saga_id, _member_id(command))
+
+
+HANDLERS: dict[str, CommandHandler[BoardUnitOfWork]] = {
+    "AnonymizeAuthor": anonymize_author,
+    "RestoreAuthor": restore_author,
+}

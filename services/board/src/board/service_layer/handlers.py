@@ -1,0 +1,288 @@
+"""Service layer: the board use cases, each in one unit of work with the events it publishes (outbox).
+
+Handlers receive their unit of work and inputs as parameters and never import the web framework.
+API use cases open and commit their own unit of work. The saga steps and the member-event
+handlers run inside a unit of work their caller opened, because the caller commits the effect
+together with its reply or its inbox record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table
+
+from board.domain.model import Actor, Board, Post
+from board.service_layer import projector
+from board.service_layer.unit_of_work import BoardUnitOfWork
+from board.views import present_board, present_comment, present_post
+from chassis import idempotency
+from chassis.db import utcnow
+
+BOARD_EVENTS = "board.events"
+
+
+class NotFound(Exception):
+    """The addressed board, post or comment does not exist (or was deleted)."""
+
+
+class SlugTaken(Exception):
+    """Another board already has this slug."""
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """An ``Idempotency-Key`` and what it is bound to: the caller and route, and the request body."""
+
+    scope: str
+    key: str
+    fingerprint: str
+
+
+async def _first_result(uow: BoardUnitOfWork, key: IdempotencyKey | None) -> dict[str, Any] | None:
+    """Claim the key, or return the result the first request with it stored."""
+    if key is None:
+        return None
+    stored = await idempotency.claim(uow.session, key.scope, key.key, key.fingerprint)
+    return dict(stored.body) if stored is not None else None
+
+
+async def _keep_result(
+    uow: BoardUnitOfWork, key: IdempotencyKey | None, body: dict[str, Any]
+) -> None:
+    if key is not None:
+        await idempotency.complete(uow.session, key.scope, key.key, 201, body)
+
+
+async def _publish(uow: BoardUnitOfWork, post: Post, now: dt.datetime) -> None:
+    """Stage the post's new events in the outbox (key = post id keeps them in order)."""
+    for event in post.events:
+        await uow.publish(
+            BOARD_EVENTS,
+            event.name,
+            key=str(event.post_id),
+            data={**event.payload(), "occurred_at": now.isoformat()},
+        )
+    post.events.clear()
+
+
+async def _live_post(uow: BoardUnitOfWork, post_id: uuid.UUID) -> Post:
+    post = await uow.posts.get(post_id, for_update=True)
+    if post is None or post.is_deleted:
+        raise NotFound("post not found")
+    return post
+
+
+# --- boards ------------------------------------------------------------------------------------
+
+
+async def open_board(
+    uow: BoardUnitOfWork,
+    actor: Actor,
+    *,
+    slug: str,
+    name: str,
+    description: str,
+    idempotency_key: IdempotencyKey | None = None,
+) -> dict[str, Any]:
+    async with uow:
+        if (first := await _first_result(uow, idempotency_key)) is not None:
+            return first
+        board = Board.open(actor, slug=slug, name=name, description=description, now=utcnow())
+        if not await uow.boards.add(board):
+            raise SlugTaken(f"a board with slug {slug!r} already exists")
+        body = present_board(board)
+        await _keep_result(uow, idempotency_key, body)
+        await uow.commit()
+    return body
+
+
+# --- posts -------------------------------------------------------------------------------------
+
+
+async def write_post(
+    uow: BoardUnitOfWork,
+    actor: Actor,
+    board_id: uuid.UUID,
+    *,
+    title: str,
+    content: str,
+    idempotency_key: IdempotencyKey | None = None,
+) -> dict[str, Any]:
+    async with uow:
+        if (first := await _first_result(uow, idempotency_key)) is not None:
+            return first
+        board = await uow.boards.get(board_id)
+        if board is None:
+            raise NotFound("board not found")
+        now = utcnow()
+        post = Post.write(board, actor, title=title, content=content, now=now)
+        await uow.posts.add(post)
+        await _publish(uow, post, now)
+        body = present_post(post, await uow.authors.get(actor.id))
+        await _keep_result(uow, idempotency_key, body)
+        await uow.commit()
+    return body
+
+
+async def edit_post(
+    uow: BoardUnitOfWork,
+    actor: Actor,
+    post_id: uuid.UUID,
+    *,
+    title: str | None,
+    content: str | None,
+) -> dict[str, Any]:
+    async with uow:
+        post = await _live_post(uow, post_id)
+        now = utcnow()
+        post.edit(actor, now=now, title=title, content=content)
+        await uow.posts.save(post)
+        await _publish(uow, post, now)
+        body = present_post(post, await uow.authors.get(post.author_id))
+        await uow.commit()
+    return body
+
+
+async def delete_post(uow: BoardUnitOfWork, actor: Actor, post_id: uuid.UUID) -> None:
+    async with uow:
+        post = await _live_post(uow, post_id)
+        comments = await uow.comments.live_on_post(post.id)
+        now = utcnow()
+        post.delete(actor, comments, now=now)
+        for comment in comments:
+            await uow.comments.save(comment)
+        await uow.posts.save(post)
+        await _publish(uow, post, now)
+        await uow.commit()
+
+
+# --- comments ----------------------------------------------------------------------------------
+
+
+async def add_comment(
+    uow: BoardUnitOfWork,
+    actor: Actor,
+    post_id: uuid.UUID,
+    *,
+    content: str,
+    idempotency_key: IdempotencyKey | None = None,
+) -> dict[str, Any]:
+    async with uow:
+        if (first := await _first_result(uow, idempotency_key)) is not None:
+            return first
+        post = await _live_post(uow, post_id)
+        now = utcnow()
+        comment = post.add_comment(actor, content=content, now=now)
+        await uow.comments.add(comment)
+        await uow.posts.save(post)
+        await _publish(uow, post, now)
+        body = present_comment(comment, await uow.authors.get(actor.id))
+        await _keep_result(uow, idempotency_key, body)
+        await uow.commit()
+    return body
+
+
+async def edit_comment(
+    uow: BoardUnitOfWork,
+    actor: Actor,
+    post_id: uuid.UUID,
+    comment_id: uuid.UUID,
+    *,
+    content: str,
+) -> dict[str, Any]:
+    async with uow:
+        post = await _live_post(uow, post_id)
+        comment = await uow.comments.get(comment_id)
+        if comment is None or comment.is_deleted or comment.post_id != post.id:
+            raise NotFound("comment not found")
+        post.edit_comment(comment, actor, content=content, now=utcnow())
+        await uow.comments.save(comment)
+        body = present_comment(comment, await uow.authors.get(comment.author_id))
+        await uow.commit()
+    return body
+
+
+async def delete_comment(
+    uow: BoardUnitOfWork, actor: Actor, post_id: uuid.UUID, comment_id: uuid.UUID
+) -> None:
+    async with uow:
+        post = await _live_post(uow, post_id)
+        comment = await uow.comments.get(comment_id)
+        if comment is None or comment.is_deleted or comment.post_id != post.id:
+            raise NotFound("comment not found")
+        now = utcnow()
+        post.remove_comment(comment, actor, now=now)
+        await uow.comments.save(comment)
+        await uow.posts.save(post)
+        await _publish(uow, post, now)
+        await uow.commit()
+
+
+# --- view counts (worker) ------------------------------------------------------------------------
+
+
+async def record_views(
+    uow: BoardUnitOfWork, counts: Mapping[uuid.UUID, int], summaries: Table
+) -> None:
+    """Add flushed view counts to the posts and copy the totals into the post list."""
+    async with uow:
+        await uow.posts.add_views(counts)
+        await projector.copy_view_counts(uow.session, summaries, list(counts))
+        await uow.commit()
+
+
+# --- member events (inside the consumer's unit of work) --------------------------------------
+
+
+async def note_nickname(uow: BoardUnitOfWork, member_id: uuid.UUID, nickname: str) -> None:
+    """MemberRegistered / MemberProfileChanged: keep the local copy of the nickname."""
+    await uow.authors.remember(member_id, nickname, utcnow())
+
+
+async def note_withdrawal(uow: BoardUnitOfWork, member_id: uuid.UUID) -> None:
+    """MemberWithdrawn: the nickname is erased and the member is shown as withdrawn."""
+    await uow.authors.mark_withdrawn(member_id, utcnow())
+
+
+# --- saga steps of member-withdrawal (inside the participant's unit of work) -----------------
+
+
+async def anonymize_author(
+    uow: BoardUnitOfWork, saga_id: str, member_id: uuid.UUID
+) -> dict[str, Any]:
+    """AnonymizeAuthor: the member's posts and comments lose their author; what changed is kept
+    per saga, and each changed post announces ``PostUpdated`` with ``author_id: null``."""
+    now = utcnow()
+    post_ids: list[uuid.UUID] = []
+    for post in await uow.posts.by_author(member_id):
+        post.anonymize_author()
+        await uow.posts.save(post)
+        await _publish(uow, post, now)
+        post_ids.append(post.id)
+    comment_ids = await uow.comments.anonymize(member_id)
+    await uow.anonymizations.record(
+        saga_id, member_id, post_ids=post_ids, comment_ids=comment_ids, now=now
+    )
+    return {"posts": len(post_ids), "comments": len(comment_ids)}
+
+
+async def restore_author(
+    uow: BoardUnitOfWork, saga_id: str, member_id: uuid.UUID
+) -> dict[str, Any]:
+    """RestoreAuthor: undo exactly what this saga's AnonymizeAuthor changed (a no-op if nothing)."""
+    post_ids, comment_ids = await uow.anonymizations.of_saga(saga_id, member_id)
+    restored_posts = 0
+    for post in await uow.posts.by_ids(post_ids):
+        if post.author_id is None:
+            post.restore_author(member_id)
+            await uow.posts.save(post)
+            await _publish(uow, post, utcnow())
+            restored_posts += 1
+    restored_comments = await uow.comments.restore(comment_ids, member_id)
+    await uow.anonymizations.forget(saga_id, member_id)
+    return {"posts": restored_posts, "comments": restored_comments}

@@ -1,0 +1,277 @@
+"""CQRS projection: board and member events build the ``post_summaries`` read model.
+
+The projection is order-safe. Every board event carries the post version after the change, and
+a row only accepts an event with a higher version than it holds, so a redelivered or replayed
+older event never overwrites a newer state. A deleted post stays as a tombstone row for the same
+reason. Member events change the byline of every summary of that member. The same code feeds
+the live table (the worker's consumer, deduplicated by the inbox) and a fresh table during a
+rebuild.
+
+View counts are not events. The worker's flush copies them from ``posts.view_count`` (their
+system of record) into the summaries, and a new summary starts from that value as well.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Table, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from board.adapters.tables import authors, posts
+from board.domain.authors import WITHDRAWN_NICKNAME, Author, Byline, byline
+from chassis.db import projection_checkpoint_table, utcnow
+from chassis.messaging.envelope import Envelope
+
+# --- this consumer's view of the payloads (fields it does not use are ignored) ----------------
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class PostCreatedView(_Payload):
+    post_id: uuid.UUID
+    board_id: uuid.UUID
+    author_id: uuid.UUID | None
+    title: str
+    created_at: dt.datetime
+    version: int
+
+
+class PostUpdatedView(_Payload):
+    post_id: uuid.UUID
+    board_id: uuid.UUID
+    author_id: uuid.UUID | None
+    title: str
+    updated_at: dt.datetime
+    version: int
+
+
+class PostDeletedView(_Payload):
+    post_id: uuid.UUID
+    board_id: uuid.UUID
+    author_id: uuid.UUID | None = None
+    version: int
+
+
+class CommentChangedView(_Payload):
+    post_id: uuid.UUID
+    version: int
+
+
+class MemberNamedView(_Payload):
+    member_id: uuid.UUID
+    nickname: str
+
+
+class MemberWithdrawnView(_Payload):
+    member_id: uuid.UUID
+
+
+MEMBER_NAMED = ("MemberRegistered", "MemberProfileChanged")
+MEMBER_WITHDRAWN = "MemberWithdrawn"
+
+
+async def current_byline(session: AsyncSession, author_id: uuid.UUID | None) -> Byline:
+    """The byline from the local author copy (a placeholder while the member is not known yet)."""
+    if author_id is None:
+        return byline(None, None)
+    row = (await session.execute(select(authors).where(authors.c.member_id == author_id))).first()
+    return byline(author_id, Author(row.member_id, row.nickname, row.withdrawn) if row else None)
+
+
+class PostSummaryProjector:
+    """Applies one event to a summaries table (the live one, or a rebuild's fresh copy)."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self._handlers: dict[str, Callable[[AsyncSession, Envelope], Awaitable[None]]] = {
+            "PostCreated": self._post_created,
+            "PostUpdated": self._post_updated,
+            "PostDeleted": self._post_deleted,
+            "CommentAdded": self._comment_added,
+            "CommentDeleted": self._comment_deleted,
+            "MemberRegistered": self._member_named,
+            "MemberProfileChanged": self._member_named,
+            "MemberWithdrawn": self._member_withdrawn,
+        }
+
+    async def apply(self, session: AsyncSession, env: Envelope) -> bool:
+        """Apply ``env``; False for an event type the post list does not depend on.
+        Raises ``pydantic.ValidationError`` for a malformed payload (the consumer dead-letters it)."""
+        handler = self._handlers.get(env.type)
+        if handler is None:
+            return False
+        await handler(session, env)
+        return True
+
+    # -- board events --------------------------------------------------------------------------
+
+    async def _post_created(self, session: AsyncSession, env: Envelope) -> None:
+        e = PostCreatedView.model_validate(env.data)
+        t = self.table
+        shown = await current_byline(session, e.author_id)
+        views = select(func.coalesce(func.max(posts.c.view_count), 0)).where(
+            posts.c.id == e.post_id
+        )
+        stmt = insert(t).values(
+            post_id=e.post_id,
+            board_id=e.board_id,
+            title=e.title,
+            author_id=shown.id,
+            author_nickname=shown.nickname,
+            comment_count=0,
+            view_count=views.scalar_subquery(),
+            created_at=e.created_at,
+            updated_at=e.created_at,
+            version=e.version,
+            deleted=False,
+        )
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[t.c.post_id],
+                set_={
+                    "board_id": stmt.excluded.board_id,
+                    "title": stmt.excluded.title,
+                    "author_id": stmt.excluded.author_id,
+                    "author_nickname": stmt.excluded.author_nickname,
+                    "created_at": stmt.excluded.created_at,
+                    "version": stmt.excluded.version,
+                },
+                where=t.c.version < stmt.excluded.version,
+            )
+        )
+
+    async def _post_updated(self, session: AsyncSession, env: Envelope) -> None:
+        e = PostUpdatedView.model_validate(env.data)
+        t = self.table
+        shown = await current_byline(session, e.author_id)
+        # Normally the row exists; if this event overtook PostCreated, it starts the row.
+        stmt = insert(t).values(
+            post_id=e.post_id,
+            board_id=e.board_id,
+            title=e.title,
+            author_id=shown.id,
+            author_nickname=shown.nickname,
+            comment_count=0,
+            view_count=0,
+            created_at=e.updated_at,
+            updated_at=e.updated_at,
+            version=e.version,
+            deleted=False,
+        )
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[t.c.post_id],
+                set_={
+                    "board_id": stmt.excluded.board_id,
+                    "title": stmt.excluded.title,
+                    "author_id": stmt.excluded.author_id,
+                    "author_nickname": stmt.excluded.author_nickname,
+                    "updated_at": stmt.excluded.updated_at,
+                    "version": stmt.excluded.version,
+                },
+                where=t.c.version < stmt.excluded.version,
+            )
+        )
+
+    async def _post_deleted(self, session: AsyncSession, env: Envelope) -> None:
+        e = PostDeletedView.model_validate(env.data)
+        t = self.table
+        # A tombstone: hidden from every list, and it outranks older events by its version.
+        stmt = insert(t).values(
+            post_id=e.post_id,
+            board_id=e.board_id,
+            title="",
+            author_id=None,
+            author_nickname=WITHDRAWN_NICKNAME,
+            comment_count=0,
+            view_count=0,
+            created_at=env.time,
+            updated_at=env.time,
+            version=e.version,
+            deleted=True,
+        )
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[t.c.post_id],
+                set_={"deleted": True, "version": stmt.excluded.version},
+                where=t.c.version < stmt.excluded.version,
+            )
+        )
+
+    async def _comment_added(self, session: AsyncSession, env: Envelope) -> None:
+        await self._count_comment(session, CommentChangedView.model_validate(env.data), +1)
+
+    async def _comment_deleted(self, session: AsyncSession, env: Envelope) -> None:
+        await self._count_comment(session, CommentChangedView.model_validate(env.data), -1)
+
+    async def _count_comment(
+        self, session: AsyncSession, e: CommentChangedView, delta: int
+    ) -> None:
+        t = self.table
+        await session.execute(
+            update(t)
+            .where(t.c.post_id == e.post_id, t.c.version < e.version)
+            .values(
+                comment_count=func.greatest(t.c.comment_count + delta, 0),
+                version=e.version,
+            )
+        )
+
+    # -- member events -------------------------------------------------------------------------
+
+    async def _member_named(self, session: AsyncSession, env: Envelope) -> None:
+        e = MemberNamedView.model_validate(env.data)
+        t = self.table
+        await session.execute(
+            update(t).where(t.c.author_id == e.member_id).values(author_nickname=e.nickname)
+        )
+
+    async def _member_withdrawn(self, session: AsyncSession, env: Envelope) -> None:
+        e = MemberWithdrawnView.model_validate(env.data)
+        t = self.table
+        await session.execute(
+            update(t)
+            .where(t.c.author_id == e.member_id)
+            .values(author_id=None, author_nickname=WITHDRAWN_NICKNAME)
+        )
+
+
+async def copy_view_counts(
+    session: AsyncSession, table: Table, post_ids: Sequence[uuid.UUID]
+) -> None:
+    """Set the summaries' view counts to the posts' totals (called by the view-count flush)."""
+    if not post_ids:
+        return
+    await session.execute(
+        update(table)
+        .where(table.c.post_id == posts.c.id, table.c.post_id.in_(list(post_ids)))
+        .values(view_count=posts.c.view_count)
+    )
+
+
+async def save_checkpoint(session: AsyncSession, projection: str, env: Envelope) -> None:
+    """Remember the next offset to read for the event's partition, with the event's effect."""
+    if env.offset < 0:
+        return
+    t = projection_checkpoint_table
+    stmt = insert(t).values(
+        projection=projection,
+        topic=env.topic,
+        partition=env.partition,
+        next_offset=env.offset + 1,
+        updated_at=utcnow(),
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[t.c.projection, t.c.topic, t.c.partition],
+            set_={"next_offset": stmt.excluded.next_offset, "updated_at": stmt.excluded.updated_at},
+            where=t.c.next_offset < stmt.excluded.next_offset,
+        )
+    )

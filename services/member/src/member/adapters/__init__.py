@@ -1,0 +1,1 @@
+"""Adapters: the member context's ports implemented on PostgreSQL, Redis, argon2 and JWT."""

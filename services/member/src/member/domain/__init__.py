@@ -1,0 +1,1 @@
+"""Domain model of the member context: pure Python, standard library only."""

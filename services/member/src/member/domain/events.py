@@ -1,0 +1,85 @@
+"""Domain events: facts the member context records and publishes on ``member.events`` (past tense)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Base of every event; the body of the integration event is its fields."""
+
+    occurred_at: dt.datetime = field(default_factory=_now)
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    @property
+    def key(self) -> str:
+        """Kafka key: the aggregate id, so one member's events stay in order."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemberRegistered(Event):
+    member_id: uuid.UUID
+    nickname: str
+    role: str
+
+    @property
+    def key(self) -> str:
+        return str(self.member_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemberProfileChanged(Event):
+    member_id: uuid.UUID
+    nickname: str
+
+    @property
+    def key(self) -> str:
+        return str(self.member_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemberWithdrawn(Event):
+    member_id: uuid.UUID
+
+    @property
+    def key(self) -> str:
+        return str(self.member_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PointsTransferred(Event):
+    saga_id: str
+    from_member_id: uuid.UUID
+    to_member_id: uuid.UUID
+    amount: int
+    question_id: str
+
+    @property
+    def key(self) -> str:
+        return str(self.from_member_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PointsRefunded(Event):
+    """The refund moves ``amount`` back from ``to_member_id`` to ``from_member_id``."""
+
+    saga_id: str
+    from_member_id: uuid.UUID
+    to_member_id: uuid.UUID
+    amount: int
+    question_id: str
+
+    @property
+    def key(self) -> str:
+        return str(self.from_member_id)

@@ -1,0 +1,1 @@
+"""Entrypoints: HTTP routes, saga command handlers and event handlers (thin adapters into the service layer)."""

@@ -1,0 +1,96 @@
+"""Saga participant handlers: ``saga.member.commands`` messages translated into service-layer calls.
+
+Registered with chassis.saga.SagaParticipant, which applies each command once per
+(saga id, command, attempt), injects faults and replies on ``saga.replies`` via the outbox. A
+business refusal (or an unreadable payload) becomes a FAILURE reply through CommandRejected.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from chassis.saga import CommandHandler, CommandRejected, SagaCommand
+from member.domain import commands
+from member.domain.errors import MemberError
+from member.service_layer import participant
+from member.service_layer.unit_of_work import MemberUnitOfWork
+
+C = TypeVar("C")
+
+
+def _uuid(payload: Mapping[str, Any], name: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(payload[name]))
+    except (KeyError, ValueError) as exc:
+        raise CommandRejected(f"payload field {name} must be a UUID") from exc
+
+
+def _amount(payload: Mapping[str, Any]) -> int:
+    raw = payload.get("amount")
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        raise CommandRejected("payload field amount must be an integer")
+    return raw
+
+
+def _text(payload: Mapping[str, Any], name: str) -> str:
+    raw = payload.get(name)
+    if not isinstance(raw, str) or not 0 < len(raw) <= 64:
+        raise CommandRejected(f"payload field {name} must be a string of 1 to 64 characters")
+    return raw
+
+
+def _member_id(command: SagaCommand) -> uuid.UUID:
+    return _uuid(command.payload, "member_id")
+
+
+def _transfer(command: SagaCommand) -> commands.TransferPoints:
+    p = command.payload
+    return commands.TransferPoints(
+        saga_id=command.saga_id,
+        from_member_id=_uuid(p, "from_member_id"),
+        to_member_id=_uuid(p, "to_member_id"),
+        amount=_amount(p),
+        question_id=_text(p, "question_id"),
+    )
+
+
+def _refund(command: SagaCommand) -> commands.RefundPoints:
+    p = command.payload
+    return commands.RefundPoints(
+        saga_id=command.saga_id,
+        from_member_id=_uuid(p, "from_member_id"),
+        to_member_id=_uuid(p, "to_member_id"),
+        amount=_amount(p),
+        question_id=_text(p, "question_id"),
+    )
+
+
+def _handler(
+    parse: Callable[[SagaCommand], C],
+    use_case: Callable[[C, MemberUnitOfWork], Awaitable[dict[str, Any]]],
+) -> CommandHandler[MemberUnitOfWork]:
+    async def handle(uow: MemberUnitOfWork, command: SagaCommand) -> Mapping[str, Any]:
+        try:
+            return await use_case(parse(command), uow)
+        except MemberError as exc:
+            raise CommandRejected(str(exc)) from exc
+
+    return handle
+
+
+HANDLERS: dict[str, CommandHandler[MemberUnitOfWork]] = {
+    "StartWithdrawal": _handler(
+        lambda c: commands.StartWithdrawal(c.saga_id, _member_id(c)), participant.start_withdrawal
+    ),
+    "CancelWithdrawal": _handler(
+        lambda c: commands.CancelWithdrawal(c.saga_id, _member_id(c)), participant.cancel_withdrawal
+    ),
+    "CompleteWithdrawal": _handler(
+        lambda c: commands.CompleteWithdrawal(c.saga_id, _member_id(c)),
+        participant.complete_withdrawal,
+    ),
+    "TransferPoints": _handler(_transfer, participant.transfer),
+    "RefundPoints": _handler(_refund, participant.refund),
+}

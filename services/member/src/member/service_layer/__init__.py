@@ -1,0 +1,1 @@
+"""Service layer: use cases of the member context, orchestrating the domain through ports."""

@@ -1,0 +1,116 @@
+"""Saga participant use cases: withdrawal steps and point transfers, each inside the caller's transaction.
+
+The saga participant (chassis.saga.SagaParticipant) opens the unit of work, logs the command
+and stages the reply; these functions only apply the effect. Each is idempotent by saga id
+(a retried attempt of the same saga has no second effect), and each compensation succeeds as a
+no-op when its forward command never took effect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from member.domain import errors
+from member.domain.commands import (
+    CancelWithdrawal,
+    CompleteWithdrawal,
+    RefundPoints,
+    StartWithdrawal,
+    TransferPoints,
+)
+from member.domain.model import utcnow
+from member.domain.points import refund_points, transfer_points
+from member.service_layer.ports import UnitOfWork
+from member.service_layer.publishing import publish_events
+
+
+async def start_withdrawal(cmd: StartWithdrawal, uow: UnitOfWork) -> dict[str, Any]:
+    """ACTIVE → WITHDRAWING: logins and refreshes are refused from now on."""
+    member = await uow.members.get(cmd.member_id, for_update=True)
+    if member is None:
+        raise errors.MemberNotFound(f"member {cmd.member_id} not found")
+    member.start_withdrawal(cmd.saga_id)
+    await uow.members.save(member)
+    return {"member_id": str(member.id), "status": member.status.value}
+
+
+async def cancel_withdrawal(cmd: CancelWithdrawal, uow: UnitOfWork) -> dict[str, Any]:
+    """Compensation of StartWithdrawal: back to ACTIVE (a no-op if this saga changed nothing)."""
+    member = await uow.members.get(cmd.member_id, for_update=True)
+    if member is None or not member.cancel_withdrawal(cmd.saga_id):
+        return {"cancelled": False}
+    await uow.members.save(member)
+    return {"cancelled": True}
+
+
+async def complete_withdrawal(
+    cmd: CompleteWithdrawal, uow: UnitOfWork, *, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """The pivot: erase personal data, status WITHDRAWN, revoke every refresh token."""
+    when = now or utcnow()
+    member = await uow.members.get(cmd.member_id, for_update=True)
+    if member is None:
+        raise errors.MemberNotFound(f"member {cmd.member_id} not found")
+    if member.complete_withdrawal(cmd.saga_id, when):
+        await uow.members.save(member)
+        await uow.refresh_tokens.revoke_all_for_member(member.id, when)
+        await publish_events(uow, member.pull_events())
+    return {"member_id": str(member.id), "status": member.status.value}
+
+
+async def transfer(
+    cmd: TransferPoints, uow: UnitOfWork, *, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """Pay the bounty from the asker to the answerer (답변 채택 step 2)."""
+    if cmd.amount < 0:
+        raise errors.InvalidTransfer("amount must not be negative")
+    if cmd.amount == 0:
+        return {"transferred": 0}
+    previous = await uow.transfers.get(cmd.saga_id)
+    if previous is not None:
+        return {"transferred": previous.amount}
+    members = await uow.members.lock_many([cmd.from_member_id, cmd.to_member_id])
+    payer = members.get(cmd.from_member_id)
+    payee = members.get(cmd.to_member_id)
+    if payer is None or payee is None:
+        raise errors.MemberNotFound("the asker or the answerer does not exist")
+    record, event = transfer_points(
+        saga_id=cmd.saga_id,
+        payer=payer,
+        payee=payee,
+        amount=cmd.amount,
+        question_id=cmd.question_id,
+        now=now,
+    )
+    await uow.members.save(payer)
+    await uow.members.save(payee)
+    await uow.transfers.add(record)
+    await publish_events(uow, [event])
+    return {"transferred": cmd.amount}
+
+
+async def refund(
+    cmd: RefundPoints, uow: UnitOfWork, *, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """Compensation of TransferPoints: undo exactly what this saga moved, if anything.
+
+    If the answerer has already spent the points the refund is refused (points never go
+    negative); the saga then ends FAILED for an operator to settle."""
+    record = await uow.transfers.get(cmd.saga_id)
+    if record is None:
+        return {"refunded": 0}
+    if record.is_refunded:
+        return {"refunded": record.amount}
+    members = await uow.members.lock_many([record.from_member_id, record.to_member_id])
+    payer = members.get(record.from_member_id)
+    payee = members.get(record.to_member_id)
+    if payer is None or payee is None:
+        raise errors.MemberNotFound("the asker or the answerer no longer exists")
+    event = refund_points(record, payer=payer, payee=payee, now=now)
+    if event is not None:
+        await uow.members.save(payer)
+        await uow.members.save(payee)
+        await uow.transfers.save(record)
+        await publish_events(uow, [event])
+    return {"refunded": record.amount}

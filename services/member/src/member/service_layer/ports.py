@@ -1,0 +1,165 @@
+"""Ports: the interfaces the use cases need (repositories, unit of work, hashing, tokens, throttling).
+
+Adapters implement them against PostgreSQL, Redis, argon2 and JWT; unit tests implement them in
+memory. Repositories are read-only properties of the unit of work so both kinds fit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from member.domain.activity import Delta
+from member.domain.model import Member
+from member.domain.points import PointTransfer
+from member.domain.sessions import RefreshToken
+
+
+class MemberRepository(Protocol):
+    async def add(self, member: Member) -> None: ...
+
+    async def get(self, member_id: uuid.UUID, *, for_update: bool = False) -> Member | None: ...
+
+    async def get_by_email(self, email: str) -> Member | None: ...
+
+    async def lock_many(self, member_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Member]:
+        """Lock several members in a fixed order (by id), so two transfers cannot deadlock."""
+        ...
+
+    async def email_taken(self, email: str) -> bool: ...
+
+    async def nickname_taken(self, nickname: str, *, other_than: uuid.UUID | None = None) -> bool:
+        """Case-insensitive, like the unique index."""
+        ...
+
+    async def save(self, member: Member) -> None: ...
+
+
+class RefreshTokenRepository(Protocol):
+    async def add(self, token: RefreshToken) -> None: ...
+
+    async def get_by_hash(self, token_hash: str) -> RefreshToken | None:
+        """The token, locked for this transaction (two refreshes of one token serialize)."""
+        ...
+
+    async def save(self, token: RefreshToken) -> None: ...
+
+    async def revoke_family(self, family_id: uuid.UUID, now: dt.datetime) -> int: ...
+
+    async def revoke_all_for_member(self, member_id: uuid.UUID, now: dt.datetime) -> int: ...
+
+
+class PointTransferRepository(Protocol):
+    async def get(self, saga_id: str) -> PointTransfer | None:
+        """The transfer of one saga, locked for this transaction."""
+        ...
+
+    async def add(self, transfer: PointTransfer) -> None: ...
+
+    async def save(self, transfer: PointTransfer) -> None: ...
+
+
+@dataclass(frozen=True)
+class LogPosition:
+    """Where an event sits in its topic; the projection's checkpoint is the next offset."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class ActivityRepository(Protocol):
+    async def exclude_rebuild(self) -> None:
+        """Wait while a rebuild is swapping the table in (shared side of the rebuild's lock)."""
+        ...
+
+    async def next_offset(self, topic: str, partition: int) -> int: ...
+
+    async def advance(self, position: LogPosition) -> None: ...
+
+    async def apply(self, deltas: Iterable[Delta]) -> None: ...
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    status_code: int
+    body: Any
+
+
+class IdempotencyStore(Protocol):
+    async def claim(self, scope: str, key: str, fingerprint: str) -> StoredResult | None:
+        """Claim ``key`` in this transaction, or return what the first request answered."""
+        ...
+
+    async def complete(self, scope: str, key: str, status_code: int, body: Any) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One business transaction: repositories, the outbox (``publish``) and the inbox."""
+
+    @property
+    def members(self) -> MemberRepository: ...
+
+    @property
+    def refresh_tokens(self) -> RefreshTokenRepository: ...
+
+    @property
+    def transfers(self) -> PointTransferRepository: ...
+
+    @property
+    def activity(self) -> ActivityRepository: ...
+
+    @property
+    def idempotency(self) -> IdempotencyStore: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    async def publish(
+        self, topic: str, event_type: str, key: str, data: Mapping[str, Any]
+    ) -> uuid.UUID: ...
+
+    async def first_delivery(self, consumer: str, message_id: str) -> bool: ...
+
+
+class PasswordHasher(Protocol):
+    async def hash(self, password: str) -> str: ...
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        """False for a wrong password; with no hash it still spends the time of a check,
+        so response times do not reveal which emails exist."""
+        ...
+
+    def needs_rehash(self, password_hash: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    token: str
+    expires_in: int
+
+
+class AccessTokenIssuer(Protocol):
+    def issue(self, member_id: uuid.UUID, role: str) -> AccessToken: ...
+
+
+class LoginThrottle(Protocol):
+    async def retry_after(self, email: str) -> int | None:
+        """Seconds to wait when ``email`` has too many recent failures, else None."""
+        ...
+
+    async def record_failure(self, email: str) -> None: ...
+
+    async def reset(self, email: str) -> None: ...

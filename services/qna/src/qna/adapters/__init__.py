@@ -1,0 +1,1 @@
+"""Adapters: SQLAlchemy tables and repositories (the ports to PostgreSQL)."""

@@ -1,0 +1,146 @@
+"""Database per service: the qna schema (write model, local author copy, saga records, read model)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+
+metadata = MetaData()
+
+# ---------------------------------------------------------------- write model (the aggregate)
+
+questions = Table(
+    "questions",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("author_id", UUID(as_uuid=True), nullable=True),
+    Column("title", String(200), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("bounty", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("acceptance_saga_id", String(64), nullable=True),
+    Column("pending_answer_id", UUID(as_uuid=True), nullable=True),
+    Column("accepted_answer_id", UUID(as_uuid=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(
+        "status IN ('OPEN', 'ACCEPTING', 'RESOLVED', 'CLOSED')", name="ck_questions_status"
+    ),
+    CheckConstraint("bounty BETWEEN 0 AND 1000", name="ck_questions_bounty"),
+    Index("ix_questions_author_id", "author_id"),
+)
+
+answers = Table(
+    "answers",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "question_id",
+        UUID(as_uuid=True),
+        ForeignKey("questions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("author_id", UUID(as_uuid=True), nullable=True),
+    Column("content", Text, nullable=False),
+    Column("accepted", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_answers_question_id", "question_id", "created_at"),
+    Index("ix_answers_author_id", "author_id"),
+)
+
+question_comments = Table(
+    "question_comments",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "question_id",
+        UUID(as_uuid=True),
+        ForeignKey("questions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("author_id", UUID(as_uuid=True), nullable=True),
+    Column("content", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_question_comments_question_id", "question_id", "created_at"),
+    Index("ix_question_comments_author_id", "author_id"),
+)
+
+# ---------------------------------------------------------------- members, as member.events tell
+
+authors = Table(
+    "authors",
+    metadata,
+    Column("member_id", UUID(as_uuid=True), primary_key=True),
+    Column("nickname", String(100), nullable=True),
+    Column("withdrawn", Boolean, nullable=False, server_default=text("false")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+)
+
+# ---------------------------------------------------------------- what a RetireAuthor changed
+
+author_retirements = Table(
+    "author_retirements",
+    metadata,
+    Column("saga_id", String(64), primary_key=True),
+    Column("question_id", UUID(as_uuid=True), primary_key=True),
+    Column("member_id", UUID(as_uuid=True), nullable=False),
+    Column("question_closed", Boolean, nullable=False),
+    Column("question_anonymized", Boolean, nullable=False),
+    Column("answer_ids", ARRAY(UUID(as_uuid=True)), nullable=False),
+    Column("comment_ids", ARRAY(UUID(as_uuid=True)), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+)
+
+# ---------------------------------------------------------------- CQRS read model
+
+question_summaries = Table(
+    "question_summaries",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("title", String(200), nullable=False),
+    Column("author_id", UUID(as_uuid=True), nullable=True),
+    Column("author_nickname", String(100), nullable=True),
+    Column("author_withdrawn", Boolean, nullable=False, server_default=text("false")),
+    Column("bounty", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("answer_count", Integer, nullable=False, server_default=text("0")),
+    Column("accepted_answer_id", UUID(as_uuid=True), nullable=True),
+    Column("deleted", Boolean, nullable=False, server_default=text("false")),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_question_summaries_created_at", "created_at", "id"),
+    Index("ix_question_summaries_status_created_at", "status", "created_at"),
+    Index("ix_question_summaries_author_id", "author_id"),
+    Index(
+        "ix_question_summaries_title_trgm",
+        "title",
+        postgresql_using="gin",
+        postgresql_ops={"title": "gin_trgm_ops"},
+    ),
+)
+
+#: The projector's own copy of nicknames, so the read model is rebuilt from events alone.
+question_summary_authors = Table(
+    "question_summary_authors",
+    metadata,
+    Column("member_id", UUID(as_uuid=True), primary_key=True),
+    Column("nickname", String(100), nullable=True),
+    Column("withdrawn", Boolean, nullable=False, server_default=text("false")),
+)

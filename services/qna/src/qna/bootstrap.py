@@ -1,0 +1,63 @@
+"""Composition root: each qna process (api, worker) wired from settings; clients start in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from chassis.app import create_app
+from chassis.lifecycle import Runtime
+from chassis.resources import attach
+from chassis.saga import SagaParticipant, command_topic
+from qna.config import Settings
+from qna.entrypoints import api, internal_api
+from qna.entrypoints.errors import install_domain_error_handlers
+from qna.entrypoints.member_events import member_events_handler
+from qna.entrypoints.saga_commands import HANDLERS
+from qna.projection import TOPICS as READ_MODEL_TOPICS
+from qna.projection import Projector
+from qna.service_layer.unit_of_work import QnaUnitOfWork
+
+
+def uow_factory(sessions: async_sessionmaker[AsyncSession]) -> Callable[[], QnaUnitOfWork]:
+    def make() -> QnaUnitOfWork:
+        return QnaUnitOfWork(sessions)
+
+    return make
+
+
+def build_api(settings: Settings) -> FastAPI:
+    """The api process: HTTP routes over PostgreSQL; events leave through the outbox."""
+    runtime = Runtime(settings.SERVICE_NAME)
+    res = attach(settings, runtime, database=True, redis=False, kafka=False)
+    app = create_app(
+        settings,
+        runtime,
+        title="qna",
+        description="Q&A service (Q&A관리): questions, answers, comments and the question list.",
+        routers=[api.router, internal_api.router],
+    )
+    install_domain_error_handlers(app)
+    app.state.verifier = res.verifier
+    app.state.sessions = res.sessions
+    app.state.uow_factory = uow_factory(res.sessions)
+    return app
+
+
+def build_worker(settings: Settings) -> FastAPI:
+    """The worker process: outbox relay, author copy, read-model projector and saga participant."""
+    runtime = Runtime(settings.SERVICE_NAME)
+    res = attach(settings, runtime, database=True, redis=True, kafka=True, verifier=False)
+    make_uow = uow_factory(res.sessions)
+    res.add_outbox_relay()
+    res.add_consumer("qna-authors", ["member.events"], member_events_handler(make_uow))
+    projector = Projector(res.sessions, settings.SERVICE_NAME)
+    res.add_consumer("qna-projector", list(READ_MODEL_TOPICS), projector.handle)
+    participant = SagaParticipant("qna", make_uow, HANDLERS, res.faults())
+    res.add_consumer("qna-saga", [command_topic("qna")], participant.handle)
+    app = create_app(settings, runtime, title="qna worker", docs=False)
+    app.state.uow_factory = make_uow
+    app.state.resources = res
+    return app

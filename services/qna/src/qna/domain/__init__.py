@@ -1,0 +1,1 @@
+"""Domain: the Q&A model in plain Python (standard library only)."""

@@ -1,0 +1,1 @@
+"""Entrypoints: HTTP routes, message handlers and their schemas."""

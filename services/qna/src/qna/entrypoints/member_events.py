@@ -1,0 +1,39 @@
+"""Integration-event handler: member.events keep the local copy of authors (nickname, withdrawn).
+
+Thin: it reads its own view of the member payloads and calls the service layer, which records
+the event id in the inbox in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+from pydantic import BaseModel
+
+from chassis.messaging.envelope import Envelope
+from qna.service_layer import handlers
+from qna.service_layer.unit_of_work import QnaUnitOfWork
+
+
+class MemberEvent(BaseModel):
+    """qna's view of a member event: only the fields it uses (others are ignored)."""
+
+    member_id: uuid.UUID
+    nickname: str | None = None
+
+
+def member_events_handler(
+    uow_factory: Callable[[], QnaUnitOfWork],
+) -> Callable[[Envelope], Awaitable[None]]:
+    async def handle(env: Envelope) -> None:
+        if env.type in ("MemberRegistered", "MemberProfileChanged"):
+            event = MemberEvent.model_validate(env.data)
+            await handlers.update_author(
+                uow_factory(), env.id, event.member_id, nickname=event.nickname
+            )
+        elif env.type == "MemberWithdrawn":
+            event = MemberEvent.model_validate(env.data)
+            await handlers.update_author(uow_factory(), env.id, event.member_id, withdrawn=True)
+
+    return handle

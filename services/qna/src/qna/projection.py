@@ -1,0 +1,351 @@
+"""CQRS read model: the projector that builds ``question_summaries`` from qna.events and member.events.
+
+Guarantees:
+
+- **idempotent**: the live projector records each event id in the inbox with its effect;
+- **order-safe**: a question event is applied only if its ``version`` is newer than the row's,
+  so a duplicate or a stale redelivery never overwrites newer state (qna events for one
+  question share a partition, so they arrive in version order);
+- **rebuildable**: ``qna rebuild-read-model`` replays both topics from the beginning into fresh
+  tables, then swaps their contents in, in one transaction;
+- **observable**: a checkpoint (next offset per topic partition) is stored with every effect and
+  exported as ``projection_checkpoint_offset``; the consumer reports its lag.
+
+Nicknames come from the projector's own ``question_summary_authors`` copy of member.events, so
+the read model depends on nothing but the two topics.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import (
+    MetaData,
+    Table,
+    delete,
+    false,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from chassis.db import (
+    UnitOfWork,
+    create_engine,
+    create_session_factory,
+    projection_checkpoint_table,
+)
+from chassis.logging import get_logger
+from chassis.messaging.consumer import replay
+from chassis.messaging.envelope import Envelope
+from chassis.metrics import PROJECTION_CHECKPOINT
+from qna.adapters import orm
+from qna.config import Settings
+
+log = get_logger(__name__)
+
+PROJECTION = "question_summaries"
+INBOX_CONSUMER = "qna-projector"
+TOPICS = ("qna.events", "member.events")
+#: Advisory lock: projector transactions take it shared, a rebuild takes it exclusively, so no
+#: live update can fall between the rebuild's replay and its swap.
+READ_MODEL_LOCK = 0x514E_4152  # "QNAR"
+
+
+@dataclass(frozen=True)
+class ReadModelTables:
+    summaries: Table
+    authors: Table
+
+
+LIVE_TABLES = ReadModelTables(orm.question_summaries, orm.question_summary_authors)
+_rebuild_metadata = MetaData()
+REBUILD_TABLES = ReadModelTables(
+    orm.question_summaries.to_metadata(_rebuild_metadata, name="rebuild_question_summaries"),
+    orm.question_summary_authors.to_metadata(
+        _rebuild_metadata, name="rebuild_question_summary_authors"
+    ),
+)
+
+
+class MalformedEvent(ValueError):
+    """The event body is not what this projector understands."""
+
+
+# ---------------------------------------------------------------- the projector's view of payloads
+
+
+class _QuestionEvent(BaseModel):
+    question_id: uuid.UUID
+    version: int
+    occurred_at: dt.datetime
+
+
+class _QuestionAsked(_QuestionEvent):
+    author_id: uuid.UUID | None
+    title: str
+    bounty: int
+    status: str
+    created_at: dt.datetime
+
+
+class _QuestionUpdated(_QuestionEvent):
+    author_id: uuid.UUID | None
+    title: str
+    bounty: int
+    status: str
+
+
+class _AnswerAccepted(_QuestionEvent):
+    answer_id: uuid.UUID
+
+
+class _MemberEvent(BaseModel):
+    member_id: uuid.UUID
+
+
+class _MemberNamed(_MemberEvent):
+    nickname: str
+
+
+_VIEWS: dict[str, type[BaseModel]] = {
+    "QuestionAsked": _QuestionAsked,
+    "QuestionUpdated": _QuestionUpdated,
+    "QuestionDeleted": _QuestionEvent,
+    "QuestionClosed": _QuestionEvent,
+    "QuestionReopened": _QuestionEvent,
+    "AnswerPosted": _QuestionEvent,
+    "AnswerDeleted": _QuestionEvent,
+    "AnswerAccepted": _AnswerAccepted,
+    "QnaCommentAdded": _QuestionEvent,
+    "QnaCommentDeleted": _QuestionEvent,
+    "MemberRegistered": _MemberNamed,
+    "MemberProfileChanged": _MemberNamed,
+    "MemberWithdrawn": _MemberEvent,
+}
+
+
+def _parse(env: Envelope) -> BaseModel | None:
+    view = _VIEWS.get(env.type)
+    if view is None:
+        return None  # an event the read model does not depend on
+    try:
+        return view.model_validate(env.data)
+    except ValidationError as exc:
+        raise MalformedEvent(f"{env.type} {env.id}: {exc}") from exc
+
+
+# ---------------------------------------------------------------- applying one event
+
+
+def _author_values(t: ReadModelTables, author_id: uuid.UUID | None) -> dict[str, Any]:
+    """The author columns of a summary, looked up in the projector's own member copy."""
+    a = t.authors
+    return {
+        "author_id": author_id,
+        "author_nickname": select(a.c.nickname).where(a.c.member_id == author_id).scalar_subquery(),
+        "author_withdrawn": func.coalesce(
+            select(a.c.withdrawn).where(a.c.member_id == author_id).scalar_subquery(), false()
+        ),
+    }
+
+
+async def _if_newer(
+    session: AsyncSession, t: ReadModelTables, event: _QuestionEvent, **values: Any
+) -> None:
+    s = t.summaries
+    await session.execute(
+        update(s)
+        .where(s.c.id == event.question_id, s.c.version < event.version)
+        .values(version=event.version, updated_at=event.occurred_at, **values)
+    )
+
+
+async def _apply_question_event(
+    session: AsyncSession, t: ReadModelTables, kind: str, event: _QuestionEvent
+) -> None:
+    s = t.summaries
+    if isinstance(event, _QuestionAsked):
+        await session.execute(
+            pg_insert(s)
+            .values(
+                id=event.question_id,
+                title=event.title,
+                bounty=event.bounty,
+                status=event.status,
+                answer_count=0,
+                accepted_answer_id=None,
+                deleted=False,
+                version=event.version,
+                created_at=event.created_at,
+                updated_at=event.occurred_at,
+                **_author_values(t, event.author_id),
+            )
+            .on_conflict_do_nothing(index_elements=[s.c.id])
+        )
+    elif isinstance(event, _QuestionUpdated):
+        await _if_newer(
+            session,
+            t,
+            event,
+            title=event.title,
+            bounty=event.bounty,
+            status=event.status,
+            **_author_values(t, event.author_id),
+        )
+    elif isinstance(event, _AnswerAccepted):
+        await _if_newer(session, t, event, accepted_answer_id=event.answer_id)
+    else:
+        by_kind: dict[str, dict[str, Any]] = {
+            "QuestionDeleted": {"deleted": True},
+            "QuestionClosed": {"status": "CLOSED"},
+            "QuestionReopened": {"status": "OPEN"},
+            "AnswerPosted": {"answer_count": s.c.answer_count + 1},
+            "AnswerDeleted": {"answer_count": func.greatest(s.c.answer_count - 1, 0)},
+        }
+        changes = by_kind.get(kind, {})  # comment events move only the version
+        await _if_newer(session, t, event, **changes)
+
+
+async def _apply_member_event(
+    session: AsyncSession, t: ReadModelTables, event: _MemberEvent
+) -> None:
+    a, s = t.authors, t.summaries
+    if isinstance(event, _MemberNamed):
+        values: dict[str, Any] = {"nickname": event.nickname}
+        summary_values: dict[str, Any] = {"author_nickname": event.nickname}
+    else:
+        values = {"withdrawn": True}
+        summary_values = {"author_withdrawn": True}
+    stmt = pg_insert(a).values(member_id=event.member_id, **values)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[a.c.member_id], set_={k: stmt.excluded[k] for k in values}
+        )
+    )
+    await session.execute(
+        update(s).where(s.c.author_id == event.member_id).values(**summary_values)
+    )
+
+
+async def apply(session: AsyncSession, tables: ReadModelTables, env: Envelope) -> bool:
+    """Apply one event to the read model in ``tables``; False if the event does not concern it."""
+    event = _parse(env)
+    if isinstance(event, _QuestionEvent):
+        await _apply_question_event(session, tables, env.type, event)
+    elif isinstance(event, _MemberEvent):
+        await _apply_member_event(session, tables, event)
+    else:
+        return False
+    return True
+
+
+async def save_checkpoint(
+    session: AsyncSession, topic: str, partition: int, next_offset: int
+) -> None:
+    c = projection_checkpoint_table
+    stmt = pg_insert(c).values(
+        projection=PROJECTION, topic=topic, partition=partition, next_offset=next_offset
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[c.c.projection, c.c.topic, c.c.partition],
+            # never backwards: after a rebuild the live consumer re-reads what the replay covered
+            set_={
+                "next_offset": func.greatest(c.c.next_offset, stmt.excluded.next_offset),
+                "updated_at": func.now(),
+            },
+        )
+    )
+
+
+# ---------------------------------------------------------------- the live projector (qna worker)
+
+
+class Projector:
+    """Consumer handler of the read model: one transaction per event (lock, inbox, effect, checkpoint)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], service: str) -> None:
+        self.sessions = sessions
+        self.service = service
+
+    async def handle(self, env: Envelope) -> None:
+        async with UnitOfWork(self.sessions, source=self.service) as uow:
+            await uow.session.execute(select(func.pg_advisory_xact_lock_shared(READ_MODEL_LOCK)))
+            if await uow.first_delivery(INBOX_CONSUMER, env.id):
+                await apply(uow.session, LIVE_TABLES, env)
+            await save_checkpoint(uow.session, env.topic, env.partition, env.offset + 1)
+            await uow.commit()
+        PROJECTION_CHECKPOINT.labels(self.service, PROJECTION, env.topic, str(env.partition)).set(
+            env.offset
+        )
+
+
+# ---------------------------------------------------------------- rebuild (qna rebuild-read-model)
+
+
+async def rebuild(settings: Settings) -> dict[str, int]:
+    """Replay qna.events and member.events from the beginning into fresh tables, then swap them in.
+
+    One transaction holds the read-model lock exclusively: the live projector waits (its lag
+    grows and is worked off afterwards, as no-ops up to the replayed offsets), readers keep
+    seeing the old rows until the commit, and a failed rebuild changes nothing.
+    """
+    engine = create_engine(settings.DATABASE_URL, pool_size=1)
+    sessions = create_session_factory(engine)
+    applied = skipped = 0
+    try:
+        async with sessions() as session, session.begin():
+            await session.execute(select(func.pg_advisory_xact_lock(READ_MODEL_LOCK)))
+            await session.execute(
+                text(
+                    "CREATE TEMP TABLE rebuild_question_summaries "
+                    "(LIKE question_summaries INCLUDING ALL) ON COMMIT DROP"
+                )
+            )
+            await session.execute(
+                text(
+                    "CREATE TEMP TABLE rebuild_question_summary_authors "
+                    "(LIKE question_summary_authors INCLUDING ALL) ON COMMIT DROP"
+                )
+            )
+
+            async def handle(env: Envelope) -> None:
+                nonlocal applied, skipped
+                try:
+                    if await apply(session, REBUILD_TABLES, env):
+                        applied += 1
+                except MalformedEvent as exc:
+                    # the live projector dead-lettered it; a rebuild must not stop on it
+                    skipped += 1
+                    log.warning("projection.rebuild_skipped", error=str(exc))
+
+            end = await replay(
+                settings.KAFKA_BOOTSTRAP_SERVERS, [settings.topic(t) for t in TOPICS], handle
+            )
+            for live, fresh in (
+                (LIVE_TABLES.summaries, REBUILD_TABLES.summaries),
+                (LIVE_TABLES.authors, REBUILD_TABLES.authors),
+            ):
+                await session.execute(delete(live))
+                await session.execute(
+                    insert(live).from_select([c.name for c in fresh.c], select(fresh))
+                )
+            for tp, offset in end.items():
+                await save_checkpoint(session, tp.topic, tp.partition, offset)
+            questions = await session.scalar(
+                select(func.count()).select_from(LIVE_TABLES.summaries)
+            )
+    finally:
+        await engine.dispose()
+    result = {"events": applied, "skipped": skipped, "questions": int(questions or 0)}
+    log.info("projection.rebuilt", projection=PROJECTION, **result)
+    return result

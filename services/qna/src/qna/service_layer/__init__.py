@@ -1,0 +1,1 @@
+"""Service layer: use cases run in a unit of work, independent of HTTP and Kafka."""

@@ -1,0 +1,259 @@
+"""Service layer: the Q&A use cases, each one transaction (state change + outbox events + idempotency record).
+
+Handlers receive their unit of work and plain values; they know nothing about HTTP. A rule
+broken in the domain surfaces as a ``qna.domain.errors`` exception, which the API maps to a
+status code.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from chassis import idempotency
+from qna import views
+from qna.domain.errors import NotFound
+from qna.domain.model import Actor, Question
+from qna.service_layer.unit_of_work import QnaUnitOfWork
+
+Json = views.Json
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The verified caller of a use case."""
+
+    id: uuid.UUID
+    is_admin: bool = False
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    """An ``Idempotency-Key`` with the scope and body it was sent with."""
+
+    scope: str
+    key: str
+    fingerprint: str
+
+
+async def _actor(uow: QnaUnitOfWork, caller: Caller) -> Actor:
+    return await uow.authors.actor(caller.id, is_admin=caller.is_admin)
+
+
+async def _question(uow: QnaUnitOfWork, question_id: uuid.UUID) -> Question:
+    question = await uow.questions.get(question_id)
+    if question is None:
+        raise NotFound("no such question")
+    return question
+
+
+async def _created(
+    uow: QnaUnitOfWork,
+    request: IdempotentRequest | None,
+    create: Callable[[], Awaitable[Json]],
+) -> Json:
+    """Run ``create`` once per idempotency key: a retry gets the first result, stored with the effect."""
+    async with uow:
+        if request is not None:
+            stored = await idempotency.claim(
+                uow.session, request.scope, request.key, request.fingerprint
+            )
+            if stored is not None:
+                body: Json = stored.body
+                return body
+        body = await create()
+        if request is not None:
+            await idempotency.complete(uow.session, request.scope, request.key, 201, body)
+        await uow.commit()
+    return body
+
+
+def _found(body: Json | None) -> Json:
+    assert body is not None, "the row was written in this transaction"
+    return body
+
+
+# ---------------------------------------------------------------- questions
+
+
+async def ask_question(
+    uow: QnaUnitOfWork,
+    caller: Caller,
+    *,
+    title: str,
+    content: str,
+    bounty: int,
+    request: IdempotentRequest | None = None,
+) -> Json:
+    async def create() -> Json:
+        question = Question.ask(await _actor(uow, caller), title, content, bounty)
+        await uow.save(question)
+        return _found(await views.question_detail(uow.session, question.id))
+
+    return await _created(uow, request, create)
+
+
+async def edit_question(
+    uow: QnaUnitOfWork,
+    caller: Caller,
+    question_id: uuid.UUID,
+    *,
+    title: str | None = None,
+    content: str | None = None,
+    bounty: int | None = None,
+) -> Json:
+    async with uow:
+        question = await _question(uow, question_id)
+        question.edit(await _actor(uow, caller), title=title, content=content, bounty=bounty)
+        await uow.save(question)
+        body = _found(await views.question_detail(uow.session, question_id))
+        await uow.commit()
+    return body
+
+
+async def delete_question(uow: QnaUnitOfWork, caller: Caller, question_id: uuid.UUID) -> None:
+    async with uow:
+        question = await _question(uow, question_id)
+        question.delete(await _actor(uow, caller))
+        await uow.save(question)
+        await uow.commit()
+
+
+# ---------------------------------------------------------------- answers
+
+
+async def post_answer(
+    uow: QnaUnitOfWork,
+    caller: Caller,
+    question_id: uuid.UUID,
+    *,
+    content: str,
+    request: IdempotentRequest | None = None,
+) -> Json:
+    async def create() -> Json:
+        question = await _question(uow, question_id)
+        answer = question.post_answer(await _actor(uow, caller), content)
+        await uow.save(question)
+        return _found(await views.answer_detail(uow.session, answer.id))
+
+    return await _created(uow, request, create)
+
+
+async def edit_answer(
+    uow: QnaUnitOfWork,
+    caller: Caller,
+    question_id: uuid.UUID,
+    answer_id: uuid.UUID,
+    *,
+    content: str,
+) -> Json:
+    async with uow:
+        question = await _question(uow, question_id)
+        question.edit_answer(await _actor(uow, caller), answer_id, content)
+        await uow.save(question)
+        body = _found(await views.answer_detail(uow.session, answer_id))
+        await uow.commit()
+    return body
+
+
+async def delete_answer(
+    uow: QnaUnitOfWork, caller: Caller, question_id: uuid.UUID, answer_id: uuid.UUID
+) -> None:
+    async with uow:
+        question = await _question(uow, question_id)
+        question.delete_answer(await _actor(uow, caller), answer_id)
+        await uow.save(question)
+        await uow.commit()
+
+
+# ---------------------------------------------------------------- comments
+
+
+async def add_comment(
+    uow: QnaUnitOfWork,
+    caller: Caller,
+    question_id: uuid.UUID,
+    *,
+    content: str,
+    request: IdempotentRequest | None = None,
+) -> Json:
+    async def create() -> Json:
+        question = await _question(uow, question_id)
+        comment = question.add_comment(await _actor(uow, caller), content)
+        await uow.save(question)
+        return _found(await views.comment_detail(uow.session, comment.id))
+
+    return await _created(uow, request, create)
+
+
+async def edit_comment(
+    uow: QnaUnitOfWork,
+    caller: Caller,
+    question_id: uuid.UUID,
+    comment_id: uuid.UUID,
+    *,
+    content: str,
+) -> Json:
+    async with uow:
+        question = await _question(uow, question_id)
+        question.edit_comment(await _actor(uow, caller), comment_id, content)
+        await uow.save(question)
+        body = _found(await views.comment_detail(uow.session, comment_id))
+        await uow.commit()
+    return body
+
+
+async def delete_comment(
+    uow: QnaUnitOfWork, caller: Caller, question_id: uuid.UUID, comment_id: uuid.UUID
+) -> None:
+    async with uow:
+        question = await _question(uow, question_id)
+        question.delete_comment(await _actor(uow, caller), comment_id)
+        await uow.save(question)
+        await uow.commit()
+
+
+# ---------------------------------------------------------------- acceptance pre-check (saga start)
+
+
+async def check_acceptance(
+    uow: QnaUnitOfWork, caller: Caller, question_id: uuid.UUID, answer_id: uuid.UUID
+) -> Json:
+    """Refuse a plainly invalid acceptance before the saga starts (the saga re-checks in its step)."""
+    async with uow:
+        question = await uow.questions.get(question_id, lock=False)
+        if question is None:
+            raise NotFound("no such question")
+        if question.find_answer(answer_id) is None and (
+            await uow.questions.question_of_answer(answer_id) is None
+        ):
+            raise NotFound("no such answer")
+        answer = question.check_acceptance(caller.id, answer_id)
+    return {
+        "question_id": str(question.id),
+        "answer_id": str(answer.id),
+        "asker_id": str(caller.id),
+        "answerer_id": str(answer.author_id),
+        "bounty": question.bounty,
+        "status": question.status.value,
+    }
+
+
+# ---------------------------------------------------------------- member.events (local author copy)
+
+
+async def update_author(
+    uow: QnaUnitOfWork,
+    message_id: str,
+    member_id: uuid.UUID,
+    *,
+    nickname: str | None = None,
+    withdrawn: bool | None = None,
+) -> None:
+    """Keep the local copy of a member (idempotent: the inbox records the message id)."""
+    async with uow:
+        if not await uow.first_delivery("qna-authors", message_id):
+            return
+        await uow.authors.upsert(member_id, nickname=nickname, withdrawn=withdrawn)
+        await uow.commit()

@@ -1,0 +1,211 @@
+"""CQRS read side: the question list from the ``question_summaries`` read model, details from the write model.
+
+Every function returns JSON-ready dictionaries (ids and times as strings), the shapes of
+DESIGN §4, so a stored idempotent response is byte-for-byte what the first call returned.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chassis.pagination import PageParams
+from qna.adapters import orm
+
+#: What an author is called once they have withdrawn (DESIGN §3, member-withdrawal).
+WITHDRAWN_NICKNAME = "탈퇴한 회원"
+#: What a member is called until their MemberRegistered has reached this service.
+UNKNOWN_NICKNAME = "알 수 없음"
+
+Json = dict[str, Any]
+
+
+def _id(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _time(value: dt.datetime) -> str:
+    return value.isoformat()
+
+
+def author_view(author_id: uuid.UUID | None, nickname: str | None, withdrawn: bool | None) -> Json:
+    """``{id, nickname}``; the id is null once the author has withdrawn or was anonymized."""
+    if author_id is None or withdrawn:
+        return {"id": None, "nickname": WITHDRAWN_NICKNAME}
+    return {"id": str(author_id), "nickname": nickname or UNKNOWN_NICKNAME}
+
+
+def escape_like(text: str) -> str:
+    """Make user text match literally inside a LIKE pattern."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# ---------------------------------------------------------------- the list (read model)
+
+
+async def list_questions(
+    session: AsyncSession,
+    page: PageParams,
+    *,
+    status: str | None = None,
+    q: str | None = None,
+    author_id: uuid.UUID | None = None,
+) -> Json:
+    """Q&A 목록 조회: newest first, filtered by status, title text and author."""
+    s = orm.question_summaries
+    conditions: list[ColumnElement[bool]] = [s.c.deleted.is_(False)]
+    if status is not None:
+        conditions.append(s.c.status == status)
+    if q:
+        # bound parameter + escaped wildcards; the trigram GIN index serves ILIKE '%...%'
+        conditions.append(s.c.title.ilike(f"%{escape_like(q)}%", escape="\\"))
+    if author_id is not None:
+        conditions.append(s.c.author_id == author_id)
+    where = and_(*conditions)
+    total = await session.scalar(select(func.count()).select_from(s).where(where))
+    rows = (
+        await session.execute(
+            select(s)
+            .where(where)
+            .order_by(s.c.created_at.desc(), s.c.id.desc())
+            .offset(page.offset)
+            .limit(page.size)
+        )
+    ).mappings()
+    items = [
+        {
+            "id": str(r["id"]),
+            "title": r["title"],
+            "author": author_view(r["author_id"], r["author_nickname"], r["author_withdrawn"]),
+            "bounty": r["bounty"],
+            "status": r["status"],
+            "answer_count": r["answer_count"],
+            "accepted_answer_id": _id(r["accepted_answer_id"]),
+            "created_at": _time(r["created_at"]),
+        }
+        for r in rows
+    ]
+    return {"items": items, "total": total or 0, "page": page.page, "size": page.size}
+
+
+# ---------------------------------------------------------------- details (write model)
+
+
+def _with_author(table: Any) -> Any:
+    a = orm.authors
+    return select(table, a.c.nickname, a.c.withdrawn).outerjoin(
+        a, a.c.member_id == table.c.author_id
+    )
+
+
+def _answer_json(r: Any) -> Json:
+    return {
+        "id": str(r["id"]),
+        "author": author_view(r["author_id"], r["nickname"], r["withdrawn"]),
+        "content": r["content"],
+        "accepted": r["accepted"],
+        "created_at": _time(r["created_at"]),
+    }
+
+
+def _comment_json(r: Any) -> Json:
+    return {
+        "id": str(r["id"]),
+        "author": author_view(r["author_id"], r["nickname"], r["withdrawn"]),
+        "content": r["content"],
+        "created_at": _time(r["created_at"]),
+    }
+
+
+async def question_detail(session: AsyncSession, question_id: uuid.UUID) -> Json | None:
+    """The question with its answers and comments, straight from the write model (read-your-writes)."""
+    q = orm.questions
+    row = (await session.execute(_with_author(q).where(q.c.id == question_id))).mappings().first()
+    if row is None:
+        return None
+    a, c = orm.answers, orm.question_comments
+    answers = (
+        (
+            await session.execute(
+                _with_author(a)
+                .where(a.c.question_id == question_id)
+                .order_by(a.c.created_at, a.c.id)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    comments = (
+        (
+            await session.execute(
+                _with_author(c)
+                .where(c.c.question_id == question_id)
+                .order_by(c.c.created_at, c.c.id)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return {
+        "id": str(row["id"]),
+        "title": row["title"],
+        "author": author_view(row["author_id"], row["nickname"], row["withdrawn"]),
+        "bounty": row["bounty"],
+        "status": row["status"],
+        "answer_count": len(answers),
+        "accepted_answer_id": _id(row["accepted_answer_id"]),
+        "created_at": _time(row["created_at"]),
+        "content": row["content"],
+        "answers": [_answer_json(r) for r in answers],
+        "comments": [_comment_json(r) for r in comments],
+    }
+
+
+async def answer_detail(session: AsyncSession, answer_id: uuid.UUID) -> Json | None:
+    a = orm.answers
+    row = (await session.execute(_with_author(a).where(a.c.id == answer_id))).mappings().first()
+    return None if row is None else _answer_json(row)
+
+
+async def comment_detail(session: AsyncSession, comment_id: uuid.UUID) -> Json | None:
+    c = orm.question_comments
+    row = (await session.execute(_with_author(c).where(c.c.id == comment_id))).mappings().first()
+    return None if row is None else _comment_json(row)
+
+
+async def question_exists(session: AsyncSession, question_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        select(orm.questions.c.id).where(orm.questions.c.id == question_id)
+    )
+    return found is not None
+
+
+async def list_comments(session: AsyncSession, question_id: uuid.UUID, page: PageParams) -> Json:
+    """A question's comments, oldest first."""
+    c = orm.question_comments
+    total = await session.scalar(
+        select(func.count()).select_from(c).where(c.c.question_id == question_id)
+    )
+    rows = (
+        (
+            await session.execute(
+                _with_author(c)
+                .where(c.c.question_id == question_id)
+                .order_by(c.c.created_at, c.c.id)
+                .offset(page.offset)
+                .limit(page.size)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return {
+        "items": [_comment_json(r) for r in rows],
+        "total": total or 0,
+        "page": page.page,
+        "size": page.size,
+    }

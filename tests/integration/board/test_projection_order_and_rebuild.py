@@ -1,0 +1,261 @@
+"""The projection ignores duplicates and older events, and a rebuild reproduces the same read model."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from board.adapters.tables import post_summaries, posts
+from board.service_layer.rebuild import RebuildRefused, rebuild_post_summaries
+from chassis.db import outbox_table
+from tests.integration.board.harness import BoardStack, eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def _published(stack: BoardStack, post_id: str) -> list[dict[str, Any]]:
+    """The post's events as the outbox staged them, in order."""
+    async with stack.engine.connect() as conn:
+        rows = await conn.execute(
+            select(outbox_table.c.id, outbox_table.c.type, outbox_table.c.payload)
+            .where(outbox_table.c.key == post_id)
+            .order_by(outbox_table.c.seq)
+        )
+        return [{"id": str(r.id), "type": r.type, "data": dict(r.payload)} for r in rows]
+
+
+async def _summary(stack: BoardStack, post_id: str) -> dict[str, Any]:
+    return next(r for r in await stack.summaries() if str(r["post_id"]) == post_id)
+
+
+async def test_duplicate_and_older_events_leave_the_read_model_unchanged(
+    board: BoardStack,
+) -> None:
+    author = uuid.uuid4()
+    free = await board.board_id("free")
+    post = await board.write_post(author, "v1")
+    edited = await board.client.patch(
+        f"/api/posts/{post['id']}", json={"title": "v2"}, headers=board.auth(author)
+    )
+    assert edited.status_code == 200, edited.text
+    commented = await board.client.post(
+        f"/api/posts/{post['id']}/comments", json={"content": "댓글"}, headers=board.auth(author)
+    )
+    assert commented.status_code == 201
+    await board.wait_for_item(
+        free, post["id"], lambda i: (i["title"], i["comment_count"]) == ("v2", 1), "v2, 1 comment"
+    )
+    before = await _summary(board, post["id"])
+    created, updated, comment_added = await _published(board, post["id"])
+    assert [e["type"] for e in (created, updated, comment_added)] == [
+        "PostCreated",
+        "PostUpdated",
+        "CommentAdded",
+    ]
+    assert before["version"] == comment_added["data"]["version"] == 3
+
+    # The same message again (same id), then older versions under new ids.
+    await board.send(
+        "board.events", "PostUpdated", post["id"], updated["data"], event_id=updated["id"]
+    )
+    await board.send("board.events", "PostCreated", post["id"], created["data"])
+    await board.send(
+        "board.events", "PostUpdated", post["id"], {**updated["data"], "title": "stale"}
+    )
+    await board.send("board.events", "CommentAdded", post["id"], comment_added["data"])
+    # A later post on the same partition: once it is listed, the events above were handled.
+    sentinel = await board.write_post(author, "sentinel")
+    await board.wait_for_item(free, sentinel["id"], lambda i: True, "the sentinel post")
+
+    assert await _summary(board, post["id"]) == before
+    item = await board.wait_for_item(free, post["id"], lambda i: True, "the post")
+    assert (item["title"], item["comment_count"]) == ("v2", 1)
+
+
+async def test_a_rebuild_gives_the_same_read_model_and_the_projector_goes_on(
+    board: BoardStack,
+) -> None:
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    free = await board.board_id("free")
+    await board.send(
+        "member.events",
+        "MemberRegistered",
+        str(alice),
+        {"member_id": str(alice), "nickname": "앨리스", "role": "USER"},
+        source="member",
+    )
+    first = await board.write_post(alice, "앨리스의 글")
+    second = await board.write_post(bob, "밥의 글")
+    doomed = await board.write_post(bob, "지워질 글")
+    comment = await board.client.post(
+        f"/api/posts/{first['id']}/comments", json={"content": "좋아요"}, headers=board.auth(bob)
+    )
+    assert comment.status_code == 201
+    assert (
+        await board.client.patch(
+            f"/api/posts/{second['id']}", json={"title": "밥의 고친 글"}, headers=board.auth(bob)
+        )
+    ).status_code == 200
+    assert (
+        await board.client.delete(f"/api/posts/{doomed['id']}", headers=board.auth(bob))
+    ).status_code == 204
+    for _ in range(2):
+        assert (await board.client.get(f"/api/posts/{first['id']}")).status_code == 200
+    await board.send(
+        "member.events",
+        "MemberProfileChanged",
+        str(alice),
+        {"member_id": str(alice), "nickname": "앨리스2"},
+        source="member",
+    )
+    await board.wait_for_item(
+        free,
+        first["id"],
+        lambda i: (
+            (i["author"]["nickname"], i["comment_count"], i["view_count"]) == ("앨리스2", 1, 2)
+        ),
+        "the first post settled",
+    )
+    await board.wait_for_item(
+        free, second["id"], lambda i: i["title"] == "밥의 고친 글", "the edit"
+    )
+
+    async def doomed_gone() -> bool:
+        return bool((await board.board_posts(free))["total"] == 2)
+
+    await eventually(doomed_gone, "the deleted post to leave the list")
+    before = await board.summaries()
+
+    report = await rebuild_post_summaries(
+        board.engine,
+        bootstrap_servers=board.settings.KAFKA_BOOTSTRAP_SERVERS,
+        topics=[board.settings.topic("board.events"), board.settings.topic("member.events")],
+        service="board",
+    )
+
+    assert await board.summaries() == before
+    assert report.summaries == len(before) == 3  # two posts and one tombstone
+    # MemberRegistered, 3 x PostCreated, CommentAdded, PostUpdated, PostDeleted, MemberProfileChanged
+    assert (report.events_applied, report.events_skipped) == (8, 0)
+    async with board.engine.connect() as conn:
+        indexes = set(
+            (
+                await conn.execute(
+                    text("SELECT indexname FROM pg_indexes WHERE tablename = 'post_summaries'")
+                )
+            ).scalars()
+        )
+        leftovers = await conn.scalar(text("SELECT to_regclass('post_summaries_rebuild')"))
+    assert indexes == {
+        "pk_post_summaries",
+        "ix_post_summaries_board_created",
+        "ix_post_summaries_author_created",
+        "ix_post_summaries_created",
+        "ix_post_summaries_title_trgm",
+    }
+    assert leftovers is None
+
+    # The running projector continues on the swapped-in table.
+    later = await board.write_post(alice, "재구축 뒤의 글")
+    item = await board.wait_for_item(free, later["id"], lambda i: True, "a post after the rebuild")
+    assert item["author"]["nickname"] == "앨리스2"
+    async with board.engine.connect() as conn:
+        assert (
+            await conn.scalar(
+                select(post_summaries.c.title).where(
+                    post_summaries.c.post_id == uuid.UUID(later["id"])
+                )
+            )
+            == "재구축 뒤의 글"
+        )
+
+
+async def test_a_rebuild_while_posts_keep_coming_loses_nothing(board: BoardStack) -> None:
+    free = await board.board_id("free")
+    author = uuid.uuid4()
+    for n in range(20):
+        await board.write_post(author, f"이전 글 {n}")
+    written: list[str] = []
+    stop = asyncio.Event()
+
+    async def keep_writing() -> None:
+        n = 0
+        while not stop.is_set():
+            post = await board.write_post(author, f"재구축 중의 글 {n}")
+            written.append(post["id"])
+            await board.client.post(
+                f"/api/posts/{post['id']}/comments",
+                json={"content": "댓글"},
+                headers=board.auth(author),
+            )
+            n += 1
+
+    writer = asyncio.create_task(keep_writing())
+    try:
+        await rebuild_post_summaries(
+            board.engine,
+            bootstrap_servers=board.settings.KAFKA_BOOTSTRAP_SERVERS,
+            topics=[board.settings.topic("board.events"), board.settings.topic("member.events")],
+            service="board",
+        )
+        during = len(written)
+
+        async def more_after_the_swap() -> bool:
+            return len(written) >= during + 3
+
+        await eventually(more_after_the_swap, "posts written after the swap")
+    finally:
+        stop.set()
+        await writer
+    assert during > 0, "no post was written while the rebuild ran"
+
+    async def read_model_matches_write_model() -> bool:
+        async with board.engine.connect() as conn:
+            live = (
+                await conn.execute(
+                    select(posts.c.id, posts.c.title, posts.c.comment_count).where(
+                        posts.c.deleted_at.is_(None)
+                    )
+                )
+            ).all()
+            listed = (
+                await conn.execute(
+                    select(
+                        post_summaries.c.post_id,
+                        post_summaries.c.title,
+                        post_summaries.c.comment_count,
+                    ).where(~post_summaries.c.deleted)
+                )
+            ).all()
+        return sorted(map(tuple, live)) == sorted(map(tuple, listed))
+
+    await eventually(read_model_matches_write_model, "the read model to match every post")
+    assert (await board.board_posts(free))["total"] == 20 + len(written)
+
+
+async def test_a_rebuild_missing_a_live_post_is_refused_and_keeps_the_live_table(
+    board_api: BoardStack,
+) -> None:
+    # Without a worker nothing relays the outbox: the topics never saw this post.
+    await board_api.write_post(uuid.uuid4(), "토픽에 없는 글")
+    before = await board_api.summaries()
+
+    with pytest.raises(RebuildRefused, match="1 live posts are missing"):
+        await rebuild_post_summaries(
+            board_api.engine,
+            bootstrap_servers=board_api.settings.KAFKA_BOOTSTRAP_SERVERS,
+            topics=[
+                board_api.settings.topic("board.events"),
+                board_api.settings.topic("member.events"),
+            ],
+            service="board",
+        )
+
+    assert await board_api.summaries() == before
+    async with board_api.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT to_regclass('post_summaries_rebuild')")) is None
+        assert await conn.scalar(text("SELECT to_regclass('post_summaries')")) is not None

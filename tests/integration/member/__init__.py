@@ -1,0 +1,1 @@
+"""Integration tests of the member service against real PostgreSQL, Kafka and Redis."""

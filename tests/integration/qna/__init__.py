@@ -1,0 +1,1 @@
+"""Integration tests of the qna service against real PostgreSQL, Kafka and Redis."""

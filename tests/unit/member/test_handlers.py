@@ -1,0 +1,494 @@
+"""Unit tests of the member use cases with in-memory fakes of the ports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from member.domain import commands, errors
+from member.domain.model import Member, Status
+from member.domain.sessions import hash_token
+from member.service_layer import accounts, activity, participant, sessions
+from member.service_layer.ports import LogPosition
+from tests.unit.member.fakes import (
+    FakePasswords,
+    FakeThrottle,
+    FakeTokens,
+    FakeUnitOfWork,
+)
+
+TTL = dt.timedelta(days=14)
+PASSWORD = "password-1"
+
+
+@pytest.fixture
+def uow() -> FakeUnitOfWork:
+    return FakeUnitOfWork()
+
+
+@pytest.fixture
+def passwords() -> FakePasswords:
+    return FakePasswords()
+
+
+async def sign_up(
+    uow: FakeUnitOfWork,
+    passwords: FakePasswords,
+    email: str = "alice@example.com",
+    nickname: str = "alice",
+    password: str = PASSWORD,
+) -> uuid.UUID:
+    return await accounts.register(
+        commands.RegisterMember(email=email, password=password, nickname=nickname), uow, passwords
+    )
+
+
+async def log_in(
+    uow: FakeUnitOfWork,
+    passwords: FakePasswords,
+    throttle: FakeThrottle | None = None,
+    email: str = "alice@example.com",
+    password: str = PASSWORD,
+) -> sessions.TokenPair:
+    return await sessions.log_in(
+        commands.LogIn(email=email, password=password),
+        uow,
+        passwords=passwords,
+        tokens=FakeTokens(),
+        throttle=throttle or FakeThrottle(),
+        refresh_ttl=TTL,
+    )
+
+
+def member(uow: FakeUnitOfWork, member_id: uuid.UUID) -> Member:
+    return uow.store.members[member_id]
+
+
+# --- sign-up and profile ---------------------------------------------------------------------
+
+
+async def test_sign_up_stores_member_and_publishes_registration(
+    uow: FakeUnitOfWork, passwords: FakePasswords
+) -> None:
+    member_id = await sign_up(uow, passwords, email="Alice@Example.com")
+
+    stored = member(uow, member_id)
+    assert stored.email == "alice@example.com"
+    assert stored.password_hash == "hashed:password-1"
+    [body] = uow.events("MemberRegistered")
+    assert body["member_id"] == str(member_id)
+    assert (body["nickname"], body["role"]) == ("alice", "USER")
+    assert set(body) == {"member_id", "nickname", "role", "occurred_at"}
+
+
+async def test_duplicates_are_case_insensitive(
+    uow: FakeUnitOfWork, passwords: FakePasswords
+) -> None:
+    await sign_up(uow, passwords)
+    with pytest.raises(errors.DuplicateEmail):
+        await sign_up(uow, passwords, email="ALICE@example.com", nickname="other")
+    with pytest.raises(errors.DuplicateNickname):
+        await sign_up(uow, passwords, email="other@example.com", nickname="ALICE")
+    assert len(uow.store.members) == 1
+    assert len(uow.events()) == 1
+
+
+async def test_sign_up_with_idempotency_key_returns_the_first_member(
+    uow: FakeUnitOfWork, passwords: FakePasswords
+) -> None:
+    cmd = commands.RegisterMember(email="a@example.com", password="password-1", nickname="ann")
+    first = await accounts.register(cmd, uow, passwords, idempotency_key="k1")
+    again = await accounts.register(cmd, uow, passwords, idempotency_key="k1")
+
+    assert again == first
+    assert len(uow.store.members) == 1
+
+
+async def test_huge_password_is_refused_before_hashing(uow: FakeUnitOfWork) -> None:
+    class CountingPasswords(FakePasswords):
+        hashed = 0
+
+        async def hash(self, password: str) -> str:
+            self.hashed += 1
+            return await super().hash(password)
+
+    passwords = CountingPasswords()
+    with pytest.raises(errors.InvalidInput):
+        await sign_up(uow, passwords, password="x" * 100_000)
+    assert passwords.hashed == 0
+    assert uow.store.members == {}
+
+
+async def test_nickname_change_publishes_profile_changed(
+    uow: FakeUnitOfWork, passwords: FakePasswords
+) -> None:
+    member_id = await sign_up(uow, passwords)
+    await sign_up(uow, passwords, email="bob@example.com", nickname="bob")
+
+    await accounts.change_profile(
+        commands.ChangeProfile(member_id=member_id, nickname="alicia"), uow, passwords
+    )
+    with pytest.raises(errors.DuplicateNickname):
+        await accounts.change_profile(
+            commands.ChangeProfile(member_id=member_id, nickname="BOB"), uow, passwords
+        )
+
+    assert member(uow, member_id).nickname == "alicia"
+    assert uow.events("MemberProfileChanged") == [
+        {
+            "member_id": str(member_id),
+            "nickname": "alicia",
+            "occurred_at": uow.events("MemberProfileChanged")[0]["occurred_at"],
+        }
+    ]
+
+
+async def test_password_change_needs_the_current_password(
+    uow: FakeUnitOfWork, passwords: FakePasswords
+) -> None:
+    member_id = await sign_up(uow, passwords)
+    pair = await log_in(uow, passwords)
+
+    with pytest.raises(errors.CurrentPasswordRequired):
+        await accounts.change_profile(
+            commands.ChangeProfile(member_id=member_id, password="new-password"), uow, passwords
+        )
+    with pytest.raises(errors.WrongCurrentPassword):
+        await accounts.change_profile(
+            commands.ChangeProfile(
+                member_id=member_id, password="new-password", current_password="wrong-pass"
+            ),
+            uow,
+            passwords,
+        )
+    assert member(uow, member_id).password_hash == "hashed:password-1"
+
+    await accounts.change_profile(
+        commands.ChangeProfile(
+            member_id=member_id, password="new-password", current_password="password-1"
+        ),
+        uow,
+        passwords,
+    )
+
+    assert member(uow, member_id).password_hash == "hashed:new-password"
+    with pytest.raises(errors.InvalidRefreshToken):  # other sessions ended with the old password
+        await sessions.refresh(
+            commands.RefreshSession(pair.refresh_token), uow, tokens=FakeTokens(), refresh_ttl=TTL
+        )
+
+
+async def test_seed_admin_is_idempotent(uow: FakeUnitOfWork, passwords: FakePasswords) -> None:
+    first = await accounts.seed_admin(
+        uow, passwords, email="Admin@Example.com", password="admin-pass", nickname="admin"
+    )
+    second = await accounts.seed_admin(
+        uow, passwords, email="admin@example.com", password="admin-pass", nickname="admin"
+    )
+
+    assert first is not None
+    assert second is None
+    assert member(uow, first).role == "ADMIN"
+    assert len(uow.events("MemberRegistered")) == 1
+
+
+# --- sessions --------------------------------------------------------------------------------
+
+
+async def test_login_issues_tokens_and_stores_only_the_hash(
+    uow: FakeUnitOfWork, passwords: FakePasswords
+) -> None:
+    await sign_up(uow, passwords)
+
+    pair = await log_in(uow, passwords, email=" ALICE@example.com ")
+
+    [stored] = uow.store.tokens.values()
+    assert stored.token_hash == hash_token(pair.refresh_token)
+    assert pair.refresh_token not in {stored.token_hash, str(stored.id)}
+    assert pair.expires_in == 900
+    assert pair.token_type == "bearer"
+
+
+async def test_login_failures_lock_the_email_before_the_password_is_checked(
+    uow: FakeUnitOfWork, passwords: FakePasswords
+) -> None:
+    await sign_up(uow, passwords)
+    throttle = FakeThrottle(limit=5)
+    for _ in range(5):
+        with pytest.raises(errors.InvalidCredentials):
+            await log_in(uow, passwords, throttle, password="wrong-password")
+    checks = len(passwords.verified)
+
+    with pytest.raises(errors.LoginLocked) as locked:
+        await log_in(uow, passwords, throttle)  # even the right password
+
+    assert locked.value.retry_after == 60
+    assert len(passwords.verified) == checks
+
+
+async def test_successful_login_resets_failures(
+    uow: FakeUnitOfWork, passwords: FakePasswords
+) -> None:
+    await sign_up(uow, passwords)
+    throttle = FakeThrottle()
+    with pytest.raises(errors.InvalidCredentials):
+        await log_in(uow, passwords, throttle, password="wrong-password")
+    await log_in(uow, passwords, throttle)
+    assert throttle.failures == {}
+
+
+async def test_unknown_email_still_runs_a_password_check(
+    uow: FakeUnitOfWork, passwords: FakePasswords
+) -> None:
+    throttle = FakeThrottle()
+    with pytest.raises(errors.InvalidCredentials):
+        await log_in(uow, passwords, throttle, email="ghost@example.com")
+    assert passwords.verified == [None]
+    assert throttle.failures == {"ghost@example.com": 1}
+
+
+async def test_login_refused_while_withdrawing(
+    uow: FakeUnitOfWork, passwords: FakePasswords
+) -> None:
+    member_id = await sign_up(uow, passwords)
+    member(uow, member_id).start_withdrawal("saga")
+    with pytest.raises(errors.AccountNotActive):
+        await log_in(uow, passwords)
+
+
+async def test_login_rehashes_outdated_hashes(
+    uow: FakeUnitOfWork, passwords: FakePasswords
+) -> None:
+    member_id = await sign_up(uow, passwords)
+    member(uow, member_id).password_hash = "old-format"
+    passwords.outdated.add("old-format")
+
+    class AcceptOld(FakePasswords):
+        async def verify(self, password_hash: str | None, password: str) -> bool:
+            return password_hash == "old-format"
+
+    upgrading = AcceptOld()
+    upgrading.outdated = passwords.outdated
+    await log_in(uow, upgrading)
+    assert member(uow, member_id).password_hash == "hashed:password-1"
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_family(
+    uow: FakeUnitOfWork, passwords: FakePasswords
+) -> None:
+    await sign_up(uow, passwords)
+    first = await log_in(uow, passwords)
+
+    async def refresh(raw: str) -> sessions.TokenPair:
+        return await sessions.refresh(
+            commands.RefreshSession(raw), uow, tokens=FakeTokens(), refresh_ttl=TTL
+        )
+
+    second = await refresh(first.refresh_token)
+    assert second.refresh_token != first.refresh_token
+
+    with pytest.raises(errors.InvalidRefreshToken):
+        await refresh(first.refresh_token)  # replayed: the family is revoked
+    with pytest.raises(errors.InvalidRefreshToken):
+        await refresh(second.refresh_token)  # so the legitimate successor dies too
+    assert all(t.revoked_at is not None for t in uow.store.tokens.values())
+
+
+async def test_refresh_refuses_expired_and_inactive(
+    uow: FakeUnitOfWork, passwords: FakePasswords
+) -> None:
+    member_id = await sign_up(uow, passwords)
+    pair = await log_in(uow, passwords)
+    later = dt.datetime.now(dt.UTC) + TTL + dt.timedelta(seconds=1)
+    with pytest.raises(errors.InvalidRefreshToken):
+        await sessions.refresh(
+            commands.RefreshSession(pair.refresh_token),
+            uow,
+            tokens=FakeTokens(),
+            refresh_ttl=TTL,
+            now=later,
+        )
+    member(uow, member_id).start_withdrawal("saga")
+    with pytest.raises(errors.InvalidRefreshToken):
+        await sessions.refresh(
+            commands.RefreshSession(pair.refresh_token), uow, tokens=FakeTokens(), refresh_ttl=TTL
+        )
+    [token] = uow.store.tokens.values()
+    assert token.used_at is None  # refused without being used up
+
+
+async def test_logout_revokes_and_is_repeatable(
+    uow: FakeUnitOfWork, passwords: FakePasswords
+) -> None:
+    await sign_up(uow, passwords)
+    pair = await log_in(uow, passwords)
+
+    await sessions.log_out(commands.LogOut(pair.refresh_token), uow)
+    await sessions.log_out(commands.LogOut(pair.refresh_token), uow)
+    await sessions.log_out(commands.LogOut("never-issued"), uow)
+
+    with pytest.raises(errors.InvalidRefreshToken):
+        await sessions.refresh(
+            commands.RefreshSession(pair.refresh_token), uow, tokens=FakeTokens(), refresh_ttl=TTL
+        )
+
+
+# --- saga participant ------------------------------------------------------------------------
+
+
+async def two_members(uow: FakeUnitOfWork, passwords: FakePasswords) -> tuple[uuid.UUID, uuid.UUID]:
+    asker = await sign_up(uow, passwords, email="asker@example.com", nickname="asker")
+    answerer = await sign_up(uow, passwords, email="answerer@example.com", nickname="answerer")
+    return asker, answerer
+
+
+async def test_transfer_moves_points_once_per_saga(
+    uow: FakeUnitOfWork, passwords: FakePasswords
+) -> None:
+    asker, answerer = await two_members(uow, passwords)
+    cmd = commands.TransferPoints("saga-1", asker, answerer, 30, "q-1")
+
+    for _ in range(2):  # a retried attempt of the same saga
+        async with uow:
+            assert await participant.transfer(cmd, uow) == {"transferred": 30}
+            await uow.commit()
+
+    assert (member(uow, asker).points, member(uow, answerer).points) == (70, 130)
+    [event] = uow.events("PointsTransferred")
+    assert event["saga_id"] == "saga-1"
+    assert (event["from_member_id"], event["to_member_id"]) == (str(asker), str(answerer))
+    assert (event["amount"], event["question_id"]) == (30, "q-1")
+
+
+async def test_transfer_refusals_change_nothing(
+    uow: FakeUnitOfWork, passwords: FakePasswords
+) -> None:
+    asker, answerer = await two_members(uow, passwords)
+    refusals: list[tuple[commands.TransferPoints, type[errors.MemberError]]] = [
+        (commands.TransferPoints("s1", asker, answerer, 101, "q"), errors.InsufficientPoints),
+        (commands.TransferPoints("s2", asker, answerer, -1, "q"), errors.InvalidTransfer),
+        (commands.TransferPoints("s3", asker, uuid.uuid4(), 1, "q"), errors.MemberNotFound),
+    ]
+    for cmd, error in refusals:
+        async with uow:
+            with pytest.raises(error):
+                await participant.transfer(cmd, uow)
+    member(uow, answerer).start_withdrawal("w")
+    async with uow:
+        with pytest.raises(errors.InvalidStateTransition):
+            await participant.transfer(commands.TransferPoints("s4", asker, answerer, 1, "q"), uow)
+
+    assert member(uow, asker).points == 100
+    assert uow.store.transfers == {}
+
+
+async def test_zero_transfer_is_a_noop(uow: FakeUnitOfWork, passwords: FakePasswords) -> None:
+    asker, answerer = await two_members(uow, passwords)
+    async with uow:
+        result = await participant.transfer(
+            commands.TransferPoints("s", asker, answerer, 0, "q"), uow
+        )
+        await uow.commit()
+    assert result == {"transferred": 0}
+    assert uow.events("PointsTransferred") == []
+
+
+async def test_refund_undoes_exactly_its_saga(
+    uow: FakeUnitOfWork, passwords: FakePasswords
+) -> None:
+    asker, answerer = await two_members(uow, passwords)
+    async with uow:
+        await participant.transfer(commands.TransferPoints("s1", asker, answerer, 30, "q"), uow)
+        await participant.transfer(commands.TransferPoints("s2", asker, answerer, 20, "q"), uow)
+        await uow.commit()
+
+    for _ in range(2):
+        async with uow:
+            result = await participant.refund(
+                commands.RefundPoints("s1", asker, answerer, 30, "q"), uow
+            )
+            await uow.commit()
+        assert result == {"refunded": 30}
+    async with uow:
+        nothing = await participant.refund(
+            commands.RefundPoints("never-transferred", asker, answerer, 30, "q"), uow
+        )
+
+    assert nothing == {"refunded": 0}
+    assert (member(uow, asker).points, member(uow, answerer).points) == (80, 120)
+    assert len(uow.events("PointsRefunded")) == 1
+
+
+async def test_withdrawal_steps(uow: FakeUnitOfWork, passwords: FakePasswords) -> None:
+    member_id = await sign_up(uow, passwords)
+    await log_in(uow, passwords)
+
+    async with uow:
+        await participant.start_withdrawal(commands.StartWithdrawal("w1", member_id), uow)
+        await uow.commit()
+    assert member(uow, member_id).status is Status.WITHDRAWING
+    async with uow:
+        with pytest.raises(errors.InvalidStateTransition):
+            await participant.start_withdrawal(commands.StartWithdrawal("w2", member_id), uow)
+    async with uow:
+        await participant.complete_withdrawal(commands.CompleteWithdrawal("w1", member_id), uow)
+        await participant.complete_withdrawal(commands.CompleteWithdrawal("w1", member_id), uow)
+        await uow.commit()
+
+    withdrawn = member(uow, member_id)
+    assert withdrawn.status is Status.WITHDRAWN
+    assert withdrawn.email.endswith("@invalid")
+    assert all(t.revoked_at is not None for t in uow.store.tokens.values())
+    assert uow.events("MemberWithdrawn") == [
+        {
+            "member_id": str(member_id),
+            "occurred_at": uow.events("MemberWithdrawn")[0]["occurred_at"],
+        }
+    ]
+
+
+async def test_cancel_withdrawal_restores_or_does_nothing(
+    uow: FakeUnitOfWork, passwords: FakePasswords
+) -> None:
+    member_id = await sign_up(uow, passwords)
+    async with uow:
+        nothing = await participant.cancel_withdrawal(
+            commands.CancelWithdrawal("w1", member_id), uow
+        )
+        await participant.start_withdrawal(commands.StartWithdrawal("w1", member_id), uow)
+        undone = await participant.cancel_withdrawal(
+            commands.CancelWithdrawal("w1", member_id), uow
+        )
+        await uow.commit()
+    assert (nothing, undone) == ({"cancelled": False}, {"cancelled": True})
+    assert member(uow, member_id).status is Status.ACTIVE
+
+
+# --- activity projection ---------------------------------------------------------------------
+
+
+async def test_projection_ignores_duplicates_and_already_rebuilt_offsets(
+    uow: FakeUnitOfWork,
+) -> None:
+    author = uuid.uuid4()
+    body = {"post_id": str(uuid.uuid4()), "author_id": str(author)}
+
+    async def project(event_id: str, offset: int) -> bool:
+        return await activity.project_event(
+            uow,
+            event_id=event_id,
+            event_type="PostCreated",
+            data=body,
+            position=LogPosition("board.events", 0, offset),
+        )
+
+    assert await project("e1", 0) is True
+    assert await project("e1", 1) is False  # same event id published twice
+    uow.store.checkpoints[("board.events", 0)] = 10  # a rebuild already covered offsets < 10
+    assert await project("e2", 5) is False
+    assert await project("e3", 10) is True
+
+    assert uow.store.activity[author]["posts"] == 2
+    assert uow.store.checkpoints[("board.events", 0)] == 11
