@@ -1,0 +1,31 @@
+"""Externalized configuration: the saga orchestrator's settings, all from the environment."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from chassis.settings import BaseServiceSettings
+
+
+class Settings(BaseServiceSettings):
+    """Settings of `saga api` and `saga worker`."""
+
+    SERVICE_NAME: str = "saga"
+    HTTP_PORT: int = 8004
+    WORKER_PORT: int = 9104
+    DATABASE_URL: str
+
+    #: qna's internal API, asked synchronously before an answer-acceptance saga starts.
+    QNA_URL: str = "http://127.0.0.1:8003"
+    QNA_TIMEOUT_SECONDS: float = Field(default=3.0, gt=0)
+
+    #: How long a step may wait for its reply before it counts as failed. It must outlast a
+    #: participant restart (a Kafka consumer-group rebalance takes up to its session timeout).
+    STEP_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0)
+    #: A compensation is tried this many times before the saga becomes FAILED.
+    COMPENSATION_MAX_ATTEMPTS: int = Field(default=3, ge=1)
+    COMPENSATION_RETRY_SECONDS: float = Field(default=1.0, ge=0)
+    #: How often the worker looks for sagas whose step deadline has passed.
+    SWEEP_INTERVAL_SECONDS: float = Field(default=0.5, gt=0)
+    #: How often the saga_in_flight gauge is refreshed from the database.
+    IN_FLIGHT_REFRESH_SECONDS: float = Field(default=5.0, gt=0)

@@ -1,0 +1,1 @@
+"""Integration tests of the saga orchestrator against real Postgres, Kafka and Redis."""

@@ -1,0 +1,1 @@
+"""System tests of the sagas: every participant and the orchestrator as real processes."""

@@ -1,0 +1,185 @@
+"""The whole saga stack as real processes: member, board, qna and saga, each an api and a worker.
+
+Fresh databases (migrated with each CLI's ``migrate``), one topic prefix, a Redis database of
+the saga tests' own (fault flags are global keys), fault injection on, and a JWT key for member.
+
+Run it by hand for the latency benchmark (Ctrl-C stops it)::
+
+    uv run python -m tests.system.saga.stack
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from chassis.messaging.topics import ALL_TOPICS, ensure_topics, with_dlqs
+from tests.support.infra import REPO, Infra, provide_infra
+from tests.support.processes import ServiceProcess, cli, free_port
+
+SERVICES = ("member", "board", "qna", "saga")
+#: Fault flags are global Redis keys: the saga system tests keep them in a database of their own.
+REDIS_DB = 12
+ADMIN_EMAIL = "admin@saga-tests.example"
+ADMIN_PASSWORD = "admin-password-123"
+#: Eight Python processes starting at once on a small, shared machine take their time.
+READY_TIMEOUT = 180.0
+
+
+@dataclass
+class Stack:
+    prefix: str
+    redis_url: str
+    databases: dict[str, str]
+    env: dict[str, dict[str, str]]
+    ports: dict[str, int]
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def url(self, service: str) -> str:
+        """The api of ``service``."""
+        return f"http://127.0.0.1:{self.ports[f'{service}-api']}"
+
+    def worker_url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[f'{service}-worker']}"
+
+    def launch(self, name: str) -> ServiceProcess:
+        """Start ``<service>-api`` or ``<service>-worker`` without waiting for it."""
+        service, kind = name.split("-")
+        process = ServiceProcess(name, cli(service, kind), self.env[service], port=self.ports[name])
+        self.processes[name] = process.start()
+        return process
+
+    def start(self, name: str) -> ServiceProcess:
+        """Start a process and wait until it is ready."""
+        process = self.launch(name)
+        process.wait_ready(timeout=READY_TIMEOUT)
+        return process
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: a crash, no cleanup."""
+        self.processes[name].kill()
+
+    def restart(self, name: str) -> ServiceProcess:
+        self.processes[name].terminate()
+        return self.start(name)
+
+    def logs(self, name: str) -> str:
+        return self.processes[name].output()
+
+    def stop(self) -> None:
+        for process in list(self.processes.values()):
+            process.terminate(timeout=20)
+
+
+def _jwt_private_key() -> str:
+    return (
+        Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+
+
+def _migrate(service: str, env: dict[str, str]) -> None:
+    result = subprocess.run(
+        cli(service, "migrate"),
+        env={**os.environ, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{service} migrate failed:\n{result.stdout}\n{result.stderr}")
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    infra: Infra, *, step_timeout: float = 30.0, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Stack]:
+    prefix = f"s{uuid.uuid4().hex[:10]}."
+    redis_url = f"{infra.redis_url.rsplit('/', 1)[0]}/{REDIS_DB}"
+    databases = {s: await infra.create_database(s) for s in SERVICES}
+    ports = {f"{s}-{k}": free_port() for s in SERVICES for k in ("api", "worker")}
+    common = {
+        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+        "KAFKA_TOPIC_PREFIX": prefix,
+        "REDIS_URL": redis_url,
+        "FAULT_INJECTION": "true",
+        "JWKS_URL": f"http://127.0.0.1:{ports['member-api']}/.well-known/jwks.json",
+        "LOG_LEVEL": "INFO",
+        "SHUTDOWN_DRAIN_SECONDS": "0",
+        "SHUTDOWN_TIMEOUT_SECONDS": "10",
+        **(extra_env or {}),
+    }
+    env = {
+        s: {
+            **common,
+            "DATABASE_URL": databases[s],
+            "HTTP_PORT": str(ports[f"{s}-api"]),
+            "WORKER_PORT": str(ports[f"{s}-worker"]),
+        }
+        for s in SERVICES
+    }
+    env["member"].update(
+        JWT_PRIVATE_KEY=_jwt_private_key(),
+        JWT_KEY_ID=f"saga-tests-{prefix}",
+        ADMIN_EMAIL=ADMIN_EMAIL,
+        ADMIN_PASSWORD=ADMIN_PASSWORD,
+    )
+    env["board"]["REDIS_KEY_PREFIX"] = f"{prefix}board:"
+    env["saga"].update(
+        QNA_URL=f"http://127.0.0.1:{ports['qna-api']}",
+        STEP_TIMEOUT_SECONDS=str(step_timeout),
+        COMPENSATION_RETRY_SECONDS="0.3",
+        SWEEP_INTERVAL_SECONDS="0.2",
+        IN_FLIGHT_REFRESH_SECONDS="0.5",
+    )
+    stack = Stack(prefix, redis_url, databases, env, ports)
+    try:
+        await ensure_topics(
+            infra.kafka_bootstrap,
+            [f"{prefix}{t}" for t in with_dlqs(list(ALL_TOPICS))],
+            partitions=3,
+        )
+        await asyncio.gather(*(asyncio.to_thread(_migrate, s, env[s]) for s in SERVICES))
+        names = [f"{s}-{k}" for s in SERVICES for k in ("api", "worker")]
+        for name in names:
+            stack.launch(name)
+        for name in names:
+            await asyncio.to_thread(stack.processes[name].wait_ready, READY_TIMEOUT)
+        yield stack
+    finally:
+        await asyncio.to_thread(stack.stop)
+        for url in databases.values():
+            await infra.drop_database(url)
+
+
+async def _serve_forever() -> None:
+    with provide_infra() as infra:
+        async with running_stack(infra) as stack:
+            for service in SERVICES:
+                print(f"{service}: {stack.url(service)}  (worker {stack.worker_url(service)})")
+            print(f"admin: {ADMIN_EMAIL} / {ADMIN_PASSWORD}; Ctrl-C stops the stack", flush=True)
+            stopped = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stopped.set)
+            await stopped.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve_forever())

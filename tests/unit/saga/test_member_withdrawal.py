@@ -1,0 +1,225 @@
+"""member-withdrawal, step by step: given the saga, expect command X; given a reply, expect Y."""
+
+from __future__ import annotations
+
+import pytest
+
+from saga.definitions import MEMBER_WITHDRAWAL
+from tests.unit.saga.saga_dsl import given
+
+M = "6f1c3c2e-6b1d-4b8e-9a55-0c5a1f3e2d11"
+BY_MEMBER = {"member_id": M}
+FORWARD = [
+    ("start-withdrawal", "member", "StartWithdrawal"),
+    ("anonymize-author", "board", "AnonymizeAuthor"),
+    ("retire-author", "qna", "RetireAuthor"),
+    ("complete-withdrawal", "member", "CompleteWithdrawal"),
+]
+
+
+def test_every_step_succeeds_and_the_saga_completes() -> None:
+    (
+        given(MEMBER_WITHDRAWAL)
+        .start(member_id=M)
+        .expect_command("member", "StartWithdrawal", payload=BY_MEMBER)
+        .when_reply_success()
+        .expect_command("board", "AnonymizeAuthor", payload=BY_MEMBER)
+        .when_reply_success()
+        .expect_command("qna", "RetireAuthor", payload=BY_MEMBER)
+        .when_reply_success()
+        .expect_command("member", "CompleteWithdrawal", payload=BY_MEMBER)
+        .when_reply_success()
+        .expect_status("COMPLETED")
+        .expect_steps("SUCCEEDED", "SUCCEEDED", "SUCCEEDED", "SUCCEEDED")
+        .expect_event("saga.completed")
+    )
+
+
+def test_a_refused_start_ends_compensated_with_nothing_to_undo() -> None:
+    (
+        given(MEMBER_WITHDRAWAL)
+        .start(member_id=M)
+        .expect_command("member", "StartWithdrawal")
+        .when_reply_failure("member is not ACTIVE")
+        .expect_status("COMPENSATED")
+        .expect_steps("FAILED", "PENDING", "PENDING", "PENDING")
+        .expect_failure_reason("start-withdrawal", "member is not ACTIVE")
+    )
+
+
+def test_a_retire_author_failure_restores_the_posts_then_cancels_the_withdrawal() -> None:
+    (
+        given(MEMBER_WITHDRAWAL)
+        .start(member_id=M)
+        .expect_command("member", "StartWithdrawal")
+        .when_reply_success()
+        .expect_command("board", "AnonymizeAuthor")
+        .when_reply_success()
+        .expect_command("qna", "RetireAuthor")
+        .when_reply_failure("a question is ACCEPTING")
+        .expect_status("COMPENSATING")
+        .expect_command("board", "RestoreAuthor", payload=BY_MEMBER)
+        .when_reply_success()
+        .expect_command("member", "CancelWithdrawal", payload=BY_MEMBER)
+        .when_reply_success()
+        .expect_status("COMPENSATED")
+        .expect_steps("COMPENSATED", "COMPENSATED", "FAILED", "PENDING")
+        .expect_failure_reason("retire-author", "a question is ACCEPTING")
+    )
+
+
+@pytest.mark.parametrize(
+    ("failing_step", "compensations"),
+    [
+        ("start-withdrawal", []),
+        ("anonymize-author", [("member", "CancelWithdrawal")]),
+        ("retire-author", [("board", "RestoreAuthor"), ("member", "CancelWithdrawal")]),
+        (
+            "complete-withdrawal",
+            [("qna", "RestoreAuthor"), ("board", "RestoreAuthor"), ("member", "CancelWithdrawal")],
+        ),
+    ],
+)
+def test_a_failing_step_compensates_the_steps_before_it_in_reverse(
+    failing_step: str, compensations: list[tuple[str, str]]
+) -> None:
+    saga = given(MEMBER_WITHDRAWAL).start(member_id=M)
+    for step, participant, command in FORWARD:
+        saga.expect_command(participant, command)
+        if step == failing_step:
+            saga.when_reply_failure("injected")
+            break
+        saga.when_reply_success()
+    for participant, command in compensations:
+        saga.expect_status("COMPENSATING").expect_command(participant, command).when_reply_success()
+    saga.expect_status("COMPENSATED")
+    failed_at = [s for s, _, _ in FORWARD].index(failing_step)
+    expected = ["COMPENSATED"] * failed_at + ["FAILED"] + ["PENDING"] * (3 - failed_at)
+    saga.expect_steps(*expected)
+
+
+def test_a_timed_out_step_is_compensated_too_because_it_may_have_been_applied() -> None:
+    (
+        given(MEMBER_WITHDRAWAL)
+        .start(member_id=M)
+        .expect_command("member", "StartWithdrawal")
+        .when_reply_success()
+        .expect_command("board", "AnonymizeAuthor")
+        .when_time_passes(9.9)
+        .expect_ignored()
+        .when_deadline_passes()
+        .expect_event("saga.step_timed_out")
+        .expect_command("board", "RestoreAuthor")
+        .when_reply_success()
+        .expect_command("member", "CancelWithdrawal")
+        .when_reply_success()
+        .expect_status("COMPENSATED")
+        .expect_steps("COMPENSATED", "COMPENSATED", "PENDING", "PENDING")
+        .expect_failure_reason("anonymize-author (AnonymizeAuthor) timed out after 10s")
+    )
+
+
+def test_a_timed_out_pivot_has_no_compensation_so_the_steps_before_it_are_undone() -> None:
+    saga = given(MEMBER_WITHDRAWAL).start(member_id=M)
+    for _, participant, command in FORWARD[:3]:
+        saga.expect_command(participant, command).when_reply_success()
+    (
+        saga.expect_command("member", "CompleteWithdrawal")
+        .when_deadline_passes()
+        .expect_command("qna", "RestoreAuthor")
+        .when_reply_success()
+        .expect_command("board", "RestoreAuthor")
+        .when_reply_success()
+        .expect_command("member", "CancelWithdrawal")
+        .when_reply_success()
+        .expect_status("COMPENSATED")
+        .expect_steps("COMPENSATED", "COMPENSATED", "COMPENSATED", "TIMED_OUT")
+    )
+
+
+def test_a_reply_that_arrives_after_the_timeout_is_ignored() -> None:
+    (
+        given(MEMBER_WITHDRAWAL)
+        .start(member_id=M)
+        .expect_command("member", "StartWithdrawal")
+        .when_deadline_passes()
+        .expect_command("member", "CancelWithdrawal")
+        .when_late_reply("StartWithdrawal")
+        .expect_ignored()
+        .expect_status("COMPENSATING")
+        .when_late_reply("CancelWithdrawal")
+        .expect_status("COMPENSATED")
+        .expect_steps("COMPENSATED", "PENDING", "PENDING", "PENDING")
+    )
+
+
+def test_a_duplicate_reply_has_no_effect() -> None:
+    (
+        given(MEMBER_WITHDRAWAL)
+        .start(member_id=M)
+        .expect_command("member", "StartWithdrawal")
+        .when_reply_success()
+        .expect_command("board", "AnonymizeAuthor")
+        .when_duplicate_reply()
+        .expect_ignored()
+        .when_reply_success()
+        .expect_command("qna", "RetireAuthor")
+        .when_duplicate_reply()
+        .expect_ignored()
+        .expect_steps("SUCCEEDED", "SUCCEEDED", "RUNNING", "PENDING")
+    )
+
+
+def test_a_failing_compensation_is_retried_with_new_attempts_then_the_saga_fails() -> None:
+    (
+        given(MEMBER_WITHDRAWAL)
+        .start(member_id=M)
+        .expect_command("member", "StartWithdrawal")
+        .when_reply_success()
+        .expect_command("board", "AnonymizeAuthor")
+        .when_reply_success()
+        .expect_command("qna", "RetireAuthor")
+        .when_reply_failure("a question is ACCEPTING")
+        .expect_command("board", "RestoreAuthor", attempt=1)
+        .when_reply_failure("board database down")
+        .expect_no_command()  # the retry waits for its delay
+        .when_time_passes(1.9)
+        .expect_ignored()
+        .when_time_passes(0.1)
+        .expect_command("board", "RestoreAuthor", attempt=2)
+        .when_reply_failure("board database down")
+        .when_deadline_passes()
+        .expect_command("board", "RestoreAuthor", attempt=3)
+        .when_reply_failure("board database down")
+        .expect_status("FAILED")
+        .expect_dead_letter("board", "RestoreAuthor", attempt=4)
+        .expect_event("saga.failed")
+        .expect_steps("SUCCEEDED", "COMPENSATION_FAILED", "FAILED", "PENDING")
+        .expect_failure_reason(
+            "retire-author (RetireAuthor) failed: a question is ACCEPTING",
+            "RestoreAuthor of step anonymize-author failed after 3 attempts: board database down",
+        )
+        .when_time_passes(3600)
+        .expect_ignored()  # FAILED waits for an operator, not for a clock
+    )
+
+
+def test_a_compensation_that_succeeds_on_a_retry_lets_the_compensation_go_on() -> None:
+    (
+        given(MEMBER_WITHDRAWAL)
+        .start(member_id=M)
+        .expect_command("member", "StartWithdrawal")
+        .when_reply_success()
+        .expect_command("board", "AnonymizeAuthor")
+        .when_reply_failure()
+        .expect_command("member", "CancelWithdrawal", attempt=1)
+        .when_deadline_passes()  # a compensation's silence counts as a failed attempt
+        .expect_event("saga.compensation_failed")
+        .when_deadline_passes()
+        .expect_command("member", "CancelWithdrawal", attempt=2)
+        .when_late_reply("CancelWithdrawal", attempt=1)
+        .expect_ignored()
+        .when_reply_success()
+        .expect_status("COMPENSATED")
+        .expect_steps("COMPENSATED", "FAILED", "PENDING", "PENDING")
+    )
