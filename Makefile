@@ -38,7 +38,7 @@ infra-reset: ## stop the infrastructure and delete its data
 	$(INFRA) reset
 
 run: sync infra-up ## migrate, create topics, run every service and the gateway (Ctrl-C stops)
-	$(UV_RUN) python deploy/local/run.py
+	exec .venv/bin/python deploy/local/run.py
 
 test: sync infra-up k8s-validate ## the whole test suite against the local infrastructure
 	set -a; source $(LOCAL_ENV); set +a; \

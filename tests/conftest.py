@@ -6,9 +6,9 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from chassis.messaging.topics import ALL_TOPICS, ensure_topics, with_dlqs
 from redis.asyncio import Redis
 
+from chassis.messaging.topics import ALL_TOPICS, ensure_topics, with_dlqs
 from tests.support.infra import Infra, provide_infra
 from tests.support.tokens import TokenIssuer
 

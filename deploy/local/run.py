@@ -295,8 +295,16 @@ def stop_all(processes: list[Running], timeout: float) -> None:
 
 
 def supervise(processes: list[Running], stop_requested: threading.Event) -> int:
-    """Wait for Ctrl-C/SIGTERM (exit code 0) or for a process to die on its own (1)."""
+    """Wait for Ctrl-C/SIGTERM (exit code 0) or for a process to die on its own (1).
+
+    If our parent (``make``) is killed, we are re-parented: that counts as a stop request too,
+    so ``kill <make's pid>`` or ``timeout ... make run`` still shut everything down in order.
+    """
+    parent = os.getppid()
     while not stop_requested.wait(timeout=0.2):
+        if os.getppid() != parent:
+            say("parent process exited")
+            break
         for process in processes:
             code = process.popen.poll()
             if code is not None:
@@ -342,6 +350,7 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGHUP, request_stop)
 
     processes: list[Running] = []
     for spec in long_running_processes(shared, present):
