@@ -1,0 +1,76 @@
+"""Composition root: the gateway's API process wired from settings (no database, no Kafka)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from chassis.app import create_app
+from chassis.lifecycle import Phase, Runtime
+from chassis.resources import attach
+from gateway import compose, docs
+from gateway.auth import EdgeAuth, VerifiedTokens, build_verifier
+from gateway.config import Settings
+from gateway.proxy import Proxy, Upstreams
+from gateway.ratelimit import RateLimiter
+from gateway.routes import TABLE
+
+DESCRIPTION = (
+    "The single entry point: routing, JWT at the edge, rate limits, timeouts, retries, "
+    "circuit breakers, the composed dashboard and the aggregated API documentation."
+)
+
+
+def build_api(settings: Settings) -> FastAPI:
+    runtime = Runtime(settings.SERVICE_NAME)
+    # Readiness checks Redis only: a broken upstream must still be answered (503) by a ready
+    # gateway rather than take the whole front door out of the load balancer.
+    res = attach(settings, runtime, database=False, redis=True, kafka=False, verifier=False)
+    upstreams = Upstreams(settings)
+    runtime.on_startup("open upstream connection pools", upstreams.open)
+    runtime.on_shutdown("upstream connection pools", upstreams.aclose, Phase.POOLS)
+    proxy = Proxy(
+        TABLE,
+        upstreams,
+        EdgeAuth(
+            build_verifier(settings),
+            VerifiedTokens(
+                max_age=settings.TOKEN_CACHE_SECONDS, max_entries=settings.TOKEN_CACHE_SIZE
+            ),
+        ),
+        RateLimiter(
+            res.cache,
+            per_minute=settings.RATE_LIMIT_PER_MINUTE,
+            key_prefix=settings.RATE_LIMIT_KEY_PREFIX,
+        ),
+        settings,
+    )
+    app = create_app(
+        settings,
+        runtime,
+        title="gateway",
+        description=DESCRIPTION,
+        routers=[compose.router, docs.router],
+        docs=False,  # /docs is the aggregated one (docs.py)
+    )
+    app.state.proxy = proxy
+    app.state.verifier = proxy.auth.verifier
+    # Everything the gateway does not serve itself goes to the route table; trailing-slash
+    # redirects would only hide a 404.
+    app.router.default = proxy
+    app.router.redirect_slashes = False
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.CORS_ORIGINS,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "Idempotency-Key",
+            "X-Request-ID",
+            "traceparent",
+        ],
+        expose_headers=["X-Request-ID", "Location", "Retry-After"],
+        max_age=600,
+    )
+    return app

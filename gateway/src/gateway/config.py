@@ -1,0 +1,78 @@
+"""Externalized configuration: every address, limit and timeout of the gateway comes from the environment."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from chassis.settings import BaseServiceSettings
+
+
+class Settings(BaseServiceSettings):
+    """The gateway's settings. Upstream addresses are plain URLs, so Kubernetes Service DNS
+    names (``http://board-api:8000``) work unchanged."""
+
+    SERVICE_NAME: str = "gateway"
+    HTTP_PORT: int = 8000
+
+    MEMBER_URL: str = "http://127.0.0.1:8001"
+    BOARD_URL: str = "http://127.0.0.1:8002"
+    QNA_URL: str = "http://127.0.0.1:8003"
+    SAGA_URL: str = "http://127.0.0.1:8004"
+
+    # Empty means "the member service's JWKS": MEMBER_URL + /.well-known/jwks.json.
+    JWKS_URL: str = ""
+    JWKS_CACHE_SECONDS: float = Field(default=300.0, gt=0)
+    # An unknown `kid` re-fetches the key set at most this often (rotation without a
+    # restart, but no fetch storm from tokens with made-up key ids).
+    JWKS_MIN_REFETCH_SECONDS: float = Field(default=5.0, ge=0)
+
+    # Verified tokens are remembered (never past their `exp`) for at most this long; 0 disables.
+    TOKEN_CACHE_SECONDS: float = Field(default=60.0, ge=0)
+    TOKEN_CACHE_SIZE: int = Field(default=10_000, ge=0)
+
+    # Requests per minute per user (or per client IP without a valid token); 0 disables.
+    RATE_LIMIT_PER_MINUTE: int = Field(default=600, ge=0)
+    RATE_LIMIT_KEY_PREFIX: str = "gateway:ratelimit:"
+
+    # Comma-separated list of origins allowed by CORS; empty allows no cross-origin caller.
+    CORS_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    UPSTREAM_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
+    UPSTREAM_CONNECT_TIMEOUT_SECONDS: float = Field(default=1.0, gt=0)
+    UPSTREAM_RETRY_ATTEMPTS: int = Field(default=3, ge=1)
+    UPSTREAM_RETRY_BACKOFF_SECONDS: float = Field(default=0.05, ge=0)
+    UPSTREAM_RETRY_MAX_BACKOFF_SECONDS: float = Field(default=0.5, ge=0)
+    UPSTREAM_MAX_CONNECTIONS: int = Field(default=100, ge=1)
+
+    BREAKER_FAILURE_THRESHOLD: int = Field(default=5, ge=1)
+    BREAKER_RESET_SECONDS: float = Field(default=10.0, gt=0)
+
+    DASHBOARD_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0)
+    DOCS_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
+
+    MAX_BODY_BYTES: int = Field(default=1024 * 1024, ge=0)
+    MAX_HEADER_BYTES: int = Field(default=16 * 1024, ge=1024)
+    MAX_QUERY_BYTES: int = Field(default=8 * 1024, ge=256)
+
+    @field_validator("CORS_ORIGINS", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @property
+    def jwks_url(self) -> str:
+        return self.JWKS_URL or f"{self.MEMBER_URL.rstrip('/')}/.well-known/jwks.json"
+
+    def upstream_urls(self) -> dict[str, str]:
+        """Base URL of every upstream, by the name the route table uses."""
+        return {
+            "member": self.MEMBER_URL,
+            "board": self.BOARD_URL,
+            "qna": self.QNA_URL,
+            "saga": self.SAGA_URL,
+        }

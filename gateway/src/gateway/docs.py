@@ -1,0 +1,117 @@
+"""Aggregated API documentation: one Swagger UI at ``/docs`` listing every service's OpenAPI document.
+
+Each document is fetched from its service through the same connection pool and breaker as any
+other call, and trimmed to the operations the route table exposes, so internal endpoints
+(``/internal/**``, the JWKS) never show and "Try it out" goes through the gateway.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from chassis.problems import NotFound, ServiceUnavailable
+from gateway.proxy import Proxy, request_id_of
+from gateway.routes import ROUTES, UPSTREAMS
+
+GATEWAY = "gateway"
+DOCUMENTS = (GATEWAY, *UPSTREAMS)
+SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5"
+_PARAM = re.compile(r"\{[^}/]*\}")
+
+router = APIRouter(include_in_schema=False)
+
+
+def _shape(path: str) -> str:
+    """``/api/posts/{post_id}`` and ``/api/posts/{id}`` are the same endpoint."""
+    return _PARAM.sub("{}", path)
+
+
+def routed_operations(upstream: str) -> set[tuple[str, str]]:
+    """(method, path shape) of every operation the route table sends to ``upstream``."""
+    return {(r.method.lower(), _shape(r.path)) for r in ROUTES if r.upstream == upstream}
+
+
+def public_document(upstream: str, document: dict[str, Any]) -> dict[str, Any]:
+    """Keep only the operations reachable through the gateway, and point the document at it."""
+    routed = routed_operations(upstream)
+    paths: dict[str, Any] = {}
+    for path, item in (document.get("paths") or {}).items():
+        if not isinstance(item, dict):
+            continue
+        kept = {
+            key: value
+            for key, value in item.items()
+            if (key, _shape(path)) in routed or key in ("parameters", "summary", "description")
+        }
+        if set(kept) - {"parameters", "summary", "description"}:
+            paths[path] = kept
+    return {**document, "paths": paths, "servers": [{"url": "/"}]}
+
+
+@router.get("/docs")
+async def swagger_ui() -> HTMLResponse:
+    """One Swagger UI over every service's API, as served by the gateway."""
+    config = {
+        "urls": [{"name": name, "url": f"/openapi/{name}.json"} for name in DOCUMENTS],
+        "urls.primaryName": "board",
+        "dom_id": "#swagger-ui",
+        "layout": "StandaloneLayout",
+        "deepLinking": True,
+        "persistAuthorization": True,
+    }
+    return HTMLResponse(
+        f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>API documentation</title>
+<link rel="stylesheet" href="{SWAGGER_UI}/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{SWAGGER_UI}/swagger-ui-bundle.js"></script>
+<script src="{SWAGGER_UI}/swagger-ui-standalone-preset.js"></script>
+<script>
+const config = {json.dumps(config)};
+config.presets = [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset];
+window.ui = SwaggerUIBundle(config);
+</script>
+</body>
+</html>"""
+    )
+
+
+@router.get("/openapi/{name}.json")
+async def openapi_document(name: str, request: Request) -> JSONResponse:
+    """The OpenAPI document of the gateway itself or of one upstream service."""
+    if name == GATEWAY:
+        return JSONResponse(request.app.openapi())
+    if name not in UPSTREAMS:
+        raise NotFound(f"no API document named {name!r}")
+    proxy: Proxy = request.app.state.proxy
+    reply = await proxy.upstreams.call(
+        proxy.upstreams[name],
+        "GET",
+        "/openapi.json",
+        [
+            (b"accept", b"application/json"),
+            (b"x-request-id", request_id_of(request.scope).encode()),
+        ],
+        b"",
+        timeout=proxy.settings.DOCS_TIMEOUT_SECONDS,
+        route="GET /openapi.json",
+    )
+    try:
+        if reply.status != 200:
+            raise ValueError(f"answered {reply.status}")
+        document = json.loads(reply.body)
+        if not isinstance(document, dict):
+            raise ValueError("not an object")
+    except ValueError as exc:
+        raise ServiceUnavailable(f"{name} did not provide its API document ({exc})") from exc
+    return JSONResponse(public_document(name, document))

@@ -1,0 +1,450 @@
+"""Reverse proxy: the edge checks in order, then one pooled, time-bounded, retried call upstream.
+
+For every request that is not the gateway's own (health, metrics, docs, dashboard):
+
+1. the route table resolves the method and path (404 / 405 problem otherwise);
+2. the request shape is bounded: query string (414), headers (431), body (413);
+3. the caller is identified from the bearer token (``auth.py``) and counted (``ratelimit.py``,
+   429); a protected route without a valid token is refused (401);
+4. the request goes to its upstream through that upstream's connection pool (``pool.py``) and
+   circuit breaker (``breaker.py``): a per-route deadline (504), retries for idempotent methods
+   only, 503 when the upstream cannot be reached or its circuit is open;
+5. the upstream's answer, 4xx and 5xx included, goes back as it is, minus hop-by-hop headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
+from starlette.types import Receive, Scope, Send
+
+from chassis.auth import Principal
+from chassis.logging import get_logger
+from chassis.problems import Problem, ServiceUnavailable, Unauthorized
+from gateway.auth import EdgeAuth
+from gateway.breaker import CircuitBreaker
+from gateway.config import Settings
+from gateway.metrics import BREAKER_STATE, RouteMetrics
+from gateway.pool import ConnectionPool, UpstreamError, UpstreamReply
+from gateway.ratelimit import RateLimiter, client_key
+from gateway.routes import TOKEN, Access, RouteTable
+
+log = get_logger(__name__)
+tracer = trace.get_tracer("gateway")
+
+#: Only these are retried: a repeated GET cannot do anything twice.
+RETRYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Answers worth another attempt: a gateway or replica in front of the service is not ready.
+RETRYABLE_STATUSES = frozenset({502, 503, 504})
+
+#: Connection-level headers (RFC 9110 §7.6.1): they describe one hop and are never forwarded.
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+#: Request headers the gateway sets itself.
+_REPLACED_REQUEST = frozenset(
+    {b"host", b"content-length", b"expect", b"x-request-id", b"x-forwarded-for"}
+)
+_DROPPED_REQUEST = HOP_BY_HOP | _REPLACED_REQUEST
+#: Response headers the gateway's own server writes (the request id is added by the chassis).
+_DROPPED_RESPONSE = HOP_BY_HOP | {b"content-length", b"date", b"server", b"x-request-id"}
+
+
+class GatewayTimeout(Problem):
+    status = 504
+
+
+class PayloadTooLarge(Problem):
+    status = 413
+
+
+class UriTooLong(Problem):
+    status = 414
+
+
+class HeadersTooLarge(Problem):
+    status = 431
+
+
+class ClientDisconnected(Exception):
+    """The caller went away while its request body was being read."""
+
+
+def _state_reader(breaker: CircuitBreaker) -> Callable[[], float]:
+    return lambda: float(breaker.state)
+
+
+class Upstream:
+    """One upstream service: its address, its circuit breaker and (once started) its pool."""
+
+    def __init__(self, name: str, base_url: str, breaker: CircuitBreaker) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.breaker = breaker
+        self._pool: ConnectionPool | None = None
+
+    @property
+    def pool(self) -> ConnectionPool:
+        assert self._pool is not None, f"the {self.name} pool is created in the lifespan"
+        return self._pool
+
+
+class Upstreams:
+    """Every upstream's connection pool and breaker, and the resilient call used by the proxy,
+    the dashboard and the docs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.attempts = settings.UPSTREAM_RETRY_ATTEMPTS
+        self.backoff = settings.UPSTREAM_RETRY_BACKOFF_SECONDS
+        self.max_backoff = settings.UPSTREAM_RETRY_MAX_BACKOFF_SECONDS
+        self.by_name: dict[str, Upstream] = {}
+        for name, url in settings.upstream_urls().items():
+            breaker = CircuitBreaker(
+                name,
+                failure_threshold=settings.BREAKER_FAILURE_THRESHOLD,
+                reset_seconds=settings.BREAKER_RESET_SECONDS,
+            )
+            # Read at scrape time, so a circuit that has waited out its reset shows half-open.
+            BREAKER_STATE.labels(name).set_function(_state_reader(breaker))
+            self.by_name[name] = Upstream(name, url, breaker)
+        self._metrics: dict[tuple[str, str], RouteMetrics] = {}
+
+    def __getitem__(self, name: str) -> Upstream:
+        return self.by_name[name]
+
+    async def open(self) -> None:
+        """Create one connection pool per upstream (lifespan startup; nothing connects yet)."""
+        for upstream in self.by_name.values():
+            upstream._pool = ConnectionPool(
+                upstream.base_url,
+                max_connections=self.settings.UPSTREAM_MAX_CONNECTIONS,
+                # The whole exchange is bounded by the route's deadline (see ``call``); only
+                # connecting has its own, shorter bound so a dead address fails fast.
+                connect_timeout=self.settings.UPSTREAM_CONNECT_TIMEOUT_SECONDS,
+            )
+
+    async def aclose(self) -> None:
+        for upstream in self.by_name.values():
+            if upstream._pool is not None:
+                await upstream._pool.aclose()
+
+    def metrics(self, upstream: str, route: str) -> RouteMetrics:
+        key = (upstream, route)
+        found = self._metrics.get(key)
+        if found is None:
+            found = self._metrics[key] = RouteMetrics.of(upstream, route)
+        return found
+
+    def delay(self, attempt: int) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
+        return random.uniform(0, min(self.max_backoff, self.backoff * (2**attempt)))
+
+    async def call(
+        self,
+        upstream: Upstream,
+        method: str,
+        target: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        *,
+        timeout: float,
+        route: str,
+    ) -> UpstreamReply:
+        """Send one request upstream within ``timeout`` seconds, retries included.
+
+        Raises GatewayTimeout (504) when the deadline passes and ServiceUnavailable (503) when
+        the upstream cannot be reached or its circuit is open. Every answer the upstream gives,
+        5xx included, is returned as it is; a 5xx still counts as a failure for the breaker.
+        """
+        metrics = self.metrics(upstream.name, route)
+        breaker = upstream.breaker
+        attempts = self.attempts if method in RETRYABLE_METHODS else 1
+        outcome = "unavailable"
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout):
+                for attempt in range(1, attempts + 1):
+                    if not breaker.allow():
+                        outcome = "circuit_open"
+                        raise ServiceUnavailable(
+                            f"{upstream.name} is unavailable (circuit open)",
+                            headers={"Retry-After": str(max(1, round(breaker.retry_after())))},
+                        )
+                    try:
+                        reply = await self._exchange(upstream, method, target, headers, body)
+                    except UpstreamError as exc:
+                        breaker.record_failure()
+                        metrics.errors["transport"].inc()
+                        log.warning(
+                            "upstream.failed",
+                            upstream=upstream.name,
+                            route=route,
+                            attempt=attempt,
+                            error=f"{type(exc).__name__}: {exc}",
+                        )
+                    else:
+                        if reply.status < 500:
+                            breaker.record_success()
+                            outcome = "success"
+                            return reply
+                        breaker.record_failure()
+                        metrics.errors["status_5xx"].inc()
+                        if attempt == attempts or reply.status not in RETRYABLE_STATUSES:
+                            outcome = "error"
+                            return reply
+                    if attempt < attempts:
+                        await asyncio.sleep(self.delay(attempt - 1))
+                raise ServiceUnavailable(f"{upstream.name} is unavailable")
+        except TimeoutError:
+            breaker.record_failure()
+            metrics.errors["timeout"].inc()
+            outcome = "timeout"
+            log.warning("upstream.timeout", upstream=upstream.name, route=route, timeout=timeout)
+            raise GatewayTimeout(f"{upstream.name} did not answer within {timeout:g} s") from None
+        finally:
+            metrics.outcomes[outcome].inc()
+            metrics.latency.observe(time.perf_counter() - started)
+
+    @staticmethod
+    async def _exchange(
+        upstream: Upstream,
+        method: str,
+        target: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+    ) -> UpstreamReply:
+        """One attempt, in a client span whose trace context travels in ``traceparent``."""
+        with tracer.start_as_current_span(
+            method,
+            kind=SpanKind.CLIENT,
+            attributes={"http.request.method": method, "server.address": upstream.name},
+        ) as span:
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+            if carrier:  # replaces the caller's own trace headers, which the server span continued
+                names = {name.encode() for name in carrier}
+                headers = [(n, v) for n, v in headers if n not in names]
+                headers += [(n.encode(), v.encode("latin-1")) for n, v in carrier.items()]
+            reply = await upstream.pool.request(method, target, headers, body)
+            span.set_attribute("http.response.status_code", reply.status)
+            return reply
+
+
+@dataclass
+class ForwardedRequest:
+    """What the edge needs from the incoming headers, read in one pass."""
+
+    headers: list[tuple[bytes, bytes]]
+    authorization: str | None
+    content_length: int | None
+
+
+def forwarded_for(incoming: bytes | None, client_ip: str) -> bytes:
+    """X-Forwarded-For for the upstream: the incoming chain, with the client appended unless
+    it is already the last hop (uvicorn derives the client from a trusted proxy's chain)."""
+    ip = client_ip.encode()
+    if not incoming:
+        return ip
+    if incoming.rsplit(b",", 1)[-1].strip() == ip:
+        return incoming
+    return incoming + b", " + ip
+
+
+def forward_request_headers(
+    raw: Iterable[tuple[bytes, bytes]],
+    *,
+    request_id: str,
+    client_ip: str,
+    max_bytes: int,
+) -> ForwardedRequest:
+    """Everything but hop-by-hop headers goes upstream (Authorization untouched, Idempotency-Key,
+    Content-Type, Accept, traceparent ...), plus the request id and X-Forwarded-For."""
+    headers: list[tuple[bytes, bytes]] = []
+    size = 0
+    authorization: bytes | None = None
+    content_length: bytes | None = None
+    incoming_xff: bytes | None = None
+    connection: bytes | None = None
+    for name, value in raw:
+        size += len(name) + len(value)
+        if name in _DROPPED_REQUEST:
+            if name == b"content-length":
+                content_length = value
+            elif name == b"x-forwarded-for":
+                incoming_xff = value if incoming_xff is None else incoming_xff + b", " + value
+            elif name == b"connection":
+                connection = value
+            continue
+        if name == b"authorization":
+            authorization = value
+        headers.append((name, value))
+    if size > max_bytes:
+        raise HeadersTooLarge(f"request headers exceed {max_bytes} bytes")
+    if connection:
+        # Headers named in Connection are hop-by-hop for this request too.
+        listed = {token.strip().lower() for token in connection.split(b",")}
+        headers = [(n, v) for n, v in headers if n not in listed]
+    headers.append((b"x-request-id", request_id.encode()))
+    headers.append((b"x-forwarded-for", forwarded_for(incoming_xff, client_ip)))
+    length: int | None = None
+    if content_length is not None:
+        try:
+            length = int(content_length)
+        except ValueError:
+            length = None
+    return ForwardedRequest(
+        headers,
+        authorization.decode("latin-1") if authorization is not None else None,
+        length,
+    )
+
+
+def reply_headers(reply: UpstreamReply) -> list[tuple[bytes, bytes]]:
+    headers = [(n, v) for n, v in reply.headers if n.lower() not in _DROPPED_RESPONSE]
+    if reply.status >= 200 and reply.status not in (204, 304):
+        headers.append((b"content-length", str(len(reply.body)).encode()))
+    return headers
+
+
+async def read_body(receive: Receive, declared: int | None, limit: int) -> bytes:
+    """The whole request body, refused (413) once it passes ``limit`` bytes."""
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"the request body exceeds {limit} bytes")
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientDisconnected
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the request body exceeds {limit} bytes")
+        return body
+    chunks = [body]
+    size = len(body)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the request body exceeds {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def client_ip_of(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def request_id_of(scope: Scope) -> str:
+    """The id the chassis middleware echoed or minted for this request."""
+    state = scope.get("state") or {}
+    return str(state.get("request_id") or uuid.uuid4().hex)
+
+
+async def admit(
+    auth: EdgeAuth,
+    limiter: RateLimiter,
+    access: Access,
+    authorization: str | None,
+    client_ip: str,
+) -> Principal | None:
+    """Identify the caller, count the request, then enforce the route's access rule. Counting
+    comes before refusing so that guessing tokens is rate-limited like anything else."""
+    principal: Principal | None = None
+    refusal: Unauthorized | None = None
+    if authorization:
+        try:
+            principal = await auth.authenticate(authorization)
+        except Unauthorized as exc:
+            refusal = exc
+    await limiter.check(client_key(principal, client_ip))
+    if access is TOKEN and principal is None:
+        raise refusal or Unauthorized()
+    return principal
+
+
+class Proxy:
+    """The ASGI app behind every route-table path (installed as the router's default)."""
+
+    def __init__(
+        self,
+        table: RouteTable,
+        upstreams: Upstreams,
+        auth: EdgeAuth,
+        limiter: RateLimiter,
+        settings: Settings,
+    ) -> None:
+        self.table = table
+        self.upstreams = upstreams
+        self.auth = auth
+        self.limiter = limiter
+        self.settings = settings
+        self.default_timeout = settings.UPSTREAM_TIMEOUT_SECONDS
+        self.max_body = settings.MAX_BODY_BYTES
+        self.max_headers = settings.MAX_HEADER_BYTES
+        self.max_query = settings.MAX_QUERY_BYTES
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        method: str = scope["method"]
+        match = self.table.resolve(method, scope["path"])
+        route = match.route
+        scope["route"] = route  # the chassis labels its HTTP metrics with ``route.path``
+        span = trace.get_current_span()
+        if span.is_recording():  # name the server span after the template, not the raw path
+            span.update_name(route.name)
+            span.set_attribute("http.route", route.path)
+        query: bytes = scope.get("query_string", b"")
+        if len(query) > self.max_query:
+            raise UriTooLong(f"the query string exceeds {self.max_query} bytes")
+        client_ip = client_ip_of(scope)
+        incoming = forward_request_headers(
+            scope["headers"],
+            request_id=request_id_of(scope),
+            client_ip=client_ip,
+            max_bytes=self.max_headers,
+        )
+        await admit(self.auth, self.limiter, route.access, incoming.authorization, client_ip)
+        try:
+            body = await read_body(receive, incoming.content_length, self.max_body)
+        except ClientDisconnected:
+            return
+        target = match.upstream_path
+        if query:
+            target = f"{target}?{query.decode('latin-1')}"
+        reply = await self.upstreams.call(
+            self.upstreams[route.upstream],
+            method,
+            target,
+            incoming.headers,
+            body,
+            timeout=route.timeout or self.default_timeout,
+            route=route.name,
+        )
+        await send(
+            {"type": "http.response.start", "status": reply.status, "headers": reply_headers(reply)}
+        )
+        await send({"type": "http.response.body", "body": reply.body})

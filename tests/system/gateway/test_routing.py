@@ -1,0 +1,219 @@
+"""Routing through a real gateway process: every route of the table reaches the right upstream, with the
+headers the services rely on; everything else is a problem document from the gateway."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import httpx
+import pytest
+
+from gateway.routes import ROUTES, TOKEN, Route
+from tests.support.infra import wait_for
+from tests.support.processes import ServiceProcess
+from tests.support.tokens import TokenIssuer
+
+from .conftest import metric
+
+pytestmark = pytest.mark.system
+
+PARAMS = {"service": "qna", "command": "retire-author"}
+
+
+def concrete(route: Route) -> str:
+    return re.sub(r"\{([a-z_]+)\}", lambda m: PARAMS.get(m.group(1), str(uuid.uuid4())), route.path)
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
+async def test_every_route_reaches_its_upstream(
+    client: httpx.AsyncClient, issuer: TokenIssuer, route: Route
+) -> None:
+    path = concrete(route)
+    body = b'{"title": "t"}' if route.method in ("POST", "PUT", "PATCH") else None
+    response = await client.request(
+        route.method,
+        path,
+        params={"page": "2", "size": "5"},
+        headers={**issuer.headers(), "Content-Type": "application/json"},
+        content=body,
+    )
+    assert response.status_code == 200, response.text
+    seen = response.json()
+    assert seen["upstream"] == route.upstream
+    assert (seen["method"], seen["path"], seen["query"]) == (route.method, path, "page=2&size=5")
+    assert seen["body"] == (body or b"").decode()
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.access is TOKEN], ids=lambda r: r.name)
+async def test_protected_routes_need_a_token_at_the_edge(
+    client: httpx.AsyncClient, route: Route
+) -> None:
+    response = await client.request(route.method, concrete(route))
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_the_headers_services_rely_on_are_forwarded(
+    client: httpx.AsyncClient, issuer: TokenIssuer
+) -> None:
+    token = issuer.token()
+    trace_id = uuid.uuid4().hex
+    response = await client.post(
+        "/api/questions",
+        content=b'{"title": "q"}',
+        headers={
+            "Authorization": f"Bearer {token}",
+            "X-Request-ID": "req-forwarded-1",
+            "Idempotency-Key": "idem-1",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "traceparent": f"00-{trace_id}-b7ad6b7169203331-01",
+            "X-Forwarded-For": "198.51.100.20",
+            "Connection": "keep-alive, X-Hop",
+            "X-Hop": "must not pass",
+            "Accept-Language": "ko-KR",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == "req-forwarded-1"
+    assert response.headers["x-echo-upstream"] == "qna"  # upstream headers come back
+    got = response.json()["headers"]
+    assert got["authorization"] == f"Bearer {token}"  # untouched: the service verifies again
+    assert got["x-request-id"] == "req-forwarded-1"
+    assert got["idempotency-key"] == "idem-1"
+    assert got["content-type"] == "application/json"
+    assert got["accept"] == "application/json"
+    assert got["accept-language"] == "ko-KR"
+    assert got["x-forwarded-for"] == "198.51.100.20"  # a trusted (loopback) proxy's chain
+    assert "x-hop" not in got
+    # The gateway's own span sits between the caller's and the service's: same trace.
+    assert got["traceparent"].split("-")[1] == trace_id
+
+
+async def test_a_request_id_is_minted_when_missing_and_passed_upstream(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/api/boards")
+    minted = response.headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", minted)
+    assert response.json()["headers"]["x-request-id"] == minted
+
+
+async def test_the_access_log_carries_the_request_id(
+    client: httpx.AsyncClient, gateway: ServiceProcess
+) -> None:
+    request_id = f"access-log-{uuid.uuid4().hex[:8]}"
+    await client.get("/api/boards", headers={"X-Request-ID": request_id})
+
+    async def logged() -> bool:
+        # The line is written once the response has left, so it may trail the answer a little.
+        lines = [line for line in gateway.output().splitlines() if request_id in line]
+        return any('"http.request"' in line and '"/api/boards"' in line for line in lines)
+
+    await wait_for(logged, timeout=10, message="the access log line")
+
+
+@pytest.mark.parametrize(
+    "path", ["/nope", "/api", "/internal/questions/1/answers/2/acceptance-check", "/api/boards/"]
+)
+async def test_unknown_paths_are_a_problem_404(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.get(path)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 404
+
+
+async def test_a_known_path_with_another_method_is_405(client: httpx.AsyncClient) -> None:
+    response = await client.put("/api/boards")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_upstream_client_errors_pass_through_unchanged(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/boards", headers={"X-Echo-Status": "409"})
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["upstream"] == "board"
+
+
+async def test_cors_preflight_is_answered_for_configured_origins(
+    client: httpx.AsyncClient,
+) -> None:
+    allowed = await client.options(
+        "/api/questions",
+        headers={
+            "Origin": "http://localhost:3000",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "http://localhost:3000"
+    simple = await client.get("/api/boards", headers={"Origin": "http://localhost:3000"})
+    assert simple.headers["access-control-allow-origin"] == "http://localhost:3000"
+    assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
+    other = await client.get("/api/boards", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+async def test_readiness_health_and_metrics(
+    client: httpx.AsyncClient, gateway: ServiceProcess
+) -> None:
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"redis": "up"}  # and no upstream
+    assert (await client.get("/healthz")).status_code == 200
+    before = await metric(
+        gateway,
+        "gateway_upstream_requests_total",
+        upstream="board",
+        route="GET /api/boards",
+        outcome="success",
+    )
+    await client.get("/api/boards")
+    after = await metric(
+        gateway,
+        "gateway_upstream_requests_total",
+        upstream="board",
+        route="GET /api/boards",
+        outcome="success",
+    )
+    assert after == (before or 0) + 1
+    count = await metric(
+        gateway,
+        "gateway_upstream_duration_seconds_count",
+        upstream="board",
+        route="GET /api/boards",
+    )
+    assert count is not None
+    assert count >= 1
+    assert await metric(gateway, "gateway_breaker_state", upstream="board") == 0
+    served = await metric(
+        gateway, "http_requests_total", service="gateway", route="/api/boards", status="200"
+    )
+    assert served is not None
+    assert served >= 1
+
+
+async def test_docs_list_every_service_through_the_gateway(client: httpx.AsyncClient) -> None:
+    page = await client.get("/docs")
+    assert page.status_code == 200
+    for name in ("gateway", "member", "board", "qna", "saga"):
+        assert f"/openapi/{name}.json" in page.text
+    board = (await client.get("/openapi/board.json")).json()
+    assert board["info"]["title"] == "board (echo upstream)"
+    # Only what the route table sends to board; internal endpoints never show.
+    assert board["paths"] == {
+        "/api/posts/{id}": {"get": {"summary": "read"}, "delete": {"summary": "delete"}}
+    }
+    assert board["servers"] == [{"url": "/"}]
+    saga = (await client.get("/openapi/saga.json")).json()
+    assert saga["paths"] == {}
+    own = (await client.get("/openapi/gateway.json")).json()
+    assert "/api/me/dashboard" in own["paths"]
+    missing = await client.get("/openapi/nope.json")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
