@@ -346,7 +346,7 @@ def main() -> None:
         "--client",
         choices=["httpx", "pool"],
         default="httpx",
-        help="load generator: httpx.AsyncClient, or the gateway's lean pool (less client CPU)",
+        help="load generator: httpx.AsyncClient, or the gateway's own upstream client (pool.py)",
     )
     parser.add_argument(
         "--profile", metavar="PATH", help="run the gateway under cProfile, dump here"

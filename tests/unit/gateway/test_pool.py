@@ -91,25 +91,6 @@ async def test_connections_are_kept_alive_and_reused(
     await pool.aclose()
 
 
-async def test_the_request_is_written_as_given(
-    serve: Callable[[Reply], Awaitable[ScriptedServer]],
-) -> None:
-    server = await serve(answer_ok)
-    pool = pool_for(server)
-    await pool.request("POST", "/api/questions", [(b"authorization", b"Bearer t")], b'{"a":1}')
-    await pool.request("POST", "/api/auth/logout", [], b"")
-    await pool.request("GET", "/api/boards", [], b"")
-    host = f"127.0.0.1:{server.port}".encode()
-    assert server.requests == [
-        b"POST /api/questions HTTP/1.1\r\nhost: "
-        + host
-        + b"\r\nauthorization: Bearer t\r\ncontent-length: 7\r\n\r\n"
-        + b'{"a":1}',
-        b"POST /api/auth/logout HTTP/1.1\r\nhost: " + host + b"\r\ncontent-length: 0\r\n\r\n",
-        b"GET /api/boards HTTP/1.1\r\nhost: " + host + b"\r\n\r\n",
-    ]
-
-
 async def test_a_chunked_answer_is_assembled(
     serve: Callable[[Reply], Awaitable[ScriptedServer]],
 ) -> None:
@@ -123,16 +104,6 @@ async def test_a_chunked_answer_is_assembled(
     pool = pool_for(await serve(chunked))
     reply = await pool.request("GET", "/", [], b"")
     assert (reply.status, reply.body) == (201, b"abcde")
-
-
-async def test_an_interim_answer_is_skipped(
-    serve: Callable[[Reply], Awaitable[ScriptedServer]],
-) -> None:
-    async def early_hints(_: bytes, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n" + OK)
-
-    reply = await pool_for(await serve(early_hints)).request("GET", "/", [], b"")
-    assert reply.status == 200
 
 
 async def test_connection_close_is_honoured(
@@ -168,17 +139,6 @@ async def test_an_idle_connection_closed_by_the_upstream_is_replaced(
     assert server.connections == 2
 
 
-async def test_connections_idle_too_long_are_not_reused(
-    serve: Callable[[Reply], Awaitable[ScriptedServer]],
-) -> None:
-    server = await serve(answer_ok)
-    pool = pool_for(server, keepalive_seconds=0.05)
-    await pool.request("GET", "/", [], b"")
-    await asyncio.sleep(0.1)
-    await pool.request("GET", "/", [], b"")
-    assert server.connections == 2
-
-
 async def test_nobody_listening_is_a_connect_failure() -> None:
     pool = ConnectionPool(f"http://127.0.0.1:{free_port()}", max_connections=1, connect_timeout=1)
     with pytest.raises(ConnectFailed):
@@ -203,25 +163,6 @@ async def test_a_broken_answer_is_a_broken_connection(
         await pool.request("GET", "/", [], b"")
 
 
-async def test_a_cancelled_exchange_never_returns_its_connection(
-    serve: Callable[[Reply], Awaitable[ScriptedServer]],
-) -> None:
-    async def slow_first(request: bytes, writer: asyncio.StreamWriter) -> None:
-        if b"/slow" in request:
-            await asyncio.sleep(0.3)
-        writer.write(OK)
-
-    server = await serve(slow_first)
-    pool = pool_for(server)
-    with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.05):
-            await pool.request("GET", "/slow", [], b"")
-    # The late answer to /slow must not be taken for the answer to the next request.
-    reply = await pool.request("GET", "/fast", [], b"")
-    assert reply.status == 200
-    assert server.connections == 2
-
-
 async def test_at_most_max_connections_exchanges_are_in_flight(
     serve: Callable[[Reply], Awaitable[ScriptedServer]],
 ) -> None:
@@ -240,9 +181,3 @@ async def test_at_most_max_connections_exchanges_are_in_flight(
 def test_only_http_base_urls_are_accepted() -> None:
     with pytest.raises(ValueError, match="base URL"):
         ConnectionPool("ftp://example", max_connections=1, connect_timeout=1)
-
-
-async def test_head_is_refused_rather_than_misread() -> None:
-    pool = ConnectionPool("http://127.0.0.1:1", max_connections=1, connect_timeout=1)
-    with pytest.raises(ValueError, match="HEAD"):
-        await pool.request("HEAD", "/", [], b"")
