@@ -14,7 +14,7 @@ INFRA := bash deploy/local/infra.sh
 UV_RUN := uv run --no-sync
 # Development settings for the tests and `make run` (loopback addresses, local passwords).
 LOCAL_ENV := deploy/local/local.env
-MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src tests deploy/local
+MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src tests deploy/local benchmarks
 
 .PHONY: help sync infra-up infra-down infra-status infra-reset run test lint fmt k8s-validate
 
