@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -21,14 +22,29 @@ from tests.support.infra import Infra, wait_for
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture
+def tracing_exporter() -> Iterator[InMemorySpanExporter]:
+    """Tracing for this test only: the library instrumentation is removed again afterwards,
+    so later tests in this process send exactly the headers they write."""
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    exporter = InMemorySpanExporter()
+    configure_tracing("chassis-tests", exporter=exporter)
+    yield exporter
+    HTTPXClientInstrumentor().uninstrument()
+    RedisInstrumentor().uninstrument()
+
+
 async def test_consumer_span_has_the_producer_span_trace_id(
     infra: Infra,
     topics: str,
     sessions: async_sessionmaker[AsyncSession],
     producer: AIOKafkaProducer,
+    tracing_exporter: InMemorySpanExporter,
 ) -> None:
-    exporter = InMemorySpanExporter()
-    provider = configure_tracing("chassis-tests", exporter=exporter)
+    exporter = tracing_exporter
+    provider = configure_tracing("chassis-tests")
     topic = f"{topics}widget.events"
     await ensure_topics(infra.kafka_bootstrap, [topic, f"{topic}.dlq"], partitions=1)
 
