@@ -70,3 +70,13 @@ def test_round_trip_keeps_every_attribute_and_extension() -> None:
 def test_unreadable_records_are_malformed(value: bytes, headers: list[tuple[str, bytes]]) -> None:
     with pytest.raises(MalformedMessage):
         from_record("t", 0, 0, None, value, headers)
+
+
+def test_event_topics_are_kept_forever_and_working_queues_are_not() -> None:
+    from chassis.messaging.topics import topic_config
+
+    assert topic_config("board.events")["retention.ms"] == "-1"
+    assert topic_config("t123.member.events")["retention.ms"] == "-1"  # prefixed test topics too
+    assert topic_config("board.events.dlq") == {}
+    assert topic_config("saga.replies") == {}
+    assert topic_config("saga.board.commands") == {}

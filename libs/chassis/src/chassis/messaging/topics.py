@@ -12,6 +12,17 @@ REPLY_TOPIC = "saga.replies"
 ALL_TOPICS = (*EVENT_TOPICS, *COMMAND_TOPICS, REPLY_TOPIC)
 
 
+#: Integration events are the source the read models are rebuilt from: keep them forever.
+#: Commands, replies and dead letters are working queues and keep the broker's default.
+EVENT_TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1"}
+
+
+def topic_config(name: str) -> dict[str, str]:
+    base = name.rsplit(".", 1)[0] if name.endswith(".dlq") else name
+    is_event_log = not name.endswith(".dlq") and any(base.endswith(t) for t in EVENT_TOPICS)
+    return dict(EVENT_TOPIC_CONFIG) if is_event_log else {}
+
+
 def dlq(topic: str) -> str:
     return f"{topic}.dlq"
 
@@ -37,7 +48,12 @@ async def ensure_topics(
         if missing:
             await admin.create_topics(
                 [
-                    NewTopic(n, num_partitions=partitions, replication_factor=replication_factor)
+                    NewTopic(
+                        n,
+                        num_partitions=partitions,
+                        replication_factor=replication_factor,
+                        topic_configs=topic_config(n),
+                    )
                     for n in missing
                 ]
             )
