@@ -17,7 +17,7 @@ from chassis.db import UnitOfWork, outbox_table
 from chassis.messaging.envelope import headers_dict
 from chassis.messaging.outbox import OutboxRelay
 from tests.integration.chassis.scratch import widgets
-from tests.support.infra import REPO, Infra
+from tests.support.infra import REPO, Infra, wait_for
 from tests.support.kafka import read_topic
 
 pytestmark = pytest.mark.integration
@@ -174,3 +174,36 @@ async def test_crash_after_send_republishes_and_the_inbox_absorbs_the_duplicate(
             await uow.commit()
     async with engine.connect() as conn:
         assert await conn.scalar(select(widgets.c.count).where(widgets.c.id == "w2")) == 1
+
+
+async def test_a_commit_wakes_the_relay_without_waiting_for_its_poll(
+    infra: Infra,
+    topics: str,
+    sessions: async_sessionmaker[AsyncSession],
+    producer: AIOKafkaProducer,
+    engine: AsyncEngine,
+) -> None:
+    from chassis.messaging.topics import ensure_topics
+
+    await ensure_topics(infra.kafka_bootstrap, [f"{topics}widget.events"], partitions=1)
+    relay = OutboxRelay(
+        sessions, producer, service="chassis-tests", topic_prefix=topics, poll_seconds=60
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.5)  # the relay has polled once and now waits (up to 60 s)
+        await _stage_event(sessions, "w3")
+
+        async def published() -> bool:
+            async with engine.connect() as conn:
+                pending = await conn.scalar(
+                    select(func.count())
+                    .select_from(outbox_table)
+                    .where(outbox_table.c.published_at.is_(None))
+                )
+            return pending == 0
+
+        await wait_for(published, timeout=10, message="the NOTIFY to wake the relay")
+    finally:
+        await relay.stop()
+        await asyncio.wait_for(task, 10)

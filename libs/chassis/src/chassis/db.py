@@ -30,6 +30,9 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
 from chassis.tracing import instrument_engine
 
+#: ``NOTIFY`` channel that wakes the outbox relay when a transaction that staged events commits.
+OUTBOX_CHANNEL = "outbox_messages"
+
 #: Tables the chassis owns inside every service database (created by each service's migration).
 chassis_metadata = MetaData()
 _Json = JSON().with_variant(JSONB(), "postgresql")
@@ -133,10 +136,12 @@ class UnitOfWork:
         self._session_factory = session_factory
         self.source = source
         self._committed = False
+        self._notified = False
 
     async def __aenter__(self) -> Self:
         self.session = self._session_factory()
         self._committed = False
+        self._notified = False
         return self
 
     async def __aexit__(
@@ -154,9 +159,11 @@ class UnitOfWork:
     async def commit(self) -> None:
         await self.session.commit()
         self._committed = True
+        self._notified = False
 
     async def rollback(self) -> None:
         await self.session.rollback()
+        self._notified = False
 
     async def publish(
         self,
@@ -186,6 +193,10 @@ class UnitOfWork:
                 occurred_at=utcnow(),
             )
         )
+        if not self._notified and self.session.bind.dialect.name == "postgresql":
+            # Transactional: delivered to the relay only if and when this transaction commits.
+            await self.session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+            self._notified = True
         return message_id
 
     async def first_delivery(self, consumer: str, message_id: str) -> bool:

@@ -14,16 +14,16 @@ import asyncio
 import contextlib
 import datetime as dt
 import zlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 from sqlalchemy import Row, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from chassis.db import outbox_table, utcnow
+from chassis.db import OUTBOX_CHANNEL, outbox_table, utcnow
 from chassis.logging import get_logger
 from chassis.messaging.envelope import Envelope, to_kafka
 from chassis.messaging.producer import ProducerSource, resolve
@@ -59,6 +59,7 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.retention = retention
         self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
         self._last_housekeeping = 0.0
 
     @property
@@ -67,19 +68,45 @@ class OutboxRelay:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        while not self._stopping.is_set():
-            sent = await self.publish_batch()
-            if loop.time() - self._last_housekeeping > 5:
-                await self._housekeeping()
-                self._last_housekeeping = loop.time()
-            if sent < self.batch_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.poll_seconds)
+        async with self._notifications():
+            while not self._stopping.is_set():
+                self._wake.clear()
+                sent = await self.publish_batch()
+                if loop.time() - self._last_housekeeping > 5:
+                    await self._housekeeping()
+                    self._last_housekeeping = loop.time()
+                if sent < self.batch_size:
+                    # A commit that staged events wakes us at once; the poll is the safety net.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
         await self.producer.flush()
         log.info("outbox.relay_stopped", service=self.service)
 
     async def stop(self) -> None:
         self._stopping.set()
+        self._wake.set()
+
+    @contextlib.asynccontextmanager
+    async def _notifications(self) -> AsyncIterator[None]:
+        """LISTEN on the channel ``UnitOfWork.publish`` notifies (delivered at commit)."""
+        engine: AsyncEngine | None = self.session_factory.kw.get("bind")
+        if engine is None or engine.dialect.driver != "asyncpg":
+            yield
+            return
+        async with engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+
+            def wake(*_: object) -> None:
+                self._wake.set()
+
+            await driver.add_listener(OUTBOX_CHANNEL, wake)
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):
+                    await driver.remove_listener(OUTBOX_CHANNEL, wake)
 
     async def publish_batch(self) -> int:
         """Publish one batch; returns how many rows were published."""
