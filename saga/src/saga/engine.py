@@ -17,8 +17,8 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from chassis import idempotency
 from chassis.db import utcnow
+from chassis.idempotency import IdempotentRequest
 from chassis.logging import get_logger
 from chassis.messaging.envelope import Envelope
 from chassis.problems import Conflict
@@ -39,15 +39,6 @@ log = get_logger("saga.engine")
 
 #: The consumer name under which handled reply ids are recorded (the inbox).
 REPLY_CONSUMER = "saga-orchestrator"
-
-
-@dataclass(frozen=True)
-class IdempotentRequest:
-    """An ``Idempotency-Key`` and what it is bound to."""
-
-    scope: str
-    key: str
-    fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -90,9 +81,7 @@ class SagaEngine:
         definition = self.definitions[saga_type]
         async with self.uow_factory() as uow:
             if request is not None:
-                stored = await idempotency.claim(
-                    uow.session, request.scope, request.key, request.fingerprint
-                )
+                stored = await request.claim(uow.session)
                 if stored is not None:
                     return StartedSaga(str(stored.body["saga_id"]), stored.status_code)
             data = dict(await load_data())
@@ -121,9 +110,7 @@ class SagaEngine:
                 raise Conflict(f"a {saga_type} saga is already running for {lock_key}") from exc
             started = StartedSaga(transition.state.id)
             if request is not None:
-                await idempotency.complete(
-                    uow.session, request.scope, request.key, 202, {"saga_id": started.saga_id}
-                )
+                await request.complete(uow.session, 202, {"saga_id": started.saga_id})
             uow.after_commit(lambda: metrics.SAGA_STARTED.labels(saga_type).inc())
             self._report(uow, None, transition)
             await uow.commit()

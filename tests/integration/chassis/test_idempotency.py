@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis import idempotency
+from chassis.idempotency import IdempotentRequest
 from chassis.problems import Unprocessable
 
 pytestmark = pytest.mark.integration
@@ -49,3 +50,19 @@ async def test_a_reused_key_with_another_body_is_refused(
     with pytest.raises(Unprocessable):
         await create_once(sessions, "k2", {"name": "b"}, effects)
     assert effects == ["a"]
+
+
+async def test_a_bound_request_is_scoped_to_caller_and_route(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    assert IdempotentRequest.bind(None, caller="u1", method="POST", path="/x", body={}) is None
+    mine = IdempotentRequest.bind("k", caller="u1", method="POST", path="/things", body={"a": 1})
+    theirs = IdempotentRequest.bind("k", caller="u2", method="POST", path="/things", body={"a": 1})
+    assert mine is not None
+    assert theirs is not None
+    async with sessions() as session, session.begin():
+        assert await mine.claim(session) is None
+        await mine.complete(session, 201, {"id": "first"})
+    async with sessions() as session, session.begin():
+        assert await theirs.claim(session) is None  # same key, another caller: its own request
+        assert await mine.claim(session) == idempotency.StoredResponse(201, {"id": "first"})

@@ -14,11 +14,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chassis.db import create_engine, create_session_factory, idempotency_table, outbox_table
+from chassis.idempotency import IdempotentRequest
 from chassis.messaging.envelope import Envelope
 from chassis.problems import Conflict, NotFound, Unprocessable
 from chassis.saga import Outcome, SagaReply
 from saga.definitions import DEFINITIONS, MEMBER_WITHDRAWAL
-from saga.engine import IdempotentRequest, SagaEngine
+from saga.engine import SagaEngine
 from saga.orchestrator import Policy
 from saga.store import SagaUnitOfWork, saga_instances, saga_steps
 from tests.integration.saga.helpers import start

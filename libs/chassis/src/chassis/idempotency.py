@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends, Header
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -75,3 +76,37 @@ async def complete(
         .where(idempotency_table.c.scope == scope, idempotency_table.c.key == key)
         .values(status_code=status_code, response=json.loads(json.dumps(body, default=str)))
     )
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    """An ``Idempotency-Key`` bound to what it was sent with: the caller, the route and the body."""
+
+    scope: str
+    key: str
+    fingerprint: str
+
+    @classmethod
+    def bind(
+        cls, key: str | None, *, caller: object, method: str, path: str, body: Any
+    ) -> IdempotentRequest | None:
+        """None without a key; otherwise the key scoped to ``caller`` and ``method path``."""
+        if key is None:
+            return None
+        return cls(f"{caller}:{method}:{path}", key, request_fingerprint(body))
+
+    async def claim(self, session: AsyncSession) -> StoredResponse | None:
+        return await claim(session, self.scope, self.key, self.fingerprint)
+
+    async def complete(self, session: AsyncSession, status_code: int, body: Any) -> None:
+        await complete(session, self.scope, self.key, status_code, body)
+
+
+def idempotency_key_header(
+    key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> str | None:
+    """The ``Idempotency-Key`` header, validated (422 when unusable)."""
+    return validate_key(key)
+
+
+IdempotencyKeyHeader = Annotated[str | None, Depends(idempotency_key_header)]

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Response
 
 from chassis.auth import AdminPrincipal, CurrentPrincipal
 from chassis.faults import SERVICES, Fault, FaultMode, kebab
-from chassis.idempotency import request_fingerprint
+from chassis.idempotency import IdempotencyKeyHeader, IdempotentRequest, request_fingerprint
 from chassis.problems import NotFound, Unprocessable
 from saga.definitions import ANSWER_ACCEPTANCE, DEFINITIONS, MEMBER_WITHDRAWAL
-from saga.engine import IdempotentRequest, StartedSaga
-from saga.entrypoints.deps import Engine, Faults, IdempotencyKey, Qna
+from saga.engine import StartedSaga
+from saga.entrypoints.deps import Engine, Faults, Qna
 from saga.entrypoints.schemas import (
     FaultPublic,
     FaultsPublic,
@@ -39,7 +39,7 @@ def _request(scope: str, key: str | None, body: Mapping[str, Any]) -> Idempotent
 
 @router.delete("/api/members/me", status_code=202, response_model=SagaStarted)
 async def withdraw_me(
-    principal: CurrentPrincipal, engine: Engine, key: IdempotencyKey, response: Response
+    principal: CurrentPrincipal, engine: Engine, key: IdempotencyKeyHeader, response: Response
 ) -> SagaStarted:
     """Withdraw the caller's membership: starts the member-withdrawal saga."""
 
@@ -66,7 +66,7 @@ async def accept_answer(
     principal: CurrentPrincipal,
     engine: Engine,
     qna: Qna,
-    key: IdempotencyKey,
+    key: IdempotencyKeyHeader,
     response: Response,
 ) -> SagaStarted:
     """Accept an answer: qna's pre-check, then the answer-acceptance saga."""

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
 from chassis.faults import FaultFlags
-from chassis.idempotency import validate_key
 from chassis.problems import NotFound, ServiceUnavailable
 from saga.engine import SagaEngine
 from saga.qna import AcceptanceChecks
@@ -33,13 +32,6 @@ def enabled_faults(request: Request) -> FaultFlags:
     return faults
 
 
-def idempotency_key(
-    key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> str | None:
-    return validate_key(key)
-
-
 Engine = Annotated[SagaEngine, Depends(get_engine)]
 Qna = Annotated[AcceptanceChecks, Depends(get_qna)]
 Faults = Annotated[FaultFlags, Depends(enabled_faults)]
-IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]

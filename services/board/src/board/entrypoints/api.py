@@ -16,11 +16,10 @@ from board import views
 from board.entrypoints.deps import (
     ActorDep,
     AdminDep,
-    IdempotencyKeyHeader,
     ReadSessionDep,
     UnitOfWorkDep,
     ViewCounterDep,
-    idempotency_key,
+    idempotent,
 )
 from board.entrypoints.schemas import (
     BoardCreate,
@@ -35,6 +34,7 @@ from board.entrypoints.schemas import (
     PostUpdate,
 )
 from board.service_layer import handlers
+from chassis.idempotency import IdempotencyKeyHeader
 from chassis.logging import get_logger
 from chassis.pagination import Pagination
 from chassis.problems import NotFound, Unprocessable
@@ -89,7 +89,7 @@ async def create_board(
         slug=body.slug,
         name=body.name,
         description=body.description,
-        idempotency_key=idempotency_key(key, actor, request, body),
+        idempotency_key=idempotent(key, actor, request, body),
     )
 
 
@@ -128,7 +128,7 @@ async def create_post(
         board_id,
         title=body.title,
         content=body.content,
-        idempotency_key=idempotency_key(key, actor, request, body),
+        idempotency_key=idempotent(key, actor, request, body),
     )
     response.headers["Location"] = f"/api/posts/{post['id']}"
     return post
@@ -213,7 +213,7 @@ async def create_comment(
         actor,
         post_id,
         content=body.content,
-        idempotency_key=idempotency_key(key, actor, request, body),
+        idempotency_key=idempotent(key, actor, request, body),
     )
 
 

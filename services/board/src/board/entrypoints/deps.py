@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from board.adapters.view_counter import ViewCounter
 from board.domain.model import Actor
-from board.service_layer.handlers import IdempotencyKey
 from board.service_layer.unit_of_work import BoardUnitOfWork
 from chassis.auth import AdminPrincipal, CurrentPrincipal
-from chassis.idempotency import request_fingerprint, validate_key
+from chassis.idempotency import IdempotentRequest
 
 
 def _uow(request: Request) -> BoardUnitOfWork:
@@ -40,12 +39,6 @@ def _admin(principal: AdminPrincipal) -> Actor:
     return Actor(principal.id, principal.is_admin)
 
 
-def _idempotency_key(
-    key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> str | None:
-    return validate_key(key)
-
-
 UnitOfWorkDep = Annotated[BoardUnitOfWork, Depends(_uow)]
 ReadSessionDep = Annotated[AsyncSession, Depends(_read_session)]
 ViewCounterDep = Annotated[ViewCounter, Depends(_view_counter)]
@@ -53,17 +46,16 @@ ViewCounterDep = Annotated[ViewCounter, Depends(_view_counter)]
 ActorDep = Annotated[Actor, Depends(_actor)]
 #: The verified caller, who must be an admin (403 otherwise).
 AdminDep = Annotated[Actor, Depends(_admin)]
-IdempotencyKeyHeader = Annotated[str | None, Depends(_idempotency_key)]
 
 
-def idempotency_key(
+def idempotent(
     key: str | None, actor: Actor, request: Request, body: BaseModel
-) -> IdempotencyKey | None:
+) -> IdempotentRequest | None:
     """Bind the key to the caller and the route; a reuse with another body is refused (422)."""
-    if key is None:
-        return None
-    return IdempotencyKey(
-        scope=f"{actor.id}:{request.method}:{request.url.path}",
-        key=key,
-        fingerprint=request_fingerprint(body.model_dump(mode="json")),
+    return IdempotentRequest.bind(
+        key,
+        caller=actor.id,
+        method=request.method,
+        path=request.url.path,
+        body=body.model_dump(mode="json"),
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table
@@ -20,8 +19,8 @@ from board.domain.model import Actor, Board, Post
 from board.service_layer import projector
 from board.service_layer.unit_of_work import BoardUnitOfWork
 from board.views import present_board, present_comment, present_post
-from chassis import idempotency
 from chassis.db import utcnow
+from chassis.idempotency import IdempotentRequest
 
 BOARD_EVENTS = "board.events"
 
@@ -34,28 +33,21 @@ class SlugTaken(Exception):
     """Another board already has this slug."""
 
 
-@dataclass(frozen=True)
-class IdempotencyKey:
-    """An ``Idempotency-Key`` and what it is bound to: the caller and route, and the request body."""
-
-    scope: str
-    key: str
-    fingerprint: str
-
-
-async def _first_result(uow: BoardUnitOfWork, key: IdempotencyKey | None) -> dict[str, Any] | None:
+async def _first_result(
+    uow: BoardUnitOfWork, key: IdempotentRequest | None
+) -> dict[str, Any] | None:
     """Claim the key, or return the result the first request with it stored."""
     if key is None:
         return None
-    stored = await idempotency.claim(uow.session, key.scope, key.key, key.fingerprint)
+    stored = await key.claim(uow.session)
     return dict(stored.body) if stored is not None else None
 
 
 async def _keep_result(
-    uow: BoardUnitOfWork, key: IdempotencyKey | None, body: dict[str, Any]
+    uow: BoardUnitOfWork, key: IdempotentRequest | None, body: dict[str, Any]
 ) -> None:
     if key is not None:
-        await idempotency.complete(uow.session, key.scope, key.key, 201, body)
+        await key.complete(uow.session, 201, body)
 
 
 async def _publish(uow: BoardUnitOfWork, post: Post, now: dt.datetime) -> None:
@@ -87,7 +79,7 @@ async def open_board(
     slug: str,
     name: str,
     description: str,
-    idempotency_key: IdempotencyKey | None = None,
+    idempotency_key: IdempotentRequest | None = None,
 ) -> dict[str, Any]:
     async with uow:
         if (first := await _first_result(uow, idempotency_key)) is not None:
@@ -111,7 +103,7 @@ async def write_post(
     *,
     title: str,
     content: str,
-    idempotency_key: IdempotencyKey | None = None,
+    idempotency_key: IdempotentRequest | None = None,
 ) -> dict[str, Any]:
     async with uow:
         if (first := await _first_result(uow, idempotency_key)) is not None:
@@ -170,7 +162,7 @@ async def add_comment(
     post_id: uuid.UUID,
     *,
     content: str,
-    idempotency_key: IdempotencyKey | None = None,
+    idempotency_key: IdempotentRequest | None = None,
 ) -> dict[str, Any]:
     async with uow:
         if (first := await _first_result(uow, idempotency_key)) is not None:

@@ -8,10 +8,11 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from chassis.auth import CurrentPrincipal
+from chassis.idempotency import IdempotencyKeyHeader
 from chassis.problems import Forbidden, NotFound
 from member import views
 from member.domain.commands import ChangeProfile, LogIn, LogOut, RefreshSession, RegisterMember
-from member.entrypoints.deps import IdempotencyKey, Passwords, SettingsDep, Throttle, Tokens, Uow
+from member.entrypoints.deps import Passwords, SettingsDep, Throttle, Tokens, Uow
 from member.entrypoints.schemas import (
     ActivityPublic,
     JwksPublic,
@@ -57,7 +58,7 @@ async def sign_up(
     response: Response,
     uow: Uow,
     passwords: Passwords,
-    idempotency_key: IdempotencyKey,
+    idempotency_key: IdempotencyKeyHeader,
 ) -> MemberPublic:
     """Sign up (회원 가입): a new member with 100 points."""
     member_id = await accounts.register(

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
-from chassis.idempotency import validate_key
 from member.adapters.login_throttle import RedisLoginThrottle
 from member.adapters.passwords import Argon2Passwords
 from member.adapters.tokens import JwtIssuer
@@ -39,15 +38,8 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_idempotency_key(
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> str | None:
-    return validate_key(idempotency_key)
-
-
 Uow = Annotated[MemberUnitOfWork, Depends(get_uow)]
 Passwords = Annotated[Argon2Passwords, Depends(get_passwords)]
 Tokens = Annotated[JwtIssuer, Depends(get_tokens)]
 Throttle = Annotated[RedisLoginThrottle, Depends(get_throttle)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-IdempotencyKey = Annotated[str | None, Depends(get_idempotency_key)]

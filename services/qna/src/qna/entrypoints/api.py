@@ -8,11 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi import status as http
 
+from chassis.idempotency import IdempotencyKeyHeader
 from chassis.pagination import Pagination
 from qna import views
 from qna.domain.errors import NotFound
 from qna.domain.model import QuestionStatus
-from qna.entrypoints.deps import CallerDep, IdempotencyKey, ReadSession, Uow, idempotent_request
+from qna.entrypoints.deps import CallerDep, ReadSession, Uow, idempotent_request
 from qna.entrypoints.schemas import (
     AnswerCreate,
     AnswerPublic,
@@ -49,7 +50,7 @@ async def list_questions(
 
 @router.post("", response_model=QuestionPublic, status_code=http.HTTP_201_CREATED)
 async def ask_question(
-    body: QuestionCreate, request: Request, caller: CallerDep, uow: Uow, key: IdempotencyKey
+    body: QuestionCreate, request: Request, caller: CallerDep, uow: Uow, key: IdempotencyKeyHeader
 ) -> views.Json:
     """Ask a question (Idempotency-Key makes a retry return the first result)."""
     return await handlers.ask_question(
@@ -100,7 +101,7 @@ async def post_answer(
     request: Request,
     caller: CallerDep,
     uow: Uow,
-    key: IdempotencyKey,
+    key: IdempotencyKeyHeader,
 ) -> views.Json:
     """Answer an OPEN question (anyone but a withdrawn member)."""
     return await handlers.post_answer(
@@ -155,7 +156,7 @@ async def add_comment(
     request: Request,
     caller: CallerDep,
     uow: Uow,
-    key: IdempotencyKey,
+    key: IdempotencyKeyHeader,
 ) -> views.Json:
     """Comment on a question (Q&A 댓글 관리)."""
     return await handlers.add_comment(

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.auth import CurrentPrincipal
-from chassis.idempotency import request_fingerprint, validate_key
-from qna.service_layer.handlers import Caller, IdempotentRequest
+from chassis.idempotency import IdempotentRequest
+from qna.service_layer.handlers import Caller
 from qna.service_layer.unit_of_work import QnaUnitOfWork
 
 
@@ -31,26 +31,19 @@ def get_caller(principal: CurrentPrincipal) -> Caller:
     return Caller(id=principal.id, is_admin=principal.is_admin)
 
 
-def get_idempotency_key(
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> str | None:
-    return validate_key(idempotency_key)
-
-
 Uow = Annotated[QnaUnitOfWork, Depends(get_uow)]
 ReadSession = Annotated[AsyncSession, Depends(get_read_session)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
-IdempotencyKey = Annotated[str | None, Depends(get_idempotency_key)]
 
 
 def idempotent_request(
     request: Request, caller: Caller, key: str | None, body: BaseModel
 ) -> IdempotentRequest | None:
     """Scope a key to the caller, method and path; the body's fingerprint detects a reused key."""
-    if key is None:
-        return None
-    return IdempotentRequest(
-        scope=f"{caller.id}:{request.method}:{request.url.path}",
-        key=key,
-        fingerprint=request_fingerprint(body.model_dump(mode="json")),
+    return IdempotentRequest.bind(
+        key,
+        caller=caller.id,
+        method=request.method,
+        path=request.url.path,
+        body=body.model_dump(mode="json"),
     )

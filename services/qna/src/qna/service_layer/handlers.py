@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from chassis import idempotency
+from chassis.idempotency import IdempotentRequest
 from qna import views
 from qna.domain.errors import NotFound
 from qna.domain.model import Actor, Question
@@ -26,15 +26,6 @@ class Caller:
 
     id: uuid.UUID
     is_admin: bool = False
-
-
-@dataclass(frozen=True)
-class IdempotentRequest:
-    """An ``Idempotency-Key`` with the scope and body it was sent with."""
-
-    scope: str
-    key: str
-    fingerprint: str
 
 
 async def _actor(uow: QnaUnitOfWork, caller: Caller) -> Actor:
@@ -56,15 +47,13 @@ async def _created(
     """Run ``create`` once per idempotency key: a retry gets the first result, stored with the effect."""
     async with uow:
         if request is not None:
-            stored = await idempotency.claim(
-                uow.session, request.scope, request.key, request.fingerprint
-            )
+            stored = await request.claim(uow.session)
             if stored is not None:
                 body: Json = stored.body
                 return body
         body = await create()
         if request is not None:
-            await idempotency.complete(uow.session, request.scope, request.key, 201, body)
+            await request.complete(uow.session, 201, body)
         await uow.commit()
     return body
 
