@@ -37,11 +37,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from chassis import checkpoints
 from chassis.db import (
     UnitOfWork,
     create_engine,
     create_session_factory,
-    projection_checkpoint_table,
 )
 from chassis.logging import get_logger
 from chassis.messaging.consumer import replay
@@ -251,20 +251,8 @@ async def apply(session: AsyncSession, tables: ReadModelTables, env: Envelope) -
 async def save_checkpoint(
     session: AsyncSession, topic: str, partition: int, next_offset: int
 ) -> None:
-    c = projection_checkpoint_table
-    stmt = pg_insert(c).values(
-        projection=PROJECTION, topic=topic, partition=partition, next_offset=next_offset
-    )
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[c.c.projection, c.c.topic, c.c.partition],
-            # never backwards: after a rebuild the live consumer re-reads what the replay covered
-            set_={
-                "next_offset": func.greatest(c.c.next_offset, stmt.excluded.next_offset),
-                "updated_at": func.now(),
-            },
-        )
-    )
+    # never backwards: after a rebuild the live consumer re-reads what the replay covered
+    await checkpoints.save_checkpoint(session, PROJECTION, topic, partition, next_offset)
 
 
 # ---------------------------------------------------------------- the live projector (qna worker)

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from board.adapters.tables import authors, posts
 from board.domain.authors import WITHDRAWN_NICKNAME, Author, Byline, byline
-from chassis.db import projection_checkpoint_table, utcnow
+from chassis import checkpoints
 from chassis.messaging.envelope import Envelope
 
 # --- this consumer's view of the payloads (fields it does not use are ignored) ----------------
@@ -258,20 +258,7 @@ async def copy_view_counts(
 
 async def save_checkpoint(session: AsyncSession, projection: str, env: Envelope) -> None:
     """Remember the next offset to read for the event's partition, with the event's effect."""
-    if env.offset < 0:
-        return
-    t = projection_checkpoint_table
-    stmt = insert(t).values(
-        projection=projection,
-        topic=env.topic,
-        partition=env.partition,
-        next_offset=env.offset + 1,
-        updated_at=utcnow(),
-    )
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[t.c.projection, t.c.topic, t.c.partition],
-            set_={"next_offset": stmt.excluded.next_offset, "updated_at": stmt.excluded.updated_at},
-            where=t.c.next_offset < stmt.excluded.next_offset,
+    if env.offset >= 0:
+        await checkpoints.save_checkpoint(
+            session, projection, env.topic, env.partition, env.offset + 1
         )
-    )

@@ -18,6 +18,7 @@ from sqlalchemy import column, func, select, table, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from chassis.checkpoints import load_checkpoint, save_checkpoint
 from chassis.db import inbox_table, projection_checkpoint_table
 from chassis.logging import get_logger
 from chassis.messaging.consumer import Handler
@@ -45,36 +46,11 @@ class SqlActivityRepository:
         await self.session.execute(select(func.pg_advisory_xact_lock_shared(REBUILD_LOCK)))
 
     async def next_offset(self, topic: str, partition: int) -> int:
-        value = await self.session.scalar(
-            select(checkpoints.c.next_offset).where(
-                checkpoints.c.projection == PROJECTION,
-                checkpoints.c.topic == topic,
-                checkpoints.c.partition == partition,
-            )
-        )
-        return int(value) if value is not None else 0
+        return await load_checkpoint(self.session, PROJECTION, topic, partition)
 
     async def advance(self, position: LogPosition) -> None:
-        statement = insert(checkpoints).values(
-            projection=PROJECTION,
-            topic=position.topic,
-            partition=position.partition,
-            next_offset=position.offset + 1,
-        )
-        await self.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[
-                    checkpoints.c.projection,
-                    checkpoints.c.topic,
-                    checkpoints.c.partition,
-                ],
-                set_={
-                    "next_offset": func.greatest(
-                        checkpoints.c.next_offset, statement.excluded.next_offset
-                    ),
-                    "updated_at": func.now(),
-                },
-            )
+        await save_checkpoint(
+            self.session, PROJECTION, position.topic, position.partition, position.offset + 1
         )
 
     async def apply(self, deltas: Iterable[Delta]) -> None:
