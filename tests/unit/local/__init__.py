@@ -1,0 +1,1 @@
+"""Tests: the make run supervisor (deploy/local/run.py)."""
