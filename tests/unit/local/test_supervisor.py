@@ -29,7 +29,8 @@ STUBBORN = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n
 
 def load_supervisor() -> ModuleType:
     spec = importlib.util.spec_from_file_location("run_supervisor", REPO / "deploy/local/run.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["run_supervisor"] = module
     spec.loader.exec_module(module)
