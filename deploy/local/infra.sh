@@ -385,7 +385,11 @@ format_kafka_storage() {
     [ -f "$KAFKA_DATA/meta.properties" ] && return 0
     local cluster_id
     # A Kafka cluster id is 16 random bytes in URL-safe base64 without padding.
-    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    # One that starts with "-" would be read as an option by the storage tool: draw again.
+    cluster_id="-"
+    while [[ "$cluster_id" == -* ]]; do
+        cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    done
     log "kafka: formatting KRaft storage (cluster id $cluster_id)"
     "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format --cluster-id "$cluster_id" --config "$KAFKA_CONFIG" \
         --ignore-formatted >"$KAFKA_LOGS/storage-format.log" 2>&1 ||
