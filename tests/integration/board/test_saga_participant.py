@@ -85,9 +85,16 @@ async def test_anonymize_then_restore_is_a_round_trip(board: BoardStack) -> None
         await board.wait_for_item(free, post["id"], lambda i: i["author"] == shown, "restored")
     comments = (await board.client.get(f"/api/posts/{others['id']}/comments")).json()["items"]
     assert comments[0]["author"] == shown
-    views_of = {i["id"]: i["view_count"] for i in (await board.board_posts(free))["items"]}
-    expected = [{**i, "view_count": views_of[i["id"]]} for i in list_before["items"]]
-    assert (await board.board_posts(free))["items"] == expected
+    # the detail reads above bump view counts, which the periodic flush may apply at any
+    # moment, so compare one snapshot with the view counts taken out of both sides
+    list_after = (await board.board_posts(free))["items"]
+    assert [_without_views(i) for i in list_after] == [
+        _without_views(i) for i in list_before["items"]
+    ]
+
+
+def _without_views(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in item.items() if key != "view_count"}
 
 
 async def test_restore_without_a_prior_anonymization_is_a_successful_no_op(
