@@ -50,8 +50,12 @@ def test_sigterm_turns_readiness_503_drains_the_request_and_exits_zero() -> None
         time.sleep(0.05)
     assert proc.proc is not None
     proc.proc.send_signal(15)
-    time.sleep(0.3)
+    # within the 1.5 s drain the process still answers, and says it is not ready
+    deadline = time.monotonic() + 1.2
     ready = httpx.get(f"{base}/readyz", timeout=5)
+    while ready.status_code != 503 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        ready = httpx.get(f"{base}/readyz", timeout=5)
     assert ready.status_code == 503
     assert ready.json()["checks"] == {"process": "shutting down"}
 
