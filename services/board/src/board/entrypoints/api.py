@@ -6,6 +6,7 @@ post from the write model. Every route translates HTTP into a service-layer call
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated, Any
 
@@ -46,6 +47,8 @@ log = get_logger(__name__)
 router = APIRouter(prefix="/api", tags=["board"])
 
 SEARCH_MAX = 100
+#: A slow Redis must not hold a list read: past this, the page comes from PostgreSQL.
+CACHE_TIMEOUT_SECONDS = 0.5
 SearchQuery = Annotated[
     str | None, Query(max_length=SEARCH_MAX, description="words in the title (case-insensitive)")
 ]
@@ -133,8 +136,9 @@ async def _cached_first_page(
     generation it was computed in. A Redis outage costs the cache, never the read."""
     stamp: str | None = None
     try:
-        stamp, cached = await cache.get(board_id, page.size)
-    except (RedisError, OSError) as exc:
+        async with asyncio.timeout(CACHE_TIMEOUT_SECONDS):
+            stamp, cached = await cache.get(board_id, page.size)
+    except (RedisError, OSError, TimeoutError) as exc:
         LOOKUPS.labels("error").inc()
         log.warning("first_page_cache.unavailable", board_id=str(board_id), error=str(exc))
         cached = None
@@ -147,8 +151,9 @@ async def _cached_first_page(
     if stamp is not None:
         LOOKUPS.labels("miss").inc()
         try:
-            await cache.put(board_id, stamp, page.size, body)
-        except (RedisError, OSError) as exc:
+            async with asyncio.timeout(CACHE_TIMEOUT_SECONDS):
+                await cache.put(board_id, stamp, page.size, body)
+        except (RedisError, OSError, TimeoutError) as exc:
             log.warning("first_page_cache.unavailable", board_id=str(board_id), error=str(exc))
     return Response(body, media_type="application/json")
 
