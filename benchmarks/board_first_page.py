@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import statistics
 import time
@@ -151,6 +152,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
     configure_logging("board-bench", "WARNING")  # no access log: both modes would pay it alike
+    # each run builds the app again, and OpenTelemetry warns that it is instrumented already
+    logging.getLogger("opentelemetry.instrumentation.instrumentor").setLevel(logging.ERROR)
     asyncio.run(_run(args.posts, args.requests, args.concurrency))
 
 
