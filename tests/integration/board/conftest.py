@@ -57,7 +57,7 @@ async def _start(
         client = await stack.enter_async_context(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://test")
         )
-        yield BoardStack(settings, client, issuer, engine, producer)
+        yield BoardStack(settings, client, issuer, engine, producer, api.state.first_page_cache)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from board.adapters.first_page_cache import FirstPageCache
 from board.adapters.tables import post_summaries
 from board.config import Settings
 from chassis.messaging.envelope import Envelope, from_record, to_kafka
@@ -28,6 +29,8 @@ class BoardStack:
     issuer: TokenIssuer
     engine: AsyncEngine
     producer: AIOKafkaProducer | None = None
+    #: The api's first-page cache (None when the settings turn it off).
+    first_pages: FirstPageCache | None = None
 
     # -- HTTP ------------------------------------------------------------------------------------
 

@@ -135,6 +135,7 @@ async def test_a_rebuild_gives_the_same_read_model_and_the_projector_goes_on(
         bootstrap_servers=board.settings.KAFKA_BOOTSTRAP_SERVERS,
         topics=[board.settings.topic("board.events"), board.settings.topic("member.events")],
         service="board",
+        first_pages=board.first_pages,
     )
 
     assert await board.summaries() == before
@@ -201,6 +202,7 @@ async def test_a_rebuild_while_posts_keep_coming_loses_nothing(board: BoardStack
             bootstrap_servers=board.settings.KAFKA_BOOTSTRAP_SERVERS,
             topics=[board.settings.topic("board.events"), board.settings.topic("member.events")],
             service="board",
+            first_pages=board.first_pages,
         )
         during = len(written)
 
@@ -253,6 +255,7 @@ async def test_a_rebuild_missing_a_live_post_is_refused_and_keeps_the_live_table
                 board_api.settings.topic("member.events"),
             ],
             service="board",
+            first_pages=board_api.first_pages,
         )
 
     assert await board_api.summaries() == before

@@ -6,7 +6,9 @@ import uuid
 from collections.abc import Mapping
 
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
+from board.adapters.first_page_cache import FirstPageCache
 from board.adapters.tables import post_summaries
 from board.adapters.view_counter import ViewCounter
 from board.config import Settings
@@ -26,7 +28,7 @@ SERVICE = "board"
 
 
 def build_api(settings: Settings) -> FastAPI:
-    """``board api``: the HTTP API (PostgreSQL, Redis for view counts, the JWKS verifier)."""
+    """``board api``: the HTTP API (PostgreSQL, Redis for view counts and first pages, JWKS)."""
     runtime = Runtime(settings.SERVICE_NAME)
     res = attach(settings, runtime, database=True, redis=True, kafka=False, verifier=True)
     app = create_app(
@@ -41,7 +43,14 @@ def build_api(settings: Settings) -> FastAPI:
     app.state.sessions = res.sessions
     app.state.uow_factory = lambda: BoardUnitOfWork(res.sessions)
     app.state.view_counter = ViewCounter(res.cache, settings.REDIS_KEY_PREFIX)
+    app.state.first_page_cache = (
+        first_page_cache(res.cache, settings) if settings.FIRST_PAGE_CACHE_SECONDS > 0 else None
+    )
     return app
+
+
+def first_page_cache(redis: Redis, settings: Settings) -> FirstPageCache:
+    return FirstPageCache(redis, settings.REDIS_KEY_PREFIX, settings.FIRST_PAGE_CACHE_SECONDS)
 
 
 def build_worker(settings: Settings) -> FastAPI:
@@ -53,15 +62,21 @@ def build_worker(settings: Settings) -> FastAPI:
         return BoardUnitOfWork(res.sessions)
 
     res.add_outbox_relay()
+    # the worker invalidates even when the API's cache is off, so turning it on is safe
+    first_pages = first_page_cache(res.cache, settings)
     consumer = EventConsumer(
-        uow_factory, PostSummaryProjector(post_summaries), service=settings.SERVICE_NAME
+        uow_factory,
+        PostSummaryProjector(post_summaries),
+        first_pages,
+        service=settings.SERVICE_NAME,
     )
     res.add_consumer("board-projector", TOPICS, consumer.handle)
     participant = SagaParticipant(SERVICE, uow_factory, saga_handlers.HANDLERS, res.faults())
     res.add_consumer("board-saga", [command_topic(SERVICE)], participant.handle)
 
     async def record_views(counts: Mapping[uuid.UUID, int]) -> None:
-        await handlers.record_views(uow_factory(), counts, post_summaries)
+        changed = await handlers.record_views(uow_factory(), counts, post_summaries)
+        await first_pages.invalidate_committed(changed)
 
     runtime.add_background(
         "view count flush",

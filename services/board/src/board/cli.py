@@ -10,12 +10,14 @@ from pathlib import Path
 
 from board import main as api_process
 from board import worker as worker_process
+from board.bootstrap import first_page_cache
 from board.config import Settings
 from board.service_layer.rebuild import rebuild_post_summaries
 from chassis.cli import run_cli
 from chassis.db import create_engine
 from chassis.logging import configure_logging
 from chassis.migrations import upgrade
+from chassis.redis import create_redis
 
 #: The folder holding alembic.ini and migrations/.
 SERVICE_ROOT = Path(__file__).resolve().parents[2]
@@ -29,14 +31,17 @@ def migrate() -> None:
 
 async def _rebuild(settings: Settings) -> None:
     engine = create_engine(settings.DATABASE_URL, pool_size=2)
+    redis = create_redis(settings.REDIS_URL)
     try:
         report = await rebuild_post_summaries(
             engine,
             bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
             topics=[settings.topic("board.events"), settings.topic("member.events")],
             service=settings.SERVICE_NAME,
+            first_pages=first_page_cache(redis, settings),
         )
     finally:
+        await redis.aclose()
         await engine.dispose()
     print(json.dumps({"rebuilt": "post_summaries", **asdict(report)}))
 

@@ -17,7 +17,10 @@ class Settings(BaseServiceSettings):
     #: No default: a process without its database must not start.
     DATABASE_URL: str
 
-    #: Prefix of the service's Redis keys (view counters); tests isolate themselves with it.
+    #: Prefix of the service's Redis keys (view counters, first pages); tests isolate themselves with it.
     REDIS_KEY_PREFIX: str = "board:"
+    #: How long a board's cached first page lives. The worker invalidates it on every change,
+    #: so this only bounds an invalidation that was missed. 0 turns the cache off (the API).
+    FIRST_PAGE_CACHE_SECONDS: float = Field(default=30.0, ge=0)
     #: How often the worker moves view counts from Redis to PostgreSQL and the post list.
     VIEW_FLUSH_SECONDS: float = Field(default=5.0, gt=0)

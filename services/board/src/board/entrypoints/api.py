@@ -6,16 +6,20 @@ post from the write model. Every route translates HTTP into a service-layer call
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from board import views
+from board.adapters.first_page_cache import LOOKUPS, FirstPageCache
 from board.entrypoints.deps import (
     ActorDep,
     AdminDep,
+    FirstPageCacheDep,
     ReadSessionDep,
     UnitOfWorkDep,
     ViewCounterDep,
@@ -36,13 +40,15 @@ from board.entrypoints.schemas import (
 from board.service_layer import handlers
 from chassis.idempotency import IdempotencyKeyHeader
 from chassis.logging import get_logger
-from chassis.pagination import Pagination
+from chassis.pagination import PageParams, Pagination
 from chassis.problems import NotFound, Unprocessable
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/api", tags=["board"])
 
 SEARCH_MAX = 100
+#: A slow Redis must not hold a list read: past this, the page comes from PostgreSQL.
+CACHE_TIMEOUT_SECONDS = 0.5
 SearchQuery = Annotated[
     str | None, Query(max_length=SEARCH_MAX, description="words in the title (case-insensitive)")
 ]
@@ -98,15 +104,58 @@ async def create_board(
 
 @router.get("/boards/{board_id}/posts", response_model=PostsPublic)
 async def list_board_posts(
-    board_id: uuid.UUID, page: Pagination, session: ReadSessionDep, q: SearchQuery = None
+    board_id: uuid.UUID,
+    page: Pagination,
+    session: ReadSessionDep,
+    cache: FirstPageCacheDep,
+    q: SearchQuery = None,
+) -> Response | dict[str, Any]:
+    """List a board's posts, newest first, optionally searching titles (read model).
+    The first page without a search is served through a Redis cache the worker invalidates."""
+    search = _search_text(q)
+    if cache is not None and page.page == 1 and search is None:
+        return await _cached_first_page(cache, session, board_id, page)
+    return await _board_post_page(session, board_id, page, search)
+
+
+async def _board_post_page(
+    session: AsyncSession, board_id: uuid.UUID, page: PageParams, search: str | None
 ) -> dict[str, Any]:
-    """List a board's posts, newest first, optionally searching titles (read model)."""
     if not await views.board_exists(session, board_id):
         raise NotFound("board not found")
     items, total = await views.post_page(
-        session, offset=page.offset, limit=page.size, board_id=board_id, q=_search_text(q)
+        session, offset=page.offset, limit=page.size, board_id=board_id, q=search
     )
     return {"items": items, "total": total, "page": page.page, "size": page.size}
+
+
+async def _cached_first_page(
+    cache: FirstPageCache, session: AsyncSession, board_id: uuid.UUID, page: PageParams
+) -> Response:
+    """Cache-aside: the stamp is read before PostgreSQL, so a page is stored under the
+    generation it was computed in. A Redis outage costs the cache, never the read."""
+    stamp: str | None = None
+    try:
+        async with asyncio.timeout(CACHE_TIMEOUT_SECONDS):
+            stamp, cached = await cache.get(board_id, page.size)
+    except (RedisError, OSError, TimeoutError) as exc:
+        LOOKUPS.labels("error").inc()
+        log.warning("first_page_cache.unavailable", board_id=str(board_id), error=str(exc))
+        cached = None
+    if cached is not None:
+        LOOKUPS.labels("hit").inc()
+        return Response(cached, media_type="application/json")
+    body = PostsPublic.model_validate(
+        await _board_post_page(session, board_id, page, None)
+    ).model_dump_json()
+    if stamp is not None:
+        LOOKUPS.labels("miss").inc()
+        try:
+            async with asyncio.timeout(CACHE_TIMEOUT_SECONDS):
+                await cache.put(board_id, stamp, page.size, body)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("first_page_cache.unavailable", board_id=str(board_id), error=str(exc))
+    return Response(body, media_type="application/json")
 
 
 @router.post(

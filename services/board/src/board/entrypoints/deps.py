@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from board.adapters.first_page_cache import FirstPageCache
 from board.adapters.view_counter import ViewCounter
 from board.domain.model import Actor
 from board.service_layer.unit_of_work import BoardUnitOfWork
@@ -31,6 +32,11 @@ def _view_counter(request: Request) -> ViewCounter:
     return counter
 
 
+def _first_page_cache(request: Request) -> FirstPageCache | None:
+    cache: FirstPageCache | None = request.app.state.first_page_cache
+    return cache
+
+
 def _actor(principal: CurrentPrincipal) -> Actor:
     return Actor(principal.id, principal.is_admin)
 
@@ -42,6 +48,8 @@ def _admin(principal: AdminPrincipal) -> Actor:
 UnitOfWorkDep = Annotated[BoardUnitOfWork, Depends(_uow)]
 ReadSessionDep = Annotated[AsyncSession, Depends(_read_session)]
 ViewCounterDep = Annotated[ViewCounter, Depends(_view_counter)]
+#: The first-page cache, or None when ``FIRST_PAGE_CACHE_SECONDS`` is 0.
+FirstPageCacheDep = Annotated[FirstPageCache | None, Depends(_first_page_cache)]
 #: The verified caller (401 without a valid token).
 ActorDep = Annotated[Actor, Depends(_actor)]
 #: The verified caller, who must be an admin (403 otherwise).

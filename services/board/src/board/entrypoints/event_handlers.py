@@ -2,13 +2,15 @@
 
 One consumer (group ``board-projector``) handles both topics, so a nickname and the summaries
 showing it change in the same transaction, and a post projected later reads the nickname that
-is current. The inbox record, the effect and the projection checkpoint commit together.
+is current. The inbox record, the effect and the projection checkpoint commit together; after
+the commit, the cached first pages of the boards whose list changed are invalidated.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from board.adapters.first_page_cache import FirstPageCache
 from board.adapters.tables import LIVE_SUMMARIES
 from board.service_layer import handlers
 from board.service_layer.projector import (
@@ -32,11 +34,13 @@ class EventConsumer:
         self,
         uow_factory: Callable[[], BoardUnitOfWork],
         projector: PostSummaryProjector,
+        first_pages: FirstPageCache,
         *,
         service: str,
     ) -> None:
         self.uow_factory = uow_factory
         self.projector = projector
+        self.first_pages = first_pages
         self.service = service
 
     async def handle(self, env: Envelope) -> None:
@@ -49,9 +53,10 @@ class EventConsumer:
             elif env.type == MEMBER_WITHDRAWN:
                 gone = MemberWithdrawnView.model_validate(env.data)
                 await handlers.note_withdrawal(uow, gone.member_id)
-            await self.projector.apply(uow.session, env)
+            changed = await self.projector.apply(uow.session, env)
             await save_checkpoint(uow.session, LIVE_SUMMARIES, env)
             await uow.commit()
+        await self.first_pages.invalidate_committed(changed)
         if env.offset >= 0:
             PROJECTION_CHECKPOINT.labels(
                 self.service, LIVE_SUMMARIES, env.topic, str(env.partition)

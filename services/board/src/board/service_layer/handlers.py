@@ -220,12 +220,14 @@ async def delete_comment(
 
 async def record_views(
     uow: BoardUnitOfWork, counts: Mapping[uuid.UUID, int], summaries: Table
-) -> None:
-    """Add flushed view counts to the posts and copy the totals into the post list."""
+) -> projector.Boards:
+    """Add flushed view counts to the posts and copy the totals into the post list; returns
+    the boards whose list changed."""
     async with uow:
         await uow.posts.add_views(counts)
-        await projector.copy_view_counts(uow.session, summaries, list(counts))
+        boards = await projector.copy_view_counts(uow.session, summaries, list(counts))
         await uow.commit()
+    return boards
 
 
 # --- member events (inside the consumer's unit of work) --------------------------------------

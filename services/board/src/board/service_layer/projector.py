@@ -9,6 +9,9 @@ rebuild.
 
 View counts are not events. The worker's flush copies them from ``posts.view_count`` (their
 system of record) into the summaries, and a new summary starts from that value as well.
+
+Every change reports the boards whose list it changed (``RETURNING board_id``), so the worker
+can invalidate exactly those boards' cached first pages once the change is committed.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from board.adapters.tables import authors, posts
@@ -74,6 +78,15 @@ class MemberWithdrawnView(_Payload):
 
 
 MEMBER_NAMED = ("MemberRegistered", "MemberProfileChanged")
+
+#: The boards whose post list a change touched.
+Boards = frozenset[uuid.UUID]
+
+
+def _boards(result: Result[tuple[uuid.UUID]]) -> Boards:
+    return frozenset(result.scalars())
+
+
 MEMBER_WITHDRAWN = "MemberWithdrawn"
 
 
@@ -90,7 +103,7 @@ class PostSummaryProjector:
 
     def __init__(self, table: Table) -> None:
         self.table = table
-        self._handlers: dict[str, Callable[[AsyncSession, Envelope], Awaitable[None]]] = {
+        self._handlers: dict[str, Callable[[AsyncSession, Envelope], Awaitable[Boards]]] = {
             "PostCreated": self._post_created,
             "PostUpdated": self._post_updated,
             "PostDeleted": self._post_deleted,
@@ -101,18 +114,18 @@ class PostSummaryProjector:
             "MemberWithdrawn": self._member_withdrawn,
         }
 
-    async def apply(self, session: AsyncSession, env: Envelope) -> bool:
-        """Apply ``env``; False for an event type the post list does not depend on.
+    async def apply(self, session: AsyncSession, env: Envelope) -> Boards:
+        """Apply ``env``; returns the boards whose list it changed (none for an event the list
+        does not depend on, or one that is older than the row it would change).
         Raises ``pydantic.ValidationError`` for a malformed payload (the consumer dead-letters it)."""
         handler = self._handlers.get(env.type)
         if handler is None:
-            return False
-        await handler(session, env)
-        return True
+            return frozenset()
+        return await handler(session, env)
 
     # -- board events --------------------------------------------------------------------------
 
-    async def _post_created(self, session: AsyncSession, env: Envelope) -> None:
+    async def _post_created(self, session: AsyncSession, env: Envelope) -> Boards:
         e = PostCreatedView.model_validate(env.data)
         t = self.table
         shown = await current_byline(session, e.author_id)
@@ -132,22 +145,24 @@ class PostSummaryProjector:
             version=e.version,
             deleted=False,
         )
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[t.c.post_id],
-                set_={
-                    "board_id": stmt.excluded.board_id,
-                    "title": stmt.excluded.title,
-                    "author_id": stmt.excluded.author_id,
-                    "author_nickname": stmt.excluded.author_nickname,
-                    "created_at": stmt.excluded.created_at,
-                    "version": stmt.excluded.version,
-                },
-                where=t.c.version < stmt.excluded.version,
+        return _boards(
+            await session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[t.c.post_id],
+                    set_={
+                        "board_id": stmt.excluded.board_id,
+                        "title": stmt.excluded.title,
+                        "author_id": stmt.excluded.author_id,
+                        "author_nickname": stmt.excluded.author_nickname,
+                        "created_at": stmt.excluded.created_at,
+                        "version": stmt.excluded.version,
+                    },
+                    where=t.c.version < stmt.excluded.version,
+                ).returning(t.c.board_id)
             )
         )
 
-    async def _post_updated(self, session: AsyncSession, env: Envelope) -> None:
+    async def _post_updated(self, session: AsyncSession, env: Envelope) -> Boards:
         e = PostUpdatedView.model_validate(env.data)
         t = self.table
         shown = await current_byline(session, e.author_id)
@@ -165,22 +180,24 @@ class PostSummaryProjector:
             version=e.version,
             deleted=False,
         )
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[t.c.post_id],
-                set_={
-                    "board_id": stmt.excluded.board_id,
-                    "title": stmt.excluded.title,
-                    "author_id": stmt.excluded.author_id,
-                    "author_nickname": stmt.excluded.author_nickname,
-                    "updated_at": stmt.excluded.updated_at,
-                    "version": stmt.excluded.version,
-                },
-                where=t.c.version < stmt.excluded.version,
+        return _boards(
+            await session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[t.c.post_id],
+                    set_={
+                        "board_id": stmt.excluded.board_id,
+                        "title": stmt.excluded.title,
+                        "author_id": stmt.excluded.author_id,
+                        "author_nickname": stmt.excluded.author_nickname,
+                        "updated_at": stmt.excluded.updated_at,
+                        "version": stmt.excluded.version,
+                    },
+                    where=t.c.version < stmt.excluded.version,
+                ).returning(t.c.board_id)
             )
         )
 
-    async def _post_deleted(self, session: AsyncSession, env: Envelope) -> None:
+    async def _post_deleted(self, session: AsyncSession, env: Envelope) -> Boards:
         e = PostDeletedView.model_validate(env.data)
         t = self.table
         # A tombstone: hidden from every list, and it outranks older events by its version.
@@ -197,62 +214,78 @@ class PostSummaryProjector:
             version=e.version,
             deleted=True,
         )
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[t.c.post_id],
-                set_={"deleted": True, "version": stmt.excluded.version},
-                where=t.c.version < stmt.excluded.version,
+        return _boards(
+            await session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[t.c.post_id],
+                    set_={"deleted": True, "version": stmt.excluded.version},
+                    where=t.c.version < stmt.excluded.version,
+                ).returning(t.c.board_id)
             )
         )
 
-    async def _comment_added(self, session: AsyncSession, env: Envelope) -> None:
-        await self._count_comment(session, CommentChangedView.model_validate(env.data), +1)
+    async def _comment_added(self, session: AsyncSession, env: Envelope) -> Boards:
+        return await self._count_comment(session, CommentChangedView.model_validate(env.data), +1)
 
-    async def _comment_deleted(self, session: AsyncSession, env: Envelope) -> None:
-        await self._count_comment(session, CommentChangedView.model_validate(env.data), -1)
+    async def _comment_deleted(self, session: AsyncSession, env: Envelope) -> Boards:
+        return await self._count_comment(session, CommentChangedView.model_validate(env.data), -1)
 
     async def _count_comment(
         self, session: AsyncSession, e: CommentChangedView, delta: int
-    ) -> None:
+    ) -> Boards:
         t = self.table
-        await session.execute(
-            update(t)
-            .where(t.c.post_id == e.post_id, t.c.version < e.version)
-            .values(
-                comment_count=func.greatest(t.c.comment_count + delta, 0),
-                version=e.version,
+        return _boards(
+            await session.execute(
+                update(t)
+                .where(t.c.post_id == e.post_id, t.c.version < e.version)
+                .values(
+                    comment_count=func.greatest(t.c.comment_count + delta, 0),
+                    version=e.version,
+                )
+                .returning(t.c.board_id)
             )
         )
 
     # -- member events -------------------------------------------------------------------------
 
-    async def _member_named(self, session: AsyncSession, env: Envelope) -> None:
+    async def _member_named(self, session: AsyncSession, env: Envelope) -> Boards:
         e = MemberNamedView.model_validate(env.data)
         t = self.table
-        await session.execute(
-            update(t).where(t.c.author_id == e.member_id).values(author_nickname=e.nickname)
+        return _boards(
+            await session.execute(
+                update(t)
+                .where(t.c.author_id == e.member_id)
+                .values(author_nickname=e.nickname)
+                .returning(t.c.board_id)
+            )
         )
 
-    async def _member_withdrawn(self, session: AsyncSession, env: Envelope) -> None:
+    async def _member_withdrawn(self, session: AsyncSession, env: Envelope) -> Boards:
         e = MemberWithdrawnView.model_validate(env.data)
         t = self.table
-        await session.execute(
-            update(t)
-            .where(t.c.author_id == e.member_id)
-            .values(author_id=None, author_nickname=WITHDRAWN_NICKNAME)
+        return _boards(
+            await session.execute(
+                update(t)
+                .where(t.c.author_id == e.member_id)
+                .values(author_id=None, author_nickname=WITHDRAWN_NICKNAME)
+                .returning(t.c.board_id)
+            )
         )
 
 
 async def copy_view_counts(
     session: AsyncSession, table: Table, post_ids: Sequence[uuid.UUID]
-) -> None:
+) -> Boards:
     """Set the summaries' view counts to the posts' totals (called by the view-count flush)."""
     if not post_ids:
-        return
-    await session.execute(
-        update(table)
-        .where(table.c.post_id == posts.c.id, table.c.post_id.in_(list(post_ids)))
-        .values(view_count=posts.c.view_count)
+        return frozenset()
+    return _boards(
+        await session.execute(
+            update(table)
+            .where(table.c.post_id == posts.c.id, table.c.post_id.in_(list(post_ids)))
+            .values(view_count=posts.c.view_count)
+            .returning(table.c.board_id)
+        )
     )
 
 

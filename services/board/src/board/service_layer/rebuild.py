@@ -8,7 +8,8 @@
    longer hold its history). Then drop the old table and rename the new one, in one transaction.
 
 The worker keeps running throughout. Its projector waits on the lock and then continues on the
-new table; the version guard makes the events it applies a second time harmless.
+new table; the version guard makes the events it applies a second time harmless. After the swap
+every cached first page is invalidated, since any of them may differ from the new table.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy import MetaData, delete, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from board.adapters.first_page_cache import FirstPageCache
 from board.adapters.tables import (
     LIVE_SUMMARIES,
     REBUILD_SUMMARIES,
@@ -52,7 +54,12 @@ class RebuildReport:
 
 
 async def rebuild_post_summaries(
-    engine: AsyncEngine, *, bootstrap_servers: str, topics: list[str], service: str
+    engine: AsyncEngine,
+    *,
+    bootstrap_servers: str,
+    topics: list[str],
+    service: str,
+    first_pages: FirstPageCache | None,
 ) -> RebuildReport:
     """Rebuild ``post_summaries`` from ``topics`` (physical names) and swap it in."""
     sessions = create_session_factory(engine)
@@ -133,6 +140,8 @@ async def rebuild_post_summaries(
                     await session.execute(text(f"ALTER INDEX {index.name} RENAME TO {live_name}"))
                 summaries = await session.scalar(select(func.count()).select_from(post_summaries))
             log.info("rebuild.swapped", summaries=summaries)
+            if first_pages is not None:
+                await first_pages.invalidate_committed(None)
         except BaseException:
             async with engine.begin() as conn:  # leave no half-built table behind
                 await conn.run_sync(lambda c: fresh.drop(c, checkfirst=True))

@@ -1,0 +1,89 @@
+"""Cache-aside with generation-stamped keys: each board's first page of posts, kept in Redis.
+
+The API reads through the cache; only the worker invalidates it, after the projector or the
+view-count flush has committed a change to a board's summaries. Invalidating bumps a per-board
+generation counter instead of deleting keys, and the API reads the generation *before* it
+queries PostgreSQL. A page computed from a state older than an invalidation is therefore stored
+under the old generation, which no reader asks for again: a slow reader can never put a stale
+page back. Entries expire after a TTL, which also bounds how long a missed invalidation (Redis
+unreachable at that moment, or a crash between the commit and the bump) can show old data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from prometheus_client import Counter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from chassis.logging import get_logger
+
+log = get_logger(__name__)
+
+#: Reads of a first page, by outcome: hit, miss, or error (Redis unreachable; served from
+#: PostgreSQL). The hit ratio is ``hit / (hit + miss + error)``.
+LOOKUPS = Counter(
+    "board_first_page_cache_lookups_total",
+    "First-page reads of a board's post list, by cache outcome",
+    ["outcome"],
+)
+
+
+class FirstPageCache:
+    def __init__(self, redis: Redis, prefix: str, ttl_seconds: float) -> None:
+        self.redis = redis
+        self.ttl_ms = max(1, int(ttl_seconds * 1000))
+        self._root = f"{prefix}first-page:"
+        self._everything = f"{self._root}generation"
+
+    def _generation_key(self, board_id: uuid.UUID) -> str:
+        return f"{self._root}{board_id}:generation"
+
+    def _page_key(self, board_id: uuid.UUID, stamp: str, size: int) -> str:
+        return f"{self._root}{board_id}:{stamp}:{size}"
+
+    async def stamp(self, board_id: uuid.UUID) -> str:
+        """The board's current generation; read it before querying the database."""
+        everything, board = await self.redis.mget(self._everything, self._generation_key(board_id))
+        return f"{int(everything or 0)}.{int(board or 0)}"
+
+    async def get(self, board_id: uuid.UUID, size: int) -> tuple[str, str | None]:
+        """The current stamp, and the page stored under it (None on a miss)."""
+        stamp = await self.stamp(board_id)
+        page = await self.redis.get(self._page_key(board_id, stamp, size))
+        return stamp, page.decode() if isinstance(page, bytes) else page
+
+    async def put(self, board_id: uuid.UUID, stamp: str, size: int, page: str) -> None:
+        """Store a page computed after ``stamp`` was read."""
+        await self.redis.set(self._page_key(board_id, stamp, size), page, px=self.ttl_ms)
+
+    async def invalidate(self, board_ids: Iterable[uuid.UUID]) -> None:
+        """The boards' lists changed: every page stored so far is no longer read."""
+        keys = sorted({self._generation_key(b) for b in board_ids})
+        if not keys:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.incr(key)
+            await pipe.execute()
+
+    async def invalidate_committed(self, board_ids: Iterable[uuid.UUID] | None) -> None:
+        """Invalidate the boards (every board for None) after a change that is already
+        committed: when Redis is unreachable the stale pages are left to their TTL (the change
+        itself stands), and the caller goes on."""
+        boards = None if board_ids is None else list(board_ids)
+        try:
+            await (self.invalidate_all() if boards is None else self.invalidate(boards))
+        except (RedisError, OSError) as exc:
+            log.warning(
+                "first_page_cache.invalidation_failed",
+                boards="all" if boards is None else [str(b) for b in boards],
+                ttl_seconds=self.ttl_ms / 1000,
+                error=str(exc),
+            )
+
+    async def invalidate_all(self) -> None:
+        """Every board's list changed (a rebuilt read model was swapped in)."""
+        await self.redis.incr(self._everything)
