@@ -6,7 +6,8 @@
 #   PostgreSQL  127.0.0.1:${PG_PORT:-55432}     one cluster; one database + one role per service
 #   Redis       127.0.0.1:${REDIS_PORT:-56379}
 #   Kafka       127.0.0.1:${KAFKA_PORT:-9092}    KRaft mode, one combined broker + controller
-#               (controller listener on 127.0.0.1:${KAFKA_CONTROLLER_PORT:-9093})
+#               (controller listener on 127.0.0.1:${KAFKA_CONTROLLER_PORT:-9093}, and a
+#               SASL/PLAIN client listener on 127.0.0.1:${KAFKA_SASL_PORT:-9094}, user msa)
 #
 # They are installed from Debian packages (postgresql, redis-server, a JDK and
 # maven) and Maven Central (the Kafka jars) when missing. All data and logs live
@@ -27,6 +28,7 @@ PG_PORT="${PG_PORT:-55432}"
 REDIS_PORT="${REDIS_PORT:-56379}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_SASL_PORT="${KAFKA_SASL_PORT:-9094}"
 
 PG_DIR="$LOCAL/postgres"
 PG_DATA="$PG_DIR/data"
@@ -373,8 +375,8 @@ render_kafka_config() {
         cat "$HERE/kafka/server.properties"
         echo
         echo "# --- overrides written by deploy/local/infra.sh ---"
-        echo "listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT"
-        echo "advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT"
+        echo "listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT"
+        echo "advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT"
         echo "controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT"
         echo "log.dirs=$KAFKA_DATA"
     } >"$KAFKA_CONFIG"

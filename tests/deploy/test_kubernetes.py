@@ -287,6 +287,32 @@ def test_production_topics_are_replicated_three_times() -> None:
     assert configmap_env(local, containers(local_topics)[0])["KAFKA_REPLICATION_FACTOR"] == "1"
 
 
+def test_production_kafka_clients_log_in_over_tls_with_the_kafka_secret() -> None:
+    docs = rendered("production")
+    secrets = by_name(docs, "Secret")
+    (kafka_secret,) = (name for name in secrets if name.startswith("kafka-"))
+    assert set(secret_values(secrets[kafka_secret])) == {
+        "KAFKA_SASL_USERNAME",
+        "KAFKA_SASL_PASSWORD",
+    }
+    for workload in workloads(docs):
+        name = workload["metadata"]["name"]
+        if not (name.endswith(("-api", "-worker")) or name == "kafka-topics"):
+            continue
+        for container in containers(workload):
+            env = configmap_env(docs, container)
+            assert (env["KAFKA_SECURITY_PROTOCOL"], env["KAFKA_SASL_MECHANISM"]) == (
+                "SASL_SSL",
+                "SCRAM-SHA-512",
+            ), name
+            refs = [s["secretRef"]["name"] for s in container["envFrom"] if "secretRef" in s]
+            assert refs == [kafka_secret], name
+    local = rendered("local")
+    assert not [name for name in by_name(local, "Secret") if name.startswith("kafka-")]
+    (local_worker,) = (w for w in workloads(local) if w["metadata"]["name"] == "board-worker")
+    assert "KAFKA_SECURITY_PROTOCOL" not in configmap_env(local, containers(local_worker)[0])
+
+
 def test_production_reaches_infrastructure_through_external_names() -> None:
     services = by_name(rendered("production"), "Service")
     for name in (*(f"{svc}-db" for svc in SERVICES_WITH_DATABASE), "kafka", "redis"):
@@ -326,7 +352,11 @@ def test_every_reference_resolves(docs: tuple[Manifest, ...]) -> None:
     for workload in workloads(docs):
         for container in containers(workload):
             for source in container.get("envFrom", []):
-                assert source["configMapRef"]["name"] in maps
+                if "configMapRef" in source:
+                    assert source["configMapRef"]["name"] in maps
+                else:  # an optional Secret may be missing (kafka outside production)
+                    ref = source["secretRef"]
+                    assert ref["name"] in secrets or ref.get("optional") is True, ref
             for var in container.get("env", []):
                 ref = var.get("valueFrom", {}).get("secretKeyRef")
                 if ref:

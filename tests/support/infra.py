@@ -24,6 +24,8 @@ class Infra:
     pg_admin_url: str  # postgresql://superuser:pw@host:port/postgres
     kafka_bootstrap: str
     redis_url: str
+    #: The broker's SASL/PLAIN listener (local mode only; user msa, see deploy/local).
+    kafka_sasl_bootstrap: str | None = None
 
     def database_url(self, name: str, *, driver: str = "postgresql+asyncpg") -> str:
         parts = urlsplit(self.pg_admin_url)
@@ -83,6 +85,7 @@ def provide_infra() -> Iterator[Infra]:
             ),
             kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
             redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:56379/0"),
+            kafka_sasl_bootstrap=os.environ.get("KAFKA_SASL_BOOTSTRAP_SERVERS", "127.0.0.1:9094"),
         )
         return
     from testcontainers.kafka import KafkaContainer

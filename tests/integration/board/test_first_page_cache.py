@@ -114,7 +114,7 @@ async def test_a_rebuild_invalidates_every_cached_first_page(board: BoardStack) 
 
     await rebuild_post_summaries(
         board.engine,
-        bootstrap_servers=board.settings.KAFKA_BOOTSTRAP_SERVERS,
+        kafka=board.settings.kafka_connection(),
         topics=[board.settings.topic("board.events"), board.settings.topic("member.events")],
         service="board",
         first_pages=board.first_pages,

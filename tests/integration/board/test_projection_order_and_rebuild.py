@@ -132,7 +132,7 @@ async def test_a_rebuild_gives_the_same_read_model_and_the_projector_goes_on(
 
     report = await rebuild_post_summaries(
         board.engine,
-        bootstrap_servers=board.settings.KAFKA_BOOTSTRAP_SERVERS,
+        kafka=board.settings.kafka_connection(),
         topics=[board.settings.topic("board.events"), board.settings.topic("member.events")],
         service="board",
         first_pages=board.first_pages,
@@ -199,7 +199,7 @@ async def test_a_rebuild_while_posts_keep_coming_loses_nothing(board: BoardStack
     try:
         await rebuild_post_summaries(
             board.engine,
-            bootstrap_servers=board.settings.KAFKA_BOOTSTRAP_SERVERS,
+            kafka=board.settings.kafka_connection(),
             topics=[board.settings.topic("board.events"), board.settings.topic("member.events")],
             service="board",
             first_pages=board.first_pages,
@@ -249,7 +249,7 @@ async def test_a_rebuild_missing_a_live_post_is_refused_and_keeps_the_live_table
     with pytest.raises(RebuildRefused, match="1 live posts are missing"):
         await rebuild_post_summaries(
             board_api.engine,
-            bootstrap_servers=board_api.settings.KAFKA_BOOTSTRAP_SERVERS,
+            kafka=board_api.settings.kafka_connection(),
             topics=[
                 board_api.settings.topic("board.events"),
                 board_api.settings.topic("member.events"),

@@ -61,7 +61,7 @@ async def test_the_same_event_delivered_twice_changes_the_effect_once(
         await send_envelope(infra.kafka_bootstrap, topic, env)
 
     runner = ConsumerRunner(
-        bootstrap_servers=infra.kafka_bootstrap,
+        kafka=infra.kafka_bootstrap,
         topics=[topic],
         group_id=f"{topics}counter",
         handler=counting_handler(sessions),
@@ -107,7 +107,7 @@ async def test_a_poison_message_goes_to_the_dlq_after_bounded_retries_and_the_ne
         Envelope.new("WidgetTouched", "tests", {"widget_id": "ok"}, key="ok"),
     )
     runner = ConsumerRunner(
-        bootstrap_servers=infra.kafka_bootstrap,
+        kafka=infra.kafka_bootstrap,
         topics=[topic],
         group_id=f"{topics}dlq-test",
         handler=handler,
@@ -145,7 +145,7 @@ async def test_a_record_that_is_not_a_cloudevent_is_dead_lettered_without_retrie
         calls.append(env.id)
 
     runner = ConsumerRunner(
-        bootstrap_servers=infra.kafka_bootstrap,
+        kafka=infra.kafka_bootstrap,
         topics=[topic],
         group_id=f"{topics}malformed-{uuid.uuid4().hex[:6]}",
         handler=handler,

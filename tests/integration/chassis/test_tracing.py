@@ -63,7 +63,7 @@ async def test_consumer_span_has_the_producer_span_trace_id(
         seen.append(trace.get_current_span().get_span_context().trace_id)
 
     runner = ConsumerRunner(
-        bootstrap_servers=infra.kafka_bootstrap,
+        kafka=infra.kafka_bootstrap,
         topics=[topic],
         group_id=f"{topics}tracing",
         handler=handler,

@@ -115,7 +115,7 @@ async def running_standins(
             standin = StandIn(service, engine)
             participant = SagaParticipant(service, standin.uow, standin.handlers())
             consumer = ConsumerRunner(
-                bootstrap_servers=infra.kafka_bootstrap,
+                kafka=infra.kafka_bootstrap,
                 topics=[f"{prefix}saga.{service}.commands"],
                 group_id=f"{prefix}standin-{service}",
                 handler=participant.handle,

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 
 from chassis.logging import configure_logging
+from chassis.messaging.connection import kafka_options
 from chassis.messaging.envelope import headers_dict
 from chassis.messaging.producer import create_producer
 from chassis.messaging.topics import ALL_TOPICS, ensure_topics, with_dlqs
@@ -56,7 +57,7 @@ def serve_http(settings: S, factory: Callable[[S], FastAPI], *, port: int) -> No
 async def _create_topics(settings: BaseServiceSettings) -> None:
     names = [settings.topic(t) for t in with_dlqs(list(ALL_TOPICS))]
     created = await ensure_topics(
-        settings.KAFKA_BOOTSTRAP_SERVERS,
+        settings.kafka_connection(),
         names,
         partitions=settings.KAFKA_TOPIC_PARTITIONS,
         replication_factor=settings.KAFKA_REPLICATION_FACTOR,
@@ -66,7 +67,7 @@ async def _create_topics(settings: BaseServiceSettings) -> None:
 
 async def _dlq_records(settings: BaseServiceSettings, topic: str) -> list[dict[str, object]]:
     dlq_topic = settings.topic(topic if topic.endswith(".dlq") else f"{topic}.dlq")
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, group_id=None)
+    consumer = AIOKafkaConsumer(**kafka_options(settings.kafka_connection()), group_id=None)
     await consumer.start()
     try:
         # A fresh client knows no topic's partitions yet; fetching metadata also lets the
@@ -114,7 +115,7 @@ async def _dlq_list(settings: BaseServiceSettings, topic: str) -> None:
 
 async def _dlq_replay(settings: BaseServiceSettings, topic: str, event_id: str | None) -> None:
     """Send parked messages back to their original topic (consumers are idempotent)."""
-    producer = create_producer(settings.KAFKA_BOOTSTRAP_SERVERS, "dlq-replay")
+    producer = create_producer(settings.kafka_connection(), "dlq-replay")
     await producer.start()
     replayed = 0
     try:

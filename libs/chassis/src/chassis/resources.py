@@ -56,7 +56,7 @@ class Resources:
         """A consumer loop (logical topic names) stopped in the CONSUMERS phase."""
         s = self.settings
         runner = ConsumerRunner(
-            bootstrap_servers=s.KAFKA_BOOTSTRAP_SERVERS,
+            kafka=s.kafka_connection(),
             topics=[s.topic(t) for t in topics],
             group_id=f"{s.KAFKA_TOPIC_PREFIX}{group_id}",
             handler=handler,
@@ -118,7 +118,7 @@ def attach(
 
         async def start_producer() -> None:
             # aiokafka binds to the running loop, so the producer is created here, not at import
-            res.producer = create_producer(settings.KAFKA_BOOTSTRAP_SERVERS, settings.SERVICE_NAME)
+            res.producer = create_producer(settings.kafka_connection(), settings.SERVICE_NAME)
             await res.producer.start()
 
         async def check_kafka() -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chassis.messaging.connection import KafkaConnection, SaslMechanism, SecurityProtocol
 
 
 class BaseServiceSettings(BaseSettings):
@@ -26,6 +30,13 @@ class BaseServiceSettings(BaseSettings):
     KAFKA_TOPIC_PARTITIONS: int = Field(default=3, ge=1)
     KAFKA_REPLICATION_FACTOR: int = Field(default=1, ge=1)
     KAFKA_MAX_ATTEMPTS: int = Field(default=3, ge=1)
+    #: TLS and SASL for a managed Kafka (e.g. SASL_SSL + SCRAM-SHA-512); PLAINTEXT locally.
+    KAFKA_SECURITY_PROTOCOL: SecurityProtocol = "PLAINTEXT"
+    KAFKA_SASL_MECHANISM: SaslMechanism | None = None
+    KAFKA_SASL_USERNAME: str | None = None
+    KAFKA_SASL_PASSWORD: SecretStr | None = None
+    #: A PEM file of the CAs that signed the brokers' certificates (default: the system CAs).
+    KAFKA_SSL_CAFILE: str | None = None
 
     REDIS_URL: str = "redis://127.0.0.1:56379/0"
 
@@ -40,6 +51,23 @@ class BaseServiceSettings(BaseSettings):
     SHUTDOWN_TIMEOUT_SECONDS: float = Field(default=20.0, gt=0)
 
     FAULT_INJECTION: bool = False
+
+    @model_validator(mode="after")
+    def _kafka_connection_is_complete(self) -> Self:
+        self.kafka_connection()  # a SASL protocol without credentials fails at startup
+        return self
+
+    def kafka_connection(self) -> KafkaConnection:
+        """Where and how this process's Kafka clients connect."""
+        password = self.KAFKA_SASL_PASSWORD
+        return KafkaConnection(
+            bootstrap_servers=self.KAFKA_BOOTSTRAP_SERVERS,
+            security_protocol=self.KAFKA_SECURITY_PROTOCOL,
+            sasl_mechanism=self.KAFKA_SASL_MECHANISM,
+            sasl_username=self.KAFKA_SASL_USERNAME,
+            sasl_password=password.get_secret_value() if password else None,
+            ssl_cafile=self.KAFKA_SSL_CAFILE,
+        )
 
     def topic(self, name: str) -> str:
         """Return the physical topic name; a prefix lets tests run on isolated topics."""

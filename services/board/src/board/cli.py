@@ -35,7 +35,7 @@ async def _rebuild(settings: Settings) -> None:
     try:
         report = await rebuild_post_summaries(
             engine,
-            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+            kafka=settings.kafka_connection(),
             topics=[settings.topic("board.events"), settings.topic("member.events")],
             service=settings.SERVICE_NAME,
             first_pages=first_page_cache(redis, settings),

@@ -52,7 +52,7 @@ async def rebuild(settings: Settings) -> RebuildReport:
     topics = [settings.topic(t) for t in SOURCE_TOPICS]
 
     async def replay_all(handler: Handler) -> dict[TopicPartition, int]:
-        return await replay(settings.KAFKA_BOOTSTRAP_SERVERS, topics, handler)
+        return await replay(settings.kafka_connection(), topics, handler)
 
     engine = create_engine(settings.DATABASE_URL, pool_size=1)
     try:

@@ -317,7 +317,7 @@ async def rebuild(settings: Settings) -> dict[str, int]:
                     log.warning("projection.rebuild_skipped", error=str(exc))
 
             end = await replay(
-                settings.KAFKA_BOOTSTRAP_SERVERS, [settings.topic(t) for t in TOPICS], handle
+                settings.kafka_connection(), [settings.topic(t) for t in TOPICS], handle
             )
             for live, fresh in (
                 (LIVE_TABLES.summaries, REBUILD_TABLES.summaries),

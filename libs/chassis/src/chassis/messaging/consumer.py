@@ -17,6 +17,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from chassis.logging import get_logger
+from chassis.messaging.connection import KafkaTarget, kafka_options
 from chassis.messaging.envelope import Envelope, MalformedMessage, from_record, headers_dict
 from chassis.messaging.producer import ProducerSource, resolve
 from chassis.messaging.topics import dlq
@@ -34,7 +35,7 @@ class ConsumerRunner:
     def __init__(
         self,
         *,
-        bootstrap_servers: str,
+        kafka: KafkaTarget,
         topics: list[str],
         group_id: str,
         handler: Handler,
@@ -44,7 +45,7 @@ class ConsumerRunner:
         retry_backoff: float = 0.2,
         client_id: str | None = None,
     ) -> None:
-        self.bootstrap_servers = bootstrap_servers
+        self.kafka = kafka
         self.topics = topics
         self.group_id = group_id
         self.handler = handler
@@ -64,7 +65,7 @@ class ConsumerRunner:
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
             *self.topics,
-            bootstrap_servers=self.bootstrap_servers,
+            **kafka_options(self.kafka),
             group_id=self.group_id,
             client_id=self.client_id,
             enable_auto_commit=False,
@@ -187,7 +188,7 @@ class ConsumerRunner:
 
 
 async def replay(
-    bootstrap_servers: str,
+    kafka: KafkaTarget,
     topics: list[str],
     handler: Handler,
     *,
@@ -200,7 +201,7 @@ async def replay(
     ``start_offsets`` (e.g. the end offsets a previous call returned) resumes those partitions
     there instead of at the beginning: a rebuild catches up with what arrived meanwhile."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
+        **kafka_options(kafka),
         enable_auto_commit=False,
         group_id=None,
         isolation_level="read_committed",

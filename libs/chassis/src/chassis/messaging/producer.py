@@ -7,6 +7,8 @@ from typing import TypeAlias
 
 from aiokafka import AIOKafkaProducer
 
+from chassis.messaging.connection import KafkaTarget, kafka_options
+
 #: A producer, or a function returning the process's producer once the lifespan created it
 #: (aiokafka clients must be created inside the running event loop).
 ProducerSource: TypeAlias = AIOKafkaProducer | Callable[[], AIOKafkaProducer]
@@ -18,10 +20,10 @@ def resolve(source: ProducerSource) -> AIOKafkaProducer:
     return source()
 
 
-def create_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
+def create_producer(kafka: KafkaTarget, client_id: str) -> AIOKafkaProducer:
     """Create (not start) the process's producer; start it in the lifespan."""
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+        **kafka_options(kafka),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,

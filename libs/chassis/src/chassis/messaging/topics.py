@@ -6,6 +6,8 @@ import asyncio
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from chassis.messaging.connection import KafkaTarget, kafka_options
+
 EVENT_TOPICS = ("member.events", "board.events", "qna.events")
 COMMAND_TOPICS = ("saga.member.commands", "saga.board.commands", "saga.qna.commands")
 REPLY_TOPIC = "saga.replies"
@@ -32,7 +34,7 @@ def with_dlqs(topics: tuple[str, ...] | list[str]) -> list[str]:
 
 
 async def ensure_topics(
-    bootstrap_servers: str,
+    kafka: KafkaTarget,
     names: list[str],
     *,
     partitions: int = 3,
@@ -40,7 +42,7 @@ async def ensure_topics(
     timeout: float = 30.0,
 ) -> list[str]:
     """Create the missing topics and wait until the broker reports them; returns those created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="topic-provisioner")
+    admin = AIOKafkaAdminClient(**kafka_options(kafka), client_id="topic-provisioner")
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -32,6 +32,7 @@ from board.adapters.tables import (
 from board.service_layer.projector import PostSummaryProjector, save_checkpoint
 from chassis.db import create_session_factory, projection_checkpoint_table, utcnow
 from chassis.logging import get_logger
+from chassis.messaging.connection import KafkaTarget
 from chassis.messaging.consumer import replay
 from chassis.messaging.envelope import Envelope
 from chassis.metrics import PROJECTION_CHECKPOINT
@@ -56,7 +57,7 @@ class RebuildReport:
 async def rebuild_post_summaries(
     engine: AsyncEngine,
     *,
-    bootstrap_servers: str,
+    kafka: KafkaTarget,
     topics: list[str],
     service: str,
     first_pages: FirstPageCache | None,
@@ -97,13 +98,13 @@ async def rebuild_post_summaries(
                     )
                 )
             log.info("rebuild.replay_started", topics=topics)
-            reached = await replay(bootstrap_servers, topics, apply)
+            reached = await replay(kafka, topics, apply)
             log.info("rebuild.replayed", events=counts["applied"], skipped=counts["skipped"])
 
             async with sessions() as session, session.begin():
                 # Writers (the projector, the view flush) wait from here; readers go on.
                 await session.execute(text(f"LOCK TABLE {LIVE_SUMMARIES} IN EXCLUSIVE MODE"))
-                await replay(bootstrap_servers, topics, apply, start_offsets=reached)
+                await replay(kafka, topics, apply, start_offsets=reached)
                 await session.execute(
                     update(fresh)
                     .where(fresh.c.post_id == posts.c.id)
