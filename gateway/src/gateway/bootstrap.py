@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from chassis.app import create_app
@@ -52,6 +53,23 @@ def build_api(settings: Settings) -> FastAPI:
         description=DESCRIPTION,
         routers=[compose.router, docs.router],
         docs=False,  # /docs is the aggregated one (docs.py)
+        # inside the request context: a preflight answer also carries X-Request-ID
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.CORS_ORIGINS,
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                allow_headers=[
+                    "Authorization",
+                    "Content-Type",
+                    "Idempotency-Key",
+                    "X-Request-ID",
+                    "traceparent",
+                ],
+                expose_headers=["X-Request-ID", "Location", "Retry-After"],
+                max_age=600,
+            )
+        ],
     )
     app.state.proxy = proxy
     app.state.verifier = proxy.auth.verifier
@@ -59,18 +77,4 @@ def build_api(settings: Settings) -> FastAPI:
     # redirects would only hide a 404.
     app.router.default = proxy
     app.router.redirect_slashes = False
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.CORS_ORIGINS,
-        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        allow_headers=[
-            "Authorization",
-            "Content-Type",
-            "Idempotency-Key",
-            "X-Request-ID",
-            "traceparent",
-        ],
-        expose_headers=["X-Request-ID", "Location", "Retry-After"],
-        max_age=600,
-    )
     return app

@@ -148,10 +148,13 @@ async def test_cors_preflight_is_answered_for_configured_origins(
             "Origin": "http://localhost:3000",
             "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "authorization, content-type",
+            "X-Request-ID": "preflight-1",
         },
     )
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "http://localhost:3000"
+    # answered by the CORS middleware itself, yet inside the request context
+    assert allowed.headers["x-request-id"] == "preflight-1"
     simple = await client.get("/api/boards", headers={"Origin": "http://localhost:3000"})
     assert simple.headers["access-control-allow-origin"] == "http://localhost:3000"
     assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import APIRouter, FastAPI
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chassis import health, metrics
@@ -77,8 +78,12 @@ def create_app(
     description: str = "",
     version: str = "0.1.0",
     docs: bool = True,
+    middleware: Sequence[Middleware] = (),
 ) -> FastAPI:
-    """Build a FastAPI app whose lifespan starts and stops ``runtime`` in order."""
+    """Build a FastAPI app whose lifespan starts and stops ``runtime`` in order.
+
+    ``middleware`` (e.g. CORS) runs inside the request context, so even a response it answers
+    on its own, such as a CORS preflight, carries ``X-Request-ID`` and is in the access log."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -105,6 +110,8 @@ def create_app(
     app.include_router(metrics.router)
     for router in routers:
         app.include_router(router)
+    for extra in reversed(middleware):  # the first one listed is the outermost of them
+        app.add_middleware(extra.cls, *extra.args, **extra.kwargs)
     app.add_middleware(metrics.MetricsMiddleware, service=settings.SERVICE_NAME)
     app.add_middleware(RequestContextMiddleware)
     instrument_app(app)
