@@ -229,7 +229,10 @@ async def http_client(
 
     parts = urlsplit(url)
     pool = ConnectionPool(
-        f"{parts.scheme}://{parts.netloc}", max_connections=concurrency, connect_timeout=5
+        f"{parts.scheme}://{parts.netloc}",
+        max_connections=concurrency,
+        connect_timeout=5,
+        max_response_bytes=16 * 1024 * 1024,
     )
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]

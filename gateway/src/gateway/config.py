@@ -46,6 +46,9 @@ class Settings(BaseServiceSettings):
     UPSTREAM_RETRY_BACKOFF_SECONDS: float = Field(default=0.05, ge=0)
     UPSTREAM_RETRY_MAX_BACKOFF_SECONDS: float = Field(default=0.5, ge=0)
     UPSTREAM_MAX_CONNECTIONS: int = Field(default=100, ge=1)
+    #: The largest upstream answer (as encoded) the gateway buffers and passes on; a larger
+    #: one is a 502, so one runaway response cannot exhaust the gateway's memory.
+    UPSTREAM_MAX_RESPONSE_BYTES: int = Field(default=16 * 1024 * 1024, ge=1024)
 
     BREAKER_FAILURE_THRESHOLD: int = Field(default=5, ge=1)
     BREAKER_RESET_SECONDS: float = Field(default=10.0, gt=0)

@@ -42,7 +42,7 @@ RATE_LIMIT_ERRORS = Counter(
 )
 
 OUTCOMES = ("success", "error", "timeout", "unavailable", "circuit_open")
-ERROR_KINDS = ("transport", "timeout", "status_5xx")
+ERROR_KINDS = ("transport", "timeout", "status_5xx", "too_large")
 
 
 @dataclass(frozen=True)

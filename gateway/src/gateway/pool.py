@@ -26,6 +26,11 @@ class ConnectionBroken(UpstreamError):
     """The connection was lost, or the upstream answered something that is not HTTP."""
 
 
+class ResponseTooLarge(Exception):
+    """The upstream answered, but with more bytes than the gateway passes on. The upstream is
+    alive, so this is not a transport failure: no retry, and the breaker does not count it."""
+
+
 @dataclass(frozen=True)
 class UpstreamReply:
     status: int
@@ -42,11 +47,13 @@ class ConnectionPool:
         *,
         max_connections: int,
         connect_timeout: float,
+        max_response_bytes: int,
         keepalive_seconds: float = 4.0,
     ) -> None:
         if urlsplit(base_url).scheme not in ("http", "https"):
             raise ValueError(f"the upstream base URL must be http(s): {base_url!r}")
         self.base_url = base_url.rstrip("/")
+        self.max_response_bytes = max_response_bytes
         self.client = httpx.AsyncClient(
             base_url=self.base_url,
             # The route's deadline bounds the whole exchange; only connecting fails faster.
@@ -73,7 +80,7 @@ class ConnectionPool:
         try:
             response = await self.client.send(request, stream=True)
             try:
-                raw = b"".join([chunk async for chunk in response.aiter_raw()])
+                raw = await self._read_bounded(response)
             finally:
                 await response.aclose()
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -81,6 +88,22 @@ class ConnectionPool:
         except (httpx.TransportError, httpx.DecodingError) as exc:
             raise ConnectionBroken(f"{type(exc).__name__}: {exc}") from exc
         return UpstreamReply(response.status_code, list(response.headers.raw), raw)
+
+    async def _read_bounded(self, response: httpx.Response) -> bytes:
+        """The raw body, refused as soon as it is known to exceed the limit: from its
+        ``Content-Length`` before reading, or while reading a chunked one."""
+        limit = self.max_response_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise ResponseTooLarge(f"the answer declares {declared} bytes (limit {limit})")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_raw():
+            size += len(chunk)
+            if size > limit:
+                raise ResponseTooLarge(f"the answer exceeds {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def aclose(self) -> None:
         await self.client.aclose()

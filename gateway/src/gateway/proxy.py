@@ -31,7 +31,7 @@ from gateway.auth import EdgeAuth
 from gateway.breaker import CircuitBreaker
 from gateway.config import Settings
 from gateway.metrics import BREAKER_STATE, RouteMetrics
-from gateway.pool import ConnectionPool, UpstreamError, UpstreamReply
+from gateway.pool import ConnectionPool, ResponseTooLarge, UpstreamError, UpstreamReply
 from gateway.ratelimit import RateLimiter, client_key
 from gateway.routes import TOKEN, Access, RouteTable
 
@@ -65,6 +65,10 @@ _REPLACED_REQUEST = frozenset(
 _DROPPED_REQUEST = HOP_BY_HOP | _REPLACED_REQUEST
 #: Response headers the gateway's own server writes (the request id is added by the chassis).
 _DROPPED_RESPONSE = HOP_BY_HOP | {b"content-length", b"date", b"server", b"x-request-id"}
+
+
+class BadGateway(Problem):
+    status = 502
 
 
 class GatewayTimeout(Problem):
@@ -139,6 +143,7 @@ class Upstreams:
                 # The whole exchange is bounded by the route's deadline (see ``call``); only
                 # connecting has its own, shorter bound so a dead address fails fast.
                 connect_timeout=self.settings.UPSTREAM_CONNECT_TIMEOUT_SECONDS,
+                max_response_bytes=self.settings.UPSTREAM_MAX_RESPONSE_BYTES,
             )
 
     async def aclose(self) -> None:
@@ -170,8 +175,9 @@ class Upstreams:
     ) -> UpstreamReply:
         """Send one request upstream within ``timeout`` seconds, retries included.
 
-        Raises GatewayTimeout (504) when the deadline passes and ServiceUnavailable (503) when
-        the upstream cannot be reached or its circuit is open. Every answer the upstream gives,
+        Raises GatewayTimeout (504) when the deadline passes, ServiceUnavailable (503) when
+        the upstream cannot be reached or its circuit is open, and BadGateway (502) when its
+        answer is larger than ``UPSTREAM_MAX_RESPONSE_BYTES``. Every answer the upstream gives,
         5xx included, is returned as it is; a 5xx still counts as a failure for the breaker.
         """
         metrics = self.metrics(upstream.name, route)
@@ -190,6 +196,12 @@ class Upstreams:
                         )
                     try:
                         reply = await self._exchange(upstream, method, target, headers, body)
+                    except ResponseTooLarge as exc:
+                        breaker.record_success()  # it answered: alive, just too much
+                        metrics.errors["too_large"].inc()
+                        outcome = "error"
+                        log.warning("upstream.too_large", upstream=upstream.name, route=route)
+                        raise BadGateway(f"{upstream.name}: {exc}") from None
                     except UpstreamError as exc:
                         breaker.record_failure()
                         metrics.errors["transport"].inc()

@@ -35,6 +35,10 @@ def echo_process(
     return ServiceProcess(f"echo {name}", argv, env, port=port)
 
 
+#: The test gateways' cap on an upstream answer (the echoes' usual answers are far smaller).
+MAX_RESPONSE_BYTES = 64 * 1024
+
+
 def gateway_process(upstreams: dict[str, str], redis_url: str, **overrides: str) -> ServiceProcess:
     """``gateway api`` in front of ``upstreams`` (name -> URL), with test-friendly limits."""
     port = free_port()
@@ -52,6 +56,7 @@ def gateway_process(upstreams: dict[str, str], redis_url: str, **overrides: str)
         "DASHBOARD_TIMEOUT_SECONDS": "1",
         "BREAKER_FAILURE_THRESHOLD": "1000",
         "CORS_ORIGINS": "http://localhost:3000",
+        "UPSTREAM_MAX_RESPONSE_BYTES": str(MAX_RESPONSE_BYTES),
         "SHUTDOWN_DRAIN_SECONDS": "0",
         "LOG_LEVEL": "INFO",
         **overrides,

@@ -6,7 +6,7 @@ received, so a test can see which service the gateway reached, and with which pa
 - ``ECHO_JWKS_FILE``: served at ``/.well-known/jwks.json`` (read on every request, so a test
   rotates keys by rewriting the file), as the member service does.
 - Per request: ``X-Echo-Status: 503`` answers with that status, ``X-Echo-Delay: 2.5`` answers
-  after that many seconds.
+  after that many seconds, ``X-Echo-Pad: 100000`` adds that many bytes to the answer.
 - For every later request: ``PUT /_echo/mode {"status": 500 | null, "delay": 0.0}`` (sent to
   the echo directly, not through the gateway).
 """
@@ -90,6 +90,7 @@ async def echo(request: Request) -> Response:
         "headers": headers,
         "body": body.decode("latin-1"),
         "items": [seen],  # so list readers (the dashboard) find a page
+        "pad": "x" * int(request.headers.get("x-echo-pad", "0") or 0),
     }
     return Response(
         json.dumps(content),

@@ -14,7 +14,15 @@ from tests.support.infra import Infra, wait_for
 from tests.support.processes import ServiceProcess, free_port
 from tests.support.tokens import TokenIssuer
 
-from .conftest import echo_process, gateway_process, metric, start_all, stop_all, url
+from .conftest import (
+    MAX_RESPONSE_BYTES,
+    echo_process,
+    gateway_process,
+    metric,
+    start_all,
+    stop_all,
+    url,
+)
 
 pytestmark = pytest.mark.system
 
@@ -156,6 +164,25 @@ async def test_a_dead_upstream_opens_its_breaker_which_half_opens_then_closes(
         assert back.status_code == 200
         assert back.json()["upstream"] == "qna"
         assert await breaker_state(breaker_gateway) == 0  # closed
+
+
+async def test_an_oversized_upstream_answer_is_a_502_without_retries_or_breaker_failures(
+    client: httpx.AsyncClient, gateway: ServiceProcess
+) -> None:
+    route = "GET /api/boards"
+    before = {k: await errors(gateway, route, k) for k in ("too_large", "transport", "status_5xx")}
+
+    refused = await client.get("/api/boards", headers={"X-Echo-Pad": str(MAX_RESPONSE_BYTES)})
+
+    assert refused.status_code == 502
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert f"limit {MAX_RESPONSE_BYTES}" in refused.json()["detail"]
+    after = {k: await errors(gateway, route, k) for k in before}
+    # one attempt (no retry), and nothing the breaker counts as a failure
+    assert after == {**before, "too_large": before["too_large"] + 1}
+    fits = await client.get("/api/boards", headers={"X-Echo-Pad": str(MAX_RESPONSE_BYTES // 2)})
+    assert fits.status_code == 200
+    assert len(fits.json()["pad"]) == MAX_RESPONSE_BYTES // 2
 
 
 async def test_readiness_does_not_depend_on_the_upstreams(

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from gateway.pool import ConnectFailed, ConnectionBroken, ConnectionPool
+from gateway.pool import ConnectFailed, ConnectionBroken, ConnectionPool, ResponseTooLarge
 from tests.support.processes import free_port
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
@@ -69,7 +69,12 @@ async def serve() -> AsyncIterator[Callable[[Reply], Awaitable[ScriptedServer]]]
 
 
 def pool_for(server: ScriptedServer, **kwargs: float) -> ConnectionPool:
-    options = {"max_connections": 10, "connect_timeout": 1.0, **kwargs}
+    options = {
+        "max_connections": 10,
+        "connect_timeout": 1.0,
+        "max_response_bytes": 1 << 20,
+        **kwargs,
+    }
     return ConnectionPool(f"http://127.0.0.1:{server.port}", **options)  # type: ignore[arg-type]
 
 
@@ -140,7 +145,12 @@ async def test_an_idle_connection_closed_by_the_upstream_is_replaced(
 
 
 async def test_nobody_listening_is_a_connect_failure() -> None:
-    pool = ConnectionPool(f"http://127.0.0.1:{free_port()}", max_connections=1, connect_timeout=1)
+    pool = ConnectionPool(
+        f"http://127.0.0.1:{free_port()}",
+        max_connections=1,
+        connect_timeout=1,
+        max_response_bytes=1024,
+    )
     with pytest.raises(ConnectFailed):
         await pool.request("GET", "/", [], b"")
 
@@ -180,4 +190,40 @@ async def test_at_most_max_connections_exchanges_are_in_flight(
 
 def test_only_http_base_urls_are_accepted() -> None:
     with pytest.raises(ValueError, match="base URL"):
-        ConnectionPool("ftp://example", max_connections=1, connect_timeout=1)
+        ConnectionPool(
+            "ftp://example", max_connections=1, connect_timeout=1, max_response_bytes=1024
+        )
+
+
+async def test_an_answer_declaring_more_than_the_limit_is_refused_before_it_is_read(
+    serve: Callable[[Reply], Awaitable[ScriptedServer]],
+) -> None:
+    async def declares_too_much(_: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2048\r\n\r\n" + b"x" * 2048)
+
+    pool = pool_for(await serve(declares_too_much), max_response_bytes=2047)
+    try:
+        with pytest.raises(ResponseTooLarge, match="declares 2048 bytes"):
+            await pool.request("GET", "/big", [], b"")
+    finally:
+        await pool.aclose()
+
+
+async def test_a_chunked_answer_is_cut_off_once_it_passes_the_limit(
+    serve: Callable[[Reply], Awaitable[ScriptedServer]],
+) -> None:
+    async def streams(request: bytes, writer: asyncio.StreamWriter) -> None:
+        size = 4096 if b"/big" in request.split(b"\r\n", 1)[0] else 1024
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        for _ in range(size // 512):
+            writer.write(b"200\r\n" + b"y" * 512 + b"\r\n")
+        writer.write(b"0\r\n\r\n")
+
+    pool = pool_for(await serve(streams), max_response_bytes=2048)
+    try:
+        small = await pool.request("GET", "/small", [], b"")
+        assert (small.status, len(small.body)) == (200, 1024)
+        with pytest.raises(ResponseTooLarge, match="exceeds 2048 bytes"):
+            await pool.request("GET", "/big", [], b"")
+    finally:
+        await pool.aclose()
