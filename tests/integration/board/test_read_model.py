@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from board.adapters.tables import posts
 from board.domain.authors import UNKNOWN_NICKNAME
+from chassis.db import inbox_table
 from tests.integration.board.harness import BoardStack, eventually
 
 pytestmark = pytest.mark.integration
@@ -162,3 +163,53 @@ async def test_a_deleted_post_leaves_the_list(board: BoardStack) -> None:
     await eventually(gone, "the post to leave the list")
     by_author = await board.client.get("/api/posts", params={"author_id": str(author)})
     assert by_author.json()["items"] == []
+
+
+async def test_an_older_nickname_replayed_after_a_newer_one_changes_nothing(
+    board: BoardStack,
+) -> None:
+    free = await board.board_id("free")
+    member = uuid.uuid4()
+    key = str(member)
+
+    async def named(event_type: str, nickname: str, version: int) -> str:
+        env = await board.send(
+            "member.events",
+            event_type,
+            key,
+            {"member_id": key, "nickname": nickname, "profile_version": version},
+            source="member",
+        )
+        return env.id
+
+    await named("MemberRegistered", "첫이름", 1)
+    post = await board.write_post(member, "별명 순서")
+    await named("MemberProfileChanged", "새이름", 3)
+    await board.wait_for_item(
+        free, post["id"], lambda i: i["author"]["nickname"] == "새이름", "the newest nickname"
+    )
+
+    # an operator replays an old MemberProfileChanged from the DLQ (a new delivery, old content)
+    stale = await named("MemberProfileChanged", "옛이름", 2)
+
+    async def consumed() -> bool:
+        async with board.engine.connect() as conn:
+            return bool(
+                await conn.scalar(
+                    select(func.count())
+                    .select_from(inbox_table)
+                    .where(inbox_table.c.message_id == stale)
+                )
+            )
+
+    await eventually(consumed, "the stale event to be consumed")
+    listed = await board.wait_for_item(free, post["id"], lambda i: True, "the post")
+    assert listed["author"]["nickname"] == "새이름"
+    detail = (await board.client.get(f"/api/posts/{post['id']}")).json()
+    assert detail["author"] == {"id": key, "nickname": "새이름"}
+
+    # a newer version still goes through
+    await named("MemberProfileChanged", "최신이름", 4)
+    await board.wait_for_item(
+        free, post["id"], lambda i: i["author"]["nickname"] == "최신이름", "the next nickname"
+    )

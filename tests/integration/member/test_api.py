@@ -64,7 +64,11 @@ async def test_sign_up_login_and_read_me(client: httpx.AsyncClient, settings: Se
     [(topic, event_type, payload)] = await outbox(settings)
     assert (topic, event_type) == ("member.events", "MemberRegistered")
     assert payload["member_id"] == created["id"]
-    assert (payload["nickname"], payload["role"]) == ("앨리스", "USER")
+    assert (payload["nickname"], payload["role"], payload["profile_version"]) == (
+        "앨리스",
+        "USER",
+        1,
+    )
     assert "occurred_at" in payload
 
 
@@ -156,7 +160,12 @@ async def test_profile_update(client: httpx.AsyncClient, settings: Settings) -> 
 
     changes = [p for (_, t, p) in await outbox(settings) if t == "MemberProfileChanged"]
     assert changes == [
-        {"member_id": member["id"], "nickname": "새이름", "occurred_at": changes[0]["occurred_at"]}
+        {
+            "member_id": member["id"],
+            "nickname": "새이름",
+            "profile_version": 2,  # the second version of the profile
+            "occurred_at": changes[0]["occurred_at"],
+        }
     ]
 
 

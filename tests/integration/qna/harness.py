@@ -101,7 +101,8 @@ class QnaHarness:
 
     # ------------------------------------------------------------ messaging
 
-    async def publish_member_event(self, event_type: str, **data: Any) -> None:
+    async def publish_member_event(self, event_type: str, **data: Any) -> str:
+        """Publish a member event; returns its id."""
         envelope = Envelope.new(
             event_type,
             "member",
@@ -111,6 +112,7 @@ class QnaHarness:
         await send_envelope(
             self.settings.KAFKA_BOOTSTRAP_SERVERS, self.settings.topic("member.events"), envelope
         )
+        return envelope.id
 
     async def redeliver(self, topic: str) -> int:
         """Send every record of ``topic`` again, as a relay does after a crash (same event ids)."""

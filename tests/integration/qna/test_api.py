@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from sqlalchemy import select
 
+from chassis.db import inbox_table
 from tests.integration.qna.harness import QnaHarness
 from tests.support.infra import wait_for
 
@@ -226,3 +228,48 @@ async def test_delete_question_and_withdrawn_members(qna: QnaHarness) -> None:
     await wait_for(unlisted, message="the deleted question gone from the list")
     missing = uuid.uuid4()
     assert (await qna.client.get(f"/api/questions/{missing}")).status_code == 404
+
+
+async def test_an_older_nickname_replayed_after_a_newer_one_changes_nothing(
+    qna: QnaHarness,
+) -> None:
+    asker = qna.member()
+    key = str(asker.id)
+    await qna.publish_member_event(
+        "MemberRegistered", member_id=key, nickname="첫이름", profile_version=1
+    )
+    question = await qna.ask(asker, title="별명 순서")
+    await qna.publish_member_event(
+        "MemberProfileChanged", member_id=key, nickname="새이름", profile_version=3
+    )
+
+    async def shown(nickname: str) -> bool:
+        item = await qna.listed(question["id"])
+        detail = await qna.detail(question["id"])
+        return (
+            item is not None
+            and item["author"]["nickname"] == nickname
+            and detail["author"]["nickname"] == nickname
+        )
+
+    await wait_for(lambda: shown("새이름"), timeout=20, message="the newest nickname")
+
+    # an operator replays an old MemberProfileChanged from the DLQ (a new delivery, old content)
+    stale = await qna.publish_member_event(
+        "MemberProfileChanged", member_id=key, nickname="옛이름", profile_version=2
+    )
+
+    async def consumed_by_both() -> bool:
+        async with qna.engine.connect() as conn:
+            consumers = await conn.scalars(
+                select(inbox_table.c.consumer).where(inbox_table.c.message_id == stale)
+            )
+            return len(set(consumers)) == 2  # the author copy and the read model
+
+    await wait_for(consumed_by_both, timeout=20, message="the stale event to be consumed")
+    assert await shown("새이름")
+
+    await qna.publish_member_event(
+        "MemberProfileChanged", member_id=key, nickname="최신이름", profile_version=4
+    )
+    await wait_for(lambda: shown("최신이름"), timeout=20, message="the next nickname")

@@ -44,6 +44,7 @@ def test_registration_normalizes_and_grants_signup_points() -> None:
     [event] = member.pull_events()
     assert isinstance(event, MemberRegistered)
     assert (event.member_id, event.nickname, event.role) == (member.id, "앨리스", "USER")
+    assert event.profile_version == member.profile_version == 1
     assert member.pull_events() == []
 
 
@@ -109,7 +110,10 @@ def test_nickname_change_records_event_only_when_it_changes() -> None:
     assert member.nickname == "bob"
     [event] = member.pull_events()
     assert isinstance(event, MemberProfileChanged)
-    assert event.nickname == "bob"
+    assert (event.nickname, event.profile_version) == ("bob", 2)
+    member.change_nickname("carol")
+    member.change_nickname("bob")  # a name used before still gets a new version
+    assert [e.profile_version for e in member.pull_events()] == [3, 4]  # type: ignore[attr-defined]
 
 
 def test_profile_is_frozen_outside_active() -> None:

@@ -114,6 +114,8 @@ class _MemberEvent(BaseModel):
 
 class _MemberNamed(_MemberEvent):
     nickname: str
+    #: 0 for an event from before member versioned its profile
+    profile_version: int = 0
 
 
 _VIEWS: dict[str, type[BaseModel]] = {
@@ -220,17 +222,27 @@ async def _apply_member_event(
 ) -> None:
     a, s = t.authors, t.summaries
     if isinstance(event, _MemberNamed):
-        values: dict[str, Any] = {"nickname": event.nickname}
+        values: dict[str, Any] = {
+            "nickname": event.nickname,
+            "profile_version": event.profile_version,
+        }
         summary_values: dict[str, Any] = {"author_nickname": event.nickname}
     else:
         values = {"withdrawn": True}
         summary_values = {"author_withdrawn": True}
     stmt = pg_insert(a).values(member_id=event.member_id, **values)
-    await session.execute(
+    kept = await session.execute(
         stmt.on_conflict_do_update(
-            index_elements=[a.c.member_id], set_={k: stmt.excluded[k] for k in values}
-        )
+            index_elements=[a.c.member_id],
+            set_={k: stmt.excluded[k] for k in values},
+            # an older nickname (a replay from a DLQ) never overwrites a newer one
+            where=(a.c.profile_version <= stmt.excluded.profile_version)
+            if isinstance(event, _MemberNamed)
+            else None,
+        ).returning(a.c.member_id)
     )
+    if kept.first() is None:
+        return  # older than the copy: the summaries keep the newer nickname
     await session.execute(
         update(s).where(s.c.author_id == event.member_id).values(**summary_values)
     )

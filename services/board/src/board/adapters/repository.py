@@ -240,17 +240,32 @@ class AuthorRepository:
         ).first()
         return Author(row.member_id, row.nickname, row.withdrawn) if row else None
 
-    async def remember(self, member_id: uuid.UUID, nickname: str, now: dt.datetime) -> None:
-        await self.session.execute(
-            insert(authors)
-            .values(member_id=member_id, nickname=nickname, withdrawn=False, updated_at=now)
-            .on_conflict_do_update(
-                index_elements=["member_id"],
-                set_={"nickname": nickname, "updated_at": now},
-                # a withdrawn member's nickname is erased and stays erased
-                where=authors.c.withdrawn.is_(False),
-            )
+    async def remember(
+        self, member_id: uuid.UUID, nickname: str, profile_version: int, now: dt.datetime
+    ) -> bool:
+        """Keep ``nickname`` unless a newer one is already known; True if it was kept."""
+        stmt = insert(authors).values(
+            member_id=member_id,
+            nickname=nickname,
+            withdrawn=False,
+            profile_version=profile_version,
+            updated_at=now,
         )
+        kept = await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["member_id"],
+                set_={
+                    "nickname": nickname,
+                    "profile_version": stmt.excluded.profile_version,
+                    "updated_at": now,
+                },
+                # a withdrawn member's nickname is erased and stays erased, and an event
+                # older than the copy (a replay from a DLQ) does not bring an old name back
+                where=authors.c.withdrawn.is_(False)
+                & (authors.c.profile_version <= stmt.excluded.profile_version),
+            ).returning(authors.c.member_id)
+        )
+        return kept.first() is not None
 
     async def mark_withdrawn(self, member_id: uuid.UUID, now: dt.datetime) -> None:
         await self.session.execute(

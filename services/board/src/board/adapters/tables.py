@@ -77,6 +77,8 @@ authors = Table(
     Column("member_id", UUID(as_uuid=True), primary_key=True),
     Column("nickname", String(100), nullable=True),
     Column("withdrawn", Boolean, nullable=False, server_default=false()),
+    #: The member's profile version of ``nickname``: an older event never overwrites it.
+    Column("profile_version", Integer, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 

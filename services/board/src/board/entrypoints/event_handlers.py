@@ -47,13 +47,17 @@ class EventConsumer:
         async with self.uow_factory() as uow:
             if not await uow.first_delivery(CONSUMER, env.id):
                 return  # a duplicate: its effect is already committed
+            stale = False
             if env.type in MEMBER_NAMED:
                 named = MemberNamedView.model_validate(env.data)
-                await handlers.note_nickname(uow, named.member_id, named.nickname)
+                stale = not await handlers.note_nickname(
+                    uow, named.member_id, named.nickname, named.profile_version
+                )
             elif env.type == MEMBER_WITHDRAWN:
                 gone = MemberWithdrawnView.model_validate(env.data)
                 await handlers.note_withdrawal(uow, gone.member_id)
-            changed = await self.projector.apply(uow.session, env)
+            # an older nickname than the copy's changes neither the copy nor the list
+            changed = frozenset() if stale else await self.projector.apply(uow.session, env)
             await save_checkpoint(uow.session, LIVE_SUMMARIES, env)
             await uow.commit()
         await self.first_pages.invalidate_committed(changed)

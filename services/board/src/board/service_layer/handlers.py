@@ -233,9 +233,12 @@ async def record_views(
 # --- member events (inside the consumer's unit of work) --------------------------------------
 
 
-async def note_nickname(uow: BoardUnitOfWork, member_id: uuid.UUID, nickname: str) -> None:
-    """MemberRegistered / MemberProfileChanged: keep the local copy of the nickname."""
-    await uow.authors.remember(member_id, nickname, utcnow())
+async def note_nickname(
+    uow: BoardUnitOfWork, member_id: uuid.UUID, nickname: str, profile_version: int
+) -> bool:
+    """MemberRegistered / MemberProfileChanged: keep the local copy of the nickname; False when
+    the copy is newer (or the member has withdrawn), and the event changes nothing."""
+    return await uow.authors.remember(member_id, nickname, profile_version, utcnow())
 
 
 async def note_withdrawal(uow: BoardUnitOfWork, member_id: uuid.UUID) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from board.adapters.tables import authors, posts
 from board.domain.authors import WITHDRAWN_NICKNAME, Author, Byline, byline
@@ -71,6 +72,8 @@ class CommentChangedView(_Payload):
 class MemberNamedView(_Payload):
     member_id: uuid.UUID
     nickname: str
+    #: 0 for an event from before member versioned its profile
+    profile_version: int = 0
 
 
 class MemberWithdrawnView(_Payload):
@@ -88,6 +91,10 @@ def _boards(result: Result[tuple[uuid.UUID]]) -> Boards:
 
 
 MEMBER_WITHDRAWN = "MemberWithdrawn"
+
+
+def _copied_nickname(member_id: uuid.UUID) -> ScalarSelect[str | None]:
+    return select(authors.c.nickname).where(authors.c.member_id == member_id).scalar_subquery()
 
 
 async def current_byline(session: AsyncSession, author_id: uuid.UUID | None) -> Byline:
@@ -255,7 +262,9 @@ class PostSummaryProjector:
             await session.execute(
                 update(t)
                 .where(t.c.author_id == e.member_id)
-                .values(author_nickname=e.nickname)
+                # the author copy is version-checked, so it holds the newest nickname even
+                # when a rebuild replays an older event after a newer one
+                .values(author_nickname=func.coalesce(_copied_nickname(e.member_id), e.nickname))
                 .returning(t.c.board_id)
             )
         )

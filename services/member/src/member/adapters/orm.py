@@ -32,6 +32,7 @@ members = Table(
     Column("status", String(12), nullable=False),
     Column("points", Integer, nullable=False),
     Column("withdrawal_saga_id", String(64), nullable=True),
+    Column("profile_version", Integer, nullable=False, server_default="1"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     CheckConstraint("points >= 0", name="ck_members_points_not_negative"),

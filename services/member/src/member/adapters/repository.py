@@ -37,6 +37,7 @@ def _member_values(member: Member) -> dict[str, Any]:
         "status": member.status.value,
         "points": member.points,
         "withdrawal_saga_id": member.withdrawal_saga_id,
+        "profile_version": member.profile_version,
         "created_at": member.created_at,
         "updated_at": member.updated_at,
     }
@@ -52,6 +53,7 @@ def _to_member(row: Row[Any]) -> Member:
         status=Status(row.status),
         points=row.points,
         withdrawal_saga_id=row.withdrawal_saga_id,
+        profile_version=row.profile_version,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

@@ -32,6 +32,7 @@ class MemberRegistered(Event):
     member_id: uuid.UUID
     nickname: str
     role: str
+    profile_version: int
 
     @property
     def key(self) -> str:
@@ -42,6 +43,8 @@ class MemberRegistered(Event):
 class MemberProfileChanged(Event):
     member_id: uuid.UUID
     nickname: str
+    #: Increases with every change: consumers keep the nickname with the highest version.
+    profile_version: int
 
     @property
     def key(self) -> str:

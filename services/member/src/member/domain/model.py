@@ -98,6 +98,9 @@ class Member:
     created_at: dt.datetime = field(default_factory=utcnow)
     updated_at: dt.datetime = field(default_factory=utcnow)
     withdrawal_saga_id: str | None = None
+    #: 1 at sign-up, +1 for every nickname change. The profile events carry it, so the services
+    #: that copy the nickname can refuse an older event replayed after a newer one.
+    profile_version: int = 1
     events: list[Event] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -124,7 +127,11 @@ class Member:
         )
         member.events.append(
             MemberRegistered(
-                member_id=member.id, nickname=member.nickname, role=member.role, occurred_at=when
+                member_id=member.id,
+                nickname=member.nickname,
+                role=member.role,
+                profile_version=member.profile_version,
+                occurred_at=when,
             )
         )
         return member
@@ -149,9 +156,15 @@ class Member:
         if new == self.nickname:
             return
         self.nickname = new
+        self.profile_version += 1
         self.updated_at = now or utcnow()
         self.events.append(
-            MemberProfileChanged(member_id=self.id, nickname=new, occurred_at=self.updated_at)
+            MemberProfileChanged(
+                member_id=self.id,
+                nickname=new,
+                profile_version=self.profile_version,
+                occurred_at=self.updated_at,
+            )
         )
 
     def change_password_hash(self, password_hash: str, now: dt.datetime | None = None) -> None:

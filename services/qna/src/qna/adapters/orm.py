@@ -89,6 +89,8 @@ authors = Table(
     Column("member_id", UUID(as_uuid=True), primary_key=True),
     Column("nickname", String(100), nullable=True),
     Column("withdrawn", Boolean, nullable=False, server_default=text("false")),
+    #: The member's profile version of ``nickname``: an older event never overwrites it.
+    Column("profile_version", Integer, nullable=False, server_default=text("0")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
 )
 
@@ -143,4 +145,5 @@ question_summary_authors = Table(
     Column("member_id", UUID(as_uuid=True), primary_key=True),
     Column("nickname", String(100), nullable=True),
     Column("withdrawn", Boolean, nullable=False, server_default=text("false")),
+    Column("profile_version", Integer, nullable=False, server_default=text("0")),
 )

@@ -159,21 +159,33 @@ class AuthorRepository:
         return Actor(id=member_id, is_admin=is_admin, withdrawn=bool(withdrawn))
 
     async def upsert(
-        self, member_id: uuid.UUID, *, nickname: str | None = None, withdrawn: bool | None = None
+        self,
+        member_id: uuid.UUID,
+        *,
+        nickname: str | None = None,
+        profile_version: int = 0,
+        withdrawn: bool | None = None,
     ) -> None:
+        """Change the local copy; a nickname older than the copy's (by profile version, as after
+        a replay from a DLQ) is ignored."""
         values: dict[str, Any] = {}
         if nickname is not None:
             values["nickname"] = nickname
+            values["profile_version"] = profile_version
         if withdrawn is not None:
             values["withdrawn"] = withdrawn
-        stmt = pg_insert(orm.authors).values(member_id=member_id, **values)
+        a = orm.authors
+        stmt = pg_insert(a).values(member_id=member_id, **values)
         await self.session.execute(
             stmt.on_conflict_do_update(
-                index_elements=[orm.authors.c.member_id],
+                index_elements=[a.c.member_id],
                 set_={
                     **{k: stmt.excluded[k] for k in values},
                     "updated_at": stmt.excluded.updated_at,
                 },
+                where=(a.c.profile_version <= stmt.excluded.profile_version)
+                if nickname is not None
+                else None,
             )
             if values
             else stmt.on_conflict_do_nothing()

@@ -21,6 +21,8 @@ class MemberEvent(BaseModel):
 
     member_id: uuid.UUID
     nickname: str | None = None
+    #: 0 for an event from before member versioned its profile
+    profile_version: int = 0
 
 
 def member_events_handler(
@@ -30,7 +32,11 @@ def member_events_handler(
         if env.type in ("MemberRegistered", "MemberProfileChanged"):
             event = MemberEvent.model_validate(env.data)
             await handlers.update_author(
-                uow_factory(), env.id, event.member_id, nickname=event.nickname
+                uow_factory(),
+                env.id,
+                event.member_id,
+                nickname=event.nickname,
+                profile_version=event.profile_version,
             )
         elif env.type == "MemberWithdrawn":
             event = MemberEvent.model_validate(env.data)

@@ -238,11 +238,15 @@ async def update_author(
     member_id: uuid.UUID,
     *,
     nickname: str | None = None,
+    profile_version: int = 0,
     withdrawn: bool | None = None,
 ) -> None:
-    """Keep the local copy of a member (idempotent: the inbox records the message id)."""
+    """Keep the local copy of a member (idempotent: the inbox records the message id; order-safe:
+    an older nickname than the copy's is ignored)."""
     async with uow:
         if not await uow.first_delivery("qna-authors", message_id):
             return
-        await uow.authors.upsert(member_id, nickname=nickname, withdrawn=withdrawn)
+        await uow.authors.upsert(
+            member_id, nickname=nickname, profile_version=profile_version, withdrawn=withdrawn
+        )
         await uow.commit()
