@@ -40,6 +40,8 @@ async def topics(infra: Infra, topic_prefix: str) -> str:
         infra.kafka_bootstrap,
         [f"{topic_prefix}{t}" for t in with_dlqs(list(ALL_TOPICS))],
         partitions=1,
+        # the first test of a run may meet a broker that has only just started
+        timeout=60,
     )
     return topic_prefix
 
