@@ -33,7 +33,7 @@ async def test_topics_are_created_once_with_the_event_log_kept_forever(
     retention = {
         resource[3]: next(str(e[1]) for e in resource[4] if e[0] == "retention.ms")
         for response in responses
-        for resource in response.resources  # type: ignore[attr-defined]
+        for resource in response.resources
     }
 
     assert retention[names[0]] == "-1"  # the event log: rebuilds replay it from the beginning
