@@ -79,8 +79,8 @@ async def test_sign_up_stores_member_and_publishes_registration(
     assert stored.password_hash == "hashed:password-1"
     [body] = uow.events("MemberRegistered")
     assert body["member_id"] == str(member_id)
-    assert (body["nickname"], body["role"]) == ("alice", "USER")
-    assert set(body) == {"member_id", "nickname", "role", "occurred_at"}
+    assert (body["nickname"], body["role"], body["profile_version"]) == ("alice", "USER", 1)
+    assert set(body) == {"member_id", "nickname", "role", "profile_version", "occurred_at"}
 
 
 async def test_duplicates_are_case_insensitive(
@@ -140,6 +140,7 @@ async def test_nickname_change_publishes_profile_changed(
         {
             "member_id": str(member_id),
             "nickname": "alicia",
+            "profile_version": 2,
             "occurred_at": uow.events("MemberProfileChanged")[0]["occurred_at"],
         }
     ]
