@@ -22,6 +22,7 @@ from board.domain.model import (
 )
 from board.entrypoints.schemas import BoardCreate, CommentCreate, PostCreate, PostUpdate
 from board.views import like_pattern
+from chassis.messaging.envelope import event_data
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 LATER = NOW + dt.timedelta(minutes=5)
@@ -251,11 +252,11 @@ def test_event_payloads_are_json_with_string_ids_and_iso_times() -> None:
     author = member()
     post = Post.write(board(), author, title="t", content="c", now=NOW)
 
-    assert post.events[0].payload() == {
+    assert event_data(post.events[0]) == {
         "post_id": str(post.id),
         "version": 1,
         "board_id": str(post.board_id),
         "author_id": str(author.id),
         "title": "t",
-        "created_at": "2026-01-01T00:00:00+00:00",
+        "created_at": "2026-01-01T00:00:00Z",
     }

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import enum
+import json
+import uuid
+
 import pytest
 
 from chassis.messaging.envelope import (
     Envelope,
     MalformedMessage,
+    event_data,
     from_record,
     headers_dict,
     to_kafka,
@@ -80,3 +87,30 @@ def test_event_topics_are_kept_forever_and_working_queues_are_not() -> None:
     assert topic_config("board.events.dlq") == {}
     assert topic_config("saga.replies") == {}
     assert topic_config("saga.board.commands") == {}
+
+
+def test_a_domain_event_becomes_a_json_body() -> None:
+    class Role(enum.Enum):
+        USER = "USER"
+
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class Registered:
+        member_id: uuid.UUID
+        role: Role
+        at: dt.datetime
+        nickname: str | None
+
+    member_id = uuid.uuid4()
+    at = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+
+    data = event_data(Registered(member_id=member_id, role=Role.USER, at=at, nickname=None))
+
+    assert data == {
+        "member_id": str(member_id),
+        "role": "USER",
+        "at": "2026-01-02T03:04:05Z",
+        "nickname": None,
+    }
+    assert json.loads(json.dumps(data)) == data
+    with pytest.raises(TypeError, match="dataclass"):
+        event_data("not an event")

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic_core import to_jsonable_python
+
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 #: Headers that belong to the envelope itself; anything else (traceparent, dlq_*) is extension data.
@@ -21,6 +23,15 @@ _CE_HEADERS = {
     "ce_subject",
     "content-type",
 }
+
+
+def event_data(event: object) -> dict[str, Any]:
+    """The JSON body of a domain event (a dataclass): its fields, with ids as strings, times in
+    ISO 8601 and enums by value. Domain events stay plain standard-library dataclasses."""
+    data = to_jsonable_python(event)
+    if not isinstance(data, dict):
+        raise TypeError(f"a domain event is a dataclass, not {type(event).__name__}")
+    return data
 
 
 class MalformedMessage(ValueError):

@@ -6,30 +6,17 @@ the post aggregate's version after the change, so projections can ignore an olde
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import Any
-
-
-def _json_value(value: object) -> object:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value
 
 
 @dataclass(frozen=True, kw_only=True)
 class PostEvent:
-    """Base of every post event; ``payload()`` is its JSON body (ids as strings, ISO 8601 times)."""
+    """Base of every post event; its fields are the JSON body (``chassis.messaging.envelope.event_data``)."""
 
     post_id: uuid.UUID
     version: int
-
-    def payload(self) -> dict[str, Any]:
-        return {f.name: _json_value(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @property
     def name(self) -> str:

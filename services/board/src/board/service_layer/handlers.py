@@ -21,6 +21,7 @@ from board.service_layer.unit_of_work import BoardUnitOfWork
 from board.views import present_board, present_comment, present_post
 from chassis.db import utcnow
 from chassis.idempotency import IdempotentRequest
+from chassis.messaging.envelope import event_data
 
 BOARD_EVENTS = "board.events"
 
@@ -57,7 +58,7 @@ async def _publish(uow: BoardUnitOfWork, post: Post, now: dt.datetime) -> None:
             BOARD_EVENTS,
             event.name,
             key=str(event.post_id),
-            data={**event.payload(), "occurred_at": now.isoformat()},
+            data={**event_data(event), "occurred_at": now.isoformat()},
         )
     post.events.clear()
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-import enum
-import uuid
 from typing import Any, Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.db import UnitOfWork, utcnow
+from chassis.messaging.envelope import event_data
 from qna.adapters.repository import AuthorRepository, QuestionRepository, RetirementRepository
 from qna.domain.events import Event
 from qna.domain.model import Question
@@ -20,19 +17,7 @@ QNA_EVENTS = "qna.events"
 
 def event_payload(event: Event) -> dict[str, Any]:
     """The integration event body: the event's fields as JSON values, plus ``occurred_at``."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, uuid.UUID):
-            return str(value)
-        if isinstance(value, dt.datetime):
-            return value.isoformat()
-        if isinstance(value, enum.Enum):
-            return value.value
-        return value
-
-    body = {f.name: plain(getattr(event, f.name)) for f in dataclasses.fields(event)}
-    body["occurred_at"] = utcnow().isoformat()
-    return body
+    return {**event_data(event), "occurred_at": utcnow().isoformat()}
 
 
 class QnaUnitOfWork(UnitOfWork):
