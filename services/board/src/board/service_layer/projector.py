@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Table, func, select, update
@@ -82,6 +83,9 @@ class MemberWithdrawnView(_Payload):
 
 MEMBER_NAMED = ("MemberRegistered", "MemberProfileChanged")
 
+#: What a PostCreated or PostUpdated overwrites in an existing summary (besides its timestamp).
+_BYLINE_AND_TITLE = ("board_id", "title", "author_id", "author_nickname")
+
 #: The boards whose post list a change touched.
 Boards = frozenset[uuid.UUID]
 
@@ -132,104 +136,80 @@ class PostSummaryProjector:
 
     # -- board events --------------------------------------------------------------------------
 
+    async def _upsert_if_newer(
+        self, session: AsyncSession, row: dict[str, Any], changed: Sequence[str]
+    ) -> Boards:
+        """Insert the summary ``row``, or, when one exists, overwrite its ``changed`` columns and
+        its version, but only if the event is newer than the row: the order-safety guard."""
+        t = self.table
+        stmt = insert(t).values(**row)
+        return _boards(
+            await session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[t.c.post_id],
+                    set_={name: stmt.excluded[name] for name in (*changed, "version")},
+                    where=t.c.version < stmt.excluded.version,
+                ).returning(t.c.board_id)
+            )
+        )
+
     async def _post_created(self, session: AsyncSession, env: Envelope) -> Boards:
         e = PostCreatedView.model_validate(env.data)
-        t = self.table
         shown = await current_byline(session, e.author_id)
         views = select(func.coalesce(func.max(posts.c.view_count), 0)).where(
             posts.c.id == e.post_id
         )
-        stmt = insert(t).values(
-            post_id=e.post_id,
-            board_id=e.board_id,
-            title=e.title,
-            author_id=shown.id,
-            author_nickname=shown.nickname,
-            comment_count=0,
-            view_count=views.scalar_subquery(),
-            created_at=e.created_at,
-            updated_at=e.created_at,
-            version=e.version,
-            deleted=False,
-        )
-        return _boards(
-            await session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[t.c.post_id],
-                    set_={
-                        "board_id": stmt.excluded.board_id,
-                        "title": stmt.excluded.title,
-                        "author_id": stmt.excluded.author_id,
-                        "author_nickname": stmt.excluded.author_nickname,
-                        "created_at": stmt.excluded.created_at,
-                        "version": stmt.excluded.version,
-                    },
-                    where=t.c.version < stmt.excluded.version,
-                ).returning(t.c.board_id)
-            )
-        )
+        row = {
+            "post_id": e.post_id,
+            "board_id": e.board_id,
+            "title": e.title,
+            "author_id": shown.id,
+            "author_nickname": shown.nickname,
+            "comment_count": 0,
+            "view_count": views.scalar_subquery(),
+            "created_at": e.created_at,
+            "updated_at": e.created_at,
+            "version": e.version,
+            "deleted": False,
+        }
+        return await self._upsert_if_newer(session, row, (*_BYLINE_AND_TITLE, "created_at"))
 
     async def _post_updated(self, session: AsyncSession, env: Envelope) -> Boards:
         e = PostUpdatedView.model_validate(env.data)
-        t = self.table
         shown = await current_byline(session, e.author_id)
         # Normally the row exists; if this event overtook PostCreated, it starts the row.
-        stmt = insert(t).values(
-            post_id=e.post_id,
-            board_id=e.board_id,
-            title=e.title,
-            author_id=shown.id,
-            author_nickname=shown.nickname,
-            comment_count=0,
-            view_count=0,
-            created_at=e.updated_at,
-            updated_at=e.updated_at,
-            version=e.version,
-            deleted=False,
-        )
-        return _boards(
-            await session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[t.c.post_id],
-                    set_={
-                        "board_id": stmt.excluded.board_id,
-                        "title": stmt.excluded.title,
-                        "author_id": stmt.excluded.author_id,
-                        "author_nickname": stmt.excluded.author_nickname,
-                        "updated_at": stmt.excluded.updated_at,
-                        "version": stmt.excluded.version,
-                    },
-                    where=t.c.version < stmt.excluded.version,
-                ).returning(t.c.board_id)
-            )
-        )
+        row = {
+            "post_id": e.post_id,
+            "board_id": e.board_id,
+            "title": e.title,
+            "author_id": shown.id,
+            "author_nickname": shown.nickname,
+            "comment_count": 0,
+            "view_count": 0,
+            "created_at": e.updated_at,
+            "updated_at": e.updated_at,
+            "version": e.version,
+            "deleted": False,
+        }
+        return await self._upsert_if_newer(session, row, (*_BYLINE_AND_TITLE, "updated_at"))
 
     async def _post_deleted(self, session: AsyncSession, env: Envelope) -> Boards:
         e = PostDeletedView.model_validate(env.data)
-        t = self.table
         # A tombstone: hidden from every list, and it outranks older events by its version.
-        stmt = insert(t).values(
-            post_id=e.post_id,
-            board_id=e.board_id,
-            title="",
-            author_id=None,
-            author_nickname=WITHDRAWN_NICKNAME,
-            comment_count=0,
-            view_count=0,
-            created_at=env.time,
-            updated_at=env.time,
-            version=e.version,
-            deleted=True,
-        )
-        return _boards(
-            await session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[t.c.post_id],
-                    set_={"deleted": True, "version": stmt.excluded.version},
-                    where=t.c.version < stmt.excluded.version,
-                ).returning(t.c.board_id)
-            )
-        )
+        row = {
+            "post_id": e.post_id,
+            "board_id": e.board_id,
+            "title": "",
+            "author_id": None,
+            "author_nickname": WITHDRAWN_NICKNAME,
+            "comment_count": 0,
+            "view_count": 0,
+            "created_at": env.time,
+            "updated_at": env.time,
+            "version": e.version,
+            "deleted": True,
+        }
+        return await self._upsert_if_newer(session, row, ("deleted",))
 
     async def _comment_added(self, session: AsyncSession, env: Envelope) -> Boards:
         return await self._count_comment(session, CommentChangedView.model_validate(env.data), +1)
