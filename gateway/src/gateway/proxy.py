@@ -26,7 +26,15 @@ from starlette.types import Receive, Scope, Send
 
 from chassis.auth import Principal
 from chassis.logging import get_logger
-from chassis.problems import Problem, ServiceUnavailable, Unauthorized
+from chassis.problems import (
+    BadGateway,
+    GatewayTimeout,
+    HeadersTooLarge,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unauthorized,
+    UriTooLong,
+)
 from gateway.auth import EdgeAuth
 from gateway.breaker import CircuitBreaker
 from gateway.config import Settings
@@ -65,26 +73,6 @@ _REPLACED_REQUEST = frozenset(
 _DROPPED_REQUEST = HOP_BY_HOP | _REPLACED_REQUEST
 #: Response headers the gateway's own server writes (the request id is added by the chassis).
 _DROPPED_RESPONSE = HOP_BY_HOP | {b"content-length", b"date", b"server", b"x-request-id"}
-
-
-class BadGateway(Problem):
-    status = 502
-
-
-class GatewayTimeout(Problem):
-    status = 504
-
-
-class PayloadTooLarge(Problem):
-    status = 413
-
-
-class UriTooLong(Problem):
-    status = 414
-
-
-class HeadersTooLarge(Problem):
-    status = 431
 
 
 class ClientDisconnected(Exception):

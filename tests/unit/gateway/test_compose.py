@@ -7,10 +7,9 @@ import json
 import uuid
 from typing import Any
 
-from chassis.problems import ServiceUnavailable
+from chassis.problems import GatewayTimeout, ServiceUnavailable
 from gateway.compose import compose_dashboard
 from gateway.pool import UpstreamReply
-from gateway.proxy import GatewayTimeout
 
 ME = uuid.UUID("7f4c1f7e-52a7-4d55-9b2c-2f4d1f9b3e11")
 

@@ -8,11 +8,10 @@ from typing import Any
 import pytest
 from starlette.types import Message
 
+from chassis.problems import HeadersTooLarge, PayloadTooLarge
 from gateway.pool import UpstreamReply
 from gateway.proxy import (
     ClientDisconnected,
-    HeadersTooLarge,
-    PayloadTooLarge,
     forward_request_headers,
     forwarded_for,
     read_body,

@@ -66,6 +66,14 @@ class Conflict(Problem):
     status = 409
 
 
+class PayloadTooLarge(Problem):
+    status = 413
+
+
+class UriTooLong(Problem):
+    status = 414
+
+
 class Unprocessable(Problem):
     status = 422
 
@@ -77,8 +85,20 @@ class TooManyRequests(Problem):
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
 
 
+class HeadersTooLarge(Problem):
+    status = 431
+
+
+class BadGateway(Problem):
+    status = 502
+
+
 class ServiceUnavailable(Problem):
     status = 503
+
+
+class GatewayTimeout(Problem):
+    status = 504
 
 
 def problem_response(
