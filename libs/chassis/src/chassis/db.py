@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
+from fastapi import Depends, Request
 from opentelemetry import propagate
 from sqlalchemy import (
     JSON,
@@ -208,3 +209,13 @@ class UnitOfWork:
             .returning(inbox_table.c.message_id)
         )
         return result.first() is not None
+
+
+async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessions() as session:
+        yield session
+
+
+#: A route's session for queries only (the CQRS read side): from ``app.state.sessions``, closed
+#: after the response, never committed.
+ReadSession = Annotated[AsyncSession, Depends(_read_session)]

@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
+from pydantic import BaseModel
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -94,6 +95,20 @@ class IdempotentRequest:
         if key is None:
             return None
         return cls(f"{caller}:{method}:{path}", key, request_fingerprint(body))
+
+    @classmethod
+    def of_route(
+        cls, key: str | None, *, caller: object, request: Request, body: BaseModel
+    ) -> IdempotentRequest | None:
+        """``bind`` for a create route: scoped to the caller and the request's method and path,
+        fingerprinted by the validated body (a reuse with another body is refused with 422)."""
+        return cls.bind(
+            key,
+            caller=caller,
+            method=request.method,
+            path=request.url.path,
+            body=body.model_dump(mode="json"),
+        )
 
     async def claim(self, session: AsyncSession) -> StoredResponse | None:
         return await claim(session, self.scope, self.key, self.fingerprint)

@@ -20,10 +20,8 @@ from board.entrypoints.deps import (
     ActorDep,
     AdminDep,
     FirstPageCacheDep,
-    ReadSessionDep,
     UnitOfWorkDep,
     ViewCounterDep,
-    idempotent,
 )
 from board.entrypoints.schemas import (
     BoardCreate,
@@ -38,7 +36,8 @@ from board.entrypoints.schemas import (
     PostUpdate,
 )
 from board.service_layer import handlers
-from chassis.idempotency import IdempotencyKeyHeader
+from chassis.db import ReadSession
+from chassis.idempotency import IdempotencyKeyHeader, IdempotentRequest
 from chassis.logging import get_logger
 from chassis.pagination import PageParams, Pagination
 from chassis.problems import NotFound, Unprocessable
@@ -75,7 +74,7 @@ async def _pending_views(counter: ViewCounterDep, post_id: uuid.UUID, *, count: 
 
 
 @router.get("/boards", response_model=list[BoardPublic])
-async def list_boards(session: ReadSessionDep) -> list[dict[str, Any]]:
+async def list_boards(session: ReadSession) -> list[dict[str, Any]]:
     """List every board."""
     return await views.list_boards(session)
 
@@ -95,7 +94,9 @@ async def create_board(
         slug=body.slug,
         name=body.name,
         description=body.description,
-        idempotency_key=idempotent(key, actor, request, body),
+        idempotency_key=IdempotentRequest.of_route(
+            key, caller=actor.id, request=request, body=body
+        ),
     )
 
 
@@ -106,7 +107,7 @@ async def create_board(
 async def list_board_posts(
     board_id: uuid.UUID,
     page: Pagination,
-    session: ReadSessionDep,
+    session: ReadSession,
     cache: FirstPageCacheDep,
     q: SearchQuery = None,
 ) -> Response | dict[str, Any]:
@@ -177,7 +178,9 @@ async def create_post(
         board_id,
         title=body.title,
         content=body.content,
-        idempotency_key=idempotent(key, actor, request, body),
+        idempotency_key=IdempotentRequest.of_route(
+            key, caller=actor.id, request=request, body=body
+        ),
     )
     response.headers["Location"] = f"/api/posts/{post['id']}"
     return post
@@ -186,7 +189,7 @@ async def create_post(
 @router.get("/posts", response_model=PostsPublic)
 async def list_posts(
     page: Pagination,
-    session: ReadSessionDep,
+    session: ReadSession,
     author_id: Annotated[uuid.UUID | None, Query(description="only this author's posts")] = None,
 ) -> dict[str, Any]:
     """List posts across boards, newest first, optionally by one author (read model)."""
@@ -198,7 +201,7 @@ async def list_posts(
 
 @router.get("/posts/{post_id}", response_model=PostPublic)
 async def get_post(
-    post_id: uuid.UUID, session: ReadSessionDep, counter: ViewCounterDep
+    post_id: uuid.UUID, session: ReadSession, counter: ViewCounterDep
 ) -> dict[str, Any]:
     """Read a post (counts a view)."""
     post = await views.post_detail(session, post_id)
@@ -234,7 +237,7 @@ async def delete_post(post_id: uuid.UUID, actor: ActorDep, uow: UnitOfWorkDep) -
 
 @router.get("/posts/{post_id}/comments", response_model=CommentsPublic)
 async def list_comments(
-    post_id: uuid.UUID, page: Pagination, session: ReadSessionDep
+    post_id: uuid.UUID, page: Pagination, session: ReadSession
 ) -> dict[str, Any]:
     """List a post's comments, oldest first."""
     if not await views.post_is_live(session, post_id):
@@ -262,7 +265,9 @@ async def create_comment(
         actor,
         post_id,
         content=body.content,
-        idempotency_key=idempotent(key, actor, request, body),
+        idempotency_key=IdempotentRequest.of_route(
+            key, caller=actor.id, request=request, body=body
+        ),
     )
 
 

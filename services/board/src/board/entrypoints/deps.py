@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from board.adapters.first_page_cache import FirstPageCache
 from board.adapters.view_counter import ViewCounter
 from board.domain.model import Actor
 from board.service_layer.unit_of_work import BoardUnitOfWork
 from chassis.auth import AdminPrincipal, CurrentPrincipal
-from chassis.idempotency import IdempotentRequest
 
 
 def _uow(request: Request) -> BoardUnitOfWork:
     uow: BoardUnitOfWork = request.app.state.uow_factory()
     return uow
-
-
-async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.sessions() as session:
-        yield session
 
 
 def _view_counter(request: Request) -> ViewCounter:
@@ -46,7 +37,6 @@ def _admin(principal: AdminPrincipal) -> Actor:
 
 
 UnitOfWorkDep = Annotated[BoardUnitOfWork, Depends(_uow)]
-ReadSessionDep = Annotated[AsyncSession, Depends(_read_session)]
 ViewCounterDep = Annotated[ViewCounter, Depends(_view_counter)]
 #: The first-page cache, or None when ``FIRST_PAGE_CACHE_SECONDS`` is 0.
 FirstPageCacheDep = Annotated[FirstPageCache | None, Depends(_first_page_cache)]
@@ -54,16 +44,3 @@ FirstPageCacheDep = Annotated[FirstPageCache | None, Depends(_first_page_cache)]
 ActorDep = Annotated[Actor, Depends(_actor)]
 #: The verified caller, who must be an admin (403 otherwise).
 AdminDep = Annotated[Actor, Depends(_admin)]
-
-
-def idempotent(
-    key: str | None, actor: Actor, request: Request, body: BaseModel
-) -> IdempotentRequest | None:
-    """Bind the key to the caller and the route; a reuse with another body is refused (422)."""
-    return IdempotentRequest.bind(
-        key,
-        caller=actor.id,
-        method=request.method,
-        path=request.url.path,
-        body=body.model_dump(mode="json"),
-    )

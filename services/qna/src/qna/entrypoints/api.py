@@ -8,12 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi import status as http
 
-from chassis.idempotency import IdempotencyKeyHeader
+from chassis.db import ReadSession
+from chassis.idempotency import IdempotencyKeyHeader, IdempotentRequest
 from chassis.pagination import Pagination
 from qna import views
 from qna.domain.errors import NotFound
 from qna.domain.model import QuestionStatus
-from qna.entrypoints.deps import CallerDep, ReadSession, Uow, idempotent_request
+from qna.entrypoints.deps import CallerDep, Uow
 from qna.entrypoints.schemas import (
     AnswerCreate,
     AnswerPublic,
@@ -59,7 +60,7 @@ async def ask_question(
         title=body.title,
         content=body.content,
         bounty=body.bounty,
-        request=idempotent_request(request, caller, key, body),
+        request=IdempotentRequest.of_route(key, caller=caller.id, request=request, body=body),
     )
 
 
@@ -109,7 +110,7 @@ async def post_answer(
         caller,
         question_id,
         content=body.content,
-        request=idempotent_request(request, caller, key, body),
+        request=IdempotentRequest.of_route(key, caller=caller.id, request=request, body=body),
     )
 
 
@@ -164,7 +165,7 @@ async def add_comment(
         caller,
         question_id,
         content=body.content,
-        request=idempotent_request(request, caller, key, body),
+        request=IdempotentRequest.of_route(key, caller=caller.id, request=request, body=body),
     )
 
 
