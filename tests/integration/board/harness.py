@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from board.adapters.first_page_cache import FirstPageCache
 from board.adapters.tables import post_summaries
 from board.config import Settings
-from chassis.messaging.envelope import Envelope, from_record, to_kafka
+from chassis.messaging.envelope import Envelope, from_consumer_record, to_kafka
 from chassis.saga import SagaCommand
 from tests.support.infra import wait_for
 from tests.support.tokens import TokenIssuer
@@ -136,7 +136,7 @@ class BoardStack:
                 batches = await consumer.getmany(timeout_ms=200)
                 for records in batches.values():
                     for r in records:
-                        env = from_record(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
+                        env = from_consumer_record(r)
                         if (
                             env.data.get("saga_id") == saga_id
                             and env.data.get("command") == command

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chassis.messaging.envelope import Envelope, from_record
+from chassis.messaging.envelope import Envelope, from_consumer_record
 from chassis.saga import SagaCommand, SagaReply, command_topic
 from qna.adapters import orm
 from qna.config import Settings
@@ -163,14 +163,7 @@ class QnaHarness:
         )
         found = []
         for record in records:
-            env = from_record(
-                record.topic,
-                record.partition,
-                record.offset,
-                record.key,
-                record.value,
-                record.headers,
-            )
+            env = from_consumer_record(record)
             reply = SagaReply.model_validate(env.data)
             if (reply.saga_id, reply.command, reply.attempt) == (saga_id, command, attempt):
                 found.append(reply)

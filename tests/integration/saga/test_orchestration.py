@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 
 from chassis.db import create_engine, create_session_factory, inbox_table, outbox_table
 from chassis.lifecycle import Runtime
-from chassis.messaging.envelope import Envelope, from_record
+from chassis.messaging.envelope import Envelope, from_consumer_record
 from chassis.resources import Resources
 from saga.bootstrap import build_engine, build_worker
 from saga.config import Settings
@@ -140,9 +140,7 @@ async def test_a_compensation_that_keeps_failing_ends_failed_in_the_dlq_until_re
         [parked] = await read_topic(
             infra.kafka_bootstrap, f"{topics}saga.member.commands.dlq", min_count=1
         )
-        envelope = from_record(
-            parked.topic, parked.partition, parked.offset, parked.key, parked.value, parked.headers
-        )
+        envelope = from_consumer_record(parked)
         assert envelope.type == "CancelWithdrawal"
         assert envelope.data["attempt"] == 4
         assert "failed after 3 attempts" in envelope.extensions["dlq_error"]
@@ -183,14 +181,7 @@ async def test_duplicate_replies_change_nothing(
         await wait_for_status(engine, saga_id, "COMPLETED")
         replies = await read_topic(infra.kafka_bootstrap, f"{topics}saga.replies", min_count=3)
         for record in replies:  # every reply again, once as the same message and once as a new one
-            same = from_record(
-                record.topic,
-                record.partition,
-                record.offset,
-                record.key,
-                record.value,
-                record.headers,
-            )
+            same = from_consumer_record(record)
             await send_envelope(infra.kafka_bootstrap, record.topic, same)
             await send_envelope(
                 infra.kafka_bootstrap,

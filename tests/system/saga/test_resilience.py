@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from chassis.db import create_engine, inbox_table
-from chassis.messaging.envelope import Envelope, from_record
+from chassis.messaging.envelope import Envelope, from_consumer_record
 from tests.support.infra import REPO, Infra
 from tests.support.kafka import read_topic, send_envelope
 from tests.system.saga.client import SagaStackClient, eventually
@@ -28,9 +28,7 @@ def log_events(stack: Stack, process: str, saga_id: str) -> list[dict[str, objec
 
 async def saga_records(infra: Infra, stack: Stack, topic: str, saga_id: str) -> list[Envelope]:
     records = await read_topic(infra.kafka_bootstrap, f"{stack.prefix}{topic}", timeout=2)
-    envelopes = [
-        from_record(r.topic, r.partition, r.offset, r.key, r.value, r.headers) for r in records
-    ]
+    envelopes = [from_consumer_record(r) for r in records]
     return [e for e in envelopes if e.key == saga_id]
 
 

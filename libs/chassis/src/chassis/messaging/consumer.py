@@ -18,7 +18,12 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from chassis.logging import get_logger
 from chassis.messaging.connection import KafkaTarget, kafka_options
-from chassis.messaging.envelope import Envelope, MalformedMessage, from_record, headers_dict
+from chassis.messaging.envelope import (
+    Envelope,
+    MalformedMessage,
+    from_consumer_record,
+    headers_dict,
+)
 from chassis.messaging.producer import ProducerSource, resolve
 from chassis.messaging.topics import dlq
 from chassis.metrics import CONSUMER_LAG, DEAD_LETTERS, MESSAGES_HANDLED
@@ -122,14 +127,7 @@ class ConsumerRunner:
             },
         ) as span:
             try:
-                envelope = from_record(
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    record.key,
-                    record.value,
-                    record.headers,
-                )
+                envelope = from_consumer_record(record)
             except MalformedMessage as exc:
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
                 await self._dead_letter(record, exc, attempts=0)
@@ -237,14 +235,7 @@ async def replay(
                     if record.offset >= end[tp]:
                         continue
                     try:
-                        env = from_record(
-                            record.topic,
-                            record.partition,
-                            record.offset,
-                            record.key,
-                            record.value,
-                            record.headers,
-                        )
+                        env = from_consumer_record(record)
                     except MalformedMessage:
                         continue
                     await handler(env)

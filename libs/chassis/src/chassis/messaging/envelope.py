@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka import ConsumerRecord
 from pydantic_core import to_jsonable_python
 
 SPEC_VERSION = "1.0"
@@ -88,6 +89,11 @@ def to_kafka(env: Envelope) -> tuple[bytes | None, bytes, list[tuple[str, bytes]
 
 def headers_dict(headers: Iterable[tuple[str, bytes]] | None) -> dict[str, str]:
     return {k: v.decode("utf-8", "replace") for k, v in (headers or [])}
+
+
+def from_consumer_record(record: ConsumerRecord[bytes, bytes]) -> Envelope:
+    """``from_record`` for a record as aiokafka delivers it."""
+    return from_consumer_record(record)
 
 
 def from_record(
