@@ -9,11 +9,13 @@ import json
 import uuid
 
 import pytest
+from aiokafka import ConsumerRecord
 
 from chassis.messaging.envelope import (
     Envelope,
     MalformedMessage,
     event_data,
+    from_consumer_record,
     from_record,
     headers_dict,
     to_kafka,
@@ -114,3 +116,26 @@ def test_a_domain_event_becomes_a_json_body() -> None:
     assert json.loads(json.dumps(data)) == data
     with pytest.raises(TypeError, match="dataclass"):
         event_data("not an event")
+
+
+def test_a_record_as_aiokafka_delivers_it_decodes_with_its_position() -> None:
+    env = Envelope.new("PostDeleted", "board", {"post_id": "p9"}, key="p9")
+    key, value, headers = to_kafka(env)
+    record = ConsumerRecord(
+        topic="board.events",
+        partition=2,
+        offset=41,
+        timestamp=0,
+        timestamp_type=0,
+        key=key,
+        value=value,
+        checksum=None,
+        serialized_key_size=len(key or b""),
+        serialized_value_size=len(value),
+        headers=list(headers),
+    )
+
+    back = from_consumer_record(record)
+
+    assert (back.id, back.type, back.data) == (env.id, "PostDeleted", {"post_id": "p9"})
+    assert (back.topic, back.partition, back.offset) == ("board.events", 2, 41)

@@ -93,7 +93,9 @@ def headers_dict(headers: Iterable[tuple[str, bytes]] | None) -> dict[str, str]:
 
 def from_consumer_record(record: ConsumerRecord[bytes, bytes]) -> Envelope:
     """``from_record`` for a record as aiokafka delivers it."""
-    return from_consumer_record(record)
+    return from_record(
+        record.topic, record.partition, record.offset, record.key, record.value, record.headers
+    )
 
 
 def from_record(
