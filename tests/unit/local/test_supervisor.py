@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -93,7 +94,7 @@ def test_with_the_restart_policy_a_killed_child_is_started_again_and_its_pid_fil
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = load_supervisor()
-    processes = [started(run, "k", run.WORKER, GRACEFUL)]
+    processes: list[Any] = [started(run, "k", run.WORKER, GRACEFUL)]
     for process in processes:
         run.write_pid_file(str(tmp_path), process)
     first_pid = int((tmp_path / "k.pid").read_text())
