@@ -91,12 +91,13 @@ async def kafka_counts() -> tuple[int, int]:
     await consumer.start()
     await admin.start()
     try:
-        topics = await consumer.topics()
+        # The consumer's own metadata only covers subscribed topics: ask the admin client.
+        described = await admin.describe_topics()
         partitions = [
-            TopicPartition(t, p)
-            for t in topics
-            if not t.startswith("__")
-            for p in (consumer.partitions_for_topic(t) or ())
+            TopicPartition(t["topic"], p["partition"])
+            for t in described
+            if not t["topic"].startswith("__")
+            for p in t["partitions"]
         ]
         ends = await consumer.end_offsets(partitions)
         starts = await consumer.beginning_offsets(partitions)
@@ -390,10 +391,17 @@ async def check_all(baseline: int) -> Findings:
     return found
 
 
-async def converge(baseline: int, timeout: float) -> tuple[Findings, float | None]:
-    """Wait until drained and every invariant holds; (last findings, seconds or None)."""
+async def converge(
+    baseline: int, timeout: float, settled: float = 15.0
+) -> tuple[Findings, float | None]:
+    """Wait until drained and every invariant holds: (last findings, seconds or None).
+
+    Once drained, violations that persist for ``settled`` seconds are final: nothing is left
+    in flight that could still repair them, so the wait ends early.
+    """
     started = time.monotonic()
     found = Findings(violations=["not drained"])
+    failing_since: float | None = None
     while True:
         try:
             async with databases() as db:
@@ -402,7 +410,11 @@ async def converge(baseline: int, timeout: float) -> tuple[Findings, float | Non
                 found = await check_all(baseline)
                 if not found.violations:
                     return found, time.monotonic() - started
+                failing_since = failing_since or time.monotonic()
+                if time.monotonic() - failing_since >= settled:
+                    return found, None
             else:
+                failing_since = None
                 found = Findings(violations=["not drained (outbox, consumer lag or sagas)"])
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             found = Findings(violations=[f"cannot read the state: {exc!r}"])

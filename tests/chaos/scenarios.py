@@ -58,8 +58,8 @@ class Scale:
     converge_timeout: float
 
 
-FULL = Scale("full", 24, 8, 20, 20, 4, 30, 20, 6, 4, 20, 2, 180)
-SHORT = Scale("short", 10, 4, 6, 8, 4, 8, 6, 2, 2, 6, 1, 120)
+FULL = Scale("full", 24, 8, 20, 20, 4, 30, 20, 6, 4, 20, 2, 120)
+SHORT = Scale("short", 10, 4, 6, 8, 4, 8, 6, 2, 2, 6, 1, 60)
 
 
 @dataclass
