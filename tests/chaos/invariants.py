@@ -392,12 +392,13 @@ async def check_all(baseline: int) -> Findings:
 
 
 async def converge(
-    baseline: int, timeout: float, settled: float = 15.0
+    baseline: int, timeout: float, known: set[str], settled: float = 15.0
 ) -> tuple[Findings, float | None]:
     """Wait until drained and every invariant holds: (last findings, seconds or None).
 
-    Once drained, violations that persist for ``settled`` seconds are final: nothing is left
-    in flight that could still repair them, so the wait ends early.
+    Violations in ``known`` (found after an earlier scenario, and still there) do not count
+    against this one. Once drained, violations that persist for ``settled`` seconds are
+    final: nothing is left in flight that could still repair them, so the wait ends early.
     """
     started = time.monotonic()
     found = Findings(violations=["not drained"])
@@ -408,7 +409,7 @@ async def converge(
                 is_drained = await drained(db)
             if is_drained:
                 found = await check_all(baseline)
-                if not found.violations:
+                if not set(found.violations) - known:
                     return found, time.monotonic() - started
                 failing_since = failing_since or time.monotonic()
                 if time.monotonic() - failing_since >= settled:

@@ -209,11 +209,13 @@ class Load:
         if question is not None:
             self.world.questions.append(Question(question["id"], asker))
 
-    async def answer(self, answerer: Member) -> None:
-        candidates = [q for q in self.world.questions if q.asker is not answerer]
-        if not candidates:
-            return
-        question = self.rng.choice(candidates)
+    async def answer(self, answerer: Member, question: Question | None = None) -> None:
+        """Answer ``question``, or a random open question of somebody else."""
+        if question is None:
+            candidates = [q for q in self.world.questions if q.asker is not answerer]
+            if not candidates:
+                return
+            question = self.rng.choice(candidates)
         answer = await self.call(
             "answer",
             "POST",

@@ -118,8 +118,10 @@ def system_env() -> dict[str, str]:
             "RUN_PID_DIR": str(PID_DIR),
             # A short step timeout, so that a delayed participant command outlasts it quickly.
             "STEP_TIMEOUT_SECONDS": str(STEP_TIMEOUT_SECONDS),
-            "COMPENSATION_RETRY_SECONDS": "0.5",
             "SWEEP_INTERVAL_SECONDS": "0.2",
+            # The gateway's breaker half-opens 3 s after it opened (default 10 s), so that a
+            # restarted upstream is used again within the suite's grace period.
+            "BREAKER_RESET_SECONDS": "3",
             # The load comes from one address: the gateway's limit must not be what fails it.
             "RATE_LIMIT_PER_MINUTE": "1000000",
             "SHUTDOWN_DRAIN_SECONDS": "0",
@@ -147,6 +149,12 @@ class ChaosStack:
 
     supervisor: subprocess.Popen[bytes] | None = None
     faults: list[Fault] = field(default_factory=list)
+    #: Points beyond the sign-up grants before any load (the seeded admin's), once measured.
+    points_baseline: int | None = None
+    #: What the last invariant check found: a scenario reports only what is new since.
+    known_violations: set[str] = field(default_factory=set)
+    known_lost: int = 0
+    known_duplicates: int = 0
     _log: object = None
 
     # ------------------------------------------------------------------ life cycle
