@@ -59,7 +59,7 @@ class Scale:
 
 
 FULL = Scale("full", 24, 8, 20, 20, 4, 30, 20, 6, 4, 20, 2, 120)
-SHORT = Scale("short", 10, 4, 6, 8, 4, 8, 6, 2, 2, 6, 1, 60)
+SHORT = Scale("short", 8, 4, 4, 6, 4, 8, 4, 2, 2, 6, 1, 60)
 
 
 @dataclass
