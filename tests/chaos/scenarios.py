@@ -50,7 +50,6 @@ class Scale:
     after: float  # seconds of load after it is lifted
     pg_restart_down: float
     pg_outage_down: float
-    kafka_load: float
     kills: int
     saga_worker_kills: int
     redis_down: float
@@ -58,8 +57,8 @@ class Scale:
     converge_timeout: float
 
 
-FULL = Scale("full", 24, 8, 20, 20, 4, 30, 20, 6, 4, 20, 2, 120)
-SHORT = Scale("short", 8, 4, 4, 6, 4, 8, 4, 2, 2, 6, 1, 60)
+FULL = Scale("full", 24, 8, 20, 20, 4, 30, 6, 4, 20, 2, 120)
+SHORT = Scale("short", 8, 4, 4, 6, 4, 8, 2, 2, 6, 1, 60)
 
 
 @dataclass
