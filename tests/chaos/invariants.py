@@ -268,7 +268,9 @@ async def check_points(db: dict[str, asyncpg.Connection], found: Findings, basel
     for question in await db["qna"].fetch("SELECT id, status, bounty FROM questions"):
         moved = transfers.pop(str(question["id"]), [])
         if question["status"] == "RESOLVED":
-            if len(moved) != 1 or moved[0]["amount"] != question["bounty"]:
+            # A bounty of 0 moves nothing, and member records no transfer for it.
+            expected = [question["bounty"]] if question["bounty"] else []
+            if [t["amount"] for t in moved] != expected:
                 found.violations.append(
                     f"RESOLVED question {question['id']} (bounty {question['bounty']}) moved"
                     f" {[t['amount'] for t in moved]}"
@@ -284,6 +286,11 @@ async def check_points(db: dict[str, asyncpg.Connection], found: Findings, basel
 async def check_sagas(db: dict[str, asyncpg.Connection], found: Findings) -> None:
     """Every saga terminal, and its terminal state matching the participants' state."""
     member, board, qna = db["member"], db["board"], db["qna"]
+    # With no saga in flight, no semantic lock may be left held.
+    for question_id in await qna.fetch("SELECT id FROM questions WHERE status = 'ACCEPTING'"):
+        found.violations.append(f"question {question_id['id']} still ACCEPTING (lock not released)")
+    for member_id in await member.fetch("SELECT id FROM members WHERE status = 'WITHDRAWING'"):
+        found.violations.append(f"member {member_id['id']} still WITHDRAWING (lock not released)")
     for saga in await db["saga"].fetch(
         "SELECT id, type, status, data, failure_reason FROM saga_instances"
     ):
@@ -298,7 +305,8 @@ async def check_sagas(db: dict[str, asyncpg.Connection], found: Findings) -> Non
         completed = saga["status"] == "COMPLETED"
         if saga["type"] == "answer-acceptance":
             question = await qna.fetchrow(
-                "SELECT status, accepted_answer_id, acceptance_saga_id FROM questions WHERE id = $1",
+                "SELECT status, bounty, accepted_answer_id, acceptance_saga_id FROM questions"
+                " WHERE id = $1",
                 _uuid(data["question_id"]),
             )
             transfer = await member.fetchval(
@@ -311,7 +319,8 @@ async def check_sagas(db: dict[str, asyncpg.Connection], found: Findings) -> Non
                 and str(question["accepted_answer_id"]) == str(data["answer_id"])
                 and question["acceptance_saga_id"] == sid
             )
-            if completed and not (resolved_here and transfer == 1):
+            paid = transfer == (1 if question is not None and question["bounty"] else 0)
+            if completed and not (resolved_here and paid):
                 found.violations.append(
                     f"{name}: question {dict(question or {})}, transfer {transfer}"
                 )
