@@ -227,7 +227,6 @@ async def saga_step_faults(ctx: Context) -> None:
             acceptance = (service, command) in ACCEPTANCE_STEPS
             await _seed_saga_candidates(load, ctx.scale.sagas_per_fault, acceptance)
             await load.set_fault(service, command, mode, delay_ms if mode == "delay" else 0)
-            started = time.monotonic()
             sagas = []
             for _ in range(ctx.scale.sagas_per_fault):
                 saga_id = await (load.accept() if acceptance else load.withdraw())
@@ -241,8 +240,9 @@ async def saga_step_faults(ctx: Context) -> None:
                 # Past the step timeout: the saga has to decide without the reply.
                 await asyncio.sleep(STEP_TIMEOUT_SECONDS * 1.5)
             await load.set_fault(service, command, "off")
+            lifted = time.monotonic()
             ended = await _wait_terminal(load, sagas, timeout=60)
-            ctx.recover = max(ctx.recover, time.monotonic() - started)
+            ctx.recover = max(ctx.recover, time.monotonic() - lifted)
             for saga_id, status in ended.items():
                 if mode == "fail" and (service, command) in RETRIABLE and status != "COMPLETED":
                     ctx.extra.append(
