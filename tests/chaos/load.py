@@ -206,7 +206,8 @@ class Load:
             asker,
             json={"title": "why?", "content": "chaos", "bounty": self.rng.randint(0, 60)},
         )
-        if question is not None:
+        # The asker's withdrawal may have begun while this was in flight: it closes the question.
+        if question is not None and asker.id not in self.withdrawing:
             self.world.questions.append(Question(question["id"], asker))
 
     async def answer(self, answerer: Member, question: Question | None = None) -> None:
@@ -222,7 +223,10 @@ class Load:
             f"/api/questions/{question.id}/answers",
             201,
             answerer,
-            excused=lambda status: status == 409 and question not in self.world.questions,
+            excused=lambda status: (
+                status == 409
+                and (question not in self.world.questions or question.asker.id in self.withdrawing)
+            ),
             json={"content": "because"},
         )
         if answer is not None:
