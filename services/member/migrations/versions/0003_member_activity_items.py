@@ -49,12 +49,12 @@ def upgrade() -> None:
     )
     op.execute(
         "INSERT INTO member_activity_items (kind, child_id, parent_id, weight, alive) "
-        "SELECT 'points', saga_id || ':payer', from_member_id, -amount, refunded_at IS NULL "
+        "SELECT 'points', saga_id || ':' || 'payer', from_member_id, -amount, refunded_at IS NULL "
         "FROM point_transfers"
     )
     op.execute(
         "INSERT INTO member_activity_items (kind, child_id, parent_id, weight, alive) "
-        "SELECT 'points', saga_id || ':payee', to_member_id, amount, refunded_at IS NULL "
+        "SELECT 'points', saga_id || ':' || 'payee', to_member_id, amount, refunded_at IS NULL "
         "FROM point_transfers"
     )
     op.execute(

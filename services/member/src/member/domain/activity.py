@@ -90,10 +90,8 @@ def items_for(event_type: str, data: Mapping[str, Any]) -> list[Item]:
     Raises ``MalformedEvent`` for a body it cannot read."""
     if event_type in _ITEM_RULES:
         counter, item_field, owner_field, present = _ITEM_RULES[event_type]
-        item = _member_id(data, item_field)
-        if item is None:
-            raise MalformedEvent(f"{item_field} is missing")
-        return [Item(counter, str(item), _member_id(data, owner_field), present)]
+        item = _required(data, item_field)
+        return [Item(counter, item, _member_id(data, owner_field), present)]
     if event_type == "MemberRegistered":
         member = _member_id(data, "member_id")
         if member is None:
