@@ -62,7 +62,7 @@ async def test_upgrade_from_0002_fills_the_comment_set_and_repairs_the_count(
             alive = await conn.execute(
                 text("SELECT alive, count(*) FROM post_summary_comments GROUP BY alive")
             )
-            assert dict(alive.all()) == {True: 3, False: 1}
+            assert {r[0]: r[1] for r in alive} == {True: 3, False: 1}
             count = await conn.scalar(text("SELECT comment_count FROM post_summaries"))
             assert count == 3
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -104,7 +104,7 @@ async def _history(client: httpx.AsyncClient, engine: AsyncEngine) -> list[Envel
         comment("CommentDeleted", p3, c4, None),
     ]
     sessions = create_session_factory(engine)
-    steps = [
+    steps: list[Callable[[MemberUnitOfWork], Awaitable[object]]] = [
         lambda uow: participant.transfer(TransferPoints("accept-1", alice, bob, 30, q1), uow),
         lambda uow: participant.transfer(TransferPoints("accept-2", alice, carol, 10, q1), uow),
         lambda uow: participant.refund(RefundPoints("accept-2", alice, carol, 10, q1), uow),
@@ -216,5 +216,5 @@ async def test_a_replayed_dead_letter_repairs_the_activity(
             prefix=settings.KAFKA_TOPIC_PREFIX,
         )
         row = await wait_for(lambda: settled(40), timeout=30, message="the replayed comment")
-    assert row is not None
+    assert isinstance(row, dict)
     assert row["points"] == 100  # the sign-up grant, once

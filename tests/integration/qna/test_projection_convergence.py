@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -78,7 +78,7 @@ async def _history(qna: QnaHarness) -> list[Envelope]:
     assert removed.status_code == 204, removed.text
     sessions = create_session_factory(qna.engine)
     question_id, answer_id = uuid.UUID(first["id"]), uuid.UUID(accepted["id"])
-    steps = [
+    steps: list[Callable[[QnaUnitOfWork], Awaitable[object]]] = [
         lambda uow: saga_steps.reserve_acceptance(
             uow, "accept-1", question_id, answer_id, alice.id
         ),
@@ -127,15 +127,10 @@ async def test_the_read_model_is_the_same_for_every_order_and_multiplicity(
         summaries = {r["id"]: r for r in in_order[0]}
         async with qna.engine.connect() as conn:
             written = {r.id: r for r in await conn.execute(select(orm.questions))}
-            answers = dict(
-                (
-                    await conn.execute(
-                        select(orm.answers.c.question_id, func.count()).group_by(
-                            orm.answers.c.question_id
-                        )
-                    )
-                ).all()
+            per_question = await conn.execute(
+                select(orm.answers.c.question_id, func.count()).group_by(orm.answers.c.question_id)
             )
+            answers: dict[uuid.UUID, int] = {r[0]: r[1] for r in per_question}
         assert len(written) == 2
         assert len(summaries) == 3  # and the deleted one as a tombstone
         for question_id, question in written.items():  # what the write model implies
