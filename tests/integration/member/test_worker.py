@@ -18,6 +18,7 @@ from chassis.db import create_engine, projection_checkpoint_table
 from chassis.messaging.envelope import Envelope
 from chassis.saga import SagaCommand
 from member import admin
+from member.adapters.orm import member_activity_items
 from member.bootstrap import build_worker
 from member.config import Settings
 from tests.integration.member.helpers import (
@@ -28,6 +29,7 @@ from tests.integration.member.helpers import (
     read_until,
     sign_up,
 )
+from tests.support import projections
 from tests.support.infra import wait_for
 
 pytestmark = pytest.mark.integration
@@ -236,19 +238,34 @@ async def test_activity_projection_with_duplicates_and_rebuild(
             f'service="member",topic="{settings.topic("board.events")}"}} {len(board_events)}.0'
         )
         assert gauge in metrics
+        items = await projections.rows(engine, member_activity_items, "kind", "child_id")
         async with engine.begin() as conn:
             # damage the read model: the rebuild must restore it from the topics
             await conn.execute(text("UPDATE member_activity SET posts = 42, comments = 7"))
+            await conn.execute(text("DELETE FROM member_activity_items WHERE kind = 'comments'"))
 
         report = await admin.rebuild(settings)
 
         assert report.duplicates == 2
         assert await activity() == expected
+        # the same item sets as the live projection built
+        assert await projections.rows(engine, member_activity_items, "kind", "child_id") == items
         async with engine.connect() as conn:
-            index = await conn.scalar(
-                text("SELECT indexname FROM pg_indexes WHERE tablename = 'member_activity'")
+            indexes = set(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT indexname FROM pg_indexes WHERE tablename "
+                            "IN ('member_activity', 'member_activity_items')"
+                        )
+                    )
+                ).scalars()
             )
-        assert index == "member_activity_pkey"
+        assert indexes == {
+            "member_activity_pkey",
+            "pk_member_activity_items",
+            "ix_member_activity_items_parent",
+        }
 
         # live projection continues on the swapped-in table, with nothing counted twice
         post3 = str(uuid.uuid4())

@@ -9,8 +9,10 @@ from sqlalchemy import select, text
 
 from chassis.db import projection_checkpoint_table
 from qna import projection
+from qna.adapters import orm
 from qna.cli import main as qna_cli
 from tests.integration.qna.harness import QnaHarness
+from tests.support import projections
 from tests.support.infra import wait_for
 from tests.support.kafka import read_topic
 
@@ -103,8 +105,15 @@ async def test_a_rebuild_equals_the_live_read_model(
         "KAFKA_TOPIC_PREFIX": qna.settings.KAFKA_TOPIC_PREFIX,
     }.items():
         monkeypatch.setenv(name, value)
+    answers = await projections.rows(qna.engine, orm.question_summary_answers, "kind", "child_id")
+    async with qna.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM question_summary_answers"))
     await asyncio.to_thread(qna_cli, ["rebuild-read-model"])
     assert await qna.summaries() == live
+    assert (
+        await projections.rows(qna.engine, orm.question_summary_answers, "kind", "child_id")
+        == answers
+    )
 
     # a rebuild while the live projector is busy: nothing is lost between the replay and the swap
     busy = asyncio.create_task(activity(qna, "b"))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
-from member.domain.activity import COUNTERS, Delta
+from member.domain.activity import COUNTERS, Item
 from member.domain.model import Member
 from member.domain.points import PointTransfer
 from member.domain.sessions import RefreshToken
@@ -25,6 +25,8 @@ class Store:
     tokens: dict[uuid.UUID, RefreshToken] = field(default_factory=dict)
     transfers: dict[str, PointTransfer] = field(default_factory=dict)
     activity: dict[uuid.UUID, dict[str, int]] = field(default_factory=dict)
+    #: (counter, item id) -> [owner, weight, alive], as member_activity_items holds them
+    activity_items: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
     checkpoints: dict[tuple[str, int], int] = field(default_factory=dict)
     inbox: set[tuple[str, str]] = field(default_factory=set)
     idempotency: dict[tuple[str, str], tuple[str, StoredResult | None]] = field(
@@ -123,10 +125,25 @@ class FakeActivity:
         key = (position.topic, position.partition)
         self.store.checkpoints[key] = max(self.store.checkpoints.get(key, 0), position.offset + 1)
 
-    async def apply(self, deltas: Iterable[Delta]) -> None:
-        for d in deltas:
-            row = self.store.activity.setdefault(d.member_id, dict.fromkeys(COUNTERS, 0))
-            row[d.counter] += d.amount
+    async def apply(self, items: Iterable[Item]) -> None:
+        owners = set()
+        for i in items:
+            stored = self.store.activity_items.setdefault(
+                (i.counter, i.item_id), [i.member_id, i.weight, i.present]
+            )
+            stored[0] = stored[0] or i.member_id
+            stored[2] = stored[2] and i.present
+            if stored[0] is not None:
+                owners.add(stored[0])
+        for owner in owners:
+            self.store.activity[owner] = {
+                c: sum(
+                    w
+                    for (counter, _), (m, w, alive) in self.store.activity_items.items()
+                    if counter == c and m == owner and alive
+                )
+                for c in COUNTERS
+            }
 
 
 class FakeIdempotency:

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from member.domain import errors
-from member.domain.activity import Delta, MalformedEvent, deltas_for
+from member.domain.activity import Item, MalformedEvent, items_for
 from member.domain.events import MemberProfileChanged, MemberRegistered, MemberWithdrawn
 from member.domain.model import (
     SIGNUP_POINTS,
@@ -230,50 +230,67 @@ def test_refresh_token_stores_only_a_hash_and_rotates_in_family() -> None:
     assert child.is_expired(now + dt.timedelta(days=14))
 
 
-def test_activity_counting_rules() -> None:
-    author = uuid.uuid4()
-    a = str(author)
+def test_activity_items_name_the_child_and_its_owner() -> None:
+    author, child = uuid.uuid4(), uuid.uuid4()
+    a, c = str(author), str(child)
     cases = {
-        "PostCreated": Delta(author, "posts", 1),
-        "PostDeleted": Delta(author, "posts", -1),
-        "CommentAdded": Delta(author, "comments", 1),
-        "CommentDeleted": Delta(author, "comments", -1),
-        "QuestionAsked": Delta(author, "questions", 1),
-        "QuestionDeleted": Delta(author, "questions", -1),
-        "AnswerPosted": Delta(author, "answers", 1),
-        "AnswerDeleted": Delta(author, "answers", -1),
+        "PostCreated": ("posts", "post_id", True),
+        "PostDeleted": ("posts", "post_id", False),
+        "CommentAdded": ("comments", "comment_id", True),
+        "CommentDeleted": ("comments", "comment_id", False),
+        "QuestionAsked": ("questions", "question_id", True),
+        "QuestionDeleted": ("questions", "question_id", False),
+        "AnswerPosted": ("answers", "answer_id", True),
+        "AnswerDeleted": ("answers", "answer_id", False),
     }
-    for event_type, expected in cases.items():
-        assert deltas_for(event_type, {"author_id": a}) == [expected]
-    assert deltas_for("AnswerAccepted", {"answer_author_id": a, "asker_id": "x"}) == [
-        Delta(author, "accepted_answers", 1)
+    for event_type, (counter, field, present) in cases.items():
+        assert items_for(event_type, {field: c, "author_id": a}) == [
+            Item(counter, c, author, present)
+        ]
+    assert items_for("AnswerAccepted", {"answer_id": c, "answer_author_id": a}) == [
+        Item("accepted_answers", c, author, True)
     ]
-    assert deltas_for("MemberRegistered", {"member_id": a}) == [Delta(author, "points", 100)]
-    assert deltas_for("PostUpdated", {"author_id": a}) == []
-    assert deltas_for("PostCreated", {"author_id": None}) == []
+    assert items_for("MemberRegistered", {"member_id": a}) == [
+        Item("points", f"signup:{a}", author, True, 100)
+    ]
+    assert items_for("PostUpdated", {"post_id": c, "author_id": a}) == []
+    # an anonymized author: the item is still known, its owner comes from another event
+    assert items_for("PostDeleted", {"post_id": c, "author_id": None}) == [
+        Item("posts", c, None, False)
+    ]
 
 
-def test_activity_points_follow_transfers_and_refunds() -> None:
+def test_activity_points_are_one_pair_of_items_per_transfer() -> None:
     payer, payee = uuid.uuid4(), uuid.uuid4()
-    body = {"from_member_id": str(payer), "to_member_id": str(payee), "amount": 40}
-    assert deltas_for("PointsTransferred", body) == [
-        Delta(payer, "points", -40),
-        Delta(payee, "points", 40),
+    body = {
+        "saga_id": "s1",
+        "from_member_id": str(payer),
+        "to_member_id": str(payee),
+        "amount": 40,
+    }
+    assert items_for("PointsTransferred", body) == [
+        Item("points", "s1:payer", payer, True, -40),
+        Item("points", "s1:payee", payee, True, 40),
     ]
-    assert deltas_for("PointsRefunded", body) == [
-        Delta(payer, "points", 40),
-        Delta(payee, "points", -40),
+    assert items_for("PointsRefunded", body) == [
+        Item("points", "s1:payer", payer, False, -40),
+        Item("points", "s1:payee", payee, False, 40),
     ]
 
 
 @pytest.mark.parametrize(
     ("event_type", "data"),
     [
-        ("PostCreated", {"author_id": "not-a-uuid"}),
-        ("PointsTransferred", {"from_member_id": str(uuid.uuid4()), "amount": "40"}),
-        ("PointsRefunded", {"amount": True}),
+        ("PostCreated", {"post_id": str(uuid.uuid4()), "author_id": "not-a-uuid"}),
+        ("PostCreated", {"author_id": str(uuid.uuid4())}),
+        (
+            "PointsTransferred",
+            {"saga_id": "s", "from_member_id": str(uuid.uuid4()), "amount": "40"},
+        ),
+        ("PointsTransferred", {"from_member_id": str(uuid.uuid4()), "amount": 40}),
+        ("PointsRefunded", {"saga_id": "s", "amount": True}),
     ],
 )
 def test_activity_malformed_events(event_type: str, data: dict[str, object]) -> None:
     with pytest.raises(MalformedEvent):
-        deltas_for(event_type, data)
+        items_for(event_type, data)

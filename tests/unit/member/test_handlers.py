@@ -474,22 +474,23 @@ async def test_projection_ignores_duplicates_and_already_rebuilt_offsets(
     uow: FakeUnitOfWork,
 ) -> None:
     author = uuid.uuid4()
-    body = {"post_id": str(uuid.uuid4()), "author_id": str(author)}
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
 
-    async def project(event_id: str, offset: int) -> bool:
+    async def project(event_id: str, offset: int, post_id: str = first) -> bool:
         return await activity.project_event(
             uow,
             event_id=event_id,
             event_type="PostCreated",
-            data=body,
+            data={"post_id": post_id, "author_id": str(author)},
             position=LogPosition("board.events", 0, offset),
         )
 
     assert await project("e1", 0) is True
     assert await project("e1", 1) is False  # same event id published twice
     uow.store.checkpoints[("board.events", 0)] = 10  # a rebuild already covered offsets < 10
-    assert await project("e2", 5) is False
-    assert await project("e3", 10) is True
+    assert await project("e2", 5, second) is False
+    assert await project("e3", 10, second) is True
+    assert await project("e4", 11) is True  # the first post again, under another id
 
     assert uow.store.activity[author]["posts"] == 2
-    assert uow.store.checkpoints[("board.events", 0)] == 11
+    assert uow.store.checkpoints[("board.events", 0)] == 12

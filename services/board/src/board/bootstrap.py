@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from board.adapters.first_page_cache import FirstPageCache
-from board.adapters.tables import post_summaries
+from board.adapters.tables import post_summaries, post_summary_comments
 from board.adapters.view_counter import ViewCounter
 from board.config import Settings
 from board.entrypoints import api, saga_handlers
@@ -66,7 +66,7 @@ def build_worker(settings: Settings) -> FastAPI:
     first_pages = first_page_cache(res.cache, settings)
     consumer = EventConsumer(
         uow_factory,
-        PostSummaryProjector(post_summaries),
+        PostSummaryProjector(post_summaries, post_summary_comments),
         first_pages,
         service=settings.SERVICE_NAME,
     )

@@ -3,9 +3,16 @@
 Guarantees:
 
 - **idempotent**: the live projector records each event id in the inbox with its effect;
-- **order-safe**: a question event is applied only if its ``version`` is newer than the row's,
-  so a duplicate or a stale redelivery never overwrites newer state (qna events for one
-  question share a partition, so they arrive in version order);
+- **order- and multiplicity-safe** (DESIGN.md §5 rule 3): the row is a function of the set of
+  events seen, not of their order. Title, bounty and author are a register guarded by the
+  version of the newest QuestionAsked/Updated; ``status`` by the version of the newest event
+  that sets it (Asked, Updated, Closed, Reopened), since Closed and Reopened carry nothing else;
+  a deleted question is a blanked tombstone that no event revives. ``answer_count`` is not a
+  delta: it is the number of alive answers in the question's answer set
+  (``question_summary_answers``, :mod:`chassis.child_sets`), where a deleted answer leaves a
+  tombstone, so an answer event replayed from the DLQ after newer events still counts, and a
+  duplicate counts once. An event that overtakes QuestionAsked starts a hidden placeholder row
+  (``version`` 0, ``deleted``) that QuestionAsked or QuestionUpdated fills in;
 - **rebuildable**: ``qna rebuild-read-model`` replays both topics from the beginning into fresh
   tables, then swaps their contents in, in one transaction;
 - **observable**: a checkpoint (next offset per topic partition) is stored with every effect and
@@ -26,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import (
     MetaData,
     Table,
+    case,
     delete,
     false,
     func,
@@ -37,7 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from chassis import checkpoints
+from chassis import checkpoints, child_sets
 from chassis.db import (
     UnitOfWork,
     create_engine,
@@ -64,16 +72,23 @@ READ_MODEL_LOCK = 0x514E_4152  # "QNAR"
 class ReadModelTables:
     summaries: Table
     authors: Table
+    answers: Table
 
 
-LIVE_TABLES = ReadModelTables(orm.question_summaries, orm.question_summary_authors)
+LIVE_TABLES = ReadModelTables(
+    orm.question_summaries, orm.question_summary_authors, orm.question_summary_answers
+)
 _rebuild_metadata = MetaData()
 REBUILD_TABLES = ReadModelTables(
-    orm.question_summaries.to_metadata(_rebuild_metadata, name="rebuild_question_summaries"),
-    orm.question_summary_authors.to_metadata(
-        _rebuild_metadata, name="rebuild_question_summary_authors"
-    ),
+    *(
+        table.to_metadata(_rebuild_metadata, name=f"rebuild_{table.name}")
+        for table in (LIVE_TABLES.summaries, LIVE_TABLES.authors, LIVE_TABLES.answers)
+    )
 )
+# written by the rebuild's one transaction alone: no per-question locks to accumulate
+child_sets.mark_single_writer(REBUILD_TABLES.answers)
+#: The kind of a question's children in the answer set.
+ANSWERS = "answers"
 
 
 class MalformedEvent(ValueError):
@@ -108,6 +123,10 @@ class _AnswerAccepted(_QuestionEvent):
     answer_id: uuid.UUID
 
 
+class _AnswerChanged(_QuestionEvent):
+    answer_id: uuid.UUID
+
+
 class _MemberEvent(BaseModel):
     member_id: uuid.UUID
 
@@ -124,8 +143,8 @@ _VIEWS: dict[str, type[BaseModel]] = {
     "QuestionDeleted": _QuestionEvent,
     "QuestionClosed": _QuestionEvent,
     "QuestionReopened": _QuestionEvent,
-    "AnswerPosted": _QuestionEvent,
-    "AnswerDeleted": _QuestionEvent,
+    "AnswerPosted": _AnswerChanged,
+    "AnswerDeleted": _AnswerChanged,
     "AnswerAccepted": _AnswerAccepted,
     "QnaCommentAdded": _QuestionEvent,
     "QnaCommentDeleted": _QuestionEvent,
@@ -160,61 +179,73 @@ def _author_values(t: ReadModelTables, author_id: uuid.UUID | None) -> dict[str,
     }
 
 
-async def _if_newer(
-    session: AsyncSession, t: ReadModelTables, event: _QuestionEvent, **values: Any
-) -> None:
-    s = t.summaries
-    await session.execute(
-        update(s)
-        .where(s.c.id == event.question_id, s.c.version < event.version)
-        .values(version=event.version, updated_at=event.occurred_at, **values)
-    )
+#: Title, bounty and author: set by QuestionAsked and QuestionUpdated, blanked by a tombstone.
+_CONTENT = ("title", "bounty", "author_id", "author_nickname", "author_withdrawn")
+#: The status each status-only event sets.
+_STATUS_OF = {"QuestionClosed": "CLOSED", "QuestionReopened": "OPEN"}
 
 
 async def _apply_question_event(
     session: AsyncSession, t: ReadModelTables, kind: str, event: _QuestionEvent
 ) -> None:
+    """Merge one question event into its row (started as a hidden placeholder if absent)."""
     s = t.summaries
+    question_id = event.question_id
+    if isinstance(event, _AnswerChanged):
+        answer = child_sets.Child(
+            ANSWERS, str(event.answer_id), question_id, alive=kind == "AnswerPosted"
+        )
+        await child_sets.record(session, t.answers, [answer])
+    else:  # the count below must not miss an answer another transaction is adding
+        await child_sets.lock_parents(session, t.answers, [question_id])
+    content = isinstance(event, _QuestionAsked | _QuestionUpdated)
+    tombstone = kind == "QuestionDeleted"
+    status = event.status if isinstance(event, _QuestionAsked | _QuestionUpdated) else None
+    status = status or _STATUS_OF.get(kind)
+    row: dict[str, Any] = {
+        "id": question_id,
+        "title": "",
+        "bounty": 0,
+        "author_id": None,
+        "author_nickname": None,
+        "author_withdrawn": False,
+        "status": status or "OPEN",
+        "status_version": event.version if status else 0,
+        "answer_count": child_sets.tally(t.answers, ANSWERS, question_id),
+        "accepted_answer_id": event.answer_id if isinstance(event, _AnswerAccepted) else None,
+        # hidden until QuestionAsked/Updated fills it in, and for good once deleted
+        "deleted": not content,
+        "version": event.version if content or tombstone else 0,
+        "created_at": event.created_at if isinstance(event, _QuestionAsked) else event.occurred_at,
+        "updated_at": event.occurred_at,
+    }
+    if isinstance(event, _QuestionAsked | _QuestionUpdated):
+        row.update(title=event.title, bounty=event.bounty, **_author_values(t, event.author_id))
+    stmt = pg_insert(s).values(**row)
+    new = stmt.excluded
+    is_tombstone = s.c.deleted & (s.c.version > 0)
+    set_: dict[str, Any] = {
+        "answer_count": new.answer_count,
+        "updated_at": func.greatest(s.c.updated_at, new.updated_at),
+    }
+    if content:
+        newer = (s.c.version < new.version) & ~is_tombstone
+        set_.update({c: case((newer, new[c]), else_=s.c[c]) for c in _CONTENT})
+        set_["deleted"] = is_tombstone  # a placeholder becomes visible, a tombstone stays
+        set_["version"] = func.greatest(s.c.version, new.version)
+    if tombstone:
+        set_.update({c: new[c] for c in _CONTENT})
+        set_["deleted"] = True
+        set_["version"] = func.greatest(s.c.version, new.version)
+    if status:
+        newer_status = s.c.status_version < new.status_version
+        set_["status"] = case((newer_status, new.status), else_=s.c.status)
+        set_["status_version"] = func.greatest(s.c.status_version, new.status_version)
     if isinstance(event, _QuestionAsked):
-        await session.execute(
-            pg_insert(s)
-            .values(
-                id=event.question_id,
-                title=event.title,
-                bounty=event.bounty,
-                status=event.status,
-                answer_count=0,
-                accepted_answer_id=None,
-                deleted=False,
-                version=event.version,
-                created_at=event.created_at,
-                updated_at=event.occurred_at,
-                **_author_values(t, event.author_id),
-            )
-            .on_conflict_do_nothing(index_elements=[s.c.id])
-        )
-    elif isinstance(event, _QuestionUpdated):
-        await _if_newer(
-            session,
-            t,
-            event,
-            title=event.title,
-            bounty=event.bounty,
-            status=event.status,
-            **_author_values(t, event.author_id),
-        )
-    elif isinstance(event, _AnswerAccepted):
-        await _if_newer(session, t, event, accepted_answer_id=event.answer_id)
-    else:
-        by_kind: dict[str, dict[str, Any]] = {
-            "QuestionDeleted": {"deleted": True},
-            "QuestionClosed": {"status": "CLOSED"},
-            "QuestionReopened": {"status": "OPEN"},
-            "AnswerPosted": {"answer_count": s.c.answer_count + 1},
-            "AnswerDeleted": {"answer_count": func.greatest(s.c.answer_count - 1, 0)},
-        }
-        changes = by_kind.get(kind, {})  # comment events move only the version
-        await _if_newer(session, t, event, **changes)
+        set_["created_at"] = new.created_at
+    if isinstance(event, _AnswerAccepted):
+        set_["accepted_answer_id"] = new.accepted_answer_id
+    await session.execute(stmt.on_conflict_do_update(index_elements=[s.c.id], set_=set_))
 
 
 async def _apply_member_event(
@@ -292,6 +323,13 @@ class Projector:
 # ---------------------------------------------------------------- rebuild (qna rebuild-read-model)
 
 
+_PAIRS = (
+    (LIVE_TABLES.summaries, REBUILD_TABLES.summaries),
+    (LIVE_TABLES.authors, REBUILD_TABLES.authors),
+    (LIVE_TABLES.answers, REBUILD_TABLES.answers),
+)
+
+
 async def rebuild(settings: Settings) -> dict[str, int]:
     """Replay qna.events and member.events from the beginning into fresh tables, then swap them in.
 
@@ -305,18 +343,13 @@ async def rebuild(settings: Settings) -> dict[str, int]:
     try:
         async with sessions() as session, session.begin():
             await session.execute(select(func.pg_advisory_xact_lock(READ_MODEL_LOCK)))
-            await session.execute(
-                text(
-                    "CREATE TEMP TABLE rebuild_question_summaries "
-                    "(LIKE question_summaries INCLUDING ALL) ON COMMIT DROP"
+            for live_table, fresh_table in _PAIRS:
+                await session.execute(
+                    text(
+                        f"CREATE TEMP TABLE {fresh_table.name} "
+                        f"(LIKE {live_table.name} INCLUDING ALL) ON COMMIT DROP"
+                    )
                 )
-            )
-            await session.execute(
-                text(
-                    "CREATE TEMP TABLE rebuild_question_summary_authors "
-                    "(LIKE question_summary_authors INCLUDING ALL) ON COMMIT DROP"
-                )
-            )
 
             async def handle(env: Envelope) -> None:
                 nonlocal applied, skipped
@@ -331,10 +364,7 @@ async def rebuild(settings: Settings) -> dict[str, int]:
             end = await replay(
                 settings.kafka_connection(), [settings.topic(t) for t in TOPICS], handle
             )
-            for live, fresh in (
-                (LIVE_TABLES.summaries, REBUILD_TABLES.summaries),
-                (LIVE_TABLES.authors, REBUILD_TABLES.authors),
-            ):
+            for live, fresh in _PAIRS:
                 await session.execute(delete(live))
                 await session.execute(
                     insert(live).from_select([c.name for c in fresh.c], select(fresh))

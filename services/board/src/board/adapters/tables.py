@@ -20,6 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import UUID
 
+from chassis.child_sets import child_table
+
 metadata = MetaData()
 
 # --- write model -----------------------------------------------------------------------------
@@ -99,6 +101,8 @@ author_anonymizations = Table(
 
 LIVE_SUMMARIES = "post_summaries"
 REBUILD_SUMMARIES = "post_summaries_rebuild"
+LIVE_COMMENTS = "post_summary_comments"
+REBUILD_COMMENTS = "post_summary_comments_rebuild"
 
 
 def summaries_table(name: str, meta: MetaData) -> Table:
@@ -116,7 +120,9 @@ def summaries_table(name: str, meta: MetaData) -> Table:
         Column("view_count", BigInteger, nullable=False, server_default="0"),
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("updated_at", DateTime(timezone=True), nullable=False),
-        # The post version of the last event applied: older events are ignored.
+        # The post version of the newest PostCreated/Updated/Deleted applied: the guard of the
+        # post's own fields (title, board, byline). Comment events do not move it; the
+        # comment count is derived from the comment set (``post_summary_comments``).
         Column("version", Integer, nullable=False),
         # A deleted post stays as a tombstone, so a late older event cannot bring it back.
         Column("deleted", Boolean, nullable=False, server_default=false()),
@@ -148,3 +154,6 @@ def summaries_table(name: str, meta: MetaData) -> Table:
 
 
 post_summaries = summaries_table(LIVE_SUMMARIES, metadata)
+#: The comment set behind ``post_summaries.comment_count`` (chassis.child_sets): one row per
+#: comment id seen, a deleted comment as a tombstone.
+post_summary_comments = child_table(LIVE_COMMENTS, metadata)

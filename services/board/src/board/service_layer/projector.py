@@ -1,11 +1,21 @@
 """CQRS projection: board and member events build the ``post_summaries`` read model.
 
-The projection is order-safe. Every board event carries the post version after the change, and
-a row only accepts an event with a higher version than it holds, so a redelivered or replayed
-older event never overwrites a newer state. A deleted post stays as a tombstone row for the same
-reason. Member events change the byline of every summary of that member. The same code feeds
-the live table (the worker's consumer, deduplicated by the inbox) and a fresh table during a
-rebuild.
+The projection reaches the same state whatever the order and multiplicity of the events
+(DESIGN.md §5 rule 3), by two rules:
+
+- **the post's own fields** (board, title, byline, ``updated_at``) are a register guarded by the
+  post version: PostCreated, PostUpdated and PostDeleted carry them whole, and only an event
+  newer than the row's ``version`` overwrites them. ``created_at`` comes from PostCreated
+  whenever it arrives, and a deleted post stays as a blanked tombstone that no event revives;
+- **the comment count** is not a delta: it is the number of alive comments in the post's
+  comment set (``post_summary_comments``, :mod:`chassis.child_sets`), where a deleted comment
+  leaves a tombstone. Comment events do not move the version, so a PostUpdated replayed from the
+  DLQ after a newer comment is still applied, and a comment event replayed after a newer one is
+  still counted. A comment seen before its post is kept in the set; the post's row starts with
+  the count of the set.
+
+Member events change the byline of every summary of that member. The same code feeds the live
+tables (the worker's consumer, deduplicated by the inbox) and fresh tables during a rebuild.
 
 View counts are not events. The worker's flush copies them from ``posts.view_count`` (their
 system of record) into the summaries, and a new summary starts from that value as well.
@@ -22,7 +32,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +40,7 @@ from sqlalchemy.sql.selectable import ScalarSelect
 
 from board.adapters.tables import authors, posts
 from board.domain.authors import WITHDRAWN_NICKNAME, Author, Byline, byline
-from chassis import checkpoints
+from chassis import checkpoints, child_sets
 from chassis.messaging.envelope import Envelope
 
 # --- this consumer's view of the payloads (fields it does not use are ignored) ----------------
@@ -67,7 +77,7 @@ class PostDeletedView(_Payload):
 
 class CommentChangedView(_Payload):
     post_id: uuid.UUID
-    version: int
+    comment_id: uuid.UUID
 
 
 class MemberNamedView(_Payload):
@@ -83,8 +93,10 @@ class MemberWithdrawnView(_Payload):
 
 MEMBER_NAMED = ("MemberRegistered", "MemberProfileChanged")
 
-#: What a PostCreated or PostUpdated overwrites in an existing summary (besides its timestamp).
-_BYLINE_AND_TITLE = ("board_id", "title", "author_id", "author_nickname")
+#: The post's own fields: what a newer PostCreated, PostUpdated or PostDeleted overwrites.
+_POST_FIELDS = ("board_id", "title", "author_id", "author_nickname", "updated_at")
+#: The kind of the post's children in the comment set.
+COMMENTS = "comments"
 
 #: The boards whose post list a change touched.
 Boards = frozenset[uuid.UUID]
@@ -110,10 +122,12 @@ async def current_byline(session: AsyncSession, author_id: uuid.UUID | None) -> 
 
 
 class PostSummaryProjector:
-    """Applies one event to a summaries table (the live one, or a rebuild's fresh copy)."""
+    """Applies one event to a summaries table and its comment set (the live ones, or a
+    rebuild's fresh copies)."""
 
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, comments: Table) -> None:
         self.table = table
+        self.comments = comments
         self._handlers: dict[str, Callable[[AsyncSession, Envelope], Awaitable[Boards]]] = {
             "PostCreated": self._post_created,
             "PostUpdated": self._post_updated,
@@ -127,7 +141,7 @@ class PostSummaryProjector:
 
     async def apply(self, session: AsyncSession, env: Envelope) -> Boards:
         """Apply ``env``; returns the boards whose list it changed (none for an event the list
-        does not depend on, or one that is older than the row it would change).
+        does not depend on, or one that changes nothing).
         Raises ``pydantic.ValidationError`` for a malformed payload (the consumer dead-letters it)."""
         handler = self._handlers.get(env.type)
         if handler is None:
@@ -136,99 +150,120 @@ class PostSummaryProjector:
 
     # -- board events --------------------------------------------------------------------------
 
-    async def _upsert_if_newer(
-        self, session: AsyncSession, row: dict[str, Any], changed: Sequence[str]
+    async def _upsert_post(
+        self, session: AsyncSession, row: dict[str, Any], *, created: bool = False
     ) -> Boards:
-        """Insert the summary ``row``, or, when one exists, overwrite its ``changed`` columns and
-        its version, but only if the event is newer than the row: the order-safety guard."""
+        """Insert the summary ``row`` (its comment count from the comment set), or merge it into
+        the existing one: the post's own fields only if the event is newer than the row and the
+        row is no tombstone; ``created_at`` from PostCreated always; ``deleted`` once true stays.
+        """
         t = self.table
-        stmt = insert(t).values(**row)
+        post_id = row["post_id"]
+        # a comment event of this post waits until the row exists with its count, or vice versa
+        await child_sets.lock_parents(session, self.comments, [post_id])
+        stmt = insert(t).values(
+            **row, comment_count=child_sets.tally(self.comments, COMMENTS, post_id)
+        )
+        newer = (t.c.version < stmt.excluded.version) & ~t.c.deleted
+        set_: dict[str, Any] = {
+            name: case((newer, stmt.excluded[name]), else_=t.c[name]) for name in _POST_FIELDS
+        }
+        if row["deleted"]:  # the tombstone blanks the row whatever it held
+            set_ = {name: stmt.excluded[name] for name in _POST_FIELDS}
+        set_["version"] = func.greatest(t.c.version, stmt.excluded.version)
+        set_["deleted"] = t.c.deleted | stmt.excluded.deleted
+        set_["view_count"] = func.greatest(t.c.view_count, stmt.excluded.view_count)
+        if created:
+            set_["created_at"] = stmt.excluded.created_at
         return _boards(
             await session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[t.c.post_id],
-                    set_={name: stmt.excluded[name] for name in (*changed, "version")},
-                    where=t.c.version < stmt.excluded.version,
-                ).returning(t.c.board_id)
+                stmt.on_conflict_do_update(index_elements=[t.c.post_id], set_=set_).returning(
+                    t.c.board_id
+                )
             )
+        )
+
+    @staticmethod
+    def _views(post_id: uuid.UUID) -> ScalarSelect[int]:
+        return (
+            select(func.coalesce(func.max(posts.c.view_count), 0))
+            .where(posts.c.id == post_id)
+            .scalar_subquery()
         )
 
     async def _post_created(self, session: AsyncSession, env: Envelope) -> Boards:
         e = PostCreatedView.model_validate(env.data)
         shown = await current_byline(session, e.author_id)
-        views = select(func.coalesce(func.max(posts.c.view_count), 0)).where(
-            posts.c.id == e.post_id
-        )
         row = {
             "post_id": e.post_id,
             "board_id": e.board_id,
             "title": e.title,
             "author_id": shown.id,
             "author_nickname": shown.nickname,
-            "comment_count": 0,
-            "view_count": views.scalar_subquery(),
+            "view_count": self._views(e.post_id),
             "created_at": e.created_at,
             "updated_at": e.created_at,
             "version": e.version,
             "deleted": False,
         }
-        return await self._upsert_if_newer(session, row, (*_BYLINE_AND_TITLE, "created_at"))
+        return await self._upsert_post(session, row, created=True)
 
     async def _post_updated(self, session: AsyncSession, env: Envelope) -> Boards:
         e = PostUpdatedView.model_validate(env.data)
         shown = await current_byline(session, e.author_id)
-        # Normally the row exists; if this event overtook PostCreated, it starts the row.
+        # Normally the row exists; if this event overtook PostCreated, it starts the row and
+        # PostCreated sets the creation time when it comes.
         row = {
             "post_id": e.post_id,
             "board_id": e.board_id,
             "title": e.title,
             "author_id": shown.id,
             "author_nickname": shown.nickname,
-            "comment_count": 0,
-            "view_count": 0,
+            "view_count": self._views(e.post_id),
             "created_at": e.updated_at,
             "updated_at": e.updated_at,
             "version": e.version,
             "deleted": False,
         }
-        return await self._upsert_if_newer(session, row, (*_BYLINE_AND_TITLE, "updated_at"))
+        return await self._upsert_post(session, row)
 
     async def _post_deleted(self, session: AsyncSession, env: Envelope) -> Boards:
         e = PostDeletedView.model_validate(env.data)
-        # A tombstone: hidden from every list, and it outranks older events by its version.
+        # A tombstone: hidden from every list, blanked, and final whatever arrives later.
         row = {
             "post_id": e.post_id,
             "board_id": e.board_id,
             "title": "",
             "author_id": None,
             "author_nickname": WITHDRAWN_NICKNAME,
-            "comment_count": 0,
             "view_count": 0,
             "created_at": env.time,
             "updated_at": env.time,
             "version": e.version,
             "deleted": True,
         }
-        return await self._upsert_if_newer(session, row, ("deleted",))
+        return await self._upsert_post(session, row)
 
     async def _comment_added(self, session: AsyncSession, env: Envelope) -> Boards:
-        return await self._count_comment(session, CommentChangedView.model_validate(env.data), +1)
+        return await self._note_comment(session, CommentChangedView.model_validate(env.data), True)
 
     async def _comment_deleted(self, session: AsyncSession, env: Envelope) -> Boards:
-        return await self._count_comment(session, CommentChangedView.model_validate(env.data), -1)
+        return await self._note_comment(session, CommentChangedView.model_validate(env.data), False)
 
-    async def _count_comment(
-        self, session: AsyncSession, e: CommentChangedView, delta: int
+    async def _note_comment(
+        self, session: AsyncSession, e: CommentChangedView, alive: bool
     ) -> Boards:
+        """Merge the comment into the post's set, then recount; the board is reported only
+        when the count really changed (a duplicate or a stale event changes nothing)."""
+        comment = child_sets.Child(COMMENTS, str(e.comment_id), e.post_id, alive)
+        await child_sets.record(session, self.comments, [comment])
         t = self.table
+        count = child_sets.tally(self.comments, COMMENTS, e.post_id)
         return _boards(
             await session.execute(
                 update(t)
-                .where(t.c.post_id == e.post_id, t.c.version < e.version)
-                .values(
-                    comment_count=func.greatest(t.c.comment_count + delta, 0),
-                    version=e.version,
-                )
+                .where(t.c.post_id == e.post_id, t.c.comment_count != count)
+                .values(comment_count=count)
                 .returning(t.c.board_id)
             )
         )

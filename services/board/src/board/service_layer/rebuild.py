@@ -1,14 +1,17 @@
 """Rebuildable read model: replay the event topics into a fresh table, then swap it in.
 
-1. Create an empty ``post_summaries_rebuild`` with the live table's shape.
+1. Create an empty ``post_summaries_rebuild`` and ``post_summary_comments_rebuild`` (the comment
+   set behind the counts) with the live tables' shapes.
 2. Replay ``board.events`` and ``member.events`` from the beginning into it; each event's
    effect is committed with the projection checkpoint of its partition.
 3. Lock the live table against writes (readers go on), replay what arrived meanwhile, copy the
    view counts from ``posts``, and refuse the swap if a live post is missing (the topics no
-   longer hold its history). Then drop the old table and rename the new one, in one transaction.
+   longer hold its history). Then drop the old tables and rename the new ones, in one
+   transaction.
 
 The worker keeps running throughout. Its projector waits on the lock and then continues on the
-new table; the version guard makes the events it applies a second time harmless. After the swap
+new tables; the projection is a function of the set of events (the version guard and the comment
+set), so the events it applies a second time change nothing. After the swap
 every cached first page is invalidated, since any of them may differ from the new table.
 """
 
@@ -18,18 +21,21 @@ import zlib
 from dataclasses import dataclass
 
 from pydantic import ValidationError
-from sqlalchemy import MetaData, delete, exists, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import MetaData, Table, delete, exists, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from board.adapters.first_page_cache import FirstPageCache
 from board.adapters.tables import (
+    LIVE_COMMENTS,
     LIVE_SUMMARIES,
+    REBUILD_COMMENTS,
     REBUILD_SUMMARIES,
     post_summaries,
     posts,
     summaries_table,
 )
 from board.service_layer.projector import PostSummaryProjector, save_checkpoint
+from chassis.child_sets import child_table
 from chassis.db import create_session_factory, projection_checkpoint_table, utcnow
 from chassis.logging import get_logger
 from chassis.messaging.connection import KafkaTarget
@@ -64,8 +70,10 @@ async def rebuild_post_summaries(
 ) -> RebuildReport:
     """Rebuild ``post_summaries`` from ``topics`` (physical names) and swap it in."""
     sessions = create_session_factory(engine)
-    fresh = summaries_table(REBUILD_SUMMARIES, MetaData())
-    projector = PostSummaryProjector(fresh)
+    meta = MetaData()
+    fresh = summaries_table(REBUILD_SUMMARIES, meta)
+    fresh_comments = child_table(REBUILD_COMMENTS, meta, single_writer=True)
+    projector = PostSummaryProjector(fresh, fresh_comments)
     counts = {"applied": 0, "skipped": 0}
 
     async def apply(env: Envelope) -> None:
@@ -90,8 +98,8 @@ async def rebuild_post_summaries(
         try:
             started = utcnow()
             async with engine.begin() as conn:
-                await conn.run_sync(lambda c: fresh.drop(c, checkfirst=True))
-                await conn.run_sync(fresh.create)
+                await conn.run_sync(lambda c: meta.drop_all(c, checkfirst=True))
+                await conn.run_sync(meta.create_all)
                 await conn.execute(
                     delete(projection_checkpoint_table).where(
                         projection_checkpoint_table.c.projection == REBUILD_SUMMARIES
@@ -103,7 +111,9 @@ async def rebuild_post_summaries(
 
             async with sessions() as session, session.begin():
                 # Writers (the projector, the view flush) wait from here; readers go on.
-                await session.execute(text(f"LOCK TABLE {LIVE_SUMMARIES} IN EXCLUSIVE MODE"))
+                await session.execute(
+                    text(f"LOCK TABLE {LIVE_SUMMARIES}, {LIVE_COMMENTS} IN EXCLUSIVE MODE")
+                )
                 await replay(kafka, topics, apply, start_offsets=reached)
                 await session.execute(
                     update(fresh)
@@ -125,29 +135,30 @@ async def rebuild_post_summaries(
                         "(the topics' retention dropped their history, or the outbox relay is "
                         "behind); the live read model was kept"
                     )
-                await session.execute(text(f"DROP TABLE {LIVE_SUMMARIES}"))
-                await session.execute(
-                    text(f"ALTER TABLE {REBUILD_SUMMARIES} RENAME TO {LIVE_SUMMARIES}")
-                )
-                await session.execute(
-                    text(
-                        f"ALTER TABLE {LIVE_SUMMARIES} RENAME CONSTRAINT "
-                        f"pk_{REBUILD_SUMMARIES} TO pk_{LIVE_SUMMARIES}"
-                    )
-                )
-                for index in fresh.indexes:
-                    assert index.name is not None
-                    live_name = index.name.replace(REBUILD_SUMMARIES, LIVE_SUMMARIES, 1)
-                    await session.execute(text(f"ALTER INDEX {index.name} RENAME TO {live_name}"))
+                for live, table in ((LIVE_SUMMARIES, fresh), (LIVE_COMMENTS, fresh_comments)):
+                    await _swap(session, live, table)
                 summaries = await session.scalar(select(func.count()).select_from(post_summaries))
             log.info("rebuild.swapped", summaries=summaries)
             if first_pages is not None:
                 await first_pages.invalidate_committed(None)
         except BaseException:
             async with engine.begin() as conn:  # leave no half-built table behind
-                await conn.run_sync(lambda c: fresh.drop(c, checkfirst=True))
+                await conn.run_sync(lambda c: meta.drop_all(c, checkfirst=True))
             raise
         finally:
             await guard.scalar(select(func.pg_advisory_unlock(_REBUILD_LOCK)))
             await guard.commit()
     return RebuildReport(counts["applied"], counts["skipped"], int(summaries or 0))
+
+
+async def _swap(session: AsyncSession, live: str, fresh: Table) -> None:
+    """Replace the table ``live`` by ``fresh``, renaming its constraint and indexes to match."""
+    await session.execute(text(f"DROP TABLE {live}"))
+    await session.execute(text(f"ALTER TABLE {fresh.name} RENAME TO {live}"))
+    await session.execute(
+        text(f"ALTER TABLE {live} RENAME CONSTRAINT pk_{fresh.name} TO pk_{live}")
+    )
+    for index in fresh.indexes:
+        assert index.name is not None
+        live_name = index.name.replace(fresh.name, live, 1)
+        await session.execute(text(f"ALTER INDEX {index.name} RENAME TO {live_name}"))

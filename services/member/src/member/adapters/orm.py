@@ -17,6 +17,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import UUID
 
+from chassis.child_sets import child_table
+
 metadata = MetaData()
 
 members = Table(
@@ -90,3 +92,10 @@ member_activity = Table(
     Column("points", Integer, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+ITEMS_TABLE = "member_activity_items"
+
+#: The items behind every ``member_activity`` counter (chassis.child_sets): kind = the counter,
+#: parent = the member; a deleted post, comment, question or answer and a refunded transfer
+#: stay as tombstones.
+member_activity_items = child_table(ITEMS_TABLE, metadata)

@@ -1,4 +1,17 @@
-"""CQRS read model rules: how each integration event changes a member's activity counters."""
+"""CQRS read model rules: which counted item each integration event adds to, or removes from, a member's activity.
+
+A counter is not a running sum of +1/-1 deltas: it is the total weight of the alive items of its
+kind that belong to the member (a post id, a comment id, an accepted answer id, a points
+movement). Every event states what it knows about an item: it exists (``present``) or it is
+gone. A gone item stays gone whatever arrives later, so each counter depends on the set of
+events seen, not on their order or how often they were delivered (DESIGN.md §5 rule 3).
+
+Points have their system of record in this service (``members.points``); the read model
+derives them from the events that move them: the sign-up grant (MemberRegistered), and one pair
+of items per answer-acceptance saga (PointsTransferred: the payer's -amount and the payee's
++amount, keyed by the saga id, so a transfer counts once however often it is delivered;
+PointsRefunded removes the pair).
+"""
 
 from __future__ import annotations
 
@@ -11,33 +24,41 @@ from member.domain.model import SIGNUP_POINTS
 
 COUNTERS = ("posts", "comments", "questions", "answers", "accepted_answers", "points")
 
-#: event type -> (counter, step, field naming the member whose counter changes)
-_COUNTING_RULES: dict[str, tuple[str, int, str]] = {
-    "PostCreated": ("posts", 1, "author_id"),
-    "PostDeleted": ("posts", -1, "author_id"),
-    "CommentAdded": ("comments", 1, "author_id"),
-    "CommentDeleted": ("comments", -1, "author_id"),
-    "QuestionAsked": ("questions", 1, "author_id"),
-    "QuestionDeleted": ("questions", -1, "author_id"),
-    "AnswerPosted": ("answers", 1, "author_id"),
-    "AnswerDeleted": ("answers", -1, "author_id"),
-    "AnswerAccepted": ("accepted_answers", 1, "answer_author_id"),
-}
-
-RELEVANT_EVENTS = frozenset(
-    {*_COUNTING_RULES, "MemberRegistered", "PointsTransferred", "PointsRefunded"}
-)
-
 
 class MalformedEvent(ValueError):
     """An event of a known type whose body cannot be read."""
 
 
 @dataclass(frozen=True)
-class Delta:
-    member_id: uuid.UUID
+class Item:
+    """One event's statement about one counted item: ``counter`` is a member_activity column,
+    ``item_id`` unique within it, ``member_id`` the owner (None when the event does not name
+    one, e.g. an anonymized author), ``weight`` what the item adds to the counter."""
+
     counter: str
-    amount: int
+    item_id: str
+    member_id: uuid.UUID | None
+    present: bool
+    weight: int = 1
+
+
+#: event type -> (counter, field naming the item, field naming its owner, present)
+_ITEM_RULES: dict[str, tuple[str, str, str, bool]] = {
+    "PostCreated": ("posts", "post_id", "author_id", True),
+    "PostDeleted": ("posts", "post_id", "author_id", False),
+    "CommentAdded": ("comments", "comment_id", "author_id", True),
+    "CommentDeleted": ("comments", "comment_id", "author_id", False),
+    "QuestionAsked": ("questions", "question_id", "author_id", True),
+    "QuestionDeleted": ("questions", "question_id", "author_id", False),
+    "AnswerPosted": ("answers", "answer_id", "author_id", True),
+    "AnswerDeleted": ("answers", "answer_id", "author_id", False),
+    # Published once the acceptance saga confirmed it (after its pivot): never withdrawn.
+    "AnswerAccepted": ("accepted_answers", "answer_id", "answer_author_id", True),
+}
+
+RELEVANT_EVENTS = frozenset(
+    {*_ITEM_RULES, "MemberRegistered", "PointsTransferred", "PointsRefunded"}
+)
 
 
 def _member_id(data: Mapping[str, Any], name: str) -> uuid.UUID | None:
@@ -50,6 +71,13 @@ def _member_id(data: Mapping[str, Any], name: str) -> uuid.UUID | None:
         raise MalformedEvent(f"{name} is not a UUID: {raw!r}") from exc
 
 
+def _required(data: Mapping[str, Any], name: str) -> str:
+    raw = data.get(name)
+    if not isinstance(raw, str) or not raw:
+        raise MalformedEvent(f"{name} is missing: {raw!r}")
+    return raw
+
+
 def _amount(data: Mapping[str, Any]) -> int:
     raw = data.get("amount")
     if not isinstance(raw, int) or isinstance(raw, bool):
@@ -57,32 +85,26 @@ def _amount(data: Mapping[str, Any]) -> int:
     return raw
 
 
-def deltas_for(event_type: str, data: Mapping[str, Any]) -> list[Delta]:
-    """The counter changes one event causes (empty for events the read model ignores)."""
-    if event_type in _COUNTING_RULES:
-        counter, step, field = _COUNTING_RULES[event_type]
-        member = _member_id(data, field)
-        return [] if member is None else [Delta(member, counter, step)]
+def items_for(event_type: str, data: Mapping[str, Any]) -> list[Item]:
+    """What one event says about counted items (empty for events the read model ignores).
+    Raises ``MalformedEvent`` for a body it cannot read."""
+    if event_type in _ITEM_RULES:
+        counter, item_field, owner_field, present = _ITEM_RULES[event_type]
+        item = _required(data, item_field)
+        return [Item(counter, item, _member_id(data, owner_field), present)]
     if event_type == "MemberRegistered":
         member = _member_id(data, "member_id")
-        return [] if member is None else [Delta(member, "points", SIGNUP_POINTS)]
+        if member is None:
+            return []
+        return [Item("points", f"signup:{member}", member, True, SIGNUP_POINTS)]
     if event_type in ("PointsTransferred", "PointsRefunded"):
-        payer = _member_id(data, "from_member_id")
-        payee = _member_id(data, "to_member_id")
+        saga_id = _required(data, "saga_id")
         amount = _amount(data)
-        if event_type == "PointsRefunded":
-            amount = -amount
-        out: list[Delta] = []
-        if payer is not None:
-            out.append(Delta(payer, "points", -amount))
-        if payee is not None:
-            out.append(Delta(payee, "points", amount))
-        return out
+        present = event_type == "PointsTransferred"
+        return [
+            Item(
+                "points", f"{saga_id}:payer", _member_id(data, "from_member_id"), present, -amount
+            ),
+            Item("points", f"{saga_id}:payee", _member_id(data, "to_member_id"), present, amount),
+        ]
     return []
-
-
-def fold(deltas: list[Delta], into: dict[uuid.UUID, dict[str, int]]) -> None:
-    """Add deltas to in-memory counters (used by the rebuild)."""
-    for d in deltas:
-        row = into.setdefault(d.member_id, dict.fromkeys(COUNTERS, 0))
-        row[d.counter] += d.amount

@@ -1,7 +1,10 @@
 """CQRS projection: integration events from board, qna and member fold into ``member_activity``.
 
-Idempotent twice over: the inbox drops a redelivered event id, and the checkpoint (next offset
-per topic partition, in the same transaction) drops what a rebuild already included.
+Each counter is the total of a set of items (member.domain.activity), so the read model is the
+same whatever the order and multiplicity of the events (DESIGN.md §5 rule 3): an event replayed
+from the DLQ after newer ones is merged, a duplicate changes nothing. The inbox (a redelivered
+event id) and the checkpoint (next offset per topic partition, in the same transaction, which
+drops what a rebuild already included) only spare that work.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from member.domain.activity import deltas_for
+from member.domain.activity import items_for
 from member.service_layer.ports import LogPosition, UnitOfWork
 
 PROJECTION = "member_activity"
@@ -25,8 +28,9 @@ async def project_event(
     data: Mapping[str, Any],
     position: LogPosition | None = None,
 ) -> bool:
-    """Apply one event; True if it changed a counter."""
-    deltas = deltas_for(event_type, data)
+    """Apply one event; True if it concerned the read model and was not skipped as already seen.
+    Raises ``MalformedEvent`` for a body it cannot read (the consumer dead-letters it)."""
+    items = items_for(event_type, data)
     applied = False
     async with uow:
         await uow.activity.exclude_rebuild()
@@ -34,8 +38,8 @@ async def project_event(
             position.topic, position.partition
         ):
             return False
-        if deltas and await uow.first_delivery(CONSUMER, event_id):
-            await uow.activity.apply(deltas)
+        if items and await uow.first_delivery(CONSUMER, event_id):
+            await uow.activity.apply(items)
             applied = True
         if position is not None:
             await uow.activity.advance(position)

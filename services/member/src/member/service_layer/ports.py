@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from member.domain.activity import Delta
+from member.domain.activity import Item
 from member.domain.model import Member
 from member.domain.points import PointTransfer
 from member.domain.sessions import RefreshToken
@@ -81,7 +81,9 @@ class ActivityRepository(Protocol):
 
     async def advance(self, position: LogPosition) -> None: ...
 
-    async def apply(self, deltas: Iterable[Delta]) -> None: ...
+    async def apply(self, items: Iterable[Item]) -> None:
+        """Merge what an event says about counted items; recount the members they belong to."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
+from chassis.child_sets import child_table
+
 metadata = MetaData()
 
 # ---------------------------------------------------------------- write model (the aggregate)
@@ -123,8 +125,14 @@ question_summaries = Table(
     Column("status", String(20), nullable=False),
     Column("answer_count", Integer, nullable=False, server_default=text("0")),
     Column("accepted_answer_id", UUID(as_uuid=True), nullable=True),
+    # True for a deleted question (a blanked tombstone, final) and for a placeholder row started
+    # by a status or answer event that overtook QuestionAsked (``version`` 0): both hidden.
     Column("deleted", Boolean, nullable=False, server_default=text("false")),
+    #: Version of the newest QuestionAsked/Updated/Deleted applied: the guard of title, bounty
+    #: and author (0: none seen yet).
     Column("version", Integer, nullable=False),
+    #: Version of the newest event that set ``status`` (Asked, Updated, Closed, Reopened).
+    Column("status_version", Integer, nullable=False, server_default=text("0")),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_question_summaries_created_at", "created_at", "id"),
@@ -137,6 +145,10 @@ question_summaries = Table(
         postgresql_ops={"title": "gin_trgm_ops"},
     ),
 )
+
+#: The answer set behind ``question_summaries.answer_count`` (chassis.child_sets): one row per
+#: answer id seen, a deleted answer as a tombstone.
+question_summary_answers = child_table("question_summary_answers", metadata)
 
 #: The projector's own copy of nicknames, so the read model is rebuilt from events alone.
 question_summary_authors = Table(
