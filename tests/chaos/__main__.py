@@ -66,6 +66,9 @@ def main() -> int:
     print(result)
     print(f"\nchaos: {len(rows)} scenario(s) in {time.monotonic() - started:.0f} s")
     (CHAOS_DIR / "results.md").write_text(result + "\n", encoding="utf-8")
+    (CHAOS_DIR / "violations.txt").write_text(
+        "".join(f"{r.scenario}: {v}\n" for r in rows for v in r.violations), encoding="utf-8"
+    )
     failed = [r for r in rows if r.violations]
     for row in failed:
         print(f"chaos: {row.scenario}: {len(row.violations)} violation(s)")

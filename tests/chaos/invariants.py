@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -90,8 +91,8 @@ async def sagas_in_flight(db: dict[str, asyncpg.Connection]) -> int:
     )
 
 
-async def kafka_counts() -> tuple[int, int]:
-    """(messages in every ``.dlq`` topic, total lag of every consumer group)."""
+async def kafka_counts() -> tuple[Counter[str], int]:
+    """(messages in each ``.dlq`` topic, total lag of every consumer group)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, request_timeout_ms=10000)
     admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP, request_timeout_ms=10000)
     await consumer.start()
@@ -107,7 +108,10 @@ async def kafka_counts() -> tuple[int, int]:
         ]
         ends = await consumer.end_offsets(partitions)
         starts = await consumer.beginning_offsets(partitions)
-        dlq = sum(ends[tp] - starts[tp] for tp in partitions if tp.topic.endswith(".dlq"))
+        dlq: Counter[str] = Counter()
+        for tp in partitions:
+            if tp.topic.endswith(".dlq"):
+                dlq[tp.topic] += ends[tp] - starts[tp]
         lag = 0
         for group, _ in await admin.list_consumer_groups():
             offsets = await admin.list_consumer_group_offsets(group)

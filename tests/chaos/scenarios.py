@@ -340,12 +340,14 @@ async def run_scenario(
     new_violations = [v for v in found.violations if v not in stack.known_violations]
     stack.known_violations = set(found.violations) - {"did not drain in time"}
     stack.known_lost, stack.known_duplicates = found.lost, found.duplicates
-    row.dlq = dlq_after - dlq_before
+    dead_lettered = dlq_after - dlq_before
+    row.dlq = dead_lettered.total()
     row.recover = ctx.recover
     row.converge = (converged_at - load_ended) if seconds is not None else None
     row.violations = new_violations
     if row.dlq:
-        row.violations.append(f"{row.dlq} events dead-lettered")
+        topics = ", ".join(f"{t} {n}" for t, n in sorted(dead_lettered.items()))
+        row.violations.append(f"{row.dlq} events dead-lettered ({topics})")
     for failure in outside[:10]:
         row.violations.append(
             f"request failed outside the fault window: {failure.op} -> {failure.status}"
