@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -32,7 +33,6 @@ import redis.exceptions
 import sqlalchemy.exc
 
 from chassis.messaging.envelope import MalformedMessage
-
 
 #: Raises when the process's infrastructure (database, Kafka) is unreachable; returns otherwise.
 Probe: TypeAlias = Callable[[], Awaitable[object]]
@@ -226,8 +226,6 @@ class Outage:
 
     def failed(self, exc: BaseException) -> float:
         """Record a failed try; returns how long to wait before the next one (seconds)."""
-        import time
-
         self.tries += 1
         delay = self.backoff.delay(self.tries)
         if self.tries == 1:
@@ -246,8 +244,6 @@ class Outage:
 
     def succeeded(self) -> None:
         """A try went through: log the end of the outage, if there was one, and reset."""
-        import time
-
         if self.tries:
             self.log.info(
                 "outage.ended",
