@@ -47,7 +47,15 @@ from chassis.messaging.envelope import (
     from_consumer_record,
     headers_dict,
 )
-from chassis.messaging.failures import Backoff, Failure, Probe, classify, describe
+from chassis.messaging.failures import (
+    Action,
+    Backoff,
+    Failure,
+    Probe,
+    classify,
+    decide,
+    describe,
+)
 from chassis.messaging.producer import ProducerSource, resolve
 from chassis.messaging.topics import dlq
 from chassis.metrics import (
@@ -87,6 +95,7 @@ class _Waiting:
     resume_at: float
     error: str
     transient: bool
+    unclassified: int = 0  # failures neither transient nor permanent, toward max_attempts
     dead_letter: _DeadLetter | None = None
 
 
@@ -226,8 +235,8 @@ class ConsumerRunner:
         record: ConsumerRecord[bytes, bytes],
         attempts: int,
         exc: BaseException,
-        *,
         transient: bool,
+        unclassified: int,
         dead_letter: _DeadLetter | None = None,
     ) -> None:
         """Hold ``tp`` at ``record``: pause it, rewind to the record, resume after the backoff."""
@@ -238,6 +247,7 @@ class ConsumerRunner:
             w = _Waiting(record.offset, attempts, dt.datetime.now(dt.UTC), 0.0, error, transient)
             self._waiting[tp] = w
         w.attempts = attempts
+        w.unclassified = unclassified
         w.error = error
         w.transient = transient
         w.dead_letter = dead_letter
@@ -317,27 +327,26 @@ class ConsumerRunner:
                     self._done(tp)
                     return True
                 kind = classify(error)
-                if kind is Failure.TRANSIENT:
-                    self._wait(consumer, tp, record, attempts, error, transient=True)
+                unclassified = (w.unclassified if w is not None else 0) + (
+                    kind is Failure.UNCLASSIFIED
+                )
+                healthy = None
+                if kind is Failure.UNCLASSIFIED and unclassified >= self.max_attempts:
+                    healthy = await self._infrastructure_healthy()
+                action = decide(kind, unclassified, self.max_attempts, healthy)
+                if action is not Action.DEAD_LETTER:
+                    # RETRY: an unknown error gets a few quick tries before the probe is asked;
+                    # WAIT: the infrastructure is down, for as long as it takes.
+                    transient = action is Action.WAIT
+                    self._wait(consumer, tp, record, attempts, error, transient, unclassified)
                     return False
-                if kind is Failure.PERMANENT:
-                    parked = _DeadLetter(error, "permanent", attempts)
-                elif attempts < self.max_attempts:
-                    # an unknown error: a few quick tries before the infrastructure is asked
-                    was_transient = w is not None and w.transient
-                    self._wait(consumer, tp, record, attempts, error, transient=was_transient)
-                    return False
-                elif not await self._infrastructure_healthy():
-                    self._wait(consumer, tp, record, attempts, error, transient=True)
-                    return False
-                else:
-                    parked = _DeadLetter(error, "exhausted", attempts)
+                reason = "permanent" if kind is Failure.PERMANENT else "exhausted"
+                parked = _DeadLetter(error, reason, attempts)
         try:
             await self._dead_letter(record, parked)
         except Exception as exc:  # Kafka failing: keep the message and the decision, try later
-            self._wait(
-                consumer, tp, record, max(attempts, 1), exc, transient=True, dead_letter=parked
-            )
+            unclassified = w.unclassified if w is not None else 0
+            self._wait(consumer, tp, record, max(attempts, 1), exc, True, unclassified, parked)
             return False
         self._done(tp)
         return True
