@@ -178,3 +178,85 @@ async def _at_least(engine: AsyncEngine, n: int) -> bool:
 
 async def _status(client: httpx.AsyncClient, code: int) -> bool:
     return (await client.get("/readyz")).status_code == code
+
+
+async def test_a_partition_revoked_while_waiting_is_dropped_and_its_new_owner_applies_it(
+    infra: Infra,
+    topics: str,
+    engine: AsyncEngine,
+    proxy: TcpProxy,
+    proxied_engine: AsyncEngine,
+    producer: AIOKafkaProducer,
+) -> None:
+    """Member A waits out an outage on both partitions; member B (healthy) joins the group. The
+    rebalance takes one partition from A, which forgets its waiting state (the eager protocol
+    revokes every partition, so A re-reads the one it keeps); B reads the other from the committed
+    offset,
+    and once the outage ends A finishes its own. Every event is applied once."""
+    topic = f"{topics}widget.events"
+    await ensure_topics(infra.kafka_bootstrap, [topic, f"{topic}.dlq"], partitions=2)
+    async with engine.begin() as conn:
+        await conn.execute(widgets.insert().values(id="w", count=0))
+    group = f"{topics}rebalance-{uuid.uuid4().hex[:6]}"
+
+    def member(name: str, sessions: async_sessionmaker[AsyncSession]) -> ConsumerRunner:
+        return ConsumerRunner(
+            kafka=infra.kafka_bootstrap,
+            topics=[topic],
+            group_id=group,
+            handler=widget_handler(sessions, hide_cause=False),
+            producer=producer,
+            service="chassis-tests",
+            retry_backoff=0.1,
+            retry_backoff_max=0.5,
+            client_id=name,
+        )
+
+    a = member("member-a", create_session_factory(proxied_engine))
+    b = member("member-b", create_session_factory(engine))
+    task_a = asyncio.create_task(a.run())
+    task_b: asyncio.Task[None] | None = None
+    try:
+        await asyncio.wait_for(a.assigned.wait(), 30)
+        await proxy.cut()
+        for i in range(10):
+            env = Envelope.new("WidgetTouched", "tests", {"widget_id": "w"}, key=f"k{i}")
+            key, value, headers = to_kafka(env)
+            await producer.send_and_wait(
+                topic, value=value, key=key, headers=headers, partition=i % 2
+            )
+        await wait_for(
+            lambda: _equals(lambda: a.waiting_partitions, 2), message="A waiting on both"
+        )
+        task_b = asyncio.create_task(b.run())
+
+        async def half_applied() -> bool:
+            return await widget_count(engine, "w") == 5
+
+        await wait_for(half_applied, timeout=40, message="B applied the partition it took over")
+
+        async def a_waits_on_its_own_partition_only() -> bool:
+            # the revoked partition was forgotten; A re-read the one it kept and waits again
+            owned = a.consumer.assignment() if a.consumer is not None else set()
+            return a.waiting_partitions == 1 and set(a._waiting) <= owned
+
+        await wait_for(a_waits_on_its_own_partition_only, message="A waiting on one partition")
+        await proxy.restore()
+
+        async def all_applied() -> bool:
+            return await widget_count(engine, "w") == 10
+
+        await wait_for(all_applied, timeout=30, message="A applied its own after the outage")
+        await wait_for(lambda: _equals(lambda: a.waiting_partitions, 0), message="A not waiting")
+    finally:
+        for runner in (a, b):
+            await runner.stop()
+        await asyncio.wait_for(task_a, 30)
+        if task_b is not None:
+            await asyncio.wait_for(task_b, 30)
+    assert await widget_count(engine, "w") == 10
+    assert await read_topic(infra.kafka_bootstrap, f"{topic}.dlq", timeout=1) == []
+
+
+async def _equals(value: Callable[[], int], expected: int) -> bool:
+    return value() == expected
