@@ -15,6 +15,7 @@ from chassis.db import create_engine, create_session_factory
 from chassis.faults import FaultFlags
 from chassis.lifecycle import Phase, Runtime
 from chassis.messaging.consumer import ConsumerRunner, Handler
+from chassis.messaging.failures import Backoff
 from chassis.messaging.outbox import OutboxRelay
 from chassis.messaging.producer import create_producer
 from chassis.redis import create_redis
@@ -91,6 +92,9 @@ class Resources:
             topic_prefix=s.KAFKA_TOPIC_PREFIX,
             poll_seconds=s.OUTBOX_POLL_SECONDS,
             batch_size=s.OUTBOX_BATCH_SIZE,
+            backoff=Backoff(
+                initial=s.CONSUMER_RETRY_BACKOFF_SECONDS, cap=s.CONSUMER_RETRY_BACKOFF_MAX_SECONDS
+            ),
         )
         self.runtime.add_background("outbox relay", relay, Phase.RELAY)
         return relay
