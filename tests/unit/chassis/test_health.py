@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from chassis.health import Health, NotReady
+from chassis.lifecycle import Runtime
 from chassis.metrics import DEPENDENCY_UP
+from chassis.resources import attach
+from chassis.settings import BaseServiceSettings
 
 
 async def _fine() -> None:
@@ -42,3 +45,16 @@ async def test_a_consumer_waiting_out_an_outage_makes_the_process_not_ready_with
     assert checks["consumer g"] == (
         "down: consumer g: waiting out ConnectionRefusedError since 2026-01-01T00:00:00+00:00"
     )
+
+
+async def test_a_process_attached_to_an_unreachable_redis_stays_ready() -> None:
+    settings = BaseServiceSettings(SERVICE_NAME="unit-redis", REDIS_URL="redis://127.0.0.1:1/0")
+    runtime = Runtime(settings.SERVICE_NAME)
+    res = attach(settings, runtime, database=False, redis=True, kafka=False, verifier=False)
+    runtime.health.started = True
+    try:
+        ready, checks = await runtime.health.ready()
+    finally:
+        await res.cache.aclose()
+    assert ready is True
+    assert checks["redis"].startswith("degraded:")
