@@ -87,7 +87,9 @@ class SagaParticipant(Generic[U]):
 
     async def handle(self, envelope: Envelope) -> None:
         command = SagaCommand.model_validate(envelope.data)
-        fault = await self.faults.get(self.service, kebab(command.command)) if self.faults else None
+        fault = (
+            await self.faults.active(self.service, kebab(command.command)) if self.faults else None
+        )
         if fault is not None and fault.mode is FaultMode.DELAY:
             await asyncio.sleep(fault.delay_ms / 1000)
         async with self.uow_factory() as uow:
