@@ -24,8 +24,9 @@ DESCRIPTION = (
 
 def build_api(settings: Settings) -> FastAPI:
     runtime = Runtime(settings.SERVICE_NAME)
-    # Readiness checks Redis only: a broken upstream must still be answered (503) by a ready
-    # gateway rather than take the whole front door out of the load balancer.
+    # Readiness checks no upstream: a broken upstream must still be answered (503) by a ready
+    # gateway rather than take the whole front door out of the load balancer. Redis (rate
+    # limits, which fail open) shows as "degraded" in the detail, never as not ready.
     res = attach(settings, runtime, database=False, redis=True, kafka=False, verifier=False)
     upstreams = Upstreams(settings)
     runtime.on_startup("open upstream connection pools", upstreams.open)

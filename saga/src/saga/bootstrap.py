@@ -29,6 +29,10 @@ def policy(settings: Settings) -> Policy:
         step_timeout=dt.timedelta(seconds=settings.STEP_TIMEOUT_SECONDS),
         compensation_max_attempts=settings.COMPENSATION_MAX_ATTEMPTS,
         compensation_retry_delay=dt.timedelta(seconds=settings.COMPENSATION_RETRY_SECONDS),
+        resend_timeout_cap=dt.timedelta(seconds=settings.RESEND_TIMEOUT_CAP_SECONDS),
+        retry_backoff=dt.timedelta(seconds=settings.RETRY_BACKOFF_SECONDS),
+        retry_backoff_cap=dt.timedelta(seconds=settings.RETRY_BACKOFF_CAP_SECONDS),
+        retriable_max_attempts=settings.RETRIABLE_MAX_ATTEMPTS,
     )
 
 

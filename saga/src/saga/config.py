@@ -25,6 +25,15 @@ class Settings(BaseServiceSettings):
     #: A compensation is tried this many times before the saga becomes FAILED.
     COMPENSATION_MAX_ATTEMPTS: int = Field(default=3, ge=1)
     COMPENSATION_RETRY_SECONDS: float = Field(default=1.0, ge=0)
+    #: At or after the pivot a timeout re-sends the command; each re-send doubles the step's
+    #: deadline (from STEP_TIMEOUT_SECONDS) up to this cap. There is no limit on re-sends.
+    RESEND_TIMEOUT_CAP_SECONDS: float = Field(default=300.0, gt=0)
+    #: A refused retriable step is tried again after this wait, doubling up to the cap ...
+    RETRY_BACKOFF_SECONDS: float = Field(default=1.0, ge=0)
+    RETRY_BACKOFF_CAP_SECONDS: float = Field(default=60.0, ge=0)
+    #: ... this many attempts in all; then the saga is FAILED and the next attempt is parked in
+    #: the participant's command DLQ (about 16 minutes with the defaults).
+    RETRIABLE_MAX_ATTEMPTS: int = Field(default=20, ge=1)
     #: How often the worker looks for sagas whose step deadline has passed.
     SWEEP_INTERVAL_SECONDS: float = Field(default=0.5, gt=0)
     #: How often the saga_in_flight gauge is refreshed from the database.

@@ -1,25 +1,37 @@
-"""Saga definition DSL: a saga is a declarative list of steps, each a participant command and its compensation.
+"""Saga definition DSL: a saga is a declarative list of steps, each of a kind, a participant command and maybe its compensation.
 
-In the spirit of FTGO's ``step().invokeParticipant().withCompensation()``::
+In the spirit of FTGO's ``step().invokeParticipant().withCompensation()``, with the step kinds
+of Richardson's *Microservices Patterns* (ch. 4, "Structure of a saga") in the step's name::
 
     ORDER = (
         SagaDefinition("order")
-        .step("reserve-credit")
+        .compensatable_step("reserve-credit")
         .invoke("customer", "ReserveCredit", payload=fields("customer_id", "total"))
         .with_compensation("ReleaseCredit", payload=fields("customer_id"))
-        .step("approve-order")
+        .pivot_step("authorize-card")
+        .invoke("accounting", "AuthorizeCard", payload=fields("order_id", "total"))
+        .retriable_step("approve-order")
         .invoke("order", "ApproveOrder", payload=fields("order_id"))
         .build()
     )
 
-A payload builder receives the saga's data: the parameters it was started with, merged with
-the ``result`` of every step that has succeeded so far.
+- *compensatable*: may be refused, and can be undone by its compensation;
+- *pivot*: the go/no-go step. If it is refused, the compensatable steps before it are undone;
+  once it succeeded the saga will complete. It has no compensation;
+- *retriable*: follows the pivot and cannot be refused for a business reason; it is retried
+  until it succeeds, and has no compensation.
+
+``build()`` checks that order: compensatable steps first (each with a compensation), then at
+most one pivot, then the retriable steps. A payload builder receives the saga's data: the
+parameters it was started with, merged with the ``result`` of every step that has succeeded.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any
 
 #: Builds a command's payload from the saga's data.
@@ -36,6 +48,19 @@ def fields(*names: str) -> PayloadBuilder:
     return build
 
 
+class StepKind(StrEnum):
+    """Richardson's three kinds of saga step (Microservices Patterns, ch. 4)."""
+
+    COMPENSATABLE = "compensatable"
+    PIVOT = "pivot"
+    RETRIABLE = "retriable"
+
+    @property
+    def order(self) -> int:
+        """Where the kind may stand: compensatable (0) < pivot (1) < retriable (2)."""
+        return list(StepKind).index(self)
+
+
 @dataclass(frozen=True)
 class Invocation:
     """One command sent to one participant."""
@@ -47,16 +72,24 @@ class Invocation:
 
 @dataclass(frozen=True)
 class Step:
-    """A forward command and, unless the step cannot be undone, its compensation."""
+    """A forward command of some kind and, for a compensatable step, the command that undoes it."""
 
     name: str
+    kind: StepKind
     action: Invocation
     compensation: Invocation | None = None
+
+    @property
+    def retried_on_timeout(self) -> bool:
+        """At or after the pivot the work may have been done and cannot be undone: a timeout
+        re-sends the command instead of compensating (DESIGN §3)."""
+        return self.kind is not StepKind.COMPENSATABLE
 
 
 @dataclass(frozen=True)
 class SagaDefinition:
-    """An ordered, immutable list of steps; build it with ``.step(...)`` ... ``.build()``.
+    """An ordered, immutable list of steps; build it with ``.compensatable_step(...)``,
+    ``.pivot_step(...)``, ``.retriable_step(...)`` ... ``.build()``.
 
     ``exclusive_key`` names a data key: at most one saga of this type may be running per value
     (e.g. one withdrawal per member).
@@ -66,8 +99,14 @@ class SagaDefinition:
     exclusive_key: str | None = None
     steps: tuple[Step, ...] = ()
 
-    def step(self, name: str) -> StepBuilder:
-        return StepBuilder(self, name)
+    def compensatable_step(self, name: str) -> StepBuilder:
+        return StepBuilder(self, name, StepKind.COMPENSATABLE)
+
+    def pivot_step(self, name: str) -> StepBuilder:
+        return StepBuilder(self, name, StepKind.PIVOT)
+
+    def retriable_step(self, name: str) -> StepBuilder:
+        return StepBuilder(self, name, StepKind.RETRIABLE)
 
     def index_of(self, step_name: str) -> int:
         for index, step in enumerate(self.steps):
@@ -85,10 +124,11 @@ class SagaDefinition:
 
 @dataclass(frozen=True)
 class StepBuilder:
-    """The step being declared; ``.step()`` or ``.build()`` closes it."""
+    """The step being declared; the next ``.*_step()`` or ``.build()`` closes it."""
 
     saga: SagaDefinition
     name: str
+    kind: StepKind
     action: Invocation | None = None
     compensation: Invocation | None = None
 
@@ -108,16 +148,51 @@ class StepBuilder:
             raise ValueError(f"step {self.name!r} already has a compensation")
         return replace(self, compensation=Invocation(self.action.participant, command, payload))
 
-    def step(self, name: str) -> StepBuilder:
-        return self._close().step(name)
+    def compensatable_step(self, name: str) -> StepBuilder:
+        return self._close().compensatable_step(name)
+
+    def pivot_step(self, name: str) -> StepBuilder:
+        return self._close().pivot_step(name)
+
+    def retriable_step(self, name: str) -> StepBuilder:
+        return self._close().retriable_step(name)
 
     def build(self) -> SagaDefinition:
-        return self._close()
+        """Close the last step and check the saga's structure.
+
+        Raises ValueError unless: compensatable steps come first, each with a compensation; at
+        most one pivot, without compensation; retriable steps only after a pivot, without
+        compensation."""
+        saga = self._close()
+        steps = saga.steps
+        for before, after in itertools.pairwise(steps):
+            if after.kind.order < before.kind.order:
+                raise ValueError(
+                    f"{saga.name}: {after.kind} step {after.name!r} comes after "
+                    f"{before.kind} step {before.name!r} (compensatable, pivot, then retriable)"
+                )
+        pivots = [s.name for s in steps if s.kind is StepKind.PIVOT]
+        if len(pivots) > 1:
+            raise ValueError(f"{saga.name} has more than one pivot: {', '.join(pivots)}")
+        for step in steps:
+            if step.kind is StepKind.COMPENSATABLE and step.compensation is None:
+                raise ValueError(
+                    f"compensatable step {step.name!r} of {saga.name} has no compensation"
+                )
+            if step.kind is not StepKind.COMPENSATABLE and step.compensation is not None:
+                raise ValueError(
+                    f"{step.kind} step {step.name!r} of {saga.name} cannot have a compensation"
+                )
+            if step.kind is StepKind.RETRIABLE and not pivots:
+                raise ValueError(
+                    f"retriable step {step.name!r} of {saga.name} needs a pivot before it"
+                )
+        return saga
 
     def _close(self) -> SagaDefinition:
         if self.action is None:
             raise ValueError(f"step {self.name!r} of {self.saga.name} invokes no command")
         if any(s.name == self.name for s in self.saga.steps):
             raise ValueError(f"{self.saga.name} declares step {self.name!r} twice")
-        step = Step(self.name, self.action, self.compensation)
+        step = Step(self.name, self.kind, self.action, self.compensation)
         return replace(self.saga, steps=(*self.saga.steps, step))

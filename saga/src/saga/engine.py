@@ -136,9 +136,11 @@ class SagaEngine:
                 self._ignored(reply, "unknown saga")
             else:
                 state = stored.state
-                transition = self.orchestrators[state.type].on_reply(state, reply, self.clock())
+                orchestrator = self.orchestrators[state.type]
+                transition = orchestrator.on_reply(state, reply, self.clock())
                 if transition is None:
-                    self._ignored(reply, "not the awaited reply")
+                    event, why = orchestrator.why_ignored(state, reply)
+                    self._ignored(reply, why, event)
                 else:
                     await self._apply(uow, state, transition)
             await uow.commit()
@@ -193,9 +195,11 @@ class SagaEngine:
     # --- internals --------------------------------------------------------------------------
 
     @staticmethod
-    def _ignored(reply: SagaReply, why: str) -> None:
+    def _ignored(reply: SagaReply, why: str, event: str = "saga.reply_ignored") -> None:
+        """Log a reply that changed nothing: ``saga.late_reply`` when the orchestrator had
+        given up on that command (a timeout before the pivot, or a superseded attempt)."""
         log.info(
-            "saga.reply_ignored",
+            event,
             saga_id=reply.saga_id,
             step=reply.step,
             command=reply.command,
@@ -256,6 +260,10 @@ class SagaEngine:
         def report() -> None:
             for event in transition.events:
                 getattr(log, event.level)(event.name, **event.fields)
+                if event.name == "saga.step_retry":
+                    metrics.SAGA_STEP_RETRIES.labels(
+                        state.type, event.fields["step"], event.fields["reason"]
+                    ).inc()
             if not ended:
                 return
             counter = {

@@ -1,4 +1,4 @@
-"""Application metrics: how many sagas start, end in each way, how long they take, how many are in flight."""
+"""Application metrics: how many sagas start, end in each way, how long they take, how many are in flight, how often steps are retried."""
 
 from __future__ import annotations
 
@@ -24,6 +24,13 @@ SAGA_IN_FLIGHT = Gauge(
     "saga_in_flight",
     "Sagas RUNNING or COMPENSATING, read from the database (each worker replica reports it).",
     ["type"],
+)
+
+SAGA_STEP_RETRIES = Counter(
+    "saga_step_retries_total",
+    "Forward commands sent again: re-sent after a timeout at or after the pivot (reason "
+    "'timeout'), or tried with a new attempt after a retriable step was refused ('refused').",
+    ["saga_type", "step", "reason"],
 )
 
 

@@ -1,22 +1,39 @@
 """Saga orchestrator: a pure state machine, (state, event) -> (new state, commands to send); no I/O.
 
-Events are a start, a participant's reply and a passed deadline. The rules:
+Events are a start, a participant's reply and a passed deadline. The rules follow each step's
+kind (compensatable, pivot, retriable: Richardson, *Microservices Patterns* ch. 4; DESIGN §3):
 
-- Forward: each step's command is sent once (attempt 1); its success reply merges the reply's
+- Forward: each step's command is sent (attempt 1); its success reply merges the reply's
   ``result`` into the saga data and sends the next step, and after the last step the saga is
   COMPLETED.
-- A failure reply, or no reply before the step's deadline, starts compensation: the completed
-  steps are undone in reverse order (a step without compensation is skipped). A step that timed
-  out is compensated too, because it may have been applied (participants make a compensation of
+- Before the pivot, a refusal or no reply before the step's deadline starts compensation: the
+  completed steps are undone in reverse order. A compensatable step that timed out is
+  compensated too, because it may have been applied (participants make a compensation of
   something never done a no-op, and refuse a forward command that arrives after its
   compensation). When nothing is left to undo the saga is COMPENSATED, including when step 1
   failed and there was nothing to undo.
+- The pivot refused: the steps before it are compensated, as above (a refusal has no effect).
+- At or after the pivot, a timeout never compensates: the work may have been done and cannot be
+  undone. The same command (same saga, step and attempt, so the participant applies it at most
+  once) is re-sent with a growing deadline (``step_timeout`` doubling, capped at
+  ``resend_timeout_cap``) for as long as it takes; the saga stays RUNNING.
+- A retriable step refused (a transient failure of its participant: it cannot be refused for a
+  business reason) is tried again with a new attempt number after a capped, growing backoff,
+  up to ``retriable_max_attempts``; then the saga is FAILED and the next attempt is parked in
+  the participant's command DLQ. An operator's replay that succeeds resumes the saga.
 - A compensation that fails or times out is retried with a new attempt number after a delay, up
   to ``compensation_max_attempts``; then the saga is FAILED and the next attempt of that
   compensation is parked in the participant's command DLQ for an operator. If the operator
   replays it and it succeeds, the saga resumes compensating.
-- Only a reply to the awaited ``(step, command, attempt)`` counts: duplicates, replies to an
-  earlier attempt and replies that arrive after a timeout are ignored (``None``).
+- Replies: the reply to the awaited ``(step, command, attempt)`` counts. A SUCCESS of an earlier
+  attempt of the awaited command counts as that command's success (it was applied; the later
+  attempt will be a no-op or refused for want of anything to do). Anything else (a duplicate,
+  a refusal of an earlier attempt, a late reply to a forward step that timed out and is being
+  compensated) is ignored (``None``); ``why_ignored`` says which, for the log.
+
+Each re-send or new attempt of a forward step adds one to the step's ``retries`` and emits a
+``saga.step_retry`` event (``reason`` ``timeout`` or ``refused``), which the engine logs and
+counts in ``saga_step_retries_total``.
 """
 
 from __future__ import annotations
@@ -28,7 +45,7 @@ from enum import StrEnum
 from typing import Any
 
 from chassis.saga import Outcome, SagaCommand, SagaReply, command_topic
-from saga.definition import Invocation, SagaDefinition
+from saga.definition import Invocation, SagaDefinition, Step, StepKind
 
 
 class SagaStatus(StrEnum):
@@ -70,6 +87,8 @@ class StepLog:
     forward: StepStatus = StepStatus.PENDING
     compensation: CompensationStatus = CompensationStatus.NONE
     reason: str | None = None
+    #: Re-sends after a timeout plus new attempts after a refusal of the forward command.
+    retries: int = 0
 
     @property
     def status(self) -> str:
@@ -141,9 +160,36 @@ class Transition:
 
 @dataclass(frozen=True)
 class Policy:
+    """Timing and retry limits (the engine builds it from the saga service's settings).
+
+    - ``step_timeout``: how long a command waits for its reply;
+    - ``resend_timeout_cap``: the deadline after the n-th re-send of a pivot or retriable
+      command is ``min(step_timeout * 2**n, resend_timeout_cap)``;
+    - ``retry_backoff`` / ``retry_backoff_cap``: the wait before attempt n+1 of a refused
+      retriable step is ``min(retry_backoff * 2**(n-1), retry_backoff_cap)``;
+    - ``retriable_max_attempts``: refused attempts of one retriable step before the saga is
+      FAILED and the next attempt parked in the DLQ;
+    - ``compensation_max_attempts`` / ``compensation_retry_delay``: the same for compensations
+      (a fixed delay).
+    """
+
     step_timeout: dt.timedelta = dt.timedelta(seconds=30)
     compensation_max_attempts: int = 3
     compensation_retry_delay: dt.timedelta = dt.timedelta(seconds=1)
+    resend_timeout_cap: dt.timedelta = dt.timedelta(minutes=5)
+    retry_backoff: dt.timedelta = dt.timedelta(seconds=1)
+    retry_backoff_cap: dt.timedelta = dt.timedelta(minutes=1)
+    retriable_max_attempts: int = 20
+
+    def resend_timeout(self, retries: int) -> dt.timedelta:
+        """The deadline of the ``retries``-th re-send (1, 2, ...) after a timeout."""
+        grown: dt.timedelta = self.step_timeout * (2 ** min(retries, 30))
+        return min(grown, self.resend_timeout_cap)
+
+    def backoff(self, refused_attempt: int) -> dt.timedelta:
+        """The wait after attempt ``refused_attempt`` (1, 2, ...) of a retriable step was refused."""
+        grown: dt.timedelta = self.retry_backoff * (2 ** min(refused_attempt - 1, 30))
+        return min(grown, self.retry_backoff_cap)
 
 
 @dataclass
@@ -189,38 +235,66 @@ class Orchestrator:
         )
         draft = _Draft(state)
         draft.note("saga.started", saga_id=saga_id)
-        self._send_forward(draft, 0, now)
+        self._send_forward(draft, 0, 1, now)
         return draft.done()
 
     def on_reply(self, state: SagaState, reply: SagaReply, now: dt.datetime) -> Transition | None:
-        """Apply a participant's reply; None when it is not the awaited one (no effect)."""
+        """Apply a participant's reply; None when it does not count (see ``why_ignored``)."""
         awaited = state.awaiting
-        if (
-            awaited is None
-            or not awaited.dispatched
-            or (reply.step, reply.command, reply.attempt)
-            != (awaited.step, awaited.command, awaited.attempt)
-        ):
+        if not self._counts(state, reply):
             return None
+        assert awaited is not None
         draft = _Draft(state)
         index = self.definition.index_of(awaited.step)
         succeeded = reply.outcome is Outcome.SUCCESS
+        if reply.attempt != awaited.attempt or not awaited.dispatched:
+            draft.note(
+                "saga.late_success",
+                saga_id=state.id,
+                step=awaited.step,
+                command=awaited.command,
+                attempt=reply.attempt,
+                awaited_attempt=awaited.attempt,
+            )
         if not awaited.compensating:
             if succeeded:
                 self._forward_succeeded(draft, index, reply.result, now)
             else:
-                reason = f"step {awaited.step} ({awaited.command}) failed: {reply.reason}"
-                draft.set_step(index, forward=StepStatus.FAILED, reason=reply.reason)
-                draft.note("saga.step_failed", saga_id=state.id, step=awaited.step, reason=reason)
-                self._start_compensating(draft, index - 1, reason, now)
+                self._forward_refused(draft, index, reply.reason or "refused", now)
         elif succeeded:
             self._compensation_succeeded(draft, index, now)
         else:
             self._compensation_failed(draft, index, reply.reason or "refused", now)
         return draft.done()
 
+    def why_ignored(self, state: SagaState, reply: SagaReply) -> tuple[str, str]:
+        """For a reply ``on_reply`` ignored: ``(event, why)`` for the log, where ``event`` is
+        ``saga.late_reply`` (the orchestrator had given up on that command) or
+        ``saga.reply_ignored`` (a duplicate, or nothing this saga waits for)."""
+        awaited = state.awaiting
+        late = "saga.late_reply"
+        if reply.saga_id != state.id:
+            return "saga.reply_ignored", "a reply of another saga"
+        try:
+            index = self.definition.index_of(reply.step)
+        except KeyError:
+            return "saga.reply_ignored", "no such step"
+        log = state.steps[index]
+        step = self.definition.steps[index]
+        forward = reply.command == step.action.command
+        if awaited is not None and (reply.step, reply.command) == (awaited.step, awaited.command):
+            if reply.attempt < awaited.attempt:
+                return late, f"a {reply.outcome.value} of attempt {reply.attempt}, superseded"
+            return "saga.reply_ignored", "a duplicate of a reply already applied"
+        if forward and log.forward is StepStatus.TIMED_OUT:
+            return late, "the step timed out and is compensated"
+        if state.status not in ACTIVE_STATUSES and awaited is None:
+            return "saga.reply_ignored", f"the saga has ended {state.status.value}"
+        return "saga.reply_ignored", "a duplicate, or not the awaited command"
+
     def on_deadline(self, state: SagaState, now: dt.datetime) -> Transition | None:
-        """The step's deadline passed: send a delayed retry, or treat the silence as a failure."""
+        """The step's deadline passed: send a delayed retry, re-send a command that may have been
+        applied (at or after the pivot), or treat the silence as a failure (before it)."""
         awaited = state.awaiting
         if (
             state.status not in ACTIVE_STATUSES
@@ -231,8 +305,9 @@ class Orchestrator:
             return None
         draft = _Draft(state)
         index = self.definition.index_of(awaited.step)
+        step = self.definition.steps[index]
         seconds = self.policy.step_timeout.total_seconds()
-        if not awaited.dispatched:
+        if not awaited.dispatched and awaited.compensating:
             draft.note(
                 "saga.compensation_retry",
                 saga_id=state.id,
@@ -241,13 +316,17 @@ class Orchestrator:
                 attempt=awaited.attempt,
             )
             self._send_compensation(draft, index, awaited.attempt, now)
-        elif not awaited.compensating:
+        elif not awaited.dispatched:  # a refused retriable step's backoff is over
+            self._send_forward(draft, index, awaited.attempt, now)
+        elif awaited.compensating:
+            self._compensation_failed(draft, index, f"no reply within {seconds:g}s", now)
+        elif step.retried_on_timeout:
+            self._resend_forward(draft, index, now)
+        else:
             reason = f"step {awaited.step} ({awaited.command}) timed out after {seconds:g}s"
             draft.set_step(index, forward=StepStatus.TIMED_OUT, reason="no reply in time")
             draft.note("saga.step_timed_out", "warning", saga_id=state.id, step=awaited.step)
             self._start_compensating(draft, index, reason, now)
-        else:
-            self._compensation_failed(draft, index, f"no reply within {seconds:g}s", now)
         return draft.done()
 
     def awaited_command(self, state: SagaState) -> OutgoingCommand | None:
@@ -258,6 +337,22 @@ class Orchestrator:
         index = self.definition.index_of(awaited.step)
         return self._command(state, index, awaited.attempt, compensating=awaited.compensating)
 
+    # --- replies --------------------------------------------------------------------------
+
+    @staticmethod
+    def _counts(state: SagaState, reply: SagaReply) -> bool:
+        """The awaited reply, or a SUCCESS of an earlier attempt of the awaited command."""
+        awaited = state.awaiting
+        if (
+            awaited is None
+            or reply.saga_id != state.id
+            or (reply.step, reply.command) != (awaited.step, awaited.command)
+        ):
+            return False
+        if awaited.dispatched and reply.attempt == awaited.attempt:
+            return True
+        return reply.outcome is Outcome.SUCCESS and reply.attempt < awaited.attempt
+
     # --- forward --------------------------------------------------------------------------
 
     def _forward_succeeded(
@@ -267,20 +362,92 @@ class Orchestrator:
         draft.update(data={**state.data, **result})
         draft.set_step(index, forward=StepStatus.SUCCEEDED, reason=None)
         draft.note("saga.step_succeeded", saga_id=state.id, step=state.steps[index].name)
+        if state.status is SagaStatus.FAILED:  # an operator replayed the parked command
+            draft.update(status=SagaStatus.RUNNING, ended_at=None, failure_reason=None)
+            draft.note("saga.resumed", saga_id=state.id)
         if index + 1 < len(self.definition.steps):
-            self._send_forward(draft, index + 1, now)
+            self._send_forward(draft, index + 1, 1, now)
             return
         draft.update(status=SagaStatus.COMPLETED, awaiting=None, deadline=None, ended_at=now)
         draft.note("saga.completed", saga_id=state.id)
 
-    def _send_forward(self, draft: _Draft, index: int, now: dt.datetime) -> None:
+    def _forward_refused(self, draft: _Draft, index: int, reason: str, now: dt.datetime) -> None:
+        state = draft.state
+        step = self.definition.steps[index]
+        if step.kind is StepKind.RETRIABLE:
+            self._retry_refused(draft, index, reason, now)
+            return
+        # A compensatable step or the pivot: the refusal had no effect, undo what came before.
+        failure = f"step {step.name} ({step.action.command}) failed: {reason}"
+        draft.set_step(index, forward=StepStatus.FAILED, reason=reason)
+        draft.note("saga.step_failed", saga_id=state.id, step=step.name, reason=failure)
+        self._start_compensating(draft, index - 1, failure, now)
+
+    def _retry_refused(self, draft: _Draft, index: int, reason: str, now: dt.datetime) -> None:
+        """A retriable step was refused: try a new attempt after a backoff, or park it."""
+        state = draft.state
+        awaited = state.awaiting
+        assert awaited is not None
+        step = self.definition.steps[index]
+        next_attempt = awaited.attempt + 1
+        if (
+            state.status is SagaStatus.FAILED
+            or awaited.attempt >= self.policy.retriable_max_attempts
+        ):
+            self._park_forward(draft, index, next_attempt, reason, now)
+            return
+        delay = self.policy.backoff(awaited.attempt)
+        retries = state.steps[index].retries + 1
+        draft.set_step(index, forward=StepStatus.RUNNING, reason=reason, retries=retries)
+        draft.update(
+            awaiting=replace(awaited, attempt=next_attempt, dispatched=False),
+            deadline=now + delay,
+        )
+        draft.note(
+            "saga.step_retry",
+            "warning",
+            saga_id=state.id,
+            step=step.name,
+            command=step.action.command,
+            attempt=next_attempt,
+            reason="refused",
+            refusal=reason,
+            retries=retries,
+            delay_seconds=delay.total_seconds(),
+        )
+
+    def _resend_forward(self, draft: _Draft, index: int, now: dt.datetime) -> None:
+        """No reply at or after the pivot: the command may have been applied and cannot be undone,
+        so it is sent again as it was (same attempt: the participant applies it at most once)."""
+        state = draft.state
+        awaited = state.awaiting
+        assert awaited is not None
+        step = self.definition.steps[index]
+        retries = state.steps[index].retries + 1
+        timeout = self.policy.resend_timeout(retries)
+        draft.set_step(index, reason="no reply in time; sent again", retries=retries)
+        draft.update(deadline=now + timeout)
+        draft.commands.append(self._command(state, index, awaited.attempt, compensating=False))
+        draft.note(
+            "saga.step_retry",
+            "warning",
+            saga_id=state.id,
+            step=step.name,
+            command=step.action.command,
+            attempt=awaited.attempt,
+            reason="timeout",
+            retries=retries,
+            next_timeout_seconds=timeout.total_seconds(),
+        )
+
+    def _send_forward(self, draft: _Draft, index: int, attempt: int, now: dt.datetime) -> None:
         step = self.definition.steps[index]
         draft.set_step(index, forward=StepStatus.RUNNING)
         draft.update(
-            awaiting=Awaiting(step.name, step.action.command, 1, compensating=False),
+            awaiting=Awaiting(step.name, step.action.command, attempt, compensating=False),
             deadline=now + self.policy.step_timeout,
         )
-        draft.commands.append(self._command(draft.state, index, 1, compensating=False))
+        draft.commands.append(self._command(draft.state, index, attempt, compensating=False))
 
     # --- backward -------------------------------------------------------------------------
 
@@ -354,33 +521,62 @@ class Orchestrator:
                 deadline=now + delay,
             )
             return
-        self._park(draft, index, next_attempt, reason, now)
+        self._park_compensation(draft, index, next_attempt, reason, now)
 
-    def _park(
+    # --- giving up --------------------------------------------------------------------------
+
+    def _park_compensation(
         self, draft: _Draft, index: int, next_attempt: int, reason: str, now: dt.datetime
     ) -> None:
         """Give up: FAILED, and the next attempt of the compensation waits in the DLQ."""
-        state = draft.state
         step = self.definition.steps[index]
         assert step.compensation is not None
         failure = (
             f"{step.compensation.command} of step {step.name} failed "
             f"after {next_attempt - 1} attempts: {reason}"
         )
-        first_failure = state.status is not SagaStatus.FAILED
         draft.set_step(index, compensation=CompensationStatus.COMPENSATION_FAILED)
+        self._park(draft, step, step.compensation, next_attempt, failure, now, compensating=True)
+
+    def _park_forward(
+        self, draft: _Draft, index: int, next_attempt: int, reason: str, now: dt.datetime
+    ) -> None:
+        """Give up on a retriable step: FAILED, and its next attempt waits in the DLQ."""
+        step = self.definition.steps[index]
+        failure = (
+            f"{step.action.command} of step {step.name} was refused "
+            f"{next_attempt - 1} times: {reason}"
+        )
+        draft.set_step(index, forward=StepStatus.FAILED, reason=reason)
+        self._park(draft, step, step.action, next_attempt, failure, now, compensating=False)
+
+    def _park(
+        self,
+        draft: _Draft,
+        step: Step,
+        invocation: Invocation,
+        next_attempt: int,
+        failure: str,
+        now: dt.datetime,
+        *,
+        compensating: bool,
+    ) -> None:
+        state = draft.state
+        first_failure = state.status is not SagaStatus.FAILED
+        reason = failure
+        if first_failure and state.failure_reason:
+            reason = f"{state.failure_reason}; then {failure}"
         draft.update(
             status=SagaStatus.FAILED,
             awaiting=Awaiting(
-                step.name, step.compensation.command, next_attempt, compensating=True
+                step.name, invocation.command, next_attempt, compensating=compensating
             ),
             deadline=None,
             ended_at=now,
-            failure_reason=(
-                f"{state.failure_reason}; then {failure}" if first_failure else state.failure_reason
-            ),
+            failure_reason=reason if first_failure else state.failure_reason,
         )
-        parked = self._command(draft.state, index, next_attempt, compensating=True)
+        index = self.definition.index_of(step.name)
+        parked = self._command(draft.state, index, next_attempt, compensating=compensating)
         draft.commands.append(replace(parked, dead_letter_reason=failure))
         draft.note("saga.failed", "error", saga_id=state.id, step=step.name, reason=failure)
 

@@ -100,6 +100,8 @@ saga_steps = Table(
     Column("forward_status", String(20), nullable=False),
     Column("compensation_status", String(30), nullable=False),
     Column("reason", Text, nullable=True),
+    # Re-sends after a timeout and new attempts after a refusal of the forward command.
+    Column("retries", Integer, nullable=False, server_default=text("0")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
@@ -139,6 +141,7 @@ def _step_columns(log: StepLog) -> dict[str, Any]:
         "forward_status": log.forward.value,
         "compensation_status": log.compensation.value,
         "reason": log.reason,
+        "retries": log.retries,
     }
 
 
@@ -321,6 +324,7 @@ class SagaRepository:
                         StepStatus(s.forward_status),
                         CompensationStatus(s.compensation_status),
                         s.reason,
+                        s.retries,
                     )
                 )
         loaded = []

@@ -130,3 +130,25 @@ async def test_a_command_without_a_member_id_is_refused(board: BoardStack) -> No
 
     assert reply["outcome"] == "FAILURE"
     assert "member_id" in reply["reason"]
+
+
+async def test_anonymize_author_after_its_compensation_is_refused_without_effect(
+    board: BoardStack,
+) -> None:
+    """A step timeout before the pivot sends RestoreAuthor first; the slow AnonymizeAuthor that
+    arrives after it must not anonymize anything."""
+    member = uuid.uuid4()
+    post = await board.write_post(member, "남을 글")
+    saga_id = str(uuid.uuid4())
+
+    await board.send_saga_command(
+        _command(saga_id, "RestoreAuthor", member, compensates="AnonymizeAuthor")
+    )
+    assert (await board.saga_reply(saga_id, "RestoreAuthor"))["outcome"] == "SUCCESS"
+    await board.send_saga_command(_command(saga_id, "AnonymizeAuthor", member))
+    late = await board.saga_reply(saga_id, "AnonymizeAuthor")
+
+    assert late["outcome"] == "FAILURE"
+    assert late["reason"] == "a compensation of this saga was already applied"
+    detail = (await board.client.get(f"/api/posts/{post['id']}")).json()
+    assert detail["author"]["id"] == str(member)

@@ -1,4 +1,4 @@
-"""Idempotent consumer and dead letters: duplicates change nothing; a poison message is parked, not lost."""
+"""Idempotent consumer and dead letters: duplicates change nothing; a message that can never succeed is parked, not lost."""
 
 from __future__ import annotations
 
@@ -6,14 +6,19 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
+from pydantic import BaseModel
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from chassis.db import UnitOfWork
 from chassis.messaging.consumer import ConsumerRunner
 from chassis.messaging.envelope import Envelope, headers_dict
+from chassis.messaging.failures import PermanentFailure
 from chassis.messaging.topics import ensure_topics
 from tests.integration.chassis.scratch import increment, widget_count, widgets
 from tests.support.infra import Infra, wait_for
@@ -115,6 +120,7 @@ async def test_a_poison_message_goes_to_the_dlq_after_bounded_retries_and_the_ne
         service="chassis-tests",
         max_attempts=3,
         retry_backoff=0.01,
+        probe=database_probe(engine),  # healthy: the error is the message's, not an outage
     )
     async with running(runner):
 
@@ -129,8 +135,132 @@ async def test_a_poison_message_goes_to_the_dlq_after_bounded_retries_and_the_ne
     h = headers_dict(parked[0].headers)
     assert h["ce_id"] == poison.id
     assert h["dlq_attempts"] == "3"
+    assert h["dlq_reason"] == "exhausted"
     assert "cannot digest this" in h["dlq_error"]
     assert h["dlq_original_topic"] == topic
+
+
+def database_probe(engine: AsyncEngine) -> Callable[[], Awaitable[None]]:
+    async def probe() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    return probe
+
+
+class WidgetTouched(BaseModel):
+    widget_id: str
+    count: int
+
+
+async def test_a_permanent_failure_is_dead_lettered_at_once_and_the_next_is_handled(
+    infra: Infra,
+    topics: str,
+    sessions: async_sessionmaker[AsyncSession],
+    producer: AIOKafkaProducer,
+    engine: AsyncEngine,
+) -> None:
+    topic = f"{topics}widget.events"
+    await ensure_topics(infra.kafka_bootstrap, [topic, f"{topic}.dlq"], partitions=1)
+    async with engine.begin() as conn:
+        await conn.execute(widgets.insert().values(id="ok", count=0))
+    calls: list[str] = []
+    good = counting_handler(sessions)
+
+    async def handler(env: Envelope) -> None:
+        calls.append(env.type)
+        if env.type == "Refused":
+            raise PermanentFailure("this widget can never be touched")
+        WidgetTouched.model_validate(env.data)  # a schema error is permanent too
+        await good(env)
+
+    for env in (
+        Envelope.new("Refused", "tests", {"widget_id": "ok"}, key="ok"),
+        Envelope.new("WidgetTouched", "tests", {"widget_id": "ok"}, key="ok"),  # no count
+        Envelope.new("WidgetTouched", "tests", {"widget_id": "ok", "count": 1}, key="ok"),
+    ):
+        await send_envelope(infra.kafka_bootstrap, topic, env)
+    runner = ConsumerRunner(
+        kafka=infra.kafka_bootstrap,
+        topics=[topic],
+        group_id=f"{topics}permanent",
+        handler=handler,
+        producer=producer,
+        service="chassis-tests",
+        max_attempts=3,
+        retry_backoff=0.01,
+    )
+    async with running(runner):
+        await wait_for(lambda: _count_is(engine, "ok", 1), message="the valid message handled")
+    assert calls == ["Refused", "WidgetTouched", "WidgetTouched"]  # one try each
+    parked = await read_topic(infra.kafka_bootstrap, f"{topic}.dlq", min_count=2)
+    reasons = [headers_dict(r.headers)["dlq_reason"] for r in parked]
+    assert reasons == ["permanent", "permanent"]
+    assert "ValidationError" in headers_dict(parked[1].headers)["dlq_error"]
+
+
+class FlakyDlqProducer:
+    """A real producer whose first ``failures`` sends fail as if the broker were unreachable."""
+
+    def __init__(self, inner: AIOKafkaProducer, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+        self.sends = 0
+
+    async def send_and_wait(self, topic: str, **kwargs: Any) -> object:
+        self.sends += 1
+        if self.sends <= self.failures:
+            raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 9)]")
+        return await self.inner.send_and_wait(topic, **kwargs)
+
+
+async def test_a_dlq_publish_that_fails_is_retried_the_message_neither_skipped_nor_doubled(
+    infra: Infra,
+    topics: str,
+    sessions: async_sessionmaker[AsyncSession],
+    producer: AIOKafkaProducer,
+    engine: AsyncEngine,
+) -> None:
+    topic = f"{topics}widget.events"
+    await ensure_topics(infra.kafka_bootstrap, [topic, f"{topic}.dlq"], partitions=1)
+    async with engine.begin() as conn:
+        await conn.execute(widgets.insert().values(id="ok", count=0))
+    good = counting_handler(sessions)
+    tries: list[str] = []
+
+    async def handler(env: Envelope) -> None:
+        if env.type == "Refused":
+            tries.append(env.id)
+            raise PermanentFailure("never")
+        await good(env)
+
+    refused = Envelope.new("Refused", "tests", {}, key="ok")
+    await send_envelope(infra.kafka_bootstrap, topic, refused)
+    await send_envelope(
+        infra.kafka_bootstrap,
+        topic,
+        Envelope.new("WidgetTouched", "tests", {"widget_id": "ok"}, key="ok"),
+    )
+    flaky = FlakyDlqProducer(producer, failures=2)
+    runner = ConsumerRunner(
+        kafka=infra.kafka_bootstrap,
+        topics=[topic],
+        group_id=f"{topics}flaky-dlq",
+        handler=handler,
+        producer=lambda: flaky,  # only send_and_wait is used for the DLQ
+        service="chassis-tests",
+        retry_backoff=0.05,
+    )
+    async with running(runner):
+        await wait_for(lambda: _count_is(engine, "ok", 1), message="the next message handled")
+    assert flaky.sends == 3
+    assert tries == [refused.id]  # the decision was kept; the handler did not run again
+    parked = await read_topic(infra.kafka_bootstrap, f"{topic}.dlq", min_count=1)
+    assert [headers_dict(r.headers)["ce_id"] for r in parked] == [refused.id]
+
+
+async def _count_is(engine: AsyncEngine, widget_id: str, n: int) -> bool:
+    return await widget_count(engine, widget_id) == n
 
 
 async def test_a_record_that_is_not_a_cloudevent_is_dead_lettered_without_retries(
@@ -156,3 +286,4 @@ async def test_a_record_that_is_not_a_cloudevent_is_dead_lettered_without_retrie
         parked = await read_topic(infra.kafka_bootstrap, f"{topic}.dlq", min_count=1)
     assert calls == []
     assert headers_dict(parked[0].headers)["dlq_attempts"] == "0"
+    assert headers_dict(parked[0].headers)["dlq_reason"] == "permanent"

@@ -67,7 +67,7 @@ async def participant(
     return SagaParticipant(
         "demo",
         lambda: UnitOfWork(sessions, source="demo"),
-        {"Bump": bump, "Unbump": unbump},
+        {"Bump": bump, "Unbump": unbump, "Confirm": bump},
         faults,
     )
 
@@ -105,7 +105,30 @@ async def test_a_forward_command_arriving_after_its_compensation_is_refused(
     )  # the no-op-able compensation ran, the late bump did not
     sent = await replies(engine)
     assert sent[1]["outcome"] == "FAILURE"
-    assert sent[1]["reason"] == "the step was already compensated"
+    assert sent[1]["reason"] == "a compensation of this saga was already applied"
+
+
+async def test_a_later_steps_forward_command_after_a_compensation_is_refused(
+    participant: SagaParticipant[UnitOfWork], engine: AsyncEngine
+) -> None:
+    """Once any compensation of the saga was applied here, no forward command of it may take
+    effect (e.g. ConfirmAcceptance after CancelAcceptance)."""
+    await participant.handle(command("Unbump", compensates="Bump"))
+    await participant.handle(command("Bump", attempt=2))  # a new attempt is refused too
+    await participant.handle(command("Confirm"))  # a later step's forward command
+    assert await widget_count(engine, "w") == -1
+    assert [r["outcome"] for r in await replies(engine)] == ["SUCCESS", "FAILURE", "FAILURE"]
+
+
+async def test_a_refused_compensation_does_not_block_the_forward_command(
+    participant: SagaParticipant[UnitOfWork], engine: AsyncEngine
+) -> None:
+    assert participant.faults is not None
+    await participant.faults.set("demo", "unbump", Fault(FaultMode.FAIL))
+    await participant.handle(command("Unbump", compensates="Bump"))  # refused: no effect
+    await participant.handle(command("Bump"))
+    assert await widget_count(engine, "w") == 1
+    assert [r["outcome"] for r in await replies(engine)] == ["FAILURE", "SUCCESS"]
 
 
 async def test_fault_flags_fail_a_command_until_they_are_cleared(

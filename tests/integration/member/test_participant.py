@@ -253,3 +253,30 @@ async def test_cancel_withdrawal_restores_access(
     await harness.send("StartWithdrawal", {"member_id": str(uuid.uuid4())}, saga_id="ghost")
     [ghost] = await harness.replies("ghost")
     assert ghost["outcome"] == "FAILURE"
+
+
+async def test_withdrawal_commands_after_cancel_withdrawal_are_refused_without_effect(
+    client: httpx.AsyncClient, harness: Harness
+) -> None:
+    """A step timeout before the pivot compensates first; the slow StartWithdrawal, and any
+    later forward command of that saga (CompleteWithdrawal), must then change nothing."""
+    member = await sign_up(client)
+    saga = str(uuid.uuid4())
+    by_member = {"member_id": member["id"]}
+    await harness.send("CancelWithdrawal", by_member, saga_id=saga, compensates="StartWithdrawal")
+    await harness.send("StartWithdrawal", by_member, saga_id=saga)
+    await harness.send("CompleteWithdrawal", by_member, saga_id=saga)
+
+    outcomes = [(r["command"], r["outcome"]) for r in await harness.replies(saga)]
+    assert outcomes == [
+        ("CancelWithdrawal", "SUCCESS"),
+        ("StartWithdrawal", "FAILURE"),
+        ("CompleteWithdrawal", "FAILURE"),
+    ]
+    tokens = await log_in(client, member["email"])  # still ACTIVE: logins work
+    me = await client.get(
+        "/api/members/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert (me.json()["status"], me.json()["email"]) == ("ACTIVE", member["email"])
+    events = await harness.staged("member.events")
+    assert [t for (t, p) in events if p.get("member_id") == member["id"]] == ["MemberRegistered"]

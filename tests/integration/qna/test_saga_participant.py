@@ -169,3 +169,47 @@ async def test_fault_flags_apply_to_participant_commands(qna_with_faults: QnaHar
     # with the flag off, the same command goes through
     passed = await qna.command("ReserveAcceptance", payload)
     assert passed.outcome == "SUCCESS", passed.reason
+
+
+async def test_confirm_acceptance_after_cancel_acceptance_is_refused_without_effect(
+    qna: QnaHarness,
+) -> None:
+    """The reservation was compensated (a timeout before the pivot): a ConfirmAcceptance of that
+    saga arriving later must not resolve the question."""
+    asker, _, question, answer = await question_with_answer(qna)
+    saga = f"accept-{uuid.uuid4().hex[:8]}"
+    confirm = {"question_id": question["id"], "answer_id": answer["id"]}
+    reserve = {**confirm, "asker_id": str(asker.id)}
+    assert (await qna.command("ReserveAcceptance", reserve, saga_id=saga)).outcome == "SUCCESS"
+    cancelled = await qna.command(
+        "CancelAcceptance", confirm, saga_id=saga, compensates="ReserveAcceptance"
+    )
+    assert cancelled.outcome == "SUCCESS"
+    version = (await qna.question_row(question["id"]))["version"]
+
+    late = await qna.command("ConfirmAcceptance", confirm, saga_id=saga)
+
+    assert late.outcome == "FAILURE"
+    detail = await qna.detail(question["id"])
+    assert (detail["status"], detail["accepted_answer_id"]) == ("OPEN", None)
+    assert (await qna.question_row(question["id"]))["version"] == version
+
+
+async def test_reserve_acceptance_after_its_compensation_is_refused_without_effect(
+    qna: QnaHarness,
+) -> None:
+    asker, _, question, answer = await question_with_answer(qna)
+    saga = f"accept-{uuid.uuid4().hex[:8]}"
+    confirm = {"question_id": question["id"], "answer_id": answer["id"]}
+    cancelled = await qna.command(
+        "CancelAcceptance", confirm, saga_id=saga, compensates="ReserveAcceptance"
+    )
+    assert cancelled.outcome == "SUCCESS"
+
+    late = await qna.command(
+        "ReserveAcceptance", {**confirm, "asker_id": str(asker.id)}, saga_id=saga
+    )
+
+    assert late.outcome == "FAILURE"
+    assert late.reason == "a compensation of this saga was already applied"
+    assert (await qna.detail(question["id"]))["status"] == "OPEN"

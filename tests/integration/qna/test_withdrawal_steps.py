@@ -154,3 +154,28 @@ async def test_retire_author_is_refused_while_a_question_is_accepting(qna: QnaHa
     )
     assert compensation.outcome == "SUCCESS"
     assert (await qna.detail(still_open["id"]))["status"] == "OPEN"
+
+
+async def test_retire_author_after_its_compensation_is_refused_without_effect(
+    qna: QnaHarness,
+) -> None:
+    """RestoreAuthor ran first (RetireAuthor timed out): the late RetireAuthor must neither
+    close the member's questions nor anonymize them."""
+    member = qna.member()
+    question = await qna.ask(member)
+    withdrawal = f"withdraw-{uuid.uuid4().hex[:8]}"
+    restored = await qna.command(
+        "RestoreAuthor",
+        {"member_id": str(member.id)},
+        saga_id=withdrawal,
+        compensates="RetireAuthor",
+    )
+    assert restored.outcome == "SUCCESS"
+
+    late = await qna.command("RetireAuthor", {"member_id": str(member.id)}, saga_id=withdrawal)
+
+    assert late.outcome == "FAILURE"
+    assert late.reason == "a compensation of this saga was already applied"
+    detail = await qna.detail(question["id"])
+    assert detail["status"] == "OPEN"
+    assert detail["author"]["id"] == str(member.id)

@@ -114,10 +114,10 @@ async def test_withdrawal_answers_202_with_the_saga_and_its_location(
     assert body["type"] == "member-withdrawal"
     assert body["status"] == "RUNNING"
     assert body["steps"] == [
-        {"name": "start-withdrawal", "status": "RUNNING"},
-        {"name": "anonymize-author", "status": "PENDING"},
-        {"name": "retire-author", "status": "PENDING"},
-        {"name": "complete-withdrawal", "status": "PENDING"},
+        {"name": "start-withdrawal", "status": "RUNNING", "kind": "compensatable", "retries": 0},
+        {"name": "anonymize-author", "status": "PENDING", "kind": "compensatable", "retries": 0},
+        {"name": "retire-author", "status": "PENDING", "kind": "compensatable", "retries": 0},
+        {"name": "complete-withdrawal", "status": "PENDING", "kind": "pivot", "retries": 0},
     ]
     assert body["failure_reason"] is None
     assert body["ended_at"] is None

@@ -252,3 +252,63 @@ async def test_the_in_flight_gauge_counts_running_sagas(engine: SagaEngine) -> N
     await engine.refresh_in_flight()
     assert metric("saga_in_flight", type="member-withdrawal") == 1
     assert metric("saga_in_flight", type="answer-acceptance") == 0
+
+
+async def test_a_timed_out_pivot_is_resent_its_retries_stored_counted_and_recovered(
+    engine: SagaEngine, db: AsyncEngine, clock: Clock
+) -> None:
+    from tests.integration.saga.helpers import metric
+
+    counted = metric(
+        "saga_step_retries_total",
+        saga_type="member-withdrawal",
+        step="complete-withdrawal",
+        reason="timeout",
+    )
+    saga_id = await start(engine, "member-withdrawal", {"member_id": "m"})
+    for step, command in (
+        ("start-withdrawal", "StartWithdrawal"),
+        ("anonymize-author", "AnonymizeAuthor"),
+        ("retire-author", "RetireAuthor"),
+    ):
+        await engine.handle_reply(reply_envelope(saga_id, step, command, Outcome.SUCCESS))
+    clock.now = T0 + dt.timedelta(seconds=11)
+    assert await engine.sweep() == 1
+    clock.now = T0 + dt.timedelta(seconds=32)  # the re-send's deadline is 20 s
+    assert await engine.sweep() == 1
+
+    stored = await engine.get(saga_id)
+    assert stored is not None
+    assert stored.state.status.value == "RUNNING"
+    assert stored.state.steps[3].retries == 2
+    assert stored.state.deadline == clock.now + dt.timedelta(seconds=40)
+    async with db.connect() as conn:
+        retries = await conn.scalar(
+            select(saga_steps.c.retries).where(
+                saga_steps.c.saga_id == uuid.UUID(saga_id), saga_steps.c.position == 3
+            )
+        )
+    assert retries == 2
+    assert (
+        metric(
+            "saga_step_retries_total",
+            saga_type="member-withdrawal",
+            step="complete-withdrawal",
+            reason="timeout",
+        )
+        == counted + 2
+    )
+    sent = [(m.type, m.payload["attempt"]) for m in await outbox(db) if m.key == saga_id]
+    assert sent[-3:] == [("CompleteWithdrawal", 1)] * 3  # never a compensation
+
+    async with db.begin() as conn:  # every command left the outbox; then the worker restarts
+        await conn.execute(update(outbox_table).values(published_at=T0))
+    assert await engine.recover() == 1
+    sent = [(m.type, m.payload["attempt"]) for m in await outbox(db) if m.key == saga_id]
+    assert sent[-1] == ("CompleteWithdrawal", 1)
+    await engine.handle_reply(
+        reply_envelope(saga_id, "complete-withdrawal", "CompleteWithdrawal", Outcome.SUCCESS)
+    )
+    stored = await engine.get(saga_id)
+    assert stored is not None
+    assert stored.state.status.value == "COMPLETED"

@@ -17,7 +17,16 @@ from tests.system.saga.stack import ADMIN_EMAIL, ADMIN_PASSWORD, Stack, running_
 @pytest.fixture(scope="session")
 async def stack(infra: Infra) -> AsyncIterator[Stack]:
     """Member, board, qna and saga (api + worker each) as real processes, started once."""
-    async with running_stack(infra, step_timeout=60) as started:
+    async with running_stack(
+        infra,
+        step_timeout=60,
+        # a refused retriable step: 3 attempts, 0.3 s apart, then FAILED and parked in the DLQ
+        saga_env={
+            "RETRY_BACKOFF_SECONDS": "0.3",
+            "RETRY_BACKOFF_CAP_SECONDS": "0.3",
+            "RETRIABLE_MAX_ATTEMPTS": "3",
+        },
+    ) as started:
         yield started
 
 

@@ -108,8 +108,14 @@ def _migrate(service: str, env: dict[str, str]) -> None:
 
 @contextlib.asynccontextmanager
 async def running_stack(
-    infra: Infra, *, step_timeout: float = 30.0, extra_env: dict[str, str] | None = None
+    infra: Infra,
+    *,
+    step_timeout: float = 30.0,
+    extra_env: dict[str, str] | None = None,
+    saga_env: dict[str, str] | None = None,
 ) -> AsyncIterator[Stack]:
+    """The stack, torn down on exit; ``extra_env`` goes to every process, ``saga_env`` to the
+    saga api and worker only (e.g. the orchestrator's retry policy)."""
     prefix = f"s{uuid.uuid4().hex[:10]}."
     redis_url = f"{infra.redis_url.rsplit('/', 1)[0]}/{REDIS_DB}"
     databases = {s: await infra.create_database(s) for s in SERVICES}
@@ -147,6 +153,7 @@ async def running_stack(
         COMPENSATION_RETRY_SECONDS="0.3",
         SWEEP_INTERVAL_SECONDS="0.2",
         IN_FLIGHT_REFRESH_SECONDS="0.5",
+        **(saga_env or {}),
     )
     stack = Stack(prefix, redis_url, databases, env, ports)
     try:

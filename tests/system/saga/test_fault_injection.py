@@ -1,5 +1,6 @@
-"""Fault injection at every step of both sagas: step N fails, steps N-1..1 are compensated in
-reverse (read from the orchestrator's log), and every participant is left consistent."""
+"""Fault injection at every step of both sagas: a compensatable step or the pivot N fails, steps
+N-1..1 are compensated in reverse (read from the orchestrator's log), and every participant is
+left consistent; a retriable step that fails is tried again, never compensated."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ WITHDRAWAL_PARTICIPANT = {
     "complete-withdrawal": "member",
 }
 ACCEPTANCE = ["reserve-acceptance", "transfer-points", "confirm-acceptance"]
+#: The steps whose refusal compensates: the compensatable ones and the pivot (DESIGN §3).
+ACCEPTANCE_REFUSABLE = ["reserve-acceptance", "transfer-points"]
 ACCEPTANCE_PARTICIPANT = {
     "reserve-acceptance": "qna",
     "transfer-points": "member",
@@ -72,7 +75,7 @@ async def test_member_withdrawal_failing_at_each_step_is_undone(
     assert restored["author"]["id"] == member.id
 
 
-@pytest.mark.parametrize("failing", ACCEPTANCE)
+@pytest.mark.parametrize("failing", ACCEPTANCE_REFUSABLE)
 async def test_answer_acceptance_failing_at_each_step_is_undone(
     client: SagaStackClient, stack: Stack, failing: str
 ) -> None:
@@ -94,6 +97,30 @@ async def test_answer_acceptance_failing_at_each_step_is_undone(
     assert [a["accepted"] for a in reopened["answers"]] == [False]
     assert (await client.member(asker.id))["points"] == 100
     assert (await client.member(answerer.id))["points"] == 100
+
+
+async def test_answer_acceptance_failing_at_its_retriable_step_is_retried_never_undone(
+    client: SagaStackClient, stack: Stack
+) -> None:
+    """After the pivot nothing is compensated: ConfirmAcceptance is tried again (3 attempts in
+    this stack) and then parked for an operator (test_resilience replays it)."""
+    asker, answerer = await client.sign_up(), await client.sign_up()
+    question = await client.ask(asker, bounty=40)
+    answer = await client.answer(answerer, question)
+    await client.set_fault("qna", "confirm-acceptance", "fail")
+
+    saga = await client.wait_saga(await client.accept(asker, question, answer), "FAILED")
+
+    assert [s["status"] for s in saga["steps"]] == ["SUCCEEDED", "SUCCEEDED", "FAILED"]
+    assert [s["retries"] for s in saga["steps"]] == [0, 0, 2]
+    assert (
+        "ConfirmAcceptance of step confirm-acceptance was refused 3 times"
+        in (saga["failure_reason"])
+    )
+    assert compensated_steps(stack, saga["id"]) == []
+    assert (await client.question(question))["status"] == "ACCEPTING"
+    assert (await client.member(asker.id))["points"] == 60
+    assert (await client.member(answerer.id))["points"] == 140
 
 
 async def _logged(stack: Stack, saga_id: str, steps: list[str]) -> bool:

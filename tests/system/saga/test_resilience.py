@@ -234,5 +234,35 @@ async def test_a_compensation_that_keeps_failing_ends_failed_visibly_until_an_op
     assert (await client.member(member.id))["status"] == "ACTIVE"
 
 
+async def test_a_retriable_step_refused_to_the_limit_is_parked_and_a_replay_completes_the_saga(
+    client: SagaStackClient, stack: Stack, infra: Infra
+) -> None:
+    asker, answerer = await client.sign_up(), await client.sign_up()
+    question = await client.ask(asker, bounty=10)
+    answer = await client.answer(answerer, question)
+    await client.set_fault("qna", "confirm-acceptance", "fail")
+
+    saga_id = await client.accept(asker, question, answer)
+    saga = await client.wait_saga(saga_id, "FAILED")
+    assert [s["status"] for s in saga["steps"]] == ["SUCCEEDED", "SUCCEEDED", "FAILED"]
+    parked = [
+        json.loads(line)
+        for line in ops_cli(stack, infra, "dlq", "list", "saga.qna.commands").splitlines()
+    ]
+    [owed] = [p for p in parked if p["key"] == saga_id]
+    assert owed["type"] == "ConfirmAcceptance"
+    assert "refused 3 times" in owed["error"]
+
+    # the operator fixes the cause and replays it: the saga resumes and completes
+    await client.set_fault("qna", "confirm-acceptance", "off")
+    ops_cli(stack, infra, "dlq", "replay", "saga.qna.commands", "--id", owed["id"])
+    saga = await client.wait_saga(saga_id, "COMPLETED")
+    assert [s["status"] for s in saga["steps"]] == ["SUCCEEDED"] * 3
+    assert saga["failure_reason"] is None
+    assert (await client.question(question))["status"] == "RESOLVED"
+    assert (await client.member(asker.id))["points"] == 90
+    assert (await client.member(answerer.id))["points"] == 110
+
+
 def _all_events(stack: Stack, process: str) -> list[dict[str, object]]:
     return [json.loads(ln) for ln in stack.logs(process).splitlines() if ln.startswith("{")]

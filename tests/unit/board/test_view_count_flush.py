@@ -66,3 +66,28 @@ async def test_counts_a_failed_flush_could_not_store_go_back_for_the_next_one() 
     store.fail = False
     assert await flush() == 3
     assert store.views == Counter({post_id: 3})
+
+
+async def test_counts_neither_the_database_nor_redis_could_take_wait_in_the_process() -> None:
+    post_id = uuid.uuid4()
+    pending = FakePendingViews({post_id: 4})
+    store = Store(fail=True)
+    flush = view_count_flush(pending, store.record)
+    redis_down = False
+
+    async def give_back(counts: Mapping[uuid.UUID, int]) -> None:
+        if redis_down:
+            raise ConnectionError("redis unavailable")
+        pending.counts.update(counts)
+
+    pending.give_back = give_back  # type: ignore[method-assign]
+    redis_down = True
+    with pytest.raises(ConnectionError):
+        await flush()
+    assert not pending.counts  # Redis could not take them back ...
+
+    store.fail = False
+    redis_down = False
+    pending.counts[post_id] += 1  # ... and a view counted meanwhile
+    assert await flush() == 5  # nothing lost
+    assert store.views == Counter({post_id: 5})

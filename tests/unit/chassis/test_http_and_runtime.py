@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import httpx
 
@@ -114,3 +115,30 @@ async def test_a_crashed_loop_is_restarted() -> None:
         await asyncio.sleep(0.01)
     await runtime.stop()
     assert len(runs) == 3
+
+
+async def test_a_loop_that_keeps_crashing_is_restarted_with_growing_capped_pauses() -> None:
+    starts: list[float] = []
+    loop = asyncio.get_running_loop()
+    enough = asyncio.Event()
+
+    class Down:
+        async def run(self) -> None:
+            starts.append(loop.time())
+            if len(starts) >= 6:
+                enough.set()
+            raise ConnectionRefusedError("[Errno 111] Connect call failed")
+
+        async def stop(self) -> None:
+            return None
+
+    runtime = Runtime("t", restart_backoff=0.02, restart_backoff_max=0.08)
+    runtime.add_background("down", Down(), Phase.CONSUMERS)
+    await runtime.start()
+    await asyncio.wait_for(enough.wait(), 5)
+    await runtime.stop()
+    pauses = [b - a for a, b in itertools.pairwise(starts)]
+    # 0.02, 0.04, 0.08, then capped at 0.08 (less up to 20% jitter): no spinning, no runaway
+    assert 0.015 <= pauses[0] < 0.04
+    assert pauses[2] >= 0.06
+    assert all(p < 0.12 for p in pauses)

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from chassis.messaging.failures import Failure, PermanentFailure, classify
 from member.domain import commands, errors
 from member.domain.model import Member, Status
 from member.domain.sessions import hash_token
@@ -494,3 +495,15 @@ async def test_projection_ignores_duplicates_and_already_rebuilt_offsets(
 
     assert uow.store.activity[author]["posts"] == 2
     assert uow.store.checkpoints[("board.events", 0)] == 12
+
+
+async def test_an_unreadable_activity_event_is_a_permanent_failure() -> None:
+    """No retry can make a malformed body readable: the consumer must dead-letter it at once."""
+    with pytest.raises(PermanentFailure) as raised:
+        await activity.project_event(
+            FakeUnitOfWork(),
+            event_id="e1",
+            event_type="PostCreated",
+            data={"post_id": "not-a-uuid", "author_id": "also-not"},
+        )
+    assert classify(raised.value) is Failure.PERMANENT

@@ -28,6 +28,10 @@ POLICY = Policy(
     step_timeout=dt.timedelta(seconds=10),
     compensation_max_attempts=3,
     compensation_retry_delay=dt.timedelta(seconds=2),
+    resend_timeout_cap=dt.timedelta(seconds=60),
+    retry_backoff=dt.timedelta(seconds=1),
+    retry_backoff_cap=dt.timedelta(seconds=5),
+    retriable_max_attempts=5,
 )
 
 
@@ -76,13 +80,20 @@ class SagaTest:
             result=result or {},
         )
         self.last_reply = reply
-        self._take(self.orchestrator.on_reply(self.state, reply, self.now))
+        before = self.state
+        self._take(self.orchestrator.on_reply(before, reply, self.now))
+        self.ignored_as = self.orchestrator.why_ignored(before, reply) if self.ignored else None
         return self
 
     def when_duplicate_reply(self) -> Self:
         """The last reply is delivered again (a new message, same content)."""
         assert self.last_reply is not None
-        self._take(self.orchestrator.on_reply(self.state, self.last_reply, self.now))
+        return self.when_reply_to(self.last_reply)
+
+    def when_reply_to(self, reply: SagaReply) -> Self:
+        before = self.state
+        self._take(self.orchestrator.on_reply(before, reply, self.now))
+        self.ignored_as = self.orchestrator.why_ignored(before, reply) if self.ignored else None
         return self
 
     def when_late_reply(
@@ -141,9 +152,33 @@ class SagaTest:
         assert not self.outbox, f"expected no command, got {self.outbox}"
         return self
 
-    def expect_ignored(self) -> Self:
+    def expect_ignored(self, as_event: str | None = None, why: str | None = None) -> Self:
+        """The event had no effect; for a reply, optionally how it is logged and why."""
         assert self.ignored, "expected the event to have no effect"
+        if as_event is not None or why is not None:
+            assert self.ignored_as is not None, "expected an ignored reply"
+            event, reason = self.ignored_as
+            assert as_event is None or event == as_event, self.ignored_as
+            assert why is None or why in reason, self.ignored_as
         return self.expect_no_command()
+
+    def expect_retries(self, step: str, retries: int) -> Self:
+        got = {s.name: s.retries for s in self.state.steps}[step]
+        assert got == retries, f"{step} retries {got}, expected {retries}"
+        return self
+
+    def expect_deadline_in(self, seconds: float) -> Self:
+        assert self.state.deadline is not None, "the saga has no deadline"
+        assert (self.state.deadline - self.now).total_seconds() == seconds, (
+            f"deadline in {(self.state.deadline - self.now).total_seconds()}s, expected {seconds}s"
+        )
+        return self
+
+    def expect_not_compensated(self) -> Self:
+        """No compensation was ever sent (the pivot rule)."""
+        sent = [c.command for c in self.sent if c.command.compensates is not None]
+        assert not sent, f"compensations were sent: {sent}"
+        return self
 
     def expect_status(self, status: str) -> Self:
         assert self.state.status.value == status, f"status {self.state.status}, expected {status}"

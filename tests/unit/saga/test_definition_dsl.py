@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from saga.definition import SagaDefinition, fields
+from saga.definition import SagaDefinition, StepKind, fields
 from saga.definitions import ANSWER_ACCEPTANCE, DEFINITIONS, MEMBER_WITHDRAWAL
 
 
-def _table(definition: SagaDefinition) -> list[tuple[str, str, str, str | None]]:
+def _table(definition: SagaDefinition) -> list[tuple[str, str, str, str, str | None]]:
     return [
         (
+            s.kind.value,
             s.name,
             s.action.participant,
             s.action.command,
@@ -22,19 +23,19 @@ def _table(definition: SagaDefinition) -> list[tuple[str, str, str, str | None]]
 
 def test_member_withdrawal_is_the_table_of_the_conventions() -> None:
     assert _table(MEMBER_WITHDRAWAL) == [
-        ("start-withdrawal", "member", "StartWithdrawal", "CancelWithdrawal"),
-        ("anonymize-author", "board", "AnonymizeAuthor", "RestoreAuthor"),
-        ("retire-author", "qna", "RetireAuthor", "RestoreAuthor"),
-        ("complete-withdrawal", "member", "CompleteWithdrawal", None),
+        ("compensatable", "start-withdrawal", "member", "StartWithdrawal", "CancelWithdrawal"),
+        ("compensatable", "anonymize-author", "board", "AnonymizeAuthor", "RestoreAuthor"),
+        ("compensatable", "retire-author", "qna", "RetireAuthor", "RestoreAuthor"),
+        ("pivot", "complete-withdrawal", "member", "CompleteWithdrawal", None),
     ]
     assert MEMBER_WITHDRAWAL.exclusive_key == "member_id"
 
 
 def test_answer_acceptance_is_the_table_of_the_conventions() -> None:
     assert _table(ANSWER_ACCEPTANCE) == [
-        ("reserve-acceptance", "qna", "ReserveAcceptance", "CancelAcceptance"),
-        ("transfer-points", "member", "TransferPoints", "RefundPoints"),
-        ("confirm-acceptance", "qna", "ConfirmAcceptance", None),
+        ("compensatable", "reserve-acceptance", "qna", "ReserveAcceptance", "CancelAcceptance"),
+        ("pivot", "transfer-points", "member", "TransferPoints", None),
+        ("retriable", "confirm-acceptance", "qna", "ConfirmAcceptance", None),
     ]
     assert ANSWER_ACCEPTANCE.exclusive_key == "question_id"
 
@@ -61,21 +62,23 @@ def test_the_commands_of_each_participant_are_known() -> None:
 
 def test_a_step_must_invoke_a_command() -> None:
     with pytest.raises(ValueError, match="invokes no command"):
-        SagaDefinition("s").step("a").build()
+        SagaDefinition("s").pivot_step("a").build()
 
 
 def test_a_compensation_comes_after_the_invocation() -> None:
     with pytest.raises(ValueError, match="before with_compensation"):
-        SagaDefinition("s").step("a").with_compensation("Undo")
+        SagaDefinition("s").compensatable_step("a").with_compensation("Undo")
 
 
 def test_a_step_name_is_unique() -> None:
     with pytest.raises(ValueError, match="twice"):
-        SagaDefinition("s").step("a").invoke("p", "Do").step("a").invoke("p", "Do").build()
+        SagaDefinition("s").pivot_step("a").invoke("p", "Do").retriable_step("a").invoke(
+            "p", "Do"
+        ).build()
 
 
 def test_a_step_invokes_and_compensates_once() -> None:
-    step = SagaDefinition("s").step("a").invoke("p", "Do")
+    step = SagaDefinition("s").compensatable_step("a").invoke("p", "Do")
     with pytest.raises(ValueError, match="already invokes"):
         step.invoke("p", "Again")
     with pytest.raises(ValueError, match="already has a compensation"):
@@ -92,3 +95,74 @@ def test_index_of_an_unknown_step_is_an_error() -> None:
     assert MEMBER_WITHDRAWAL.index_of("retire-author") == 2
     with pytest.raises(KeyError):
         MEMBER_WITHDRAWAL.index_of("nope")
+
+
+# --- step kinds (Richardson, Microservices Patterns ch. 4) ---------------------------------
+
+
+def test_the_step_kinds_are_in_the_definitions() -> None:
+    assert [s.kind for s in ANSWER_ACCEPTANCE.steps] == [
+        StepKind.COMPENSATABLE,
+        StepKind.PIVOT,
+        StepKind.RETRIABLE,
+    ]
+    assert [s.kind for s in MEMBER_WITHDRAWAL.steps] == [StepKind.COMPENSATABLE] * 3 + [
+        StepKind.PIVOT
+    ]
+    assert [s.retried_on_timeout for s in ANSWER_ACCEPTANCE.steps] == [False, True, True]
+
+
+def test_a_compensatable_step_needs_a_compensation() -> None:
+    with pytest.raises(ValueError, match="compensatable step 'a' of s has no compensation"):
+        SagaDefinition("s").compensatable_step("a").invoke("p", "Do").build()
+
+
+@pytest.mark.parametrize("kind", ["pivot", "retriable"])
+def test_a_pivot_or_retriable_step_has_no_compensation(kind: str) -> None:
+    saga = SagaDefinition("s")
+    step = (
+        saga.pivot_step("a")
+        if kind == "pivot"
+        else saga.pivot_step("first").invoke("p", "Go").retriable_step("a")
+    )
+    with pytest.raises(ValueError, match=f"{kind} step 'a' of s cannot have a compensation"):
+        step.invoke("p", "Do").with_compensation("Undo").build()
+
+
+def test_at_most_one_pivot() -> None:
+    with pytest.raises(ValueError, match="more than one pivot: a, b"):
+        SagaDefinition("s").pivot_step("a").invoke("p", "A").pivot_step("b").invoke(
+            "p", "B"
+        ).build()
+
+
+def test_compensatable_steps_come_before_the_pivot() -> None:
+    with pytest.raises(ValueError, match="compensatable step 'b' comes after pivot step 'a'"):
+        SagaDefinition("s").pivot_step("a").invoke("p", "A").compensatable_step("b").invoke(
+            "p", "B"
+        ).with_compensation("UndoB").build()
+
+
+def test_retriable_steps_come_after_the_pivot() -> None:
+    with pytest.raises(ValueError, match="pivot step 'b' comes after retriable step 'a'"):
+        SagaDefinition("s").retriable_step("a").invoke("p", "A").pivot_step("b").invoke(
+            "p", "B"
+        ).build()
+    with pytest.raises(ValueError, match="retriable step 'b' of s needs a pivot before it"):
+        SagaDefinition("s").compensatable_step("a").invoke("p", "A").with_compensation(
+            "UndoA"
+        ).retriable_step("b").invoke("p", "B").build()
+
+
+def test_a_saga_of_compensatable_steps_only_is_valid() -> None:
+    saga = (
+        SagaDefinition("s")
+        .compensatable_step("a")
+        .invoke("p", "A")
+        .with_compensation("UndoA")
+        .compensatable_step("b")
+        .invoke("q", "B")
+        .with_compensation("UndoB")
+        .build()
+    )
+    assert [s.kind for s in saga.steps] == [StepKind.COMPENSATABLE] * 2

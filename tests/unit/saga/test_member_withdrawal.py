@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from chassis.saga import Outcome
 from saga.definitions import MEMBER_WITHDRAWAL
 from tests.unit.saga.saga_dsl import given
 
@@ -119,13 +120,37 @@ def test_a_timed_out_step_is_compensated_too_because_it_may_have_been_applied() 
     )
 
 
-def test_a_timed_out_pivot_has_no_compensation_so_the_steps_before_it_are_undone() -> None:
+def test_a_timed_out_pivot_is_sent_again_never_compensated() -> None:
+    """Issue 11: an erased account must not have its questions re-opened by RestoreAuthor."""
     saga = given(MEMBER_WITHDRAWAL).start(member_id=M)
     for _, participant, command in FORWARD[:3]:
         saga.expect_command(participant, command).when_reply_success()
     (
         saga.expect_command("member", "CompleteWithdrawal")
         .when_deadline_passes()
+        .expect_event("saga.step_retry")
+        .expect_command("member", "CompleteWithdrawal", attempt=1, payload=BY_MEMBER)
+        .expect_status("RUNNING")
+        .expect_retries("complete-withdrawal", 1)
+        .expect_deadline_in(20)
+        .when_deadline_passes()
+        .expect_command("member", "CompleteWithdrawal", attempt=1)
+        .expect_deadline_in(40)
+        .when_reply_success()
+        .expect_status("COMPLETED")
+        .expect_steps("SUCCEEDED", "SUCCEEDED", "SUCCEEDED", "SUCCEEDED")
+        .expect_retries("complete-withdrawal", 2)
+        .expect_not_compensated()
+    )
+
+
+def test_a_refused_pivot_undoes_the_steps_before_it() -> None:
+    saga = given(MEMBER_WITHDRAWAL).start(member_id=M)
+    for _, participant, command in FORWARD[:3]:
+        saga.expect_command(participant, command).when_reply_success()
+    (
+        saga.expect_command("member", "CompleteWithdrawal")
+        .when_reply_failure("member not found")
         .expect_command("qna", "RestoreAuthor")
         .when_reply_success()
         .expect_command("board", "RestoreAuthor")
@@ -133,7 +158,23 @@ def test_a_timed_out_pivot_has_no_compensation_so_the_steps_before_it_are_undone
         .expect_command("member", "CancelWithdrawal")
         .when_reply_success()
         .expect_status("COMPENSATED")
-        .expect_steps("COMPENSATED", "COMPENSATED", "COMPENSATED", "TIMED_OUT")
+        .expect_steps("COMPENSATED", "COMPENSATED", "COMPENSATED", "FAILED")
+        .expect_failure_reason("complete-withdrawal (CompleteWithdrawal) failed: member not found")
+    )
+
+
+def test_a_pivot_refused_after_its_resends_still_undoes_the_steps_before_it() -> None:
+    """A re-sent pivot that is then refused had no effect: compensate as for any refusal."""
+    saga = given(MEMBER_WITHDRAWAL).start(member_id=M)
+    for _, participant, command in FORWARD[:3]:
+        saga.expect_command(participant, command).when_reply_success()
+    (
+        saga.expect_command("member", "CompleteWithdrawal")
+        .when_deadline_passes()
+        .expect_command("member", "CompleteWithdrawal")
+        .when_reply_failure("refused")
+        .expect_command("qna", "RestoreAuthor")
+        .expect_status("COMPENSATING")
     )
 
 
@@ -145,7 +186,7 @@ def test_a_reply_that_arrives_after_the_timeout_is_ignored() -> None:
         .when_deadline_passes()
         .expect_command("member", "CancelWithdrawal")
         .when_late_reply("StartWithdrawal")
-        .expect_ignored()
+        .expect_ignored("saga.late_reply", "timed out")
         .expect_status("COMPENSATING")
         .when_late_reply("CancelWithdrawal")
         .expect_status("COMPENSATED")
@@ -217,9 +258,48 @@ def test_a_compensation_that_succeeds_on_a_retry_lets_the_compensation_go_on() -
         .expect_event("saga.compensation_failed")
         .when_deadline_passes()
         .expect_command("member", "CancelWithdrawal", attempt=2)
-        .when_late_reply("CancelWithdrawal", attempt=1)
-        .expect_ignored()
         .when_reply_success()
         .expect_status("COMPENSATED")
         .expect_steps("COMPENSATED", "FAILED", "PENDING", "PENDING")
+    )
+
+
+def test_a_late_success_of_an_earlier_compensation_attempt_counts() -> None:
+    """Attempt 1 timed out but was applied: its SUCCESS, late, is the compensation's success
+    (attempt 2, already sent, is then a no-op at the participant, and its reply is ignored)."""
+    saga = (
+        given(MEMBER_WITHDRAWAL)
+        .start(member_id=M)
+        .expect_command("member", "StartWithdrawal")
+        .when_reply_success()
+        .expect_command("board", "AnonymizeAuthor")
+        .when_reply_failure()
+        .expect_command("member", "CancelWithdrawal", attempt=1)
+        .when_deadline_passes()
+        .when_deadline_passes()
+        .expect_command("member", "CancelWithdrawal", attempt=2)
+    )
+    second = saga.sent[-1]
+    (
+        saga.when_late_reply("CancelWithdrawal", attempt=1)
+        .expect_event("saga.late_success")
+        .expect_status("COMPENSATED")
+        .when_reply(second, Outcome.SUCCESS)
+        .expect_ignored("saga.reply_ignored", "ended COMPENSATED")
+    )
+
+
+def test_a_late_success_while_the_next_compensation_attempt_waits_counts() -> None:
+    (
+        given(MEMBER_WITHDRAWAL)
+        .start(member_id=M)
+        .expect_command("member", "StartWithdrawal")
+        .when_reply_success()
+        .expect_command("board", "AnonymizeAuthor")
+        .when_reply_failure()
+        .expect_command("member", "CancelWithdrawal", attempt=1)
+        .when_deadline_passes()  # attempt 2 waits for the retry delay
+        .expect_no_command()
+        .when_late_reply("CancelWithdrawal", attempt=1)
+        .expect_status("COMPENSATED")
     )

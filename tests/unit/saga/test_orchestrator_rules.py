@@ -51,9 +51,24 @@ def test_a_replayed_parked_compensation_that_fails_again_parks_the_next_attempt(
     assert saga.state.failure_reason == reason
 
 
-def test_a_reply_to_an_earlier_attempt_of_a_failed_saga_changes_nothing() -> None:
+def test_a_refusal_of_an_earlier_attempt_of_a_failed_saga_changes_nothing() -> None:
     saga = failed_saga()
-    saga.when_late_reply("CancelWithdrawal", attempt=3).expect_ignored().expect_status("FAILED")
+    (
+        saga.when_late_reply("CancelWithdrawal", attempt=3, outcome=Outcome.FAILURE)
+        .expect_ignored("saga.late_reply", "attempt 3")
+        .expect_status("FAILED")
+    )
+
+
+def test_a_late_success_of_an_earlier_attempt_resumes_a_failed_saga() -> None:
+    """A SUCCESS of an earlier attempt of the awaited command is the participant's word that it
+    was applied, even once the saga is FAILED."""
+    (
+        failed_saga()
+        .when_late_reply("CancelWithdrawal", attempt=2)
+        .expect_event("saga.resumed")
+        .expect_status("COMPENSATED")
+    )
 
 
 def test_the_awaited_command_is_resent_unchanged_for_recovery() -> None:
@@ -123,3 +138,28 @@ def test_a_started_saga_has_a_deadline_one_step_timeout_away() -> None:
     assert saga.state.deadline == saga.now + dt.timedelta(seconds=10)
     assert saga.state.current_step == "start-withdrawal"
     assert saga.state.status.value == "RUNNING"
+
+
+def test_recovery_resends_a_pivot_being_retried_unchanged_and_nothing_during_a_backoff() -> None:
+    """After a restart, ``recover`` re-sends ``awaited_command``: for a pivot re-sent after a
+    timeout it is the same attempt again; a retriable step waiting out its backoff and a FAILED
+    saga have nothing in flight."""
+    from saga.definitions import ANSWER_ACCEPTANCE
+
+    orchestrator = Orchestrator(ANSWER_ACCEPTANCE)
+    start = {"question_id": "q", "answer_id": "a", "asker_id": "m1", "answerer_id": "m2"}
+    saga = (
+        given(ANSWER_ACCEPTANCE)
+        .start(**start, bounty=10)
+        .expect_command("qna", "ReserveAcceptance")
+        .when_reply_success()
+        .expect_command("member", "TransferPoints")
+        .when_deadline_passes()
+        .expect_command("member", "TransferPoints")
+    )
+    assert orchestrator.awaited_command(saga.state) == saga.sent[-1]
+    assert saga.sent[-1].command.attempt == 1
+    saga.when_reply_success().expect_command("qna", "ConfirmAcceptance").when_reply_failure()
+    assert orchestrator.awaited_command(saga.state) is None  # the backoff
+    saga.when_deadline_passes().expect_command("qna", "ConfirmAcceptance", attempt=2)
+    assert orchestrator.awaited_command(saga.state) == saga.sent[-1]

@@ -8,27 +8,45 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from chassis.metrics import DEPENDENCY_UP
+
 Check = Callable[[], Awaitable[object]]
 
 
-class Health:
-    """Readiness state of one process: dependency checks plus the shutting-down flag."""
+class NotReady(Exception):
+    """Raised by a check whose message says it all (shown without the exception type)."""
 
-    def __init__(self, check_timeout: float = 2.0) -> None:
+
+class Health:
+    """Readiness state of one process: dependency checks plus the shutting-down flag.
+
+    A *degraded* check is a dependency the process works around (Redis for rate limits and
+    caches, DESIGN.md §4 "Every process"): its failure shows as ``degraded: ...`` in the detail
+    and as ``dependency_up 0``, but does not make the process unready."""
+
+    def __init__(self, check_timeout: float = 2.0, service: str = "") -> None:
         self._checks: dict[str, Check] = {}
+        self._degraded: set[str] = set()
         self.shutting_down = False
         self.started = False
         self.check_timeout = check_timeout
+        self.service = service
 
-    def add_check(self, name: str, check: Check) -> None:
+    def add_check(self, name: str, check: Check, *, degraded: bool = False) -> None:
         self._checks[name] = check
+        if degraded:
+            self._degraded.add(name)
 
     async def run_checks(self) -> dict[str, str]:
         async def one(name: str, check: Check) -> tuple[str, str]:
             try:
                 await asyncio.wait_for(check(), self.check_timeout)
             except Exception as exc:  # a failing dependency is data here, not a crash
-                return name, f"down: {type(exc).__name__}: {exc}"[:200]
+                DEPENDENCY_UP.labels(self.service, name).set(0)
+                state = "degraded" if name in self._degraded else "down"
+                detail = str(exc) if isinstance(exc, NotReady) else f"{type(exc).__name__}: {exc}"
+                return name, f"{state}: {detail}"[:300]
+            DEPENDENCY_UP.labels(self.service, name).set(1)
             return name, "up"
 
         results = await asyncio.gather(*(one(n, c) for n, c in self._checks.items()))
@@ -40,7 +58,7 @@ class Health:
         if not self.started:
             return False, {"process": "starting"}
         results = await self.run_checks()
-        return all(v == "up" for v in results.values()), results
+        return all(not v.startswith("down") for v in results.values()), results
 
 
 router = APIRouter()

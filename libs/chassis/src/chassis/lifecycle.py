@@ -21,6 +21,7 @@ from typing import Protocol
 
 from chassis.health import Health
 from chassis.logging import get_logger
+from chassis.messaging.failures import Backoff, Outage
 
 log = get_logger("chassis.lifecycle")
 
@@ -69,10 +70,18 @@ class Runtime:
 
     service: str
     health: Health = field(default_factory=Health)
+    #: First and longest pause (seconds) before a crashed loop is restarted; doubles in between.
     restart_backoff: float = 1.0
+    restart_backoff_max: float = 30.0
+    #: A loop that ran this long before crashing starts a new outage (backoff and log reset).
+    healthy_run_seconds: float = 60.0
     _startup: list[_Hook] = field(default_factory=list)
     _background: list[_Background] = field(default_factory=list)
     _closers: list[_Hook] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.health.service:
+            self.health.service = self.service
 
     def on_startup(self, name: str, fn: Callable[[], Awaitable[object]]) -> None:
         """Run ``fn`` at startup, in registration order, before the process reports ready."""
@@ -98,18 +107,29 @@ class Runtime:
         log.info("startup.complete", background=[b.name for b in self._background])
 
     async def _supervise(self, bg: _Background) -> None:
-        """Restart a crashed loop after a pause: a broker blip must not kill the worker."""
+        """Restart a crashed loop after a capped, growing pause: a database or broker outage must
+        not kill the worker nor make it spin, and it resumes by itself. One outage is logged
+        when it starts (with the traceback) and when a restarted loop has run for a while."""
+        outage = Outage(
+            f"background {bg.name}",
+            Backoff(initial=self.restart_backoff, cap=max(self.restart_backoff_max, 0.001)),
+            log,
+        )
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             try:
                 await bg.service.run()
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 if self.health.shutting_down:
                     return
-                log.exception("background.crashed", name=bg.name, restart_in=self.restart_backoff)
-                await asyncio.sleep(self.restart_backoff)
+                if loop.time() - started >= self.healthy_run_seconds:
+                    outage.succeeded()  # it ran fine for a while: this is a new outage
+                delay = outage.failed(exc)
+                await asyncio.sleep(delay)
 
     async def stop(self, timeout: float = 20.0) -> None:
         """Stop everything, phase by phase, logging each step."""

@@ -31,6 +31,26 @@ MESSAGES_HANDLED = Counter(
     ["service", "topic", "outcome"],
 )
 DEAD_LETTERS = Counter("kafka_dead_letters_total", "Messages sent to a DLQ.", ["service", "topic"])
+CONSUMER_WAITING = Gauge(
+    "consumer_waiting_partitions",
+    "Partitions whose consumer is waiting out a transient failure (not moving past a message).",
+    ["service", "group"],
+)
+CONSUMER_TRANSIENT_FAILURES = Counter(
+    "consumer_transient_failures_total",
+    "Handler failures a consumer waits out (infrastructure unavailable), by topic.",
+    ["service", "topic", "group"],
+)
+DEGRADED_DEPENDENCY_FAILURES = Counter(
+    "degraded_dependency_failures_total",
+    "Calls to a dependency the process degrades around (Redis) that failed and were bypassed.",
+    ["service", "dependency", "operation"],
+)
+DEPENDENCY_UP = Gauge(
+    "dependency_up",
+    "1 when the named readiness check (a dependency, or a consumer not stuck) last passed.",
+    ["service", "dependency"],
+)
 PROJECTION_CHECKPOINT = Gauge(
     "projection_checkpoint_offset",
     "Last offset applied by a read-model projection.",

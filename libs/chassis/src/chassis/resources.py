@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
@@ -14,6 +15,7 @@ from chassis.db import create_engine, create_session_factory
 from chassis.faults import FaultFlags
 from chassis.lifecycle import Phase, Runtime
 from chassis.messaging.consumer import ConsumerRunner, Handler
+from chassis.messaging.failures import Backoff
 from chassis.messaging.outbox import OutboxRelay
 from chassis.messaging.producer import create_producer
 from chassis.redis import create_redis
@@ -33,6 +35,14 @@ class Resources:
     producer: AIOKafkaProducer | None = None
     verifier: JwksVerifier | None = None
     consumers: list[ConsumerRunner] = field(default_factory=list)
+    #: Checks of the blocking infrastructure (database, Kafka): a consumer asks them before it
+    #: calls an unclassified failure permanent.
+    probes: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def probe(self) -> None:
+        """Raise if the database or Kafka this process uses cannot be reached now."""
+        for check in self.probes:
+            await check()
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -63,9 +73,14 @@ class Resources:
             producer=lambda: self.kafka,
             service=s.SERVICE_NAME,
             max_attempts=s.KAFKA_MAX_ATTEMPTS,
+            retry_backoff=s.CONSUMER_RETRY_BACKOFF_SECONDS,
+            retry_backoff_max=s.CONSUMER_RETRY_BACKOFF_MAX_SECONDS,
+            probe=self.probe,
         )
         self.consumers.append(runner)
         self.runtime.add_background(f"consumer {group_id}", runner, Phase.CONSUMERS)
+        # not ready while it waits out a transient failure (DESIGN.md §5 rule 3)
+        self.runtime.health.add_check(f"consumer {group_id}", runner.check)
         return runner
 
     def add_outbox_relay(self) -> OutboxRelay:
@@ -77,6 +92,9 @@ class Resources:
             topic_prefix=s.KAFKA_TOPIC_PREFIX,
             poll_seconds=s.OUTBOX_POLL_SECONDS,
             batch_size=s.OUTBOX_BATCH_SIZE,
+            backoff=Backoff(
+                initial=s.CONSUMER_RETRY_BACKOFF_SECONDS, cap=s.CONSUMER_RETRY_BACKOFF_MAX_SECONDS
+            ),
         )
         self.runtime.add_background("outbox relay", relay, Phase.RELAY)
         return relay
@@ -104,6 +122,7 @@ def attach(
 
         runtime.on_startup("connect to PostgreSQL", check_db)
         runtime.health.add_check("postgres", check_db)
+        res.probes.append(check_db)
         runtime.on_shutdown("database pool", engine.dispose, Phase.POOLS)
     if redis:
         client = create_redis(settings.REDIS_URL)
@@ -112,7 +131,9 @@ def attach(
         async def check_redis() -> None:
             await client.ping()
 
-        runtime.health.add_check("redis", check_redis)
+        # Redis holds caches, counters and flags the process works around when it is down
+        # (DESIGN.md §4 "Every process"): shown in the detail and a metric, never "not ready".
+        runtime.health.add_check("redis", check_redis, degraded=True)
         runtime.on_shutdown("redis pool", client.aclose, Phase.POOLS)
     if kafka:
 
@@ -130,6 +151,7 @@ def attach(
 
         runtime.on_startup("connect to Kafka", start_producer)
         runtime.health.add_check("kafka", check_kafka)
+        res.probes.append(check_kafka)
         runtime.on_shutdown("kafka producer (flush)", stop_producer, Phase.RELAY)
     if verifier:
         res.verifier = JwksVerifier.from_url(

@@ -5,8 +5,8 @@ The orchestrator sends a command (an ``Envelope`` whose data is a ``SagaCommand`
 ``saga.replies``. Both travel through outboxes. Each command is applied once per
 ``(saga_id, command, attempt)``: the outcome is logged in ``saga_command_log`` in the same
 transaction as the effect and the reply, so a redelivered command gets the same reply again
-and no second effect. A forward command that arrives after its compensation was applied
-(a late delivery after a step timeout) is refused without effect.
+and no second effect. A forward command that arrives after a compensation of its saga was
+applied here (a late delivery after a step timeout) is refused without effect.
 """
 
 from __future__ import annotations
@@ -87,7 +87,9 @@ class SagaParticipant(Generic[U]):
 
     async def handle(self, envelope: Envelope) -> None:
         command = SagaCommand.model_validate(envelope.data)
-        fault = await self.faults.get(self.service, kebab(command.command)) if self.faults else None
+        fault = (
+            await self.faults.active(self.service, kebab(command.command)) if self.faults else None
+        )
         if fault is not None and fault.mode is FaultMode.DELAY:
             await asyncio.sleep(fault.delay_ms / 1000)
         async with self.uow_factory() as uow:
@@ -150,17 +152,21 @@ class SagaParticipant(Generic[U]):
         )
 
     async def _compensation_already_applied(self, uow: U, command: SagaCommand) -> bool:
-        """True if some compensation of this forward command was already applied for the saga."""
+        """True if a compensation of this saga was already applied here (a forward command).
+
+        The orchestrator sends compensations only once its saga stopped going forward, so after
+        any compensation of the saga no forward command of it may take effect here: neither the
+        compensated step's own command arriving late (a step timeout before the pivot), nor a
+        later step's (e.g. ConfirmAcceptance after CancelAcceptance)."""
         if command.compensates is not None:
             return False
         row = (
             await uow.session.execute(
                 select(saga_command_log_table.c.command)
                 .where(saga_command_log_table.c.saga_id == command.saga_id)
-                .where(
-                    saga_command_log_table.c.result["compensates"].as_string() == command.command
-                )
+                .where(saga_command_log_table.c.result["compensates"].as_string().is_not(None))
                 .where(saga_command_log_table.c.outcome == Outcome.SUCCESS.value)
+                .limit(1)
             )
         ).first()
         return row is not None
@@ -192,7 +198,7 @@ class SagaParticipant(Generic[U]):
                 None,
             )
         if await self._compensation_already_applied(uow, command):
-            return reply(Outcome.FAILURE, "the step was already compensated", None)
+            return reply(Outcome.FAILURE, "a compensation of this saga was already applied", None)
         try:
             async with uow.session.begin_nested():
                 result = await handler(uow, command)

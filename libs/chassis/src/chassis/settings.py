@@ -30,6 +30,10 @@ class BaseServiceSettings(BaseSettings):
     KAFKA_TOPIC_PARTITIONS: int = Field(default=3, ge=1)
     KAFKA_REPLICATION_FACTOR: int = Field(default=1, ge=1)
     KAFKA_MAX_ATTEMPTS: int = Field(default=3, ge=1)
+    #: Backoff of a consumer waiting out a transient failure (and of the relay and worker loops
+    #: during an outage): the first wait, doubling up to the cap (DESIGN.md §5 rule 3).
+    CONSUMER_RETRY_BACKOFF_SECONDS: float = Field(default=0.1, gt=0)
+    CONSUMER_RETRY_BACKOFF_MAX_SECONDS: float = Field(default=10.0, gt=0)
     #: TLS and SASL for a managed Kafka (e.g. SASL_SSL + SCRAM-SHA-512); PLAINTEXT locally.
     KAFKA_SECURITY_PROTOCOL: SecurityProtocol = "PLAINTEXT"
     KAFKA_SASL_MECHANISM: SaslMechanism | None = None

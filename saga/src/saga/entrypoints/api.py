@@ -101,11 +101,15 @@ async def get_saga(saga_id: uuid.UUID, principal: CurrentPrincipal, engine: Engi
     if stored is None or not (principal.is_admin or stored.initiator_id == principal.id):
         raise NotFound("no such saga")
     state = stored.state
+    definition = DEFINITIONS[state.type]
     return SagaPublic(
         id=uuid.UUID(state.id),
         type=state.type,
         status=state.status.value,
-        steps=[SagaStepPublic(name=s.name, status=s.status) for s in state.steps],
+        steps=[
+            SagaStepPublic(name=log.name, status=log.status, kind=step.kind, retries=log.retries)
+            for log, step in zip(state.steps, definition.steps, strict=True)
+        ],
         failure_reason=state.failure_reason,
         started_at=state.started_at,
         ended_at=state.ended_at,

@@ -23,6 +23,11 @@ class SagaStepPublic(BaseModel):
         description="PENDING, RUNNING, SUCCEEDED, FAILED, TIMED_OUT, COMPENSATING, COMPENSATED "
         "or COMPENSATION_FAILED"
     )
+    kind: str = Field(description="compensatable, pivot or retriable (DESIGN §3)")
+    retries: int = Field(
+        description="times the forward command was re-sent after a timeout or tried again "
+        "after a refusal"
+    )
 
 
 class SagaPublic(BaseModel):

@@ -54,6 +54,7 @@ from chassis.db import (
 from chassis.logging import get_logger
 from chassis.messaging.consumer import replay
 from chassis.messaging.envelope import Envelope
+from chassis.messaging.failures import PermanentFailure
 from chassis.metrics import PROJECTION_CHECKPOINT
 from qna.adapters import orm
 from qna.config import Settings
@@ -91,8 +92,9 @@ child_sets.mark_single_writer(REBUILD_TABLES.answers)
 ANSWERS = "answers"
 
 
-class MalformedEvent(ValueError):
-    """The event body is not what this projector understands."""
+class MalformedEvent(PermanentFailure, ValueError):
+    """The event body is not what this projector understands: no retry can fix it, so the
+    consumer dead-letters it at once."""
 
 
 # ---------------------------------------------------------------- the projector's view of payloads

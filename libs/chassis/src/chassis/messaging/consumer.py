@@ -1,21 +1,44 @@
-"""Consumer runner: manual offset commits, bounded retries, then the dead-letter topic; never ack-and-forget.
+"""Consumer runner: manual offset commits; transient failures are waited out, only permanent ones dead-lettered.
 
-A message's offset is committed only after its handler succeeded or the message was safely
-written to ``<topic>.dlq`` (with the error in ``dlq_*`` headers). Handlers must be idempotent:
-they record the event id in the inbox in the same transaction as their effect, because a crash
-before the commit redelivers the message.
+The failure rule every consumer of the project follows (DESIGN.md §5 rule 3):
+
+- a message's offset is committed only after its handler succeeded or the message was safely
+  written to ``<topic>.dlq``; the runner never moves past a message it has not finished;
+- a *transient* failure (database, Redis or Kafka unreachable, timeouts, serialization failures,
+  deadlocks; see ``chassis.messaging.failures``) is retried with capped exponential backoff for as
+  long as it takes: the partition is paused and rewound to the message, and the poll loop goes on,
+  so the group membership and the other partitions stay alive. While it waits, readiness is 503
+  and ``consumer_waiting_partitions`` is above 0;
+- an *unclassified* error is retried ``max_attempts`` times; before it is dead-lettered the
+  infrastructure is probed, and if the probe fails the error counts as transient;
+- a *permanent* failure (undecodable message, schema validation, ``PermanentFailure``) goes to
+  the DLQ at once. The DLQ copy carries ``dlq_*`` headers, ``dlq_reason`` being ``permanent`` or
+  ``exhausted``.
+
+Handlers must be idempotent: they record the event id in the inbox in the same transaction as
+their effect, because a retry, a crash before the commit, or a rebalance redelivers the message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from chassis.health import NotReady
 from chassis.logging import get_logger
 from chassis.messaging.connection import KafkaTarget, kafka_options
 from chassis.messaging.envelope import (
@@ -24,18 +47,78 @@ from chassis.messaging.envelope import (
     from_consumer_record,
     headers_dict,
 )
+from chassis.messaging.failures import (
+    Action,
+    Backoff,
+    Failure,
+    Probe,
+    classify,
+    decide,
+    describe,
+)
 from chassis.messaging.producer import ProducerSource, resolve
 from chassis.messaging.topics import dlq
-from chassis.metrics import CONSUMER_LAG, DEAD_LETTERS, MESSAGES_HANDLED
+from chassis.metrics import (
+    CONSUMER_LAG,
+    CONSUMER_TRANSIENT_FAILURES,
+    CONSUMER_WAITING,
+    DEAD_LETTERS,
+    MESSAGES_HANDLED,
+)
 
 log = get_logger("chassis.consumer")
 tracer = trace.get_tracer("chassis.messaging")
 
 Handler = Callable[[Envelope], Awaitable[None]]
 
+#: The longest a poll waits for records, in milliseconds (also how often paused partitions are
+#: checked for an expired backoff when nothing else is due sooner).
+POLL_MS = 200
+
+
+@dataclass
+class _DeadLetter:
+    """A dead-letter decision whose DLQ publish has yet to succeed."""
+
+    error: BaseException
+    reason: str  # permanent | exhausted
+    attempts: int
+
+
+@dataclass
+class _Waiting:
+    """A partition held at ``offset`` until ``resume_at`` (loop time)."""
+
+    offset: int
+    attempts: int
+    since: dt.datetime
+    resume_at: float
+    error: str
+    transient: bool
+    unclassified: int = 0  # failures neither transient nor permanent, toward max_attempts
+    dead_letter: _DeadLetter | None = None
+
+
+class _ForgetOnRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """A revoked partition's waiting state is dropped: its next owner re-reads it from the
+    committed offset (never past the waiting message) and the inbox absorbs any repeat."""
+
+    def __init__(self, runner: ConsumerRunner) -> None:
+        self.runner = runner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.runner._forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.runner._forget(assigned)
+
 
 class ConsumerRunner:
-    """Consume ``topics`` in consumer group ``group_id`` and call ``handler`` for every envelope."""
+    """Consume ``topics`` in consumer group ``group_id`` and call ``handler`` for every envelope.
+
+    ``retry_backoff`` and ``retry_backoff_max`` (seconds) shape the wait between tries of one
+    message; ``probe`` raises when the process's infrastructure is down (see module docstring).
+    """
 
     def __init__(
         self,
@@ -47,7 +130,9 @@ class ConsumerRunner:
         producer: ProducerSource,
         service: str,
         max_attempts: int = 3,
-        retry_backoff: float = 0.2,
+        retry_backoff: float = 0.1,
+        retry_backoff_max: float = 10.0,
+        probe: Probe | None = None,
         client_id: str | None = None,
     ) -> None:
         self.kafka = kafka
@@ -57,19 +142,36 @@ class ConsumerRunner:
         self._producer = producer
         self.service = service
         self.max_attempts = max_attempts
-        self.retry_backoff = retry_backoff
+        self.backoff = Backoff(initial=retry_backoff, cap=max(retry_backoff, retry_backoff_max))
+        self.probe = probe
         self.client_id = client_id or f"{service}-{group_id}"
         self._stopping = asyncio.Event()
+        self._waiting: dict[TopicPartition, _Waiting] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self.assigned = asyncio.Event()
+        CONSUMER_WAITING.labels(service, group_id).set(0)
 
     @property
     def producer(self) -> AIOKafkaProducer:
         return resolve(self._producer)
 
+    @property
+    def waiting_partitions(self) -> int:
+        """How many partitions are held by a transient failure now."""
+        return sum(1 for w in self._waiting.values() if w.transient)
+
+    async def check(self) -> None:
+        """Readiness check: raises ``NotReady`` while a partition waits out a transient failure."""
+        stuck = [w for w in self._waiting.values() if w.transient]
+        if stuck:
+            oldest = min(stuck, key=lambda w: w.since)
+            raise NotReady(
+                f"consumer {self.group_id}: waiting out {oldest.error} "
+                f"since {oldest.since.isoformat(timespec='seconds')}"
+            )
+
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
-            *self.topics,
             **kafka_options(self.kafka),
             group_id=self.group_id,
             client_id=self.client_id,
@@ -80,28 +182,252 @@ class ConsumerRunner:
             session_timeout_ms=10000,
             heartbeat_interval_ms=1000,
         )
+        consumer.subscribe(self.topics, listener=_ForgetOnRebalance(self))
         self.consumer = consumer
         await consumer.start()
         log.info("consumer.started", group=self.group_id, topics=self.topics)
         try:
             while not self._stopping.is_set():
-                batches = await consumer.getmany(timeout_ms=200, max_records=100)
+                timeout_ms = self._resume_due(consumer)
+                # Polling goes on while partitions wait: it keeps the group membership
+                # (max.poll.interval) and the other partitions alive.
+                batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=100)
                 if consumer.assignment():
                     self.assigned.set()
                 for tp, records in batches.items():
                     for record in records:
                         if self._stopping.is_set():
                             break
-                        await self._process(record)
-                        await consumer.commit({tp: record.offset + 1})
+                        if not await self._process(consumer, tp, record):
+                            break  # the partition waits at this record; later ones come again
+                        await self._commit(consumer, tp, record.offset + 1)
                 await self._report_lag(consumer)
         finally:
+            self._forget(list(self._waiting))
             await consumer.stop()  # leaves the group; offsets were committed per message
             log.info("consumer.stopped", group=self.group_id)
 
     async def stop(self) -> None:
         """Finish the message in hand, commit it, and leave the group."""
         self._stopping.set()
+
+    # --- waiting out a failure --------------------------------------------------------------
+
+    def _resume_due(self, consumer: AIOKafkaConsumer) -> int:
+        """Resume the partitions whose backoff has expired; returns how long the next poll may
+        wait (ms) so the next expiry is not overslept."""
+        now = asyncio.get_running_loop().time()
+        timeout = POLL_MS
+        paused = consumer.paused()
+        for tp, w in self._waiting.items():
+            if tp not in paused:
+                continue
+            if w.resume_at <= now:
+                consumer.resume(tp)
+            else:
+                timeout = min(timeout, max(1, int((w.resume_at - now) * 1000)))
+        return timeout
+
+    def _wait(
+        self,
+        consumer: AIOKafkaConsumer,
+        tp: TopicPartition,
+        record: ConsumerRecord[bytes, bytes],
+        attempts: int,
+        exc: BaseException,
+        transient: bool,
+        unclassified: int,
+        dead_letter: _DeadLetter | None = None,
+    ) -> None:
+        """Hold ``tp`` at ``record``: pause it, rewind to the record, resume after the backoff."""
+        delay = self.backoff.delay(attempts)
+        error = describe(exc)[:300]
+        w = self._waiting.get(tp)
+        if w is None or w.offset != record.offset:
+            w = _Waiting(record.offset, attempts, dt.datetime.now(dt.UTC), 0.0, error, transient)
+            self._waiting[tp] = w
+        w.attempts = attempts
+        w.unclassified = unclassified
+        w.error = error
+        w.transient = transient
+        w.dead_letter = dead_letter
+        w.resume_at = asyncio.get_running_loop().time() + delay
+        consumer.pause(tp)
+        consumer.seek(tp, record.offset)
+        if transient:
+            CONSUMER_TRANSIENT_FAILURES.labels(self.service, record.topic, self.group_id).inc()
+        self._report_waiting()
+        log.warning(
+            "consumer.waiting" if transient else "consumer.retrying",
+            group=self.group_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            attempt=attempts,
+            delay=round(delay, 3),
+            transient=transient,
+            error=error,
+        )
+
+    def _done(self, tp: TopicPartition) -> None:
+        w = self._waiting.pop(tp, None)
+        if w is not None:
+            self._report_waiting()
+            if w.transient:
+                log.info(
+                    "consumer.recovered",
+                    group=self.group_id,
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    offset=w.offset,
+                    attempts=w.attempts,
+                    waited_seconds=round((dt.datetime.now(dt.UTC) - w.since).total_seconds(), 3),
+                )
+
+    def _forget(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            if self._waiting.pop(tp, None) is not None:
+                log.info("consumer.waiting_dropped", group=self.group_id, partition=str(tp))
+        self._report_waiting()
+
+    def _report_waiting(self) -> None:
+        CONSUMER_WAITING.labels(self.service, self.group_id).set(self.waiting_partitions)
+
+    async def _infrastructure_healthy(self) -> bool:
+        if self.probe is None:
+            return True
+        try:
+            await asyncio.wait_for(self.probe(), 5.0)
+        except Exception as exc:
+            log.warning("consumer.probe_failed", group=self.group_id, error=describe(exc)[:300])
+            return False
+        return True
+
+    # --- one message ------------------------------------------------------------------------
+
+    async def _process(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]
+    ) -> bool:
+        """Handle or dead-letter ``record``; False when the partition must wait at it instead."""
+        w = self._waiting.get(tp)
+        if w is not None and w.offset != record.offset:
+            self._forget([tp])  # the partition moved (e.g. a seek by a rebalance)
+            w = None
+        attempts = w.attempts if w is not None else 0
+        parked = w.dead_letter if w is not None else None
+        if parked is None:
+            try:
+                envelope = from_consumer_record(record)
+            except MalformedMessage as exc:
+                parked = _DeadLetter(exc, "permanent", 0)
+            else:
+                attempts += 1
+                error = await self._call(record, envelope, attempts)
+                if error is None:
+                    self._done(tp)
+                    return True
+                kind = classify(error)
+                unclassified = (w.unclassified if w is not None else 0) + (
+                    kind is Failure.UNCLASSIFIED
+                )
+                healthy = None
+                if kind is Failure.UNCLASSIFIED and unclassified >= self.max_attempts:
+                    healthy = await self._infrastructure_healthy()
+                action = decide(kind, unclassified, self.max_attempts, healthy)
+                if action is not Action.DEAD_LETTER:
+                    # RETRY: an unknown error gets a few quick tries before the probe is asked;
+                    # WAIT: the infrastructure is down, for as long as it takes.
+                    transient = action is Action.WAIT
+                    self._wait(consumer, tp, record, attempts, error, transient, unclassified)
+                    return False
+                reason = "permanent" if kind is Failure.PERMANENT else "exhausted"
+                parked = _DeadLetter(error, reason, attempts)
+        try:
+            await self._dead_letter(record, parked)
+        except Exception as exc:  # Kafka failing: keep the message and the decision, try later
+            unclassified = w.unclassified if w is not None else 0
+            self._wait(consumer, tp, record, max(attempts, 1), exc, True, unclassified, parked)
+            return False
+        self._done(tp)
+        return True
+
+    async def _call(
+        self, record: ConsumerRecord[bytes, bytes], envelope: Envelope, attempt: int
+    ) -> Exception | None:
+        """Run the handler in a consumer span; returns its error (None on success)."""
+        parent = propagate.extract(headers_dict(record.headers))
+        with tracer.start_as_current_span(
+            f"{record.topic} process",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": record.topic,
+                "messaging.kafka.consumer.group": self.group_id,
+                "messaging.kafka.message.offset": record.offset,
+                "messaging.kafka.attempt": attempt,
+            },
+        ) as span:
+            try:
+                await self.handler(envelope)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, str(exc)))
+                log.warning(
+                    "consumer.handler_failed",
+                    group=self.group_id,
+                    topic=record.topic,
+                    type=envelope.type,
+                    event_id=envelope.id,
+                    attempt=attempt,
+                    error=describe(exc)[:500],
+                )
+                return exc
+        MESSAGES_HANDLED.labels(self.service, record.topic, "ok").inc()
+        return None
+
+    async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+        """Commit ``offset`` for ``tp``, retrying with backoff while Kafka refuses. A commit refused
+        because the partition went to another member is dropped: the new owner re-reads the
+        message and the inbox makes the repeat harmless."""
+        attempt = 0
+        while True:
+            try:
+                await consumer.commit({tp: offset})
+                return
+            except (CommitFailedError, IllegalStateError) as exc:
+                log.warning(
+                    "consumer.commit_dropped",
+                    group=self.group_id,
+                    partition=str(tp),
+                    offset=offset,
+                    error=describe(exc)[:300],
+                )
+                return
+            except Exception as exc:
+                attempt += 1
+                if self._stopping.is_set() or tp not in consumer.assignment():
+                    log.warning(
+                        "consumer.commit_abandoned",
+                        group=self.group_id,
+                        partition=str(tp),
+                        offset=offset,
+                        error=describe(exc)[:300],
+                    )
+                    return
+                delay = self.backoff.delay(attempt)
+                log.warning(
+                    "consumer.commit_retry",
+                    group=self.group_id,
+                    partition=str(tp),
+                    offset=offset,
+                    attempt=attempt,
+                    delay=round(delay, 3),
+                    error=describe(exc)[:300],
+                )
+                await asyncio.sleep(delay)
 
     async def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
         for tp in consumer.assignment():
@@ -113,59 +439,16 @@ class ConsumerRunner:
                 max(0, high - position)
             )
 
-    async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        parent = propagate.extract(headers_dict(record.headers))
-        with tracer.start_as_current_span(
-            f"{record.topic} process",
-            context=parent,
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.destination.name": record.topic,
-                "messaging.kafka.consumer.group": self.group_id,
-                "messaging.kafka.message.offset": record.offset,
-            },
-        ) as span:
-            try:
-                envelope = from_consumer_record(record)
-            except MalformedMessage as exc:
-                span.set_status(Status(StatusCode.ERROR, str(exc)))
-                await self._dead_letter(record, exc, attempts=0)
-                return
-            for attempt in range(1, self.max_attempts + 1):
-                try:
-                    await self.handler(envelope)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.warning(
-                        "consumer.handler_failed",
-                        topic=record.topic,
-                        type=envelope.type,
-                        event_id=envelope.id,
-                        attempt=attempt,
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
-                    if attempt == self.max_attempts:
-                        span.record_exception(exc)
-                        span.set_status(Status(StatusCode.ERROR, str(exc)))
-                        await self._dead_letter(record, exc, attempts=attempt)
-                        return
-                    await asyncio.sleep(self.retry_backoff * 2 ** (attempt - 1))
-                else:
-                    MESSAGES_HANDLED.labels(self.service, record.topic, "ok").inc()
-                    return
-
-    async def _dead_letter(
-        self, record: ConsumerRecord[bytes, bytes], exc: BaseException, attempts: int
-    ) -> None:
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], parked: _DeadLetter) -> None:
         """Park the message with its error; the offset is committed only after the DLQ ack."""
-        error = f"{type(exc).__name__}: {exc}"[:1000]
+        exc = parked.error
+        error = describe(exc)[:1000]
         headers = [
             *[(k, v) for k, v in (record.headers or []) if not k.startswith("dlq_")],
             ("dlq_error", error.encode()),
             ("dlq_stacktrace", "".join(traceback.format_exception(exc))[-4000:].encode()),
-            ("dlq_attempts", str(attempts).encode()),
+            ("dlq_attempts", str(parked.attempts).encode()),
+            ("dlq_reason", parked.reason.encode()),
             ("dlq_original_topic", record.topic.encode()),
             ("dlq_original_partition", str(record.partition).encode()),
             ("dlq_original_offset", str(record.offset).encode()),
@@ -178,9 +461,12 @@ class ConsumerRunner:
         MESSAGES_HANDLED.labels(self.service, record.topic, "dead_lettered").inc()
         log.error(
             "consumer.dead_lettered",
+            group=self.group_id,
             topic=record.topic,
             offset=record.offset,
             dlq=dlq(record.topic),
+            reason=parked.reason,
+            attempts=parked.attempts,
             error=error,
         )
 

@@ -6,6 +6,10 @@ event exists if and only if its change was committed. The relay reads unpublishe
 per-aggregate order even with several worker replicas), sends them with the idempotent
 producer, waits for every ack, and only then marks them published. A crash between the send
 and the mark re-sends the batch: consumers deduplicate by event id (the inbox).
+
+During a database or broker outage the relay neither dies nor spins: a failed batch rolls back
+(its rows stay unpublished), the relay waits a capped, growing backoff, reconnects its LISTEN
+and tries again, logging the outage once when it starts and once when it ends.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from chassis.db import OUTBOX_CHANNEL, outbox_table, utcnow
 from chassis.logging import get_logger
 from chassis.messaging.envelope import Envelope, to_kafka
+from chassis.messaging.failures import Backoff, Outage
 from chassis.messaging.producer import ProducerSource, resolve
 from chassis.metrics import OUTBOX_PENDING, OUTBOX_PUBLISHED
 
@@ -50,6 +55,7 @@ class OutboxRelay:
         poll_seconds: float = 0.05,
         batch_size: int = 100,
         retention: dt.timedelta = dt.timedelta(hours=24),
+        backoff: Backoff | None = None,
     ) -> None:
         self.session_factory = session_factory
         self._producer = producer
@@ -61,17 +67,34 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._last_housekeeping = 0.0
+        self.outage = Outage("outbox relay", backoff or Backoff(initial=0.1, cap=10.0), log)
 
     @property
     def producer(self) -> AIOKafkaProducer:
         return resolve(self._producer)
 
     async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self._relay()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # the batch rolled back: its rows are still unpublished and go in the next one
+                delay = self.outage.failed(exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+        await self.producer.flush()
+        log.info("outbox.relay_stopped", service=self.service)
+
+    async def _relay(self) -> None:
+        """Publish batches until stopped; raises when the database or the broker fails."""
         loop = asyncio.get_running_loop()
         async with self._notifications():
             while not self._stopping.is_set():
                 self._wake.clear()
                 sent = await self.publish_batch()
+                self.outage.succeeded()
                 if loop.time() - self._last_housekeeping > 5:
                     await self._housekeeping()
                     self._last_housekeeping = loop.time()
@@ -79,8 +102,6 @@ class OutboxRelay:
                     # A commit that staged events wakes us at once; the poll is the safety net.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-        await self.producer.flush()
-        log.info("outbox.relay_stopped", service=self.service)
 
     async def stop(self) -> None:
         self._stopping.set()

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from chassis.logging import get_logger
+from chassis.metrics import DEGRADED_DEPENDENCY_FAILURES
 
 log = get_logger(__name__)
 
@@ -77,6 +78,7 @@ class FirstPageCache:
         try:
             await (self.invalidate_all() if boards is None else self.invalidate(boards))
         except (RedisError, OSError) as exc:
+            DEGRADED_DEPENDENCY_FAILURES.labels("board", "redis", "first_page_invalidation").inc()
             log.warning(
                 "first_page_cache.invalidation_failed",
                 boards="all" if boards is None else [str(b) for b in boards],

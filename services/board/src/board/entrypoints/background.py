@@ -1,14 +1,14 @@
 """Background loops of the worker: the view-count flush and the projection checkpoint report.
 
-Each is a ``chassis.lifecycle`` background service, stopped with the consumers on SIGTERM; the
-flush runs once more on the way out so no counted view waits in Redis for the next start.
+Each runs in a ``chassis.periodic.PeriodicTask`` (backs off during an outage, resumes by itself),
+stopped with the consumers on SIGTERM; the flush runs once more on the way out so no counted view
+waits in Redis for the next start.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
@@ -18,43 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chassis.db import projection_checkpoint_table
 from chassis.logging import get_logger
 from chassis.metrics import PROJECTION_CHECKPOINT
+from chassis.periodic import PeriodicTask
+
+__all__ = ["PeriodicTask", "checkpoint_report", "view_count_flush"]
 
 log = get_logger(__name__)
-
-
-class PeriodicTask:
-    """Run ``action`` every ``interval`` seconds until stopped (a failure is logged, not fatal)."""
-
-    def __init__(
-        self,
-        name: str,
-        action: Callable[[], Awaitable[object]],
-        interval: float,
-        *,
-        run_on_stop: bool = False,
-    ) -> None:
-        self.name = name
-        self.action = action
-        self.interval = interval
-        self.run_on_stop = run_on_stop
-        self._stopping = asyncio.Event()
-
-    async def _once(self) -> None:
-        try:
-            await self.action()
-        except Exception:
-            log.exception("periodic.failed", task=self.name)
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            await self._once()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.interval)
-        if self.run_on_stop:
-            await self._once()
-
-    async def stop(self) -> None:
-        self._stopping.set()
 
 
 class PendingViews(Protocol):
@@ -70,15 +38,28 @@ def view_count_flush(
     record: Callable[[Mapping[uuid.UUID, int]], Awaitable[None]],
 ) -> Callable[[], Awaitable[int]]:
     """Move the counted views into the database with ``record``; returns how many were moved.
-    Counts whose ``record`` failed go back to Redis for the next flush: none is lost."""
+    Counts whose ``record`` failed go back to Redis for the next flush; if Redis cannot take them
+    back either (both down at once), they are kept in this process for the next flush: none is
+    lost."""
+    unsaved: Counter[uuid.UUID] = Counter()
 
     async def flush() -> int:
         moved = 0
-        while counts := await pending.take():
+        while True:
+            counts: Counter[uuid.UUID] = Counter(unsaved)
+            unsaved.clear()
+            if not counts:
+                counts.update(await pending.take())
+            if not counts:
+                break
             try:
                 await record(counts)
             except Exception:
-                await pending.give_back(counts)
+                try:
+                    await pending.give_back(counts)
+                except Exception:
+                    unsaved.update(counts)
+                    log.warning("views.kept_in_memory", posts=len(counts))
                 raise
             moved += sum(counts.values())
         if moved:

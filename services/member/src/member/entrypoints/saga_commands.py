@@ -92,5 +92,8 @@ HANDLERS: dict[str, CommandHandler[MemberUnitOfWork]] = {
         participant.complete_withdrawal,
     ),
     "TransferPoints": _handler(_transfer, participant.transfer),
+    # TransferPoints is now the pivot of answer-acceptance and no saga sends RefundPoints. The
+    # handler stays so that a RefundPoints an earlier definition left in flight, or parked in
+    # saga.member.commands.dlq for an operator, can still be applied (exactly once, by saga id).
     "RefundPoints": _handler(_refund, participant.refund),
 }

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from member.domain.activity import items_for
+from chassis.messaging.failures import PermanentFailure
+from member.domain.activity import MalformedEvent, items_for
 from member.service_layer.ports import LogPosition, UnitOfWork
 
 PROJECTION = "member_activity"
@@ -29,8 +30,12 @@ async def project_event(
     position: LogPosition | None = None,
 ) -> bool:
     """Apply one event; True if it concerned the read model and was not skipped as already seen.
-    Raises ``MalformedEvent`` for a body it cannot read (the consumer dead-letters it)."""
-    items = items_for(event_type, data)
+    Raises ``PermanentFailure`` for a body it cannot read: no retry can fix it, so the consumer
+    dead-letters it at once."""
+    try:
+        items = items_for(event_type, data)
+    except MalformedEvent as exc:
+        raise PermanentFailure(str(exc)) from exc
     applied = False
     async with uow:
         await uow.activity.exclude_rebuild()

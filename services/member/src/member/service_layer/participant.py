@@ -93,8 +93,10 @@ async def transfer(
 async def refund(
     cmd: RefundPoints, uow: UnitOfWork, *, now: dt.datetime | None = None
 ) -> dict[str, Any]:
-    """Compensation of TransferPoints: undo exactly what this saga moved, if anything.
+    """Undo exactly what this saga's TransferPoints moved, if anything.
 
+    No saga sends it any more (TransferPoints is the pivot of answer-acceptance, DESIGN §3); it
+    serves RefundPoints commands of the earlier definition still in flight or parked in the DLQ.
     If the answerer has already spent the points the refund is refused (points never go
     negative); the saga then ends FAILED for an operator to settle."""
     record = await uow.transfers.get(cmd.saga_id)
