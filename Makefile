@@ -45,7 +45,7 @@ test: sync infra-up k8s-validate ## the whole test suite against the local infra
 	export MSA_TEST_INFRA="$${MSA_TEST_INFRA:-local}"; \
 	$(UV_RUN) pytest tests $(PYTEST_ARGS)
 
-chaos: sync ## the full fault suite on an instance of its own (SCENARIO=name for one; ~20 min)
+chaos: sync ## the full fault suite on an instance of its own (SCENARIO=name for one; ~12 min)
 	$(UV_RUN) python -m tests.chaos $(SCENARIO)
 
 lint: sync ## ruff (lint + format check) and mypy --strict

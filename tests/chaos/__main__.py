@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m tests.chaos                      # the full suite (about 15-20 minutes)
+    python -m tests.chaos                      # the full suite (about 12 minutes)
     python -m tests.chaos --short              # the short version that `make test` runs
     python -m tests.chaos postgres-restart     # one scenario (or several) alone
 
