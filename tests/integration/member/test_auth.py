@@ -21,6 +21,7 @@ from member.adapters.tokens import KeyConfigurationError
 from member.bootstrap import build_api
 from member.config import Settings
 from tests.integration.member.helpers import PASSWORD, bearer, log_in, sign_up
+from tests.support.processes import free_port
 from tests.support.tokens import TokenIssuer, unsigned_token
 
 pytestmark = pytest.mark.integration
@@ -228,3 +229,27 @@ def test_api_refuses_to_start_without_a_signing_key(settings: Settings) -> None:
                 }
             )
         )
+
+
+async def test_with_redis_down_logins_stay_available_and_still_limited(
+    settings: Settings,
+) -> None:
+    """Redis is degraded around: the failure count falls back to this replica's memory, so a
+    correct login succeeds (not 503 for everyone) and a sixth wrong one is still refused."""
+    down = settings.model_copy(update={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    app = build_api(down)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
+    ):
+        member = await sign_up(client)
+        await log_in(client, member["email"])
+        wrong = {"email": member["email"], "password": "wrong password"}
+        codes = [(await client.post("/api/auth/login", json=wrong)).status_code for _ in range(5)]
+        assert codes == [401] * 5
+        locked = await client.post(
+            "/api/auth/login", json={"email": member["email"], "password": PASSWORD}
+        )
+        assert locked.status_code == 429
+        other = await sign_up(client)
+        await log_in(client, other["email"])

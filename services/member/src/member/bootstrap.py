@@ -60,6 +60,7 @@ def build_api(settings: Settings) -> FastAPI:
         res.cache,
         max_failures=settings.LOGIN_MAX_FAILURES,
         window_seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS,
+        service=settings.SERVICE_NAME,
     )
     app.state.uow_factory = uow_factory(res.sessions, settings)
     return app

@@ -110,9 +110,11 @@ async def rebuild_post_summaries(
             log.info("rebuild.replayed", events=counts["applied"], skipped=counts["skipped"])
 
             async with sessions() as session, session.begin():
-                # Writers (the projector, the view flush) wait from here; readers go on.
+                # Writers (the projector, the view flush) wait from here; readers go on. The
+                # tables are locked in the order the projector writes them (a comment's child row,
+                # then its summary), or a projector holding the first would deadlock with us.
                 await session.execute(
-                    text(f"LOCK TABLE {LIVE_SUMMARIES}, {LIVE_COMMENTS} IN EXCLUSIVE MODE")
+                    text(f"LOCK TABLE {LIVE_COMMENTS}, {LIVE_SUMMARIES} IN EXCLUSIVE MODE")
                 )
                 await replay(kafka, topics, apply, start_offsets=reached)
                 await session.execute(
