@@ -14,15 +14,24 @@
 # under <repo>/.local/, which git ignores.
 #
 # Usage: deploy/local/infra.sh up|down|status|reset
-#   up      install what is missing, start everything, wait until each is ready
-#   down    stop everything gracefully (fine when already stopped)
-#   status  print up/down for each; exit 0 only when all are up
-#   reset   down, then delete the data (keeps the downloaded Kafka jars)
+#        deploy/local/infra.sh stop|start|restart postgres|redis|kafka
+#   up       install what is missing, start everything, wait until each is ready
+#   down     stop everything gracefully (fine when already stopped)
+#   status   print up/down for each; exit 0 only when all are up
+#   reset    down, then delete the data (keeps the downloaded Kafka jars)
+#   stop, start, restart COMPONENT
+#            the same for one server only (start also installs it if missing); the fault
+#            suite (tests/chaos) uses them to take one server away under load
+#
+# A second, independent instance (the fault suite's) runs beside the default one when
+# these are set: MSA_LOCAL_DIR (its data and logs, default <repo>/.local), PG_PORT,
+# REDIS_PORT, KAFKA_PORT, KAFKA_CONTROLLER_PORT and KAFKA_SASL_PORT. The Kafka jars
+# stay shared in MSA_KAFKA_LIBS (default <repo>/.local/kafka/libs).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/deploy/local"
-LOCAL="$ROOT/.local"
+LOCAL="${MSA_LOCAL_DIR:-$ROOT/.local}"
 
 PG_PORT="${PG_PORT:-55432}"
 REDIS_PORT="${REDIS_PORT:-56379}"
@@ -43,7 +52,8 @@ REDIS_DIR="$LOCAL/redis"
 REDIS_PIDFILE="$REDIS_DIR/redis.pid"
 
 KAFKA_DIR="$LOCAL/kafka"
-KAFKA_LIBS="$KAFKA_DIR/libs"
+# The jars are only read: every instance shares one copy.
+KAFKA_LIBS="${MSA_KAFKA_LIBS:-$ROOT/.local/kafka/libs}"
 KAFKA_DATA="$KAFKA_DIR/data"
 KAFKA_LOGS="$KAFKA_DIR/logs"
 KAFKA_CONFIG="$KAFKA_DIR/server.properties"
@@ -484,14 +494,32 @@ cmd_reset() {
     rm -rf "$PG_DIR" "$REDIS_DIR" "$KAFKA_DATA" "$KAFKA_LOGS" "$KAFKA_CONFIG" "$KAFKA_PIDFILE"
 }
 
+# One server: stop, start or restart COMPONENT (postgres, redis or kafka).
+cmd_stop() { "$1_down"; }
+cmd_start() { "$1_up"; }
+cmd_restart() {
+    "$1_down"
+    "$1_up"
+}
+
+usage() {
+    echo "usage: $0 up|down|status|reset" >&2
+    echo "       $0 stop|start|restart postgres|redis|kafka" >&2
+    exit 2
+}
+
 main() {
-    local command="${1:-}"
+    local command="${1:-}" component="${2:-}"
     case "$command" in
-    up | down | status | reset) ;;
-    *)
-        echo "usage: $0 up|down|status|reset" >&2
-        exit 2
+    up | down | status | reset) [ $# -eq 1 ] || usage ;;
+    stop | start | restart)
+        [ $# -eq 2 ] || usage
+        case "$component" in
+        postgres | redis | kafka) ;;
+        *) usage ;;
+        esac
         ;;
+    *) usage ;;
     esac
     mkdir -p "$LOCAL"
     cd "$ROOT"
@@ -500,7 +528,7 @@ main() {
     # or they would hold the lock for as long as they run.
     exec 9>"$LOCAL/infra.lock"
     flock 9
-    "cmd_$command"
+    if [ -n "$component" ]; then "cmd_$command" "$component"; else "cmd_$command"; fi
 }
 
 main "$@"

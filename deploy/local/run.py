@@ -16,7 +16,21 @@ style of a Procfile runner such as foreman or honcho:
 5. Graceful shutdown (12-factor IX): on Ctrl-C or SIGTERM, stop the gateway first
    (no new requests come in), then the APIs, then the workers, waiting for each and
    killing only what does not exit in time. If a process dies on its own, everything
-   is stopped and the exit code is 1.
+   is stopped and the exit code is 1, unless a restart policy is set (below).
+
+Three settings, for running a second copy of the system beside the first (the fault
+suite in tests/chaos does):
+
+- ``RUN_PORT_OFFSET`` (default 0) is added to every port: 10000 gives the gateway
+  18000, the APIs 18001-18004 and the workers 19101-19104. The services' URLs
+  (``MEMBER_URL`` ... ``SAGA_URL``, ``JWKS_URL``) follow, unless set in the environment.
+- ``RUN_RESTART=on-failure`` restarts a process that exits on its own, after a capped
+  exponential backoff, as Kubernetes restarts the container of a pod
+  (``restartPolicy``); each exit and restart is logged. The default, ``never``, stops
+  everything as described above.
+- ``RUN_PID_DIR``: write ``<process name>.pid`` there for each long-running process,
+  the id of its process group (``uv`` and the service it runs), so that a fault can be
+  injected into one process from outside.
 
 A deployable whose ``cli.py`` does not exist yet is skipped with a notice.
 Run it with ``make run`` (which first starts the infrastructure with
@@ -25,6 +39,7 @@ Run it with ``make run`` (which first starts the infrastructure with
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -101,6 +116,16 @@ class Running:
     spec: ProcessSpec
     popen: subprocess.Popen[bytes]
     output: threading.Thread
+    started_at: float = 0.0  # time.monotonic() at start
+    restarts: int = 0  # how often the restart policy has started it again
+
+
+#: Restart backoff (seconds): doubled after each exit, up to the cap; a process that ran
+#: longer than RESTART_RESET_SECONDS starts again from the first delay. Kubernetes does
+#: the same with 10 s and 5 min; a local run wants the process back sooner.
+RESTART_FIRST_DELAY = 0.5
+RESTART_MAX_DELAY = 5.0
+RESTART_RESET_SECONDS = 30.0
 
 
 # --------------------------------------------------------------------------- output
@@ -213,19 +238,38 @@ def admin_processes(shared: dict[str, str], present: list[Deployable]) -> list[P
     return specs
 
 
+def port_offset(shared: dict[str, str]) -> int:
+    """``RUN_PORT_OFFSET`` as a number (0 when unset)."""
+    return int(shared.get("RUN_PORT_OFFSET", "0") or "0")
+
+
+def apply_port_offset(shared: dict[str, str], explicit: set[str]) -> None:
+    """Point the services' URLs at the offset ports, except those set in ``explicit``."""
+    offset = port_offset(shared)
+    if not offset:
+        return
+    for d in DEPLOYABLES:
+        key = f"{d.name.upper()}_URL"
+        if d.has_database and key not in explicit:
+            shared[key] = f"http://127.0.0.1:{d.http_port + offset}"
+    if "JWKS_URL" not in explicit:
+        shared["JWKS_URL"] = f"{shared['MEMBER_URL']}/.well-known/jwks.json"
+
+
 def long_running_processes(shared: dict[str, str], present: list[Deployable]) -> list[ProcessSpec]:
     """The api and worker process of every service, and the gateway."""
+    offset = port_offset(shared)
     specs: list[ProcessSpec] = []
     for d in present:
         name = f"{d.name}-api" if d.worker_port is not None else d.name
         env = process_env(shared, d, name)
-        env["HTTP_PORT"] = str(d.http_port)
+        env["HTTP_PORT"] = str(d.http_port + offset)
         specs.append(
             ProcessSpec(name, uv_run(d.name, "api"), env, GATEWAY if d.name == "gateway" else API)
         )
         if d.worker_port is not None:
             env = process_env(shared, d, f"{d.name}-worker")
-            env["WORKER_PORT"] = str(d.worker_port)
+            env["WORKER_PORT"] = str(d.worker_port + offset)
             specs.append(ProcessSpec(f"{d.name}-worker", uv_run(d.name, "worker"), env, WORKER))
     return specs
 
@@ -253,7 +297,17 @@ def start(spec: ProcessSpec) -> Running:
         target=copy_output, args=(popen.stdout, prefix_for(spec.name)), daemon=True
     )
     output.start()
-    return Running(spec, popen, output)
+    return Running(spec, popen, output, started_at=time.monotonic())
+
+
+def write_pid_file(pid_dir: str | None, running: Running) -> None:
+    """Record the process group of ``running`` as ``<pid_dir>/<name>.pid`` (when asked to)."""
+    if pid_dir:
+        path = Path(pid_dir) / f"{running.spec.name}.pid"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(f"{running.popen.pid}\n", encoding="utf-8")
+        tmp.replace(path)  # readers never see a half-written file
 
 
 def run_to_completion(spec: ProcessSpec) -> int:
@@ -294,24 +348,60 @@ def stop_all(processes: list[Running], timeout: float) -> None:
         process.output.join(timeout=2)
 
 
-def supervise(processes: list[Running], stop_requested: threading.Event) -> int:
+def restart_delay(process: Running) -> float:
+    """Capped exponential backoff; a process that had been up a while starts over."""
+    if time.monotonic() - process.started_at >= RESTART_RESET_SECONDS:
+        process.restarts = 0
+    return float(min(RESTART_MAX_DELAY, RESTART_FIRST_DELAY * 2**process.restarts))
+
+
+def supervise(
+    processes: list[Running],
+    stop_requested: threading.Event,
+    *,
+    restart: bool = False,
+    pid_dir: str | None = None,
+) -> int:
     """Wait for Ctrl-C/SIGTERM (exit code 0) or for a process to die on its own (1).
 
-    If our parent (``make``) is killed, we are re-parented: that counts as a stop request too,
-    so ``kill <make's pid>`` or ``timeout ... make run`` still shut everything down in order.
+    With ``restart``, a process that dies is started again after ``restart_delay`` instead,
+    and the supervisor only stops on request. If our parent (``make``) is killed, we are
+    re-parented: that counts as a stop request too, so ``kill <make's pid>`` or
+    ``timeout ... make run`` still shut everything down in order.
     """
     parent = os.getppid()
+    due: dict[int, float] = {}  # index in processes -> when to start it again
     while not stop_requested.wait(timeout=0.2):
         if os.getppid() != parent:
             say("parent process exited")
             break
-        for process in processes:
+        for index, process in enumerate(processes):
+            if index in due:
+                if time.monotonic() >= due[index]:
+                    del due[index]
+                    restarted = start(process.spec)
+                    restarted.restarts = process.restarts + 1
+                    processes[index] = restarted
+                    write_pid_file(pid_dir, restarted)
+                    say(f"{process.spec.name} restarted (restart {restarted.restarts})")
+                continue
             code = process.popen.poll()
-            if code is not None:
+            if code is None:
+                continue
+            if not restart:
                 say(
                     f"{process.spec.name} exited unexpectedly with code {code}; stopping everything"
                 )
                 return 1
+            delay = restart_delay(process)
+            say(
+                f"{process.spec.name} exited unexpectedly with code {code}; "
+                f"restarting in {delay:.1f}s"
+            )
+            # The output thread ends with the pipe; the old process group may hold children.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.popen.pid, signal.SIGKILL)
+            due[index] = time.monotonic() + delay
     say("stop requested")
     return 0
 
@@ -320,7 +410,13 @@ def main() -> int:
     # Until the long-running processes start, SIGTERM interrupts like Ctrl-C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     shared = {**read_env_file(ENV_FILE), **os.environ}
+    apply_port_offset(shared, set(os.environ))
     ensure_signing_key(shared)
+    restart_policy = shared.get("RUN_RESTART", "never")
+    if restart_policy not in ("never", "on-failure"):
+        say(f"RUN_RESTART must be never or on-failure, not {restart_policy!r}")
+        return 2
+    pid_dir = shared.get("RUN_PID_DIR") or None
 
     present: list[Deployable] = []
     for deployable in DEPLOYABLES:
@@ -357,12 +453,15 @@ def main() -> int:
         port = spec.env.get("HTTP_PORT") if spec.tier != WORKER else spec.env.get("WORKER_PORT")
         say(f"starting {spec.name} on 127.0.0.1:{port}")
         processes.append(start(spec))
+        write_pid_file(pid_dir, processes[-1])
     if not processes:
         say("nothing to run yet")
         return 0
     say("all started; press Ctrl-C to stop")
 
-    exit_code = supervise(processes, stop_requested)
+    exit_code = supervise(
+        processes, stop_requested, restart=restart_policy == "on-failure", pid_dir=pid_dir
+    )
     # Bound per tier: the processes' own drain and shutdown bounds, plus a margin.
     timeout = float(shared.get("SHUTDOWN_DRAIN_SECONDS", "1")) + float(
         shared.get("SHUTDOWN_TIMEOUT_SECONDS", "20")

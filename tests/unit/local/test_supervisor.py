@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -84,3 +88,50 @@ def test_a_stop_request_ends_the_supervision_cleanly() -> None:
         assert run.supervise([healthy], stop) == 0
     finally:
         run.stop_all([healthy], timeout=5)
+
+
+def test_with_the_restart_policy_a_killed_child_is_started_again_and_its_pid_file_follows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = load_supervisor()
+    processes: list[Any] = [started(run, "k", run.WORKER, GRACEFUL)]
+    for process in processes:
+        run.write_pid_file(str(tmp_path), process)
+    first_pid = int((tmp_path / "k.pid").read_text())
+    stop = threading.Event()
+    supervision = threading.Thread(
+        target=run.supervise,
+        args=(processes, stop),
+        kwargs={"restart": True, "pid_dir": str(tmp_path)},
+    )
+    supervision.start()
+    try:
+        os.killpg(first_pid, signal.SIGKILL)  # a crash, as the fault suite causes one
+        deadline = time.monotonic() + 10
+        while int((tmp_path / "k.pid").read_text()) == first_pid:
+            assert time.monotonic() < deadline, "not restarted"
+            time.sleep(0.05)
+        assert processes[0].popen.poll() is None
+        assert processes[0].restarts == 1
+    finally:
+        stop.set()
+        supervision.join()
+        run.stop_all(processes, timeout=5)
+    out = capsys.readouterr().out
+    assert "k exited unexpectedly with code -9; restarting in 0.5s" in out
+    assert "k restarted (restart 1)" in out
+
+
+def test_a_port_offset_moves_every_port_and_the_urls_that_were_not_set_explicitly() -> None:
+    run = load_supervisor()
+    shared = {"RUN_PORT_OFFSET": "10000", "QNA_URL": "http://qna.example:80", "X": "1"}
+    shared.update({f"{s}_DATABASE_URL": "db" for s in ("MEMBER", "BOARD", "QNA", "SAGA")})
+    run.apply_port_offset(shared, explicit={"QNA_URL"})
+    assert shared["MEMBER_URL"] == "http://127.0.0.1:18001"
+    assert shared["SAGA_URL"] == "http://127.0.0.1:18004"
+    assert shared["QNA_URL"] == "http://qna.example:80"
+    assert shared["JWKS_URL"] == "http://127.0.0.1:18001/.well-known/jwks.json"
+    specs = {s.name: s for s in run.long_running_processes(shared, list(run.DEPLOYABLES))}
+    assert specs["gateway"].env["HTTP_PORT"] == "18000"
+    assert specs["board-api"].env["HTTP_PORT"] == "18002"
+    assert specs["saga-worker"].env["WORKER_PORT"] == "19104"

@@ -1,0 +1,266 @@
+"""Fault injection on a real deployment: an infrastructure instance of its own and the supervised system.
+
+The fault suite never touches the shared infrastructure (PostgreSQL :55432, Redis :56379,
+Kafka :9092) that the other tests use. It starts a second instance with
+``deploy/local/infra.sh`` (data under ``.local/chaos``, PostgreSQL :55532, Redis :56479,
+Kafka :9192-9194) and runs the system on it as ``make run`` does, with
+``deploy/local/run.py`` on offset ports (gateway :18000, APIs :18001-18004, workers
+:19101-19104) and its restart policy on, as Kubernetes restarts a killed pod.
+
+Faults are real: a server of this instance is stopped and started, a process group is
+sent SIGKILL. Every fault is recorded, so that the supervisor's log of exits can be
+compared with the exits the suite caused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import httpx
+
+from tests.support.infra import REPO
+
+INFRA_SCRIPT = REPO / "deploy" / "local" / "infra.sh"
+CHAOS_DIR = REPO / ".local" / "chaos"
+PID_DIR = CHAOS_DIR / "pids"
+SUPERVISOR_LOG = CHAOS_DIR / "run.log"
+
+PG_PORT = 55532
+REDIS_PORT = 56479
+KAFKA_PORT = 9192
+PORT_OFFSET = 10000
+GATEWAY_URL = f"http://127.0.0.1:{8000 + PORT_OFFSET}"
+ADMIN_EMAIL = "admin@chaos.example"
+ADMIN_PASSWORD = "chaos-admin-pw"
+#: A participant command waits this long for its reply before the step times out.
+STEP_TIMEOUT_SECONDS = 3.0
+
+SERVICES = ("member", "board", "qna", "saga")
+#: Every long-running process run.py starts, with the port its /readyz answers on.
+PROCESS_PORTS: dict[str, int] = {
+    "gateway": 8000 + PORT_OFFSET,
+    **{f"{s}-api": 8001 + i + PORT_OFFSET for i, s in enumerate(SERVICES)},
+    **{f"{s}-worker": 9101 + i + PORT_OFFSET for i, s in enumerate(SERVICES)},
+}
+PG_ADMIN_URL = f"postgresql://postgres:postgres@127.0.0.1:{PG_PORT}/postgres"
+KAFKA_BOOTSTRAP = f"127.0.0.1:{KAFKA_PORT}"
+
+_EXIT_LINE = re.compile(r"\|\s+(\S+) exited unexpectedly with code (-?\d+)")
+
+
+def database_url(service: str, *, driver: str = "postgresql") -> str:
+    """The superuser's URL of one service database of the chaos instance (for the checks)."""
+    return f"{driver}://postgres:postgres@127.0.0.1:{PG_PORT}/{service}"
+
+
+def infra_env() -> dict[str, str]:
+    """The environment that points ``infra.sh`` at the chaos instance."""
+    return {
+        **os.environ,
+        "MSA_LOCAL_DIR": str(CHAOS_DIR),
+        "PG_PORT": str(PG_PORT),
+        "REDIS_PORT": str(REDIS_PORT),
+        "KAFKA_PORT": str(KAFKA_PORT),
+        "KAFKA_CONTROLLER_PORT": str(KAFKA_PORT + 1),
+        "KAFKA_SASL_PORT": str(KAFKA_PORT + 2),
+        # The suite's broker needs less than the shared one; two run side by side.
+        "KAFKA_HEAP_OPTS": "-Xms256m -Xmx768m",
+    }
+
+
+def infra(*args: str, timeout: float = 600) -> None:
+    """Run ``infra.sh ARGS`` on the chaos instance; raise with its output if it fails."""
+    result = subprocess.run(
+        ["bash", str(INFRA_SCRIPT), *args],
+        env=infra_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"infra.sh {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+
+
+def system_env() -> dict[str, str]:
+    """Settings of the chaos system: every address set explicitly, so that the shared
+    instance's settings (``make test`` exports deploy/local/local.env) never leak in."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("KAFKA_")}
+    urls = {s: f"http://127.0.0.1:{PROCESS_PORTS[f'{s}-api']}" for s in SERVICES}
+    env.update(
+        {
+            **{
+                f"{s.upper()}_DATABASE_URL": (
+                    f"postgresql+asyncpg://{s}:{s}-local-pw@127.0.0.1:{PG_PORT}/{s}"
+                )
+                for s in SERVICES
+            },
+            **{f"{s.upper()}_URL": url for s, url in urls.items()},
+            "JWKS_URL": f"{urls['member']}/.well-known/jwks.json",
+            "PG_ADMIN_URL": PG_ADMIN_URL,
+            "KAFKA_BOOTSTRAP_SERVERS": KAFKA_BOOTSTRAP,
+            "REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
+            "ADMIN_EMAIL": ADMIN_EMAIL,
+            "ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "FAULT_INJECTION": "true",
+            "LOG_LEVEL": "INFO",
+            "RUN_PORT_OFFSET": str(PORT_OFFSET),
+            "RUN_RESTART": "on-failure",
+            "RUN_PID_DIR": str(PID_DIR),
+            # A short step timeout, so that a delayed participant command outlasts it quickly.
+            "STEP_TIMEOUT_SECONDS": str(STEP_TIMEOUT_SECONDS),
+            "SWEEP_INTERVAL_SECONDS": "0.2",
+            # The gateway's breaker half-opens 3 s after it opened (default 10 s), so that a
+            # restarted upstream is used again within the suite's grace period.
+            "BREAKER_RESET_SECONDS": "3",
+            # The load comes from one address: the gateway's limit must not be what fails it.
+            "RATE_LIMIT_PER_MINUTE": "1000000",
+            "SHUTDOWN_DRAIN_SECONDS": "0",
+            "SHUTDOWN_TIMEOUT_SECONDS": "10",
+            "NO_COLOR": "1",
+        }
+    )
+    env.pop("DATABASE_URL", None)
+    return env
+
+
+@dataclass
+class Fault:
+    """One injected fault: what, when it started and when it was lifted (monotonic seconds)."""
+
+    kind: str
+    target: str
+    started: float
+    lifted: float | None = None
+
+
+@dataclass
+class ChaosStack:
+    """The chaos instance and the system on it; ``faults`` is the log of what the suite did."""
+
+    supervisor: subprocess.Popen[bytes] | None = None
+    faults: list[Fault] = field(default_factory=list)
+    #: Points beyond the sign-up grants before any load (the seeded admin's), once measured.
+    points_baseline: int | None = None
+    #: What the last invariant check found: a scenario reports only what is new since.
+    known_violations: set[str] = field(default_factory=set)
+    known_lost: int = 0
+    known_duplicates: int = 0
+    _log: object = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        """A fresh instance (its old data deleted), then the system; waits until all is ready."""
+        infra("reset")
+        infra("up")
+        CHAOS_DIR.mkdir(parents=True, exist_ok=True)
+        for stale in PID_DIR.glob("*.pid"):
+            stale.unlink()
+        log = SUPERVISOR_LOG.open("wb")
+        self._log = log
+        self.supervisor = subprocess.Popen(
+            [sys.executable, str(REPO / "deploy" / "local" / "run.py")],
+            env=system_env(),
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.wait_ready(timeout=300)
+
+    def stop(self) -> None:
+        """Stop the system (run.py's orderly shutdown), then the chaos instance."""
+        if self.supervisor is not None and self.supervisor.poll() is None:
+            self.supervisor.send_signal(signal.SIGTERM)
+            try:
+                self.supervisor.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.supervisor.pid, signal.SIGKILL)
+                self.supervisor.wait()
+        # A process group the supervisor could not stop (it was killed itself) goes too.
+        for pid_file in PID_DIR.glob("*.pid"):
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+        infra("down")
+
+    # ------------------------------------------------------------------ readiness
+
+    def ready(self, name: str) -> bool:
+        try:
+            response = httpx.get(f"http://127.0.0.1:{PROCESS_PORTS[name]}/readyz", timeout=2)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    def wait_ready(self, names: list[str] | None = None, timeout: float = 120) -> float:
+        """Wait until every named process (default: all) answers /readyz; returns the seconds."""
+        started = time.monotonic()
+        waiting = list(names or PROCESS_PORTS)
+        while waiting:
+            if self.supervisor is not None and self.supervisor.poll() is not None:
+                raise RuntimeError(f"run.py exited:\n{self.log_tail()}")
+            waiting = [name for name in waiting if not self.ready(name)]
+            if waiting and time.monotonic() - started > timeout:
+                raise RuntimeError(f"not ready after {timeout}s: {waiting}\n{self.log_tail()}")
+            if waiting:
+                time.sleep(0.3)
+        return time.monotonic() - started
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = SUPERVISOR_LOG.read_text(errors="replace") if SUPERVISOR_LOG.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # ------------------------------------------------------------------ faults
+
+    def pid(self, name: str) -> int:
+        return int((PID_DIR / f"{name}.pid").read_text())
+
+    def kill(self, name: str) -> Fault:
+        """SIGKILL the process group of ``name`` (uv and the service): a crashed pod."""
+        fault = Fault("kill", name, time.monotonic())
+        self.faults.append(fault)
+        os.killpg(self.pid(name), signal.SIGKILL)
+        return fault
+
+    def stop_server(self, component: str) -> Fault:
+        """Stop PostgreSQL, Redis or Kafka of the chaos instance (fast shutdown)."""
+        fault = Fault("stop", component, time.monotonic())
+        self.faults.append(fault)
+        infra("stop", component)
+        return fault
+
+    def start_server(self, fault: Fault) -> None:
+        infra("start", fault.target)
+        fault.lifted = time.monotonic()
+
+    def exits(self) -> Counter[str]:
+        """Exits the supervisor logged, by process name (the suite's kills included)."""
+        return Counter(
+            match.group(1)
+            for match in _EXIT_LINE.finditer(SUPERVISOR_LOG.read_text(errors="replace"))
+        )
+
+    def kills(self) -> Counter[str]:
+        """The suite's kills, by process name."""
+        return Counter(fault.target for fault in self.faults if fault.kind == "kill")
+
+    def unexpected_exits(self, exits_before: Counter[str], kills_before: Counter[str]) -> list[str]:
+        """Exits since the two counts were taken that no ``kill`` of the suite explains."""
+        exits = self.exits() - exits_before
+        caused = self.kills() - kills_before
+        return [
+            f"{name} exited {count - caused[name]} time(s) on its own (restarted by the supervisor)"
+            for name, count in sorted(exits.items())
+            if count > caused[name]
+        ]
