@@ -22,7 +22,8 @@ class Settings(BaseServiceSettings):
     #: How long a step may wait for its reply before it counts as failed. It must outlast a
     #: participant restart (a Kafka consumer-group rebalance takes up to its session timeout).
     STEP_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0)
-    #: A compensation is tried this many times before the saga becomes FAILED.
+    #: A refused compensation is tried this many times before the saga becomes FAILED (a silent
+    #: one is re-sent without limit, like a pivot).
     COMPENSATION_MAX_ATTEMPTS: int = Field(default=3, ge=1)
     COMPENSATION_RETRY_SECONDS: float = Field(default=1.0, ge=0)
     #: At or after the pivot a timeout re-sends the command; each re-send doubles the step's

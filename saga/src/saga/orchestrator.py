@@ -21,17 +21,21 @@ kind (compensatable, pivot, retriable: Richardson, *Microservices Patterns* ch. 
   business reason) is tried again with a new attempt number after a capped, growing backoff,
   up to ``retriable_max_attempts``; then the saga is FAILED and the next attempt is parked in
   the participant's command DLQ. An operator's replay that succeeds resumes the saga.
-- A compensation that fails or times out is retried with a new attempt number after a delay, up
-  to ``compensation_max_attempts``; then the saga is FAILED and the next attempt of that
-  compensation is parked in the participant's command DLQ for an operator. If the operator
-  replays it and it succeeds, the saga resumes compensating.
+- A compensation that times out is re-sent as it was (same attempt), with the same growing
+  deadline as a pivot's re-send and no limit: silence means a participant or the broker is down
+  or slow, not that the compensation cannot be applied, and giving up would leave the work
+  half undone during an ordinary broker restart. A compensation that is *refused* is retried
+  with a new attempt number after a delay, up to ``compensation_max_attempts``; then the saga is
+  FAILED and the next attempt of that compensation is parked in the participant's command DLQ
+  for an operator. If the operator replays it and it succeeds, the saga resumes compensating.
 - Replies: the reply to the awaited ``(step, command, attempt)`` counts. A SUCCESS of an earlier
   attempt of the awaited command counts as that command's success (it was applied; the later
   attempt will be a no-op or refused for want of anything to do). Anything else (a duplicate,
   a refusal of an earlier attempt, a late reply to a forward step that timed out and is being
   compensated) is ignored (``None``); ``why_ignored`` says which, for the log.
 
-Each re-send or new attempt of a forward step adds one to the step's ``retries`` and emits a
+Each re-send or new attempt of a forward step, and each re-send of a compensation, adds one to
+the step's ``retries`` and emits a
 ``saga.step_retry`` event (``reason`` ``timeout`` or ``refused``), which the engine logs and
 counts in ``saga_step_retries_total``.
 """
@@ -319,7 +323,7 @@ class Orchestrator:
         elif not awaited.dispatched:  # a refused retriable step's backoff is over
             self._send_forward(draft, index, awaited.attempt, now)
         elif awaited.compensating:
-            self._compensation_failed(draft, index, f"no reply within {seconds:g}s", now)
+            self._resend_compensation(draft, index, now)
         elif step.retried_on_timeout:
             self._resend_forward(draft, index, now)
         else:
@@ -490,6 +494,33 @@ class Orchestrator:
             draft.update(status=SagaStatus.COMPENSATING, ended_at=None)
             draft.note("saga.resumed", saga_id=draft.state.id)
         self._compensate_next(draft, index - 1, now)
+
+    def _resend_compensation(self, draft: _Draft, index: int, now: dt.datetime) -> None:
+        """No reply to a compensation: silence is not a refusal. A participant answers every
+        compensation (undoing nothing is a no-op that succeeds), so silence means it or the broker
+        is down or slow, and the command may have been applied. It is sent again as it was (same
+        attempt) with a growing deadline for as long as it takes, like a pivot's re-send; only
+        refusals count toward ``compensation_max_attempts``."""
+        state = draft.state
+        awaited = state.awaiting
+        assert awaited is not None
+        retries = state.steps[index].retries + 1
+        timeout = self.policy.resend_timeout(retries)
+        draft.set_step(index, reason="compensation: no reply in time; sent again", retries=retries)
+        draft.update(deadline=now + timeout)
+        draft.commands.append(self._command(state, index, awaited.attempt, compensating=True))
+        draft.note(
+            "saga.step_retry",
+            "warning",
+            saga_id=state.id,
+            step=awaited.step,
+            command=awaited.command,
+            attempt=awaited.attempt,
+            reason="timeout",
+            compensating=True,
+            retries=retries,
+            next_timeout_seconds=timeout.total_seconds(),
+        )
 
     def _compensation_failed(
         self, draft: _Draft, index: int, reason: str, now: dt.datetime

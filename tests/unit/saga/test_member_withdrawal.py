@@ -254,7 +254,7 @@ def test_a_compensation_that_succeeds_on_a_retry_lets_the_compensation_go_on() -
         .expect_command("board", "AnonymizeAuthor")
         .when_reply_failure()
         .expect_command("member", "CancelWithdrawal", attempt=1)
-        .when_deadline_passes()  # a compensation's silence counts as a failed attempt
+        .when_reply_failure("member database down")
         .expect_event("saga.compensation_failed")
         .when_deadline_passes()
         .expect_command("member", "CancelWithdrawal", attempt=2)
@@ -264,9 +264,9 @@ def test_a_compensation_that_succeeds_on_a_retry_lets_the_compensation_go_on() -
     )
 
 
-def test_a_late_success_of_an_earlier_compensation_attempt_counts() -> None:
-    """Attempt 1 timed out but was applied: its SUCCESS, late, is the compensation's success
-    (attempt 2, already sent, is then a no-op at the participant, and its reply is ignored)."""
+def test_a_silent_compensation_is_sent_again_as_it_was_for_as_long_as_it_takes() -> None:
+    """Silence is not a refusal (a broker restart, a slow participant): the same attempt is
+    re-sent with a growing deadline, never counted toward the limit, never FAILED."""
     saga = (
         given(MEMBER_WITHDRAWAL)
         .start(member_id=M)
@@ -275,7 +275,36 @@ def test_a_late_success_of_an_earlier_compensation_attempt_counts() -> None:
         .expect_command("board", "AnonymizeAuthor")
         .when_reply_failure()
         .expect_command("member", "CancelWithdrawal", attempt=1)
-        .when_deadline_passes()
+    )
+    for retries, timeout in ((1, 20), (2, 40), (3, 60), (4, 60), (5, 60)):
+        (
+            saga.when_deadline_passes()
+            .expect_command("member", "CancelWithdrawal", attempt=1)
+            .expect_retries("start-withdrawal", retries)
+            .expect_deadline_in(timeout)
+            .expect_event("saga.step_retry")
+            .expect_status("COMPENSATING")
+        )
+    (
+        saga.when_reply_success()
+        .expect_status("COMPENSATED")
+        .expect_steps("COMPENSATED", "FAILED", "PENDING", "PENDING")
+    )
+
+
+def test_a_late_success_of_an_earlier_compensation_attempt_counts() -> None:
+    """Attempt 1 was refused and attempt 2 sent; a SUCCESS of attempt 1 (replayed by an
+    operator, say) proves the compensation applied: it is the compensation's success (attempt
+    2 is then a no-op at the participant, and its reply is ignored)."""
+    saga = (
+        given(MEMBER_WITHDRAWAL)
+        .start(member_id=M)
+        .expect_command("member", "StartWithdrawal")
+        .when_reply_success()
+        .expect_command("board", "AnonymizeAuthor")
+        .when_reply_failure()
+        .expect_command("member", "CancelWithdrawal", attempt=1)
+        .when_reply_failure("member database down")
         .when_deadline_passes()
         .expect_command("member", "CancelWithdrawal", attempt=2)
     )
@@ -298,7 +327,7 @@ def test_a_late_success_while_the_next_compensation_attempt_waits_counts() -> No
         .expect_command("board", "AnonymizeAuthor")
         .when_reply_failure()
         .expect_command("member", "CancelWithdrawal", attempt=1)
-        .when_deadline_passes()  # attempt 2 waits for the retry delay
+        .when_reply_failure("member database down")  # attempt 2 waits for the retry delay
         .expect_no_command()
         .when_late_reply("CancelWithdrawal", attempt=1)
         .expect_status("COMPENSATED")
