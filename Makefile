@@ -40,7 +40,7 @@ infra-reset: ## stop the infrastructure and delete its data
 run: sync infra-up ## migrate, create topics, run every service and the gateway (Ctrl-C stops)
 	exec .venv/bin/python deploy/local/run.py
 
-test: sync infra-up k8s-validate ## the whole test suite against the local infrastructure
+test: sync infra-up k8s-validate ## the whole suite: unit, integration, system, deploy, and the short fault suite (its own infrastructure)
 	set -a; source $(LOCAL_ENV); set +a; \
 	export MSA_TEST_INFRA="$${MSA_TEST_INFRA:-local}"; \
 	$(UV_RUN) pytest tests $(PYTEST_ARGS)
