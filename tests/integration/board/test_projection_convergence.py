@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -190,3 +191,53 @@ async def test_a_replayed_dead_letter_repairs_the_comment_count(board_api: Board
         )
     assert written == item["comment_count"] == 150
     assert item["title"] == "댓글 많은 글 (고침)"
+
+
+async def test_a_nickname_change_racing_a_new_post_reaches_it(board_api: BoardStack) -> None:
+    """Two worker replicas: one projects PostCreated (not yet committed) while the other handles
+    the author's MemberProfileChanged. The change must reach the new summary too; without the
+    author lock it updates every committed row, misses the new one, and that row keeps the old
+    nickname for good."""
+    board = board_api
+    author = uuid.uuid4()
+    free = await board.board_id("free")
+    assert board.first_pages is not None
+    sessions = create_session_factory(board.engine)
+    consumer = EventConsumer(
+        lambda: BoardUnitOfWork(sessions),
+        PostSummaryProjector(post_summaries, post_summary_comments),
+        board.first_pages,
+        service="board",
+    )
+    await consumer.handle(
+        _member_event("MemberRegistered", author, nickname="예전", role="USER", profile_version=1)
+    )
+    post_id = uuid.uuid4()
+    created = Envelope.new(
+        "PostCreated",
+        "board",
+        {
+            "post_id": str(post_id),
+            "board_id": str(free),
+            "author_id": str(author),
+            "title": "새 글",
+            "created_at": utcnow().isoformat(),
+            "version": 1,
+        },
+        key=str(post_id),
+    )
+    projector = PostSummaryProjector(post_summaries, post_summary_comments)
+    async with sessions() as first, first.begin():
+        await projector.apply(first, created)  # replica 1, not committed yet
+        renamed = asyncio.create_task(
+            consumer.handle(
+                _member_event("MemberProfileChanged", author, nickname="새이름", profile_version=2)
+            )
+        )
+        await asyncio.sleep(1.0)  # replica 2 runs meanwhile
+    await asyncio.wait_for(renamed, 10)
+    async with board.engine.connect() as conn:
+        shown = await conn.scalar(
+            select(post_summaries.c.author_nickname).where(post_summaries.c.post_id == post_id)
+        )
+    assert shown == "새이름"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -18,7 +19,7 @@ from chassis.messaging.producer import create_producer
 from qna.adapters import orm
 from qna.bootstrap import build_api, build_worker
 from qna.config import Settings
-from qna.projection import INBOX_CONSUMER, LIVE_TABLES, Projector
+from qna.projection import INBOX_CONSUMER, LIVE_TABLES, Projector, apply
 from qna.service_layer import saga_steps
 from qna.service_layer.unit_of_work import QnaUnitOfWork
 from tests.integration.qna.harness import Member, QnaHarness
@@ -215,3 +216,53 @@ async def test_a_replayed_dead_letter_repairs_the_answer_count(
             )
         assert written == item["answer_count"] == 30
         assert item["title"] == "Many answers, edited?"
+
+
+async def test_a_nickname_change_racing_a_new_question_reaches_it(
+    settings: Settings, issuer: TokenIssuer
+) -> None:
+    """Two worker replicas: one projects QuestionAsked (not yet committed) while the other
+    handles the author's MemberProfileChanged. The change must reach the new summary too;
+    without the author lock that row keeps the old nickname for good."""
+    async with _api_only(settings, issuer) as qna:
+        alice = qna.member()
+        sessions = create_session_factory(qna.engine)
+        projector = Projector(sessions, "qna")
+        await projector.handle(
+            _member_event("MemberRegistered", alice, nickname="예전", profile_version=1)
+        )
+        question_id = uuid.uuid4()
+        now = utcnow().isoformat()
+        asked = Envelope.new(
+            "QuestionAsked",
+            "qna",
+            {
+                "question_id": str(question_id),
+                "author_id": str(alice.id),
+                "title": "새 질문",
+                "bounty": 0,
+                "status": "OPEN",
+                "created_at": now,
+                "occurred_at": now,
+                "version": 1,
+            },
+            key=str(question_id),
+        )
+        async with sessions() as first, first.begin():
+            await apply(first, LIVE_TABLES, asked)  # replica 1, not committed yet
+            renamed = asyncio.create_task(
+                projector.handle(
+                    _member_event(
+                        "MemberProfileChanged", alice, nickname="새이름", profile_version=2
+                    )
+                )
+            )
+            await asyncio.sleep(1.0)  # replica 2 runs meanwhile
+        await asyncio.wait_for(renamed, 10)
+        async with qna.engine.connect() as conn:
+            shown = await conn.scalar(
+                select(LIVE_TABLES.summaries.c.author_nickname).where(
+                    LIVE_TABLES.summaries.c.id == question_id
+                )
+            )
+        assert shown == "새이름"

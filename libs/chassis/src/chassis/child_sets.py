@@ -134,11 +134,19 @@ async def record(
 
 async def lock_parents(session: AsyncSession, table: Table, parents: Iterable[uuid.UUID]) -> None:
     """Serialize the recounts of each parent of ``table`` until the transaction ends."""
+    await lock_keys(session, table, (f"{table.name}:{parent}" for parent in parents))
+
+
+async def lock_keys(session: AsyncSession, table: Table, keys: Iterable[str]) -> None:
+    """Serialize, until the transaction ends, the projector transactions that name the same key
+    (e.g. ``"author:<member id>"``: a summary that copies an author's nickname and the update of
+    that nickname in every summary, which must not each miss the other's uncommitted row).
+    Nothing to do for the fresh tables of a rebuild (one writer, ``single_writer``). Keys are
+    locked in sorted order, so two callers cannot deadlock among themselves."""
     if table.info.get(_SINGLE_WRITER):
         return
-    for parent in sorted(set(parents)):
-        key = func.hashtextextended(f"{table.name}:{parent}", 0)
-        await session.execute(select(func.pg_advisory_xact_lock(key)))
+    for name in sorted(set(keys)):
+        await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(name, 0))))
 
 
 def tally(table: Table, kind: str, parent: uuid.UUID | object) -> ScalarSelect[int]:

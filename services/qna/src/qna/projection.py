@@ -169,6 +169,14 @@ def _parse(env: Envelope) -> BaseModel | None:
 # ---------------------------------------------------------------- applying one event
 
 
+def _author_key(member_id: uuid.UUID) -> str:
+    """The lock key shared by a summary that copies this author's byline and by the member event
+    that changes it in every summary (``child_sets.lock_keys``): without it, a nickname change
+    handled by another worker replica while a question is being asked updates every row but the
+    uncommitted new one, which then keeps the old nickname for good."""
+    return f"author:{member_id}"
+
+
 def _author_values(t: ReadModelTables, author_id: uuid.UUID | None) -> dict[str, Any]:
     """The author columns of a summary, looked up in the projector's own member copy."""
     a = t.authors
@@ -222,6 +230,8 @@ async def _apply_question_event(
         "updated_at": event.occurred_at,
     }
     if isinstance(event, _QuestionAsked | _QuestionUpdated):
+        if event.author_id is not None:
+            await child_sets.lock_keys(session, t.answers, [_author_key(event.author_id)])
         row.update(title=event.title, bounty=event.bounty, **_author_values(t, event.author_id))
     stmt = pg_insert(s).values(**row)
     new = stmt.excluded
@@ -253,6 +263,7 @@ async def _apply_question_event(
 async def _apply_member_event(
     session: AsyncSession, t: ReadModelTables, event: _MemberEvent
 ) -> None:
+    await child_sets.lock_keys(session, t.answers, [_author_key(event.member_id)])
     a, s = t.authors, t.summaries
     if isinstance(event, _MemberNamed):
         values: dict[str, Any] = {

@@ -113,6 +113,14 @@ def _copied_nickname(member_id: uuid.UUID) -> ScalarSelect[str | None]:
     return select(authors.c.nickname).where(authors.c.member_id == member_id).scalar_subquery()
 
 
+def author_key(member_id: uuid.UUID) -> str:
+    """The lock key shared by a summary that copies this author's byline and by the event that
+    changes the byline in every summary (``child_sets.lock_keys``): without it, a nickname change
+    handled by another worker replica while a post is being created updates every row but the
+    uncommitted new one, which then keeps the old nickname for good."""
+    return f"author:{member_id}"
+
+
 async def current_byline(session: AsyncSession, author_id: uuid.UUID | None) -> Byline:
     """The byline from the local author copy (a placeholder while the member is not known yet)."""
     if author_id is None:
@@ -193,6 +201,8 @@ class PostSummaryProjector:
 
     async def _post_created(self, session: AsyncSession, env: Envelope) -> Boards:
         e = PostCreatedView.model_validate(env.data)
+        if e.author_id is not None:
+            await child_sets.lock_keys(session, self.comments, [author_key(e.author_id)])
         shown = await current_byline(session, e.author_id)
         row = {
             "post_id": e.post_id,
@@ -210,6 +220,8 @@ class PostSummaryProjector:
 
     async def _post_updated(self, session: AsyncSession, env: Envelope) -> Boards:
         e = PostUpdatedView.model_validate(env.data)
+        if e.author_id is not None:
+            await child_sets.lock_keys(session, self.comments, [author_key(e.author_id)])
         shown = await current_byline(session, e.author_id)
         # Normally the row exists; if this event overtook PostCreated, it starts the row and
         # PostCreated sets the creation time when it comes.
@@ -272,6 +284,7 @@ class PostSummaryProjector:
 
     async def _member_named(self, session: AsyncSession, env: Envelope) -> Boards:
         e = MemberNamedView.model_validate(env.data)
+        await child_sets.lock_keys(session, self.comments, [author_key(e.member_id)])
         t = self.table
         return _boards(
             await session.execute(
@@ -286,6 +299,7 @@ class PostSummaryProjector:
 
     async def _member_withdrawn(self, session: AsyncSession, env: Envelope) -> Boards:
         e = MemberWithdrawnView.model_validate(env.data)
+        await child_sets.lock_keys(session, self.comments, [author_key(e.member_id)])
         t = self.table
         return _boards(
             await session.execute(
