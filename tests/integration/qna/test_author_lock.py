@@ -173,3 +173,21 @@ async def test_a_write_in_flight_is_waited_for_and_retired_by_the_step(
         assert [e["author"] for e in entries] == [ANONYMOUS]
     # and the next write is refused
     _assert_refused(await _write(qna, leaving, "question", ""), "the member is withdrawing")
+
+
+async def test_a_refused_retire_author_leaves_no_mark(qna: QnaHarness) -> None:
+    """RetireAuthor refused (a question ACCEPTING) rolls its mark back with the rest."""
+    leaving, answerer = qna.member(), qna.member()
+    accepting = await qna.ask(leaving, title="Accepting")
+    answer = await qna.answer(answerer, accepting["id"])
+    reserved = await qna.command(
+        "ReserveAcceptance",
+        {"question_id": accepting["id"], "answer_id": answer["id"], "asker_id": str(leaving.id)},
+    )
+    assert reserved.outcome == "SUCCESS", reserved.reason
+
+    refused = await qna.command("RetireAuthor", {"member_id": str(leaving.id)})
+
+    assert refused.outcome == "FAILURE"
+    asked = await qna.ask(leaving, title="Still here")
+    assert (await qna.detail(asked["id"]))["author"]["id"] == str(leaving.id)
