@@ -52,14 +52,16 @@ async def hold_for_write(session: AsyncSession, authors: Table, member_id: uuid.
     Raises :class:`AuthorWithdrawing` (403) when a withdrawal saga marked the member or the
     member has withdrawn.
     """
-    await _ensure_row(session, authors, member_id)
-    row = (
-        await session.execute(
-            select(authors.c.withdrawn, authors.c.writes_refused_by_saga)
-            .where(authors.c.member_id == member_id)
-            .with_for_update(read=True)
-        )
-    ).one()
+    locking = (
+        select(authors.c.withdrawn, authors.c.writes_refused_by_saga)
+        .where(authors.c.member_id == member_id)
+        .with_for_update(read=True)
+    )
+    # One round trip on the common path (the row exists); a first write creates it, then locks.
+    row = (await session.execute(locking)).first()
+    if row is None:
+        await _ensure_row(session, authors, member_id)
+        row = (await session.execute(locking)).one()
     if row.withdrawn:
         raise AuthorWithdrawing("the member has withdrawn")
     if row.writes_refused_by_saga is not None:
