@@ -85,7 +85,7 @@ async def _history(qna: QnaHarness) -> list[Envelope]:
         ),
         lambda uow: saga_steps.confirm_acceptance(uow, "accept-1", question_id, answer_id),
         lambda uow: saga_steps.retire_author(uow, "withdraw-bob", bob.id),  # compensated:
-        lambda uow: saga_steps.restore_author(uow, "withdraw-bob"),
+        lambda uow: saga_steps.restore_author(uow, "withdraw-bob", bob.id),
         lambda uow: saga_steps.retire_author(uow, "withdraw-carol", carol.id),
     ]
     for step in steps:

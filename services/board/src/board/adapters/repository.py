@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from board.adapters.tables import author_anonymizations, authors, boards, comments, posts
 from board.domain.authors import Author
 from board.domain.model import Board, Comment, Post
+from chassis import author_lock
 
 
 def _board(row: Row[Any]) -> Board:
@@ -266,6 +267,18 @@ class AuthorRepository:
             ).returning(authors.c.member_id)
         )
         return kept.first() is not None
+
+    async def hold_for_write(self, member_id: uuid.UUID) -> None:
+        """Semantic lock, writer side: ``FOR SHARE`` on the member's row; 403 while withdrawing."""
+        await author_lock.hold_for_write(self.session, authors, member_id)
+
+    async def mark_retiring(self, member_id: uuid.UUID, saga_id: str) -> None:
+        """Semantic lock, AnonymizeAuthor's side: waits for writes in flight, then refuses more."""
+        await author_lock.mark_retiring(self.session, authors, member_id, saga_id)
+
+    async def lift_retiring(self, member_id: uuid.UUID, saga_id: str) -> None:
+        """RestoreAuthor: the member may write again (unless withdrawn)."""
+        await author_lock.lift(self.session, authors, member_id, saga_id)
 
     async def mark_withdrawn(self, member_id: uuid.UUID, now: dt.datetime) -> None:
         await self.session.execute(

@@ -81,6 +81,9 @@ authors = Table(
     Column("withdrawn", Boolean, nullable=False, server_default=false()),
     #: The member's profile version of ``nickname``: an older event never overwrites it.
     Column("profile_version", Integer, nullable=False, server_default="0"),
+    #: Semantic lock (chassis.author_lock): the withdrawal saga whose AnonymizeAuthor refuses
+    #: the member's writes; RestoreAuthor clears it.
+    Column("writes_refused_by_saga", String(64), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 

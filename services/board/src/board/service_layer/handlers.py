@@ -109,6 +109,7 @@ async def write_post(
     async with uow:
         if (first := await _first_result(uow, idempotency_key)) is not None:
             return first
+        await uow.authors.hold_for_write(actor.id)
         board = await uow.boards.get(board_id)
         if board is None:
             raise NotFound("board not found")
@@ -131,6 +132,7 @@ async def edit_post(
     content: str | None,
 ) -> dict[str, Any]:
     async with uow:
+        await uow.authors.hold_for_write(actor.id)
         post = await _live_post(uow, post_id)
         now = utcnow()
         post.edit(actor, now=now, title=title, content=content)
@@ -143,6 +145,7 @@ async def edit_post(
 
 async def delete_post(uow: BoardUnitOfWork, actor: Actor, post_id: uuid.UUID) -> None:
     async with uow:
+        await uow.authors.hold_for_write(actor.id)
         post = await _live_post(uow, post_id)
         comments = await uow.comments.live_on_post(post.id)
         now = utcnow()
@@ -168,6 +171,7 @@ async def add_comment(
     async with uow:
         if (first := await _first_result(uow, idempotency_key)) is not None:
             return first
+        await uow.authors.hold_for_write(actor.id)
         post = await _live_post(uow, post_id)
         now = utcnow()
         comment = post.add_comment(actor, content=content, now=now)
@@ -189,6 +193,7 @@ async def edit_comment(
     content: str,
 ) -> dict[str, Any]:
     async with uow:
+        await uow.authors.hold_for_write(actor.id)
         post = await _live_post(uow, post_id)
         comment = await uow.comments.get(comment_id)
         if comment is None or comment.is_deleted or comment.post_id != post.id:
@@ -204,6 +209,7 @@ async def delete_comment(
     uow: BoardUnitOfWork, actor: Actor, post_id: uuid.UUID, comment_id: uuid.UUID
 ) -> None:
     async with uow:
+        await uow.authors.hold_for_write(actor.id)
         post = await _live_post(uow, post_id)
         comment = await uow.comments.get(comment_id)
         if comment is None or comment.is_deleted or comment.post_id != post.id:
@@ -254,7 +260,11 @@ async def anonymize_author(
     uow: BoardUnitOfWork, saga_id: str, member_id: uuid.UUID
 ) -> dict[str, Any]:
     """AnonymizeAuthor: the member's posts and comments lose their author; what changed is kept
-    per saga, and each changed post announces ``PostUpdated`` with ``author_id: null``."""
+    per saga, and each changed post announces ``PostUpdated`` with ``author_id: null``.
+
+    First the semantic lock (chassis.author_lock): it waits for the member's writes in flight,
+    so their rows are anonymized here too, and refuses every later write with 403."""
+    await uow.authors.mark_retiring(member_id, saga_id)
     now = utcnow()
     post_ids: list[uuid.UUID] = []
     for post in await uow.posts.by_author(member_id):
@@ -283,4 +293,5 @@ async def restore_author(
             restored_posts += 1
     restored_comments = await uow.comments.restore(comment_ids, member_id)
     await uow.anonymizations.forget(saga_id, member_id)
+    await uow.authors.lift_retiring(member_id, saga_id)
     return {"posts": restored_posts, "comments": restored_comments}

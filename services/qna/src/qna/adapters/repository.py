@@ -11,6 +11,7 @@ from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis import author_lock
 from qna.adapters import orm
 from qna.domain.model import Actor, Answer, AuthorTraces, Comment, Question, QuestionStatus
 
@@ -153,10 +154,19 @@ class AuthorRepository:
         self.session = session
 
     async def actor(self, member_id: uuid.UUID, *, is_admin: bool) -> Actor:
-        withdrawn = await self.session.scalar(
-            select(orm.authors.c.withdrawn).where(orm.authors.c.member_id == member_id)
-        )
-        return Actor(id=member_id, is_admin=is_admin, withdrawn=bool(withdrawn))
+        """The caller of a write, holding the semantic lock on their row (chassis.author_lock):
+        ``FOR SHARE`` until the transaction ends; 403 while the member is withdrawing or withdrawn.
+        Take it before any question row, in the order RetireAuthor locks them."""
+        withdrawn = await author_lock.hold_for_write(self.session, orm.authors, member_id)
+        return Actor(id=member_id, is_admin=is_admin, withdrawn=withdrawn)
+
+    async def mark_retiring(self, member_id: uuid.UUID, saga_id: str) -> None:
+        """Semantic lock, RetireAuthor's side: waits for writes in flight, then refuses more."""
+        await author_lock.mark_retiring(self.session, orm.authors, member_id, saga_id)
+
+    async def lift_retiring(self, member_id: uuid.UUID, saga_id: str) -> None:
+        """RestoreAuthor: the member may write again (unless withdrawn)."""
+        await author_lock.lift(self.session, orm.authors, member_id, saga_id)
 
     async def upsert(
         self,

@@ -69,8 +69,8 @@ async def retire_author(uow: QnaUnitOfWork, command: SagaCommand) -> Mapping[str
 
 
 async def restore_author(uow: QnaUnitOfWork, command: SagaCommand) -> Mapping[str, Any]:
-    _payload(AuthorPayload, command)
-    return await saga_steps.restore_author(uow, command.saga_id)
+    p = _payload(AuthorPayload, command)
+    return await saga_steps.restore_author(uow, command.saga_id, p.member_id)
 
 
 HANDLERS: dict[str, CommandHandler[QnaUnitOfWork]] = {

@@ -29,6 +29,8 @@ class Caller:
 
 
 async def _actor(uow: QnaUnitOfWork, caller: Caller) -> Actor:
+    """The caller under the semantic lock on their author row (403 while withdrawing); call it
+    before locking any question, as RetireAuthor locks the author first."""
     return await uow.authors.actor(caller.id, is_admin=caller.is_admin)
 
 
@@ -93,8 +95,9 @@ async def edit_question(
     bounty: int | None = None,
 ) -> Json:
     async with uow:
+        actor = await _actor(uow, caller)
         question = await _question(uow, question_id)
-        question.edit(await _actor(uow, caller), title=title, content=content, bounty=bounty)
+        question.edit(actor, title=title, content=content, bounty=bounty)
         await uow.save(question)
         body = _found(await views.question_detail(uow.session, question_id))
         await uow.commit()
@@ -103,8 +106,9 @@ async def edit_question(
 
 async def delete_question(uow: QnaUnitOfWork, caller: Caller, question_id: uuid.UUID) -> None:
     async with uow:
+        actor = await _actor(uow, caller)
         question = await _question(uow, question_id)
-        question.delete(await _actor(uow, caller))
+        question.delete(actor)
         await uow.save(question)
         await uow.commit()
 
@@ -121,8 +125,9 @@ async def post_answer(
     request: IdempotentRequest | None = None,
 ) -> Json:
     async def create() -> Json:
+        actor = await _actor(uow, caller)
         question = await _question(uow, question_id)
-        answer = question.post_answer(await _actor(uow, caller), content)
+        answer = question.post_answer(actor, content)
         await uow.save(question)
         return _found(await views.answer_detail(uow.session, answer.id))
 
@@ -138,8 +143,9 @@ async def edit_answer(
     content: str,
 ) -> Json:
     async with uow:
+        actor = await _actor(uow, caller)
         question = await _question(uow, question_id)
-        question.edit_answer(await _actor(uow, caller), answer_id, content)
+        question.edit_answer(actor, answer_id, content)
         await uow.save(question)
         body = _found(await views.answer_detail(uow.session, answer_id))
         await uow.commit()
@@ -150,8 +156,9 @@ async def delete_answer(
     uow: QnaUnitOfWork, caller: Caller, question_id: uuid.UUID, answer_id: uuid.UUID
 ) -> None:
     async with uow:
+        actor = await _actor(uow, caller)
         question = await _question(uow, question_id)
-        question.delete_answer(await _actor(uow, caller), answer_id)
+        question.delete_answer(actor, answer_id)
         await uow.save(question)
         await uow.commit()
 
@@ -168,8 +175,9 @@ async def add_comment(
     request: IdempotentRequest | None = None,
 ) -> Json:
     async def create() -> Json:
+        actor = await _actor(uow, caller)
         question = await _question(uow, question_id)
-        comment = question.add_comment(await _actor(uow, caller), content)
+        comment = question.add_comment(actor, content)
         await uow.save(question)
         return _found(await views.comment_detail(uow.session, comment.id))
 
@@ -185,8 +193,9 @@ async def edit_comment(
     content: str,
 ) -> Json:
     async with uow:
+        actor = await _actor(uow, caller)
         question = await _question(uow, question_id)
-        question.edit_comment(await _actor(uow, caller), comment_id, content)
+        question.edit_comment(actor, comment_id, content)
         await uow.save(question)
         body = _found(await views.comment_detail(uow.session, comment_id))
         await uow.commit()
@@ -197,8 +206,9 @@ async def delete_comment(
     uow: QnaUnitOfWork, caller: Caller, question_id: uuid.UUID, comment_id: uuid.UUID
 ) -> None:
     async with uow:
+        actor = await _actor(uow, caller)
         question = await _question(uow, question_id)
-        question.delete_comment(await _actor(uow, caller), comment_id)
+        question.delete_comment(actor, comment_id)
         await uow.save(question)
         await uow.commit()
 
@@ -211,6 +221,8 @@ async def check_acceptance(
 ) -> Json:
     """Refuse a plainly invalid acceptance before the saga starts (the saga re-checks in its step)."""
     async with uow:
+        # the asker starts a write (the acceptance saga): refused while they are withdrawing
+        await _actor(uow, caller)
         question = await uow.questions.get(question_id, lock=False)
         if question is None:
             raise NotFound("no such question")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from chassis.author_lock import AuthorWithdrawing
 from chassis.saga import CommandRejected
 from qna.domain.errors import DomainError
 from qna.domain.model import AuthorTraces, Question, QuestionStatus
@@ -36,7 +37,12 @@ async def reserve_acceptance(
     answer_id: uuid.UUID,
     asker_id: uuid.UUID,
 ) -> Result:
-    """OPEN -> ACCEPTING, holding the pending answer; replies with what the points transfer needs."""
+    """OPEN -> ACCEPTING, holding the pending answer; replies with what the points transfer needs.
+    Refused while the asker is withdrawing (the semantic lock, taken before the question's)."""
+    try:
+        await uow.authors.actor(asker_id, is_admin=False)
+    except AuthorWithdrawing as exc:
+        raise CommandRejected(exc.detail) from exc
     question = await _question(uow, question_id)
     if question.is_reserved_by(saga_id) and question.pending_answer_id == answer_id:
         answer = question.find_answer(answer_id)  # a repeated attempt: already reserved
@@ -90,7 +96,12 @@ async def confirm_acceptance(
 
 async def retire_author(uow: QnaUnitOfWork, saga_id: str, member_id: uuid.UUID) -> Result:
     """Close the member's OPEN questions and anonymize everything they wrote, recording each change
-    under the saga id; refused while one of their questions is ACCEPTING."""
+    under the saga id; refused while one of their questions is ACCEPTING.
+
+    First the semantic lock (chassis.author_lock): it waits for the member's writes in flight,
+    so their rows are closed and anonymized here too, and refuses every later write with 403.
+    A refusal rolls the mark back with the rest of the transaction."""
+    await uow.authors.mark_retiring(member_id, saga_id)
     questions = [
         q
         for q in [await uow.questions.get(i) for i in await uow.questions.ids_touched_by(member_id)]
@@ -114,9 +125,9 @@ async def retire_author(uow: QnaUnitOfWork, saga_id: str, member_id: uuid.UUID) 
     return {"closed_questions": closed, "changed_questions": anonymized}
 
 
-async def restore_author(uow: QnaUnitOfWork, saga_id: str) -> Result:
-    """Undo exactly what this saga's RetireAuthor recorded: reopen what it closed and give the
-    member back their questions, answers and comments."""
+async def restore_author(uow: QnaUnitOfWork, saga_id: str, member_id: uuid.UUID) -> Result:
+    """Undo exactly what this saga's RetireAuthor recorded: reopen what it closed, give the
+    member back their questions, answers and comments, and lift the saga's semantic lock."""
     reopened = restored = 0
     for record in await uow.retirements.for_saga(saga_id):
         question = await uow.questions.get(record["question_id"])
@@ -136,4 +147,5 @@ async def restore_author(uow: QnaUnitOfWork, saga_id: str) -> Result:
         restored += 1
         await uow.save(question)
     await uow.retirements.forget(saga_id)
+    await uow.authors.lift_retiring(member_id, saga_id)
     return {"reopened_questions": reopened, "restored_questions": restored}
