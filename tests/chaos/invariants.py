@@ -232,10 +232,11 @@ async def check_deleted(db: dict[str, asyncpg.Connection], found: Findings, gone
     it); a deleted question has no row and at most a deleted tombstone in the question list; a
     deleted answer has no row, so it is in no answer count."""
     posts = [_uuid(p) for p in gone.posts]
+    # A post with no list row at all is reported by check_board (missing), not again here.
     questions = [_uuid(q) for q in gone.questions]
     answers = [_uuid(a) for a in gone.answers]
     for row in await db["board"].fetch(
-        "SELECT p.id, p.deleted_at IS NOT NULL AS deleted, coalesce(s.deleted, false) AS hidden"
+        "SELECT p.id, p.deleted_at IS NOT NULL AS deleted, coalesce(s.deleted, true) AS hidden"
         " FROM posts p LEFT JOIN post_summaries s ON s.post_id = p.id WHERE p.id = ANY($1)",
         posts,
     ):
