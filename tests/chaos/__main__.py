@@ -4,6 +4,7 @@ Usage::
 
     python -m tests.chaos                      # the full suite (about 12 minutes)
     python -m tests.chaos --short              # the short version that `make test` runs
+                                               # (results-short.md, violations-short.txt)
     python -m tests.chaos postgres-restart     # one scenario (or several) alone
 
 Exit code 0 when every invariant held in every scenario, 1 otherwise.
@@ -17,7 +18,15 @@ import sys
 import time
 
 from tests.chaos import invariants
-from tests.chaos.scenarios import FULL, SCENARIOS, SHORT, Row, run_scenario, table
+from tests.chaos.scenarios import (
+    FULL,
+    SCENARIOS,
+    SHORT,
+    Row,
+    run_scenario,
+    table,
+    write_results,
+)
 from tests.chaos.stack import CHAOS_DIR, ChaosStack
 
 
@@ -65,10 +74,7 @@ def main() -> int:
     print()
     print(result)
     print(f"\nchaos: {len(rows)} scenario(s) in {time.monotonic() - started:.0f} s")
-    (CHAOS_DIR / "results.md").write_text(result + "\n", encoding="utf-8")
-    (CHAOS_DIR / "violations.txt").write_text(
-        "".join(f"{r.scenario}: {v}\n" for r in rows for v in r.violations), encoding="utf-8"
-    )
+    write_results(rows, CHAOS_DIR, short=args.short)
     failed = [r for r in rows if r.violations]
     for row in failed:
         print(f"chaos: {row.scenario}: {len(row.violations)} violation(s)")

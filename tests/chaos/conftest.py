@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.chaos.scenarios import Row, table
+from tests.chaos.scenarios import Row, table, write_results
 from tests.chaos.stack import CHAOS_DIR, ChaosStack
 
 
@@ -24,10 +24,10 @@ def chaos_stack() -> Iterator[ChaosStack]:
 
 @pytest.fixture(scope="module")
 def chaos_rows() -> Iterator[list[Row]]:
-    """The table rows of the module's scenarios, written to .local/chaos/results-short.md."""
+    """The table rows of the module's scenarios, written to .local/chaos/results-short.md and
+    their violations to .local/chaos/violations-short.txt (as ``python -m tests.chaos --short``)."""
     rows: list[Row] = []
     yield rows
     if rows:
-        CHAOS_DIR.mkdir(parents=True, exist_ok=True)
-        (CHAOS_DIR / "results-short.md").write_text(table(rows) + "\n", encoding="utf-8")
+        write_results(rows, CHAOS_DIR, short=True)
         print("\n" + table(rows))

@@ -28,11 +28,25 @@ ACTIVE_SAGA = ("RUNNING", "COMPENSATING")
 
 @dataclass
 class Findings:
-    """What one check found: the violations (empty = all invariants hold) and the counts."""
+    """What one check found: the violations (empty = all invariants hold) and the counts.
+
+    ``tally`` keeps, per violation, the events it stands for (lost, duplicated), so that a
+    scenario counts only the events of violations that are new in its check: a loss repaired
+    since the previous check never offsets a new one.
+    """
 
     violations: list[str] = field(default_factory=list)
     lost: int = 0
     duplicates: int = 0
+    tally: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def add(self, violation: str, *, lost: int = 0, duplicates: int = 0) -> None:
+        """One violation, standing for ``lost`` missing and ``duplicates`` extra events."""
+        self.violations.append(violation)
+        self.lost += lost
+        self.duplicates += duplicates
+        before_lost, before_dup = self.tally.get(violation, (0, 0))
+        self.tally[violation] = (before_lost + lost, before_dup + duplicates)
 
     def compare(self, what: str, expected: int, actual: int, *, per_event: bool = True) -> None:
         """A counter of a read model against its source: short = lost, over = duplicated.
@@ -43,11 +57,26 @@ class Findings:
         if actual == expected:
             return
         events = abs(expected - actual) if per_event else 1
+        violation = f"{what}: {actual}, expected {expected}"
         if actual < expected:
-            self.lost += events
+            self.add(violation, lost=events)
         else:
-            self.duplicates += events
-        self.violations.append(f"{what}: {actual}, expected {expected}")
+            self.add(violation, duplicates=events)
+
+    def new_counts(self, known: set[str]) -> tuple[int, int]:
+        """(lost, duplicated) events of the violations not in ``known`` (reported earlier)."""
+        lost = sum(n for v, (n, _) in self.tally.items() if v not in known)
+        duplicates = sum(n for v, (_, n) in self.tally.items() if v not in known)
+        return lost, duplicates
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What the load deleted (ids as strings): each must be gone from its read model."""
+
+    posts: frozenset[str] = frozenset()
+    questions: frozenset[str] = frozenset()
+    answers: frozenset[str] = frozenset()
 
 
 @asynccontextmanager
@@ -150,26 +179,22 @@ async def check_board(db: dict[str, asyncpg.Connection], found: Findings) -> Non
     for row in rows:
         post = f"post {row['id']}"
         if not row["projected"]:
-            found.lost += 1
-            found.violations.append(f"{post}: missing from the post list")
+            found.add(f"{post}: missing from the post list", lost=1)
             continue
         if row["deleted"] != row["listed_deleted"]:
-            found.lost += 1
-            found.violations.append(f"{post}: deleted={row['deleted']} but listed otherwise")
+            found.add(f"{post}: deleted={row['deleted']} but listed otherwise", lost=1)
         if row["deleted"]:
             continue
         found.compare(f"{post} comment_count (list)", row["comments"], row["listed"])
         found.compare(f"{post} comment_count (post)", row["comments"], row["stored_count"])
         if row["listed_title"] != row["title"] or row["listed_author"] != row["author_id"]:
-            found.lost += 1
-            found.violations.append(f"{post}: title or author differs in the post list")
+            found.add(f"{post}: title or author differs in the post list", lost=1)
     extra = await db["board"].fetchval(
         "SELECT count(*) FROM post_summaries s WHERE NOT EXISTS"
         " (SELECT 1 FROM posts p WHERE p.id = s.post_id)"
     )
     if extra:
-        found.duplicates += extra
-        found.violations.append(f"{extra} post list rows without a post")
+        found.add(f"{extra} post list rows without a post", duplicates=extra)
 
 
 async def check_qna(db: dict[str, asyncpg.Connection], found: Findings) -> None:
@@ -186,22 +211,47 @@ async def check_qna(db: dict[str, asyncpg.Connection], found: Findings) -> None:
     for row in rows:
         question = f"question {row['id']}"
         if not row["projected"] or row["listed_deleted"]:
-            found.lost += 1
-            found.violations.append(f"{question}: missing from the question list")
+            found.add(f"{question}: missing from the question list", lost=1)
             continue
         found.compare(f"{question} answer_count", row["answers"], row["listed_answers"])
         for column in ("status", "accepted_answer_id", "bounty"):
             listed = row[f"listed_{column.split('_')[0]}"]
             if listed != row[column]:
-                found.lost += 1
-                found.violations.append(f"{question} {column}: listed {listed}, is {row[column]}")
+                found.add(f"{question} {column}: listed {listed}, is {row[column]}", lost=1)
     extra = await db["qna"].fetchval(
         "SELECT count(*) FROM question_summaries s WHERE NOT s.deleted AND NOT EXISTS"
         " (SELECT 1 FROM questions q WHERE q.id = s.id)"
     )
     if extra:
-        found.duplicates += extra
-        found.violations.append(f"{extra} question list rows without a question")
+        found.add(f"{extra} question list rows without a question", duplicates=extra)
+
+
+async def check_deleted(db: dict[str, asyncpg.Connection], found: Findings, gone: Deleted) -> None:
+    """Every post, question and answer the load deleted is gone from its read model: a deleted
+    post is a tombstone in the write model and flagged deleted in the post list (which hides
+    it); a deleted question has no row and at most a deleted tombstone in the question list; a
+    deleted answer has no row, so it is in no answer count."""
+    posts = [_uuid(p) for p in gone.posts]
+    # A post with no list row at all is reported by check_board (missing), not again here.
+    questions = [_uuid(q) for q in gone.questions]
+    answers = [_uuid(a) for a in gone.answers]
+    for row in await db["board"].fetch(
+        "SELECT p.id, p.deleted_at IS NOT NULL AS deleted, coalesce(s.deleted, true) AS hidden"
+        " FROM posts p LEFT JOIN post_summaries s ON s.post_id = p.id WHERE p.id = ANY($1)",
+        posts,
+    ):
+        if not row["deleted"]:
+            found.add(f"deleted post {row['id']}: not deleted in the write model", lost=1)
+        if not row["hidden"]:
+            found.add(f"deleted post {row['id']}: still in the post list", lost=1)
+    for row in await db["qna"].fetch(
+        "SELECT s.id FROM question_summaries s WHERE s.id = ANY($1) AND NOT s.deleted", questions
+    ):
+        found.add(f"deleted question {row['id']}: still in the question list", lost=1)
+    for row in await db["qna"].fetch("SELECT id FROM questions WHERE id = ANY($1)", questions):
+        found.add(f"deleted question {row['id']}: still in the write model", lost=1)
+    for row in await db["qna"].fetch("SELECT id FROM answers WHERE id = ANY($1)", answers):
+        found.add(f"deleted answer {row['id']}: still counted", lost=1)
 
 
 async def _count_by_author(
@@ -243,8 +293,7 @@ async def check_activity(db: dict[str, asyncpg.Connection], found: Findings) -> 
     for row in members:
         member = f"activity of {row['id']}"
         if not row["projected"]:
-            found.lost += 1
-            found.violations.append(f"{member}: no row")
+            found.add(f"{member}: no row", lost=1)
             continue
         for counter, by_author in expected.items():
             found.compare(f"{member} {counter}", by_author.get(row["id"], 0), row[counter])
@@ -395,15 +444,16 @@ async def points_baseline() -> int:
         return int(total or 0) - SIGNUP_POINTS * int(members)
 
 
-async def check_all(baseline: int) -> Findings:
+async def check_all(baseline: int, gone: Deleted | None = None) -> Findings:
+    """Every invariant on the state as it is now; ``gone``: what the load deleted."""
     found = Findings()
     async with databases() as db:
         unpublished_rows = await unpublished(db)
         if unpublished_rows:
-            found.lost += unpublished_rows
-            found.violations.append(f"{unpublished_rows} outbox rows never published")
+            found.add(f"{unpublished_rows} outbox rows never published", lost=unpublished_rows)
         await check_board(db, found)
         await check_qna(db, found)
+        await check_deleted(db, found, gone or Deleted())
         await check_activity(db, found)
         await check_points(db, found, baseline)
         await check_sagas(db, found)
@@ -411,7 +461,11 @@ async def check_all(baseline: int) -> Findings:
 
 
 async def converge(
-    baseline: int, timeout: float, known: set[str], settled: float = 15.0
+    baseline: int,
+    timeout: float,
+    known: set[str],
+    settled: float = 15.0,
+    gone: Deleted | None = None,
 ) -> tuple[Findings, float | None]:
     """Wait until drained and every invariant holds: (last findings, seconds or None).
 
@@ -427,7 +481,7 @@ async def converge(
             async with databases() as db:
                 is_drained = await drained(db)
             if is_drained:
-                found = await check_all(baseline)
+                found = await check_all(baseline, gone)
                 if not set(found.violations) - known:
                     return found, time.monotonic() - started
                 failing_since = failing_since or time.monotonic()
@@ -441,7 +495,7 @@ async def converge(
         if time.monotonic() - started > timeout:
             if found.violations and found.violations[0].startswith("not drained"):
                 # Report what is wrong, not only that it never settled.
-                with_details = await check_all(baseline)
+                with_details = await check_all(baseline, gone)
                 with_details.violations.insert(0, "did not drain in time")
                 return with_details, None
             return found, None

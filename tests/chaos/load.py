@@ -2,8 +2,9 @@
 
 Every request is recorded with when it started and ended and its outcome, so that each
 failure can be placed against the fault windows. The mix: sign-ups and log-ins, posts,
-many comments on a few hot posts (to stress the comment counts), comment deletes,
-questions with bounties, answers, acceptances and withdrawals (the two sagas).
+many comments on a few hot posts (to stress the comment counts), deletes of comments,
+posts, questions and answers (the tombstone paths of the read models), questions with
+bounties, answers, acceptances and withdrawals (the two sagas).
 """
 
 from __future__ import annotations
@@ -62,11 +63,17 @@ class World:
 
     members: list[Member] = field(default_factory=list)
     posts: list[str] = field(default_factory=list)
+    #: Posts that may be deleted (not the hot ones, which take the comments), with their author.
+    own_posts: list[tuple[str, Member]] = field(default_factory=list)
     hot_posts: list[str] = field(default_factory=list)
     comments: list[tuple[str, str, Member]] = field(default_factory=list)  # post, comment, author
     questions: list[Question] = field(default_factory=list)
     sagas: list[str] = field(default_factory=list)
     free_board: str = ""
+    #: Ids the load deleted (answered 204), for the invariants: each must be gone from its list.
+    deleted_posts: set[str] = field(default_factory=set)
+    deleted_questions: set[str] = field(default_factory=set)
+    deleted_answers: set[str] = field(default_factory=set)
 
 
 class Load:
@@ -80,6 +87,8 @@ class Load:
         self.admin: Member | None = None
         #: Members whose withdrawal has started: a write of theirs still in flight may be refused.
         self.withdrawing: set[str] = set()
+        #: The next operation of the client that goes through the mix in turn.
+        self._turn = 0
 
     # ------------------------------------------------------------------ one request
 
@@ -170,7 +179,19 @@ class Load:
         if post is None:
             return None
         self.world.posts.append(post["id"])
+        self.world.own_posts.append((str(post["id"]), author))
         return str(post["id"])
+
+    async def delete_post(self) -> None:
+        """Delete a post (not a hot one) as its author: a tombstone in the post list."""
+        if not self.world.own_posts:
+            return
+        post_id, author = self.world.own_posts.pop(self.rng.randrange(len(self.world.own_posts)))
+        if author not in self.world.members or post_id in self.world.hot_posts:
+            return
+        done = await self.call("delete-post", "DELETE", f"/api/posts/{post_id}", 204, author)
+        if done is not None:
+            self.world.deleted_posts.add(post_id)
 
     async def comment(self, author: Member) -> None:
         post_id = self.rng.choice(self.world.hot_posts)
@@ -223,14 +244,54 @@ class Load:
             f"/api/questions/{question.id}/answers",
             201,
             answerer,
+            # 409: it began an acceptance or its asker a withdrawal; 404: it was deleted.
             excused=lambda status: (
-                status == 409
+                status in (404, 409)
                 and (question not in self.world.questions or question.asker.id in self.withdrawing)
             ),
             json={"content": "because"},
         )
         if answer is not None:
             question.answers.append((answer["id"], answerer))
+
+    async def delete_question(self) -> None:
+        """Delete an OPEN question of the pool as its asker, with its answers."""
+        if not self.world.questions:
+            return
+        question = self.rng.choice(self.world.questions)
+        self.world.questions.remove(question)  # no more answers, no acceptance
+        done = await self.call(
+            "delete-question",
+            "DELETE",
+            f"/api/questions/{question.id}",
+            204,
+            question.asker,
+            # Its asker's withdrawal began meanwhile and closed it.
+            excused=lambda status: status == 409 and question.asker.id in self.withdrawing,
+        )
+        if done is not None:
+            self.world.deleted_questions.add(question.id)
+            self.world.deleted_answers.update(a for a, _ in question.answers)
+
+    async def delete_answer(self) -> None:
+        """Delete an answer of an OPEN question of the pool as its author (allowed only while
+        the question is OPEN and the answer not accepted)."""
+        candidates = [q for q in self.world.questions if q.answers]
+        if not candidates:
+            return
+        question = self.rng.choice(candidates)
+        answer_id, author = question.answers.pop(self.rng.randrange(len(question.answers)))
+        done = await self.call(
+            "delete-answer",
+            "DELETE",
+            f"/api/questions/{question.id}/answers/{answer_id}",
+            204,
+            author,
+            # An acceptance of its question (409), or its deletion (404), began meanwhile.
+            excused=lambda status: status in (404, 409) and question not in self.world.questions,
+        )
+        if done is not None:
+            self.world.deleted_answers.add(answer_id)
 
     async def accept(self) -> str | None:
         """Start an answer-acceptance saga on a question with an answer (once per question)."""
@@ -300,25 +361,34 @@ class Load:
             (6, lambda: self.write_post(member())),
             (40, lambda: self.comment(member())),
             (8, self.delete_comment),
+            (2, self.delete_post),
             (8, lambda: self.ask(member())),
             (14, lambda: self.answer(member())),
+            (2, self.delete_answer),
+            (1, self.delete_question),
             (6 * sagas, self.accept),
             (1 * sagas, self.withdraw),
         ]
 
     async def run(self, seconds: float, concurrency: int, *, sagas: float = 1.0) -> None:
-        """Send the mix for ``seconds`` from ``concurrency`` tasks (each pausing briefly)."""
+        """Send the mix for ``seconds`` from ``concurrency`` tasks (each pausing briefly): one
+        goes through every operation in turn, so that each kind of write is sent all along
+        (also while a fault lasts), the others pick by weight."""
         operations = self.mix(sagas)
         weights = [w for w, _ in operations]
         deadline = time.monotonic() + seconds
 
-        async def client() -> None:
+        async def client(in_turn: bool) -> None:
             while time.monotonic() < deadline:
-                _, operation = self.rng.choices(operations, weights)[0]
+                if in_turn:
+                    _, operation = operations[self._turn % len(operations)]
+                    self._turn += 1
+                else:
+                    _, operation = self.rng.choices(operations, weights)[0]
                 await operation()
                 await asyncio.sleep(self.rng.uniform(0.02, 0.1))
 
-        await asyncio.gather(*(client() for _ in range(concurrency)))
+        await asyncio.gather(*(client(i == 0) for i in range(concurrency)))
 
     async def set_fault(self, service: str, command: str, mode: str, delay_ms: int = 0) -> None:
         assert self.admin is not None

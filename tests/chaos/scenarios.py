@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import httpx
 
 from tests.chaos import invariants
-from tests.chaos.load import Load
+from tests.chaos.load import Load, Request
 from tests.chaos.stack import GATEWAY_URL, STEP_TIMEOUT_SECONDS, ChaosStack, Fault
 
 #: Seconds after a fault is lifted (and the system is ready again) in which a failed request
@@ -217,40 +220,237 @@ async def redis_stopped(ctx: Context) -> None:
     await with_load(ctx, fault)
 
 
+#: Saga statuses that need nothing more from the orchestrator (FAILED waits for an operator).
+TERMINAL = ("COMPLETED", "COMPENSATED", "FAILED")
+#: A delayed participant command outlasts its step timeout twice over.
+DELAY_MS = int(STEP_TIMEOUT_SECONDS * 1000 * 2)
+
+
+@dataclass(frozen=True)
+class CompensationFault:
+    """A compensation faulted while a refused later step makes its saga compensate.
+
+    ``mode`` ``delay``: the compensation outlasts its step timeout, so it is re-sent as it was
+    (silence is not a refusal) and the saga still ends COMPENSATED; ``fail``: it is refused
+    once, then tried again with a new attempt and applied.
+    """
+
+    acceptance: bool
+    refused: tuple[str, str]  # (service, command) made to fail, so that the saga compensates
+    compensation: tuple[str, str]  # (service, command) of the faulted compensation
+    step: str  # the step that compensation undoes
+    mode: str
+
+
+COMPENSATION_FAULTS = (
+    CompensationFault(
+        True,
+        ("member", "transfer-points"),
+        ("qna", "cancel-acceptance"),
+        "reserve-acceptance",
+        "delay",
+    ),
+    CompensationFault(
+        True,
+        ("member", "transfer-points"),
+        ("qna", "cancel-acceptance"),
+        "reserve-acceptance",
+        "fail",
+    ),
+    CompensationFault(
+        False, ("qna", "retire-author"), ("board", "restore-author"), "anonymize-author", "delay"
+    ),
+    CompensationFault(
+        False,
+        ("board", "anonymize-author"),
+        ("member", "cancel-withdrawal"),
+        "start-withdrawal",
+        "fail",
+    ),
+)
+
+
+def step_of(body: Mapping[str, Any], step: str) -> Mapping[str, Any]:
+    """The step named ``step`` of a ``GET /api/sagas/{id}`` body."""
+    found: Mapping[str, Any] = next(s for s in body["steps"] if s["name"] == step)
+    return found
+
+
+def fault_reached(body: Mapping[str, Any], step: str, mode: str) -> bool:
+    """Whether the fault on ``step`` has done its work, so that it may be lifted: a delay at or
+    after the pivot (or a failed retriable step) once the command was sent again
+    (``retries >= 1``); otherwise once the step was answered (neither PENDING nor RUNNING: a
+    refusal, or the timeout of a compensatable step). A saga that ended needs nothing more."""
+    if body["status"] in TERMINAL:
+        return True
+    faulted = step_of(body, step)
+    resent = (mode == "delay" and faulted["kind"] != "compensatable") or (
+        mode == "fail" and faulted["kind"] == "retriable"
+    )
+    if resent:
+        return int(faulted["retries"]) >= 1
+    return faulted["status"] not in ("PENDING", "RUNNING")
+
+
+def step_fault_outcome(body: Mapping[str, Any], step: str, mode: str) -> list[str]:
+    """What is wrong with a terminal saga whose ``step`` was delayed past its timeout or made
+    to fail (empty: nothing). The rules of the step kinds (docs/sagas.md, DESIGN §3):
+
+    - a compensatable step or the pivot refused: COMPENSATED, the step FAILED, every earlier
+      compensatable step COMPENSATED, every later one PENDING;
+    - a compensatable step delayed: COMPENSATED, the step timed out (the failure reason says
+      so) and is compensated itself (it may have been applied), the earlier ones too;
+    - the pivot or the retriable step delayed, or the retriable step refused for a while:
+      COMPLETED, every step SUCCEEDED, the faulted one with ``retries >= 1``.
+    """
+    names = [s["name"] for s in body["steps"]]
+    index = names.index(step)
+    faulted = body["steps"][index]
+    status, reason = body["status"], body.get("failure_reason") or ""
+    problems: list[str] = []
+
+    def want(ok: bool, what: str) -> None:
+        if not ok:
+            problems.append(what)
+
+    if faulted["kind"] == "compensatable" or (faulted["kind"] == "pivot" and mode == "fail"):
+        want(status == "COMPENSATED", f"is {status}, not COMPENSATED")
+        if mode == "fail":
+            want(faulted["status"] == "FAILED", f"{step} is {faulted['status']}, not FAILED")
+        else:
+            want(
+                faulted["status"] == "COMPENSATED"
+                and f"step {step} " in reason
+                and "timed out" in reason,
+                f"{step} is {faulted['status']} ({reason!r}), not timed out, then compensated",
+            )
+        for earlier in body["steps"][:index]:
+            if earlier["kind"] == "compensatable":
+                want(
+                    earlier["status"] == "COMPENSATED",
+                    f"earlier step {earlier['name']} is {earlier['status']}, not COMPENSATED",
+                )
+        for later in body["steps"][index + 1 :]:
+            want(later["status"] == "PENDING", f"later step {later['name']} is {later['status']}")
+    else:
+        want(status == "COMPLETED", f"is {status}, not COMPLETED")
+        want(int(faulted["retries"]) >= 1, f"{step} has retries {faulted['retries']}, not >= 1")
+        for other in body["steps"]:
+            want(other["status"] == "SUCCEEDED", f"step {other['name']} is {other['status']}")
+    return problems
+
+
+def compensation_fault_outcome(
+    body: Mapping[str, Any], fault: CompensationFault, new_attempt: bool
+) -> list[str]:
+    """What is wrong with a terminal saga whose compensation of ``fault.step`` was faulted:
+    it must be COMPENSATED (never FAILED), the refused step FAILED, ``fault.step``
+    COMPENSATED; a delayed compensation re-sent (``retries >= 1``), a refused one tried again
+    with a new attempt (``new_attempt``, read from the saga's row)."""
+    refused = fault.refused[1]
+    problems: list[str] = []
+    if body["status"] != "COMPENSATED":
+        problems.append(f"is {body['status']}, not COMPENSATED ({body.get('failure_reason')})")
+    if step_of(body, refused)["status"] != "FAILED":
+        problems.append(f"{refused} is {step_of(body, refused)['status']}, not FAILED")
+    undone = step_of(body, fault.step)
+    if undone["status"] != "COMPENSATED":
+        problems.append(f"{fault.step} is {undone['status']}, not COMPENSATED")
+    if fault.mode == "delay" and int(undone["retries"]) < 1:
+        problems.append(f"the compensation of {fault.step} was not re-sent (retries 0)")
+    if fault.mode == "fail" and not new_attempt:
+        problems.append(f"the compensation of {fault.step} was never tried with a new attempt")
+    return problems
+
+
 async def saga_step_faults(ctx: Context) -> None:
     """Each participant command of both sagas, one at a time, delayed past its step timeout,
-    then made to fail (a retriable step's failure is turned off after a few seconds)."""
-    load = ctx.load
-    delay_ms = int(STEP_TIMEOUT_SECONDS * 1000 * 2)
+    then made to fail; then compensations delayed past their timeout and refused once. Each
+    fault is lifted only once the saga shows it did its work, and each outcome is checked
+    against the rules of the step's kind."""
     for mode in ("delay", "fail"):
         for service, command in ACCEPTANCE_STEPS + WITHDRAWAL_STEPS:
-            acceptance = (service, command) in ACCEPTANCE_STEPS
-            await _seed_saga_candidates(load, ctx.scale.sagas_per_fault, acceptance)
-            await load.set_fault(service, command, mode, delay_ms if mode == "delay" else 0)
-            sagas = []
-            for _ in range(ctx.scale.sagas_per_fault):
-                saga_id = await (load.accept() if acceptance else load.withdraw())
-                if saga_id is None:
-                    ctx.extra.append(f"{service}/{command} {mode}: the saga did not start")
-                else:
-                    sagas.append(saga_id)
-            if mode == "fail" and (service, command) in RETRIABLE:
-                await asyncio.sleep(STEP_TIMEOUT_SECONDS * 2)
-            elif mode == "delay":
-                # Past the step timeout: the saga has to decide without the reply.
-                await asyncio.sleep(STEP_TIMEOUT_SECONDS * 1.5)
-            await load.set_fault(service, command, "off")
-            lifted = time.monotonic()
-            ended = await _wait_terminal(load, sagas, timeout=60)
-            ctx.recover = max(ctx.recover, time.monotonic() - lifted)
-            for saga_id, status in ended.items():
-                if mode == "fail" and (service, command) in RETRIABLE and status != "COMPLETED":
-                    ctx.extra.append(
-                        f"{service}/{command} failed, then healed: saga {saga_id} is {status},"
-                        " not COMPLETED"
-                    )
-                if status not in ("COMPLETED", "COMPENSATED"):
-                    ctx.extra.append(f"{service}/{command} {mode}: saga {saga_id} is {status}")
+            await _step_fault(ctx, service, command, mode)
+    for fault in COMPENSATION_FAULTS:
+        await _compensation_fault(ctx, fault)
+
+
+async def _step_fault(ctx: Context, service: str, command: str, mode: str) -> None:
+    load, label = ctx.load, f"{service}/{command} {mode}"
+    acceptance = (service, command) in ACCEPTANCE_STEPS
+    await load.set_fault(service, command, mode, DELAY_MS if mode == "delay" else 0)
+    try:
+        sagas = await _start_sagas(ctx, acceptance, label)
+        _, waiting = await _poll(load, sagas, lambda b: fault_reached(b, command, mode), 60)
+        for saga_id in waiting:
+            ctx.extra.append(f"{label}: saga {saga_id} never showed the fault's effect")
+        if mode == "fail" and (service, command) in RETRIABLE:
+            # Refused for a while (a few attempts), then it heals: the saga must complete.
+            await asyncio.sleep(STEP_TIMEOUT_SECONDS)
+    finally:
+        await load.set_fault(service, command, "off")
+    lifted = time.monotonic()
+    ended, waiting = await _poll(load, sagas, lambda b: b["status"] in TERMINAL, 90)
+    ctx.recover = max(ctx.recover, time.monotonic() - lifted)
+    for saga_id in waiting:
+        ctx.extra.append(f"{label}: saga {saga_id} not terminal (or unreadable) after 90 s")
+    for saga_id, body in ended.items():
+        if saga_id not in waiting:
+            ctx.extra.extend(
+                f"{label}: saga {saga_id} {p}" for p in step_fault_outcome(body, command, mode)
+            )
+
+
+async def _compensation_fault(ctx: Context, fault: CompensationFault) -> None:
+    load = ctx.load
+    label = f"{'/'.join(fault.compensation)} {fault.mode} (after {'/'.join(fault.refused)} failed)"
+    c_service, c_command = fault.compensation
+    await load.set_fault(*fault.refused, "fail")
+    await load.set_fault(c_service, c_command, fault.mode, DELAY_MS if fault.mode == "delay" else 0)
+    new_attempt: set[str] = set()
+    try:
+        sagas = await _start_sagas(ctx, fault.acceptance, label)
+        if fault.mode == "delay":
+            _, waiting = await _poll(
+                load,
+                sagas,
+                lambda b: b["status"] in TERMINAL or int(step_of(b, fault.step)["retries"]) >= 1,
+                60,
+            )
+        else:
+            # A refused compensation is not visible in the API until it is retried: read the
+            # saga's row, and lift the fault as soon as the next attempt is scheduled, so that
+            # it is refused exactly once.
+            new_attempt = await _wait_compensation_attempt(sagas, fault.step, 2, 60)
+            waiting = [s for s in sagas if s not in new_attempt]
+        for saga_id in waiting:
+            ctx.extra.append(f"{label}: saga {saga_id} never showed the fault's effect")
+    finally:
+        await load.set_fault(c_service, c_command, "off")
+        await load.set_fault(*fault.refused, "off")
+    lifted = time.monotonic()
+    ended, waiting = await _poll(load, sagas, lambda b: b["status"] in TERMINAL, 90)
+    ctx.recover = max(ctx.recover, time.monotonic() - lifted)
+    for saga_id in waiting:
+        ctx.extra.append(f"{label}: saga {saga_id} not terminal (or unreadable) after 90 s")
+    for saga_id, body in ended.items():
+        if saga_id not in waiting:
+            problems = compensation_fault_outcome(body, fault, saga_id in new_attempt)
+            ctx.extra.extend(f"{label}: saga {saga_id} {p}" for p in problems)
+
+
+async def _start_sagas(ctx: Context, acceptance: bool, label: str) -> list[str]:
+    """Start ``sagas_per_fault`` sagas of one type; one that does not start is a violation."""
+    load = ctx.load
+    await _seed_saga_candidates(load, ctx.scale.sagas_per_fault, acceptance)
+    sagas = []
+    for _ in range(ctx.scale.sagas_per_fault):
+        saga_id = await (load.accept() if acceptance else load.withdraw())
+        if saga_id is None:
+            ctx.extra.append(f"{label}: the saga did not start")
+        else:
+            sagas.append(saga_id)
+    return sagas
 
 
 async def _seed_saga_candidates(load: Load, count: int, acceptance: bool) -> None:
@@ -270,18 +470,57 @@ async def _seed_saga_candidates(load: Load, count: int, acceptance: bool) -> Non
             await load.write_post(member)
 
 
-async def _wait_terminal(load: Load, sagas: list[str], timeout: float) -> dict[str, str]:
+async def _poll(
+    load: Load, sagas: list[str], until: Callable[[Mapping[str, Any]], bool], timeout: float
+) -> tuple[dict[str, Mapping[str, Any]], list[str]]:
+    """Read every saga (``GET /api/sagas/{id}``) until ``until(body)`` holds for each; returns
+    the last body read of each and the sagas for which it never held within ``timeout``
+    seconds, a saga that could never be read among them."""
     deadline = time.monotonic() + timeout
-    status: dict[str, str] = {}
-    while time.monotonic() < deadline:
+    bodies: dict[str, Mapping[str, Any]] = {}
+    done: set[str] = set()
+    while True:
         for saga_id in sagas:
+            if saga_id in done:
+                continue
             body = await load.saga(saga_id)
             if body is not None:
-                status[saga_id] = body["status"]
-        if all(status.get(s) in ("COMPLETED", "COMPENSATED", "FAILED") for s in sagas):
-            break
-        await asyncio.sleep(0.5)
-    return status
+                bodies[saga_id] = body
+                if until(body):
+                    done.add(saga_id)
+        if len(done) == len(sagas) or time.monotonic() > deadline:
+            return bodies, [s for s in sagas if s not in done]
+        await asyncio.sleep(0.3)
+
+
+async def _wait_compensation_attempt(
+    sagas: list[str], step: str, attempt: int, timeout: float
+) -> set[str]:
+    """The sagas whose compensation of ``step`` reached ``attempt`` (a refused compensation is
+    retried with a new attempt) within ``timeout`` seconds, read from the saga database."""
+    deadline = time.monotonic() + timeout
+    reached: set[str] = set()
+    async with invariants.databases() as db:
+        while len(reached) < len(sagas) and time.monotonic() < deadline:
+            rows = await db["saga"].fetch(
+                "SELECT id::text AS id, status, current_step, awaiting_compensation,"
+                " awaiting_attempt FROM saga_instances WHERE id::text = ANY($1)",
+                sagas,
+            )
+            for row in rows:
+                if (
+                    row["current_step"] == step
+                    and row["awaiting_compensation"]
+                    and (row["awaiting_attempt"] or 0) >= attempt
+                ):
+                    reached.add(row["id"])
+            # A saga that ended without getting there never will.
+            if len(rows) == len(sagas) and all(
+                r["id"] in reached or r["status"] in TERMINAL for r in rows
+            ):
+                break
+            await asyncio.sleep(0.1)
+    return reached
 
 
 SCENARIOS: dict[str, Callable[[Context], Awaitable[None]]] = {
@@ -296,6 +535,53 @@ SCENARIOS: dict[str, Callable[[Context], Awaitable[None]]] = {
 
 
 # ---------------------------------------------------------------------- the runner
+
+#: Every write the load sends (``Request.op``); each must succeed at least once in a scenario
+#: that runs the load, so that no invariant holds only because nothing was written.
+WRITE_KINDS = (
+    "sign-up",
+    "post",
+    "delete-post",
+    "comment",
+    "delete-comment",
+    "question",
+    "delete-question",
+    "answer",
+    "delete-answer",
+    "accept",
+    "withdraw",
+)
+
+
+def minimums(name: str, scale: Scale) -> dict[str, int]:
+    """The fewest successful writes of each kind the scenario ``name`` must have sent."""
+    if name == "saga-step-faults":
+        per_fault = scale.sagas_per_fault
+        acceptance_faults = 2 * len(ACCEPTANCE_STEPS) + sum(
+            f.acceptance for f in COMPENSATION_FAULTS
+        )
+        withdrawal_faults = 2 * len(WITHDRAWAL_STEPS) + sum(
+            not f.acceptance for f in COMPENSATION_FAULTS
+        )
+        return {"accept": per_fault * acceptance_faults, "withdraw": per_fault * withdrawal_faults}
+    wanted = dict.fromkeys(WRITE_KINDS, 1)
+    if name == "saga-worker-kills":
+        # Sagas in flight at every kill, of both types.
+        wanted["accept"] = 2 * scale.saga_worker_kills
+        wanted["withdraw"] = scale.saga_worker_kills
+    return wanted
+
+
+def too_few(requests: list[Request], wanted: dict[str, int]) -> list[str]:
+    """A violation for each write kind with fewer successes (2xx) than ``wanted``."""
+    done = Counter(
+        r.op for r in requests if r.ok and r.status is not None and 200 <= r.status < 300
+    )
+    return [
+        f"only {done[op]} successful {op} request(s), at least {n} needed for the checks to bite"
+        for op, n in wanted.items()
+        if done[op] < n
+    ]
 
 
 async def run_scenario(
@@ -316,8 +602,13 @@ async def run_scenario(
         load_started = len(load.requests)
         await SCENARIOS[name](ctx)
         load_ended = time.monotonic()
+        gone = invariants.Deleted(
+            frozenset(load.world.deleted_posts),
+            frozenset(load.world.deleted_questions),
+            frozenset(load.world.deleted_answers),
+        )
         found, seconds = await invariants.converge(
-            baseline, scale.converge_timeout, stack.known_violations
+            baseline, scale.converge_timeout, stack.known_violations, gone=gone
         )
         converged_at = time.monotonic()
         async with invariants.databases() as db:
@@ -334,12 +625,11 @@ async def run_scenario(
             start <= r.started <= end or start <= r.ended <= end for start, end in ctx.windows
         )
     ]
-    # Only what is new since the previous scenario's check counts against this one.
-    row.lost = max(0, found.lost - stack.known_lost)
-    row.duplicates = max(0, found.duplicates - stack.known_duplicates)
+    # Only violations new since the previous scenario's check count against this one, with
+    # the events each stands for; one reported earlier and still there is not counted again.
+    row.lost, row.duplicates = found.new_counts(stack.known_violations)
     new_violations = [v for v in found.violations if v not in stack.known_violations]
     stack.known_violations = set(found.violations) - {"did not drain in time"}
-    stack.known_lost, stack.known_duplicates = found.lost, found.duplicates
     dead_lettered = dlq_after - dlq_before
     row.dlq = dead_lettered.total()
     row.recover = ctx.recover
@@ -356,6 +646,7 @@ async def run_scenario(
     if len(outside) > 10:
         row.violations.append(f"... {len(outside) - 10} more failed requests outside the windows")
     row.violations.extend(ctx.extra)
+    row.violations.extend(too_few(requests, minimums(name, scale)))
     row.violations.extend(stack.unexpected_exits(exits_before, kills_before))
     return row
 
@@ -388,3 +679,19 @@ def table(rows: list[Row]) -> str:
             + f" | {seconds(r.recover)} | {seconds(r.converge)} |"
         )
     return "\n".join(lines)
+
+
+def write_results(rows: list[Row], directory: Path, *, short: bool) -> tuple[Path, Path]:
+    """Write the table and every violation (one ``scenario: violation`` a line) under
+    ``directory``: ``results.md`` and ``violations.txt`` for the full suite,
+    ``results-short.md`` and ``violations-short.txt`` for the short one, so that a short run
+    never overwrites the full suite's record. Returns the two paths."""
+    suffix = "-short" if short else ""
+    results = directory / f"results{suffix}.md"
+    violations = directory / f"violations{suffix}.txt"
+    directory.mkdir(parents=True, exist_ok=True)
+    results.write_text(table(rows) + "\n", encoding="utf-8")
+    violations.write_text(
+        "".join(f"{r.scenario}: {v}\n" for r in rows for v in r.violations), encoding="utf-8"
+    )
+    return results, violations

@@ -23,6 +23,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import IO
 
 import httpx
 
@@ -119,6 +120,9 @@ def system_env() -> dict[str, str]:
             # A short step timeout, so that a delayed participant command outlasts it quickly.
             "STEP_TIMEOUT_SECONDS": str(STEP_TIMEOUT_SECONDS),
             "SWEEP_INTERVAL_SECONDS": "0.2",
+            # A refused compensation is tried again after 2 s (default 1 s): time enough for the
+            # suite to lift a fault that refused it once, before the next attempt reads it.
+            "COMPENSATION_RETRY_SECONDS": "2",
             # The gateway's breaker half-opens 3 s after it opened (default 10 s), so that a
             # restarted upstream is used again within the suite's grace period.
             "BREAKER_RESET_SECONDS": "3",
@@ -153,9 +157,8 @@ class ChaosStack:
     points_baseline: int | None = None
     #: What the last invariant check found: a scenario reports only what is new since.
     known_violations: set[str] = field(default_factory=set)
-    known_lost: int = 0
-    known_duplicates: int = 0
-    _log: object = None
+    #: The supervisor's log file (its stdout and stderr), closed by ``stop``.
+    _log: IO[bytes] | None = None
 
     # ------------------------------------------------------------------ life cycle
 
@@ -192,6 +195,9 @@ class ChaosStack:
         for pid_file in PID_DIR.glob("*.pid"):
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
         infra("down")
 
     # ------------------------------------------------------------------ readiness
