@@ -300,13 +300,15 @@ class Load:
             return None
         question = self.rng.choice(candidates)
         self.world.questions.remove(question)  # no more answers, no second accept
-        answer_id, _ = self.rng.choice(question.answers)
+        answer_id, answerer = self.rng.choice(question.answers)
         started = await self.call(
             "accept",
             "POST",
             f"/api/questions/{question.id}/answers/{answer_id}/accept",
             202,
             question.asker,
+            # 409: the answerer's withdrawal began meanwhile (a withdrawn author cannot be paid).
+            excused=lambda status: status == 409 and answerer.id in self.withdrawing,
         )
         if started is None:
             return None
