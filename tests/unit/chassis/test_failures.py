@@ -61,7 +61,7 @@ def through_asyncpg_dialect(error: Exception, *, invalidated: bool = False) -> B
     """What SQLAlchemy's asyncpg dialect raises around an asyncpg error: the adapter's DBAPI
     exception raised from it (``_handle_exception``), wrapped in a SQLAlchemy ``DBAPIError``
     subclass chosen by the adapter class's name."""
-    dbapi = AsyncAdapt_asyncpg_dbapi(asyncpg)
+    dbapi = AsyncAdapt_asyncpg_dbapi(asyncpg)  # type: ignore[no-untyped-call]
     translate: dict[type[BaseException], type[Exception]] = dbapi._asyncpg_error_translate
     adapter_type = next(translate[t] for t in type(error).__mro__ if t in translate)
     try:
@@ -81,9 +81,11 @@ def through_asyncpg_dialect(error: Exception, *, invalidated: bool = False) -> B
 
 
 def _int32_overflow() -> Exception:
-    return asyncpg.exceptions._base.DataError(
+    # the client-side encoding error (not the server's class 22 DataError of the same name)
+    error: Exception = asyncpg.exceptions._base.DataError(
         "invalid input for query argument $1: 3000000000 (value out of int32 range)"
     )
+    return error
 
 
 def _unresolvable_host() -> BaseException:
