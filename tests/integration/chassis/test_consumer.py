@@ -129,12 +129,13 @@ async def test_a_poison_message_goes_to_the_dlq_after_bounded_retries_and_the_ne
 
         await wait_for(next_handled, message="the message after the poison one")
 
-    assert attempts == [poison.id] * 3
+    # max_attempts tries, a healthy probe, one more try, a healthy probe again
+    assert attempts == [poison.id] * 4
     parked = await read_topic(infra.kafka_bootstrap, f"{topic}.dlq", min_count=1)
     assert len(parked) == 1
     h = headers_dict(parked[0].headers)
     assert h["ce_id"] == poison.id
-    assert h["dlq_attempts"] == "3"
+    assert h["dlq_attempts"] == "4"
     assert h["dlq_reason"] == "exhausted"
     assert "cannot digest this" in h["dlq_error"]
     assert h["dlq_original_topic"] == topic
