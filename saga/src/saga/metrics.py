@@ -28,8 +28,9 @@ SAGA_IN_FLIGHT = Gauge(
 
 SAGA_STEP_RETRIES = Counter(
     "saga_step_retries_total",
-    "Forward commands sent again: re-sent after a timeout at or after the pivot (reason "
-    "'timeout'), or tried with a new attempt after a retriable step was refused ('refused').",
+    "Commands sent again: a forward command re-sent after a timeout at or after the pivot, or a "
+    "compensation re-sent after a timeout (reason 'timeout'), or a new attempt after a "
+    "retriable step was refused ('refused').",
     ["saga_type", "step", "reason"],
 )
 

@@ -129,12 +129,13 @@ async def test_a_poison_message_goes_to_the_dlq_after_bounded_retries_and_the_ne
 
         await wait_for(next_handled, message="the message after the poison one")
 
-    assert attempts == [poison.id] * 3
+    # max_attempts tries, a healthy probe, one more try, a healthy probe again
+    assert attempts == [poison.id] * 4
     parked = await read_topic(infra.kafka_bootstrap, f"{topic}.dlq", min_count=1)
     assert len(parked) == 1
     h = headers_dict(parked[0].headers)
     assert h["ce_id"] == poison.id
-    assert h["dlq_attempts"] == "3"
+    assert h["dlq_attempts"] == "4"
     assert h["dlq_reason"] == "exhausted"
     assert "cannot digest this" in h["dlq_error"]
     assert h["dlq_original_topic"] == topic
@@ -287,3 +288,68 @@ async def test_a_record_that_is_not_a_cloudevent_is_dead_lettered_without_retrie
     assert calls == []
     assert headers_dict(parked[0].headers)["dlq_attempts"] == "0"
     assert headers_dict(parked[0].headers)["dlq_reason"] == "permanent"
+
+
+async def test_a_partition_revoked_while_its_handler_runs_does_not_crash_the_consumer(
+    infra: Infra, topics: str, producer: AIOKafkaProducer
+) -> None:
+    """The handler fails after a rebalance gave its partition to another member: the old owner
+    must not pause or rewind a partition it no longer has (aiokafka raises IllegalStateError),
+    and the new owner handles the message."""
+    topic = f"{topics}widget.events"
+    await ensure_topics(infra.kafka_bootstrap, [topic, f"{topic}.dlq"], partitions=1)
+    group = f"{topics}rebalance"
+    env = Envelope.new("WidgetTouched", "tests", {"widget_id": "w"}, key="w")
+    await send_envelope(infra.kafka_bootstrap, topic, env)
+    handled_by: list[str] = []
+    in_handler = asyncio.Event()
+    newcomer: ConsumerRunner | None = None
+
+    async def first(_: Envelope) -> None:
+        in_handler.set()
+
+        async def taken_over() -> bool:
+            return newcomer is not None and bool(
+                newcomer.consumer and newcomer.consumer.assignment()
+            )
+
+        await wait_for(taken_over, timeout=40, message="the partition moved to the newcomer")
+        raise ConnectionRefusedError(111, "Connect call failed")  # fails only now
+
+    async def second(_: Envelope) -> None:
+        handled_by.append("newcomer")
+
+    # the range assignor gives the single partition to the lowest member id: the newcomer's
+    original = ConsumerRunner(
+        kafka=infra.kafka_bootstrap,
+        topics=[topic],
+        group_id=group,
+        handler=first,
+        producer=producer,
+        service="chassis-tests",
+        client_id="zz-original",
+    )
+    task = asyncio.create_task(original.run())
+    try:
+        await asyncio.wait_for(in_handler.wait(), 30)
+        newcomer = ConsumerRunner(
+            kafka=infra.kafka_bootstrap,
+            topics=[topic],
+            group_id=group,
+            handler=second,
+            producer=producer,
+            service="chassis-tests",
+            client_id="aa-newcomer",
+        )
+        async with running(newcomer):
+
+            async def handled() -> bool:
+                return handled_by == ["newcomer"]
+
+            await wait_for(handled, timeout=40, message="the message handled by its new owner")
+            await asyncio.sleep(1.0)  # the original's failure is handled by now
+            assert not task.done(), task.exception() if task.done() else None
+    finally:
+        await original.stop()
+        await asyncio.wait_for(task, 30)
+    assert await read_topic(infra.kafka_bootstrap, f"{topic}.dlq", timeout=1) == []

@@ -119,6 +119,7 @@ async def running_standins(
                 topics=[f"{prefix}saga.{service}.commands"],
                 group_id=f"{prefix}standin-{service}",
                 handler=participant.handle,
+                on_dead_letter=participant.on_dead_letter,
                 producer=producer,
                 service=f"standin-{service}",
             )

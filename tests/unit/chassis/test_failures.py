@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import random
+import socket
 from typing import Any
 
 import aiokafka.errors
+import asyncpg
 import asyncpg.exceptions
+import asyncpg.exceptions._base
 import httpx
 import pydantic
 import pytest
 import redis.exceptions
 import sqlalchemy.exc
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from chassis.messaging.envelope import MalformedMessage
@@ -52,6 +57,45 @@ def wrapped_by_sqlalchemy(orig: BaseException, *, invalidated: bool = False) -> 
     )
 
 
+def through_asyncpg_dialect(error: Exception, *, invalidated: bool = False) -> BaseException:
+    """What SQLAlchemy's asyncpg dialect raises around an asyncpg error: the adapter's DBAPI
+    exception raised from it (``_handle_exception``), wrapped in a SQLAlchemy ``DBAPIError``
+    subclass chosen by the adapter class's name."""
+    dbapi = AsyncAdapt_asyncpg_dbapi(asyncpg)  # type: ignore[no-untyped-call]
+    translate: dict[type[BaseException], type[Exception]] = dbapi._asyncpg_error_translate
+    adapter_type = next(translate[t] for t in type(error).__mro__ if t in translate)
+    try:
+        try:
+            raise error
+        except Exception as inner:
+            raise adapter_type(f"{type(inner)}: {inner}") from inner
+    except Exception as translated:
+        return sqlalchemy.exc.DBAPIError.instance(
+            "SELECT $1::int4",
+            (3_000_000_000,),
+            translated,
+            dbapi.Error,
+            connection_invalidated=invalidated,
+        )
+    raise AssertionError("unreachable")
+
+
+def _int32_overflow() -> Exception:
+    # the client-side encoding error (not the server's class 22 DataError of the same name)
+    error: Exception = asyncpg.exceptions._base.DataError(
+        "invalid input for query argument $1: 3000000000 (value out of int32 range)"
+    )
+    return error
+
+
+def _unresolvable_host() -> BaseException:
+    try:
+        socket.getaddrinfo("no-such-host.invalid", 5432)
+    except socket.gaierror as exc:
+        return exc
+    raise AssertionError("unreachable")
+
+
 class _Strict(pydantic.BaseModel):
     widget_id: str
 
@@ -79,6 +123,16 @@ TRANSIENT: list[tuple[str, BaseException]] = [
     ("connection refused", ConnectionRefusedError(111, "Connect call failed")),
     ("connection reset", ConnectionResetError(104, "Connection reset by peer")),
     ("broken pipe", BrokenPipeError(32, "Broken pipe")),
+    ("EPIPE", OSError(errno.EPIPE, "Broken pipe")),
+    ("ECONNABORTED", OSError(errno.ECONNABORTED, "Software caused connection abort")),
+    ("ETIMEDOUT", OSError(errno.ETIMEDOUT, "Connection timed out")),
+    ("EHOSTUNREACH", OSError(errno.EHOSTUNREACH, "No route to host")),
+    ("ENETUNREACH", OSError(errno.ENETUNREACH, "Network is unreachable")),
+    ("DNS lookup failed", _unresolvable_host()),
+    (
+        "sqlalchemy around unreachable host",
+        sqlalchemy.exc.InterfaceError("SELECT 1", {}, OSError(errno.EHOSTUNREACH, "No route")),
+    ),
     ("timeout", TimeoutError()),
     ("asyncio.wait_for timeout", _wait_for_timeout()),
     ("asyncpg admin shutdown 57P01", asyncpg.exceptions.AdminShutdownError("terminating")),
@@ -95,7 +149,20 @@ TRANSIENT: list[tuple[str, BaseException]] = [
         "sqlalchemy operational",
         sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed")),
     ),
-    ("sqlalchemy interface", sqlalchemy.exc.InterfaceError("SELECT 1", {}, Exception("closed"))),
+    (
+        "sqlalchemy interface around a closed asyncpg connection",
+        through_asyncpg_dialect(asyncpg.exceptions.InterfaceError("connection is closed")),
+    ),
+    (
+        "sqlalchemy interface around a refusal",
+        sqlalchemy.exc.InterfaceError("SELECT 1", {}, ConnectionRefusedError(111, "refused")),
+    ),
+    (
+        "sqlalchemy interface, connection invalidated",
+        through_asyncpg_dialect(
+            asyncpg.exceptions.InterfaceError("cannot perform operation"), invalidated=True
+        ),
+    ),
     ("sqlalchemy disconnection", sqlalchemy.exc.DisconnectionError("pre-ping failed")),
     ("sqlalchemy pool timeout", sqlalchemy.exc.TimeoutError("QueuePool limit reached")),
     (
@@ -148,6 +215,21 @@ UNCLASSIFIED: list[tuple[str, BaseException]] = [
         sqlalchemy.exc.IntegrityError("INSERT", {}, Exception("duplicate key")),
     ),
     ("asyncpg misuse", asyncpg.exceptions.InterfaceError("another operation is in progress")),
+    # SQLAlchemy maps every asyncpg InterfaceError to its InterfaceError; these are deterministic
+    ("sqlalchemy interface around an int32 overflow", through_asyncpg_dialect(_int32_overflow())),
+    (
+        "sqlalchemy interface around a concurrent use",
+        through_asyncpg_dialect(
+            asyncpg.exceptions.InterfaceError(
+                "cannot perform operation: another operation is in progress"
+            )
+        ),
+    ),
+    (
+        "sqlalchemy interface around nothing known",
+        sqlalchemy.exc.InterfaceError("SELECT 1", {}, Exception("x")),
+    ),
+    ("a file that is missing", FileNotFoundError(errno.ENOENT, "No such file")),
     ("redis wrong type", redis.exceptions.ResponseError("WRONGTYPE")),
     ("kafka message too large", aiokafka.errors.MessageSizeTooLargeError()),
     (
@@ -243,7 +325,8 @@ def test_backoff_jitter_stays_within_its_fraction_and_spreads_replicas() -> None
         (Failure.PERMANENT, 1, None, Action.DEAD_LETTER),  # at once: retrying cannot help
         (Failure.UNCLASSIFIED, 1, None, Action.RETRY),
         (Failure.UNCLASSIFIED, 2, None, Action.RETRY),
-        (Failure.UNCLASSIFIED, 3, True, Action.DEAD_LETTER),  # repeats with healthy infra
+        # a healthy probe earns one more try: the failure may date from an outage now over
+        (Failure.UNCLASSIFIED, 3, True, Action.RETRY),
         (Failure.UNCLASSIFIED, 3, False, Action.WAIT),  # the probe failed: an outage after all
         (Failure.UNCLASSIFIED, 9, False, Action.WAIT),
     ],
@@ -252,6 +335,21 @@ def test_the_consumer_decision(
     failure: Failure, attempts: int, probe: bool | None, action: Action
 ) -> None:
     assert decide(failure, attempts, 3, probe) is action
+
+
+@pytest.mark.parametrize(
+    ("failure", "probe", "action"),
+    [
+        (Failure.UNCLASSIFIED, True, Action.DEAD_LETTER),  # repeats with the infra healthy
+        (Failure.UNCLASSIFIED, False, Action.WAIT),  # the infra went down meanwhile
+        (Failure.TRANSIENT, None, Action.WAIT),
+        (Failure.PERMANENT, None, Action.DEAD_LETTER),
+    ],
+)
+def test_the_try_after_a_healthy_probe(
+    failure: Failure, probe: bool | None, action: Action
+) -> None:
+    assert decide(failure, 4, 3, probe, confirmed=True) is action
 
 
 class RecordingLog:

@@ -14,7 +14,7 @@ from chassis.auth import JwksVerifier
 from chassis.db import create_engine, create_session_factory
 from chassis.faults import FaultFlags
 from chassis.lifecycle import Phase, Runtime
-from chassis.messaging.consumer import ConsumerRunner, Handler
+from chassis.messaging.consumer import ConsumerRunner, DeadLetterHook, Handler
 from chassis.messaging.failures import Backoff
 from chassis.messaging.outbox import OutboxRelay
 from chassis.messaging.producer import create_producer
@@ -62,8 +62,17 @@ class Resources:
     def faults(self) -> FaultFlags:
         return FaultFlags(self.cache, enabled=self.settings.FAULT_INJECTION)
 
-    def add_consumer(self, group_id: str, topics: list[str], handler: Handler) -> ConsumerRunner:
-        """A consumer loop (logical topic names) stopped in the CONSUMERS phase."""
+    def add_consumer(
+        self,
+        group_id: str,
+        topics: list[str],
+        handler: Handler,
+        *,
+        on_dead_letter: DeadLetterHook | None = None,
+    ) -> ConsumerRunner:
+        """A consumer loop (logical topic names) stopped in the CONSUMERS phase;
+        ``on_dead_letter`` is called after a message was dead-lettered (a saga participant
+        passes its ``on_dead_letter`` to answer the command with a FAILURE reply)."""
         s = self.settings
         runner = ConsumerRunner(
             kafka=s.kafka_connection(),
@@ -76,6 +85,7 @@ class Resources:
             retry_backoff=s.CONSUMER_RETRY_BACKOFF_SECONDS,
             retry_backoff_max=s.CONSUMER_RETRY_BACKOFF_MAX_SECONDS,
             probe=self.probe,
+            on_dead_letter=on_dead_letter,
         )
         self.consumers.append(runner)
         self.runtime.add_background(f"consumer {group_id}", runner, Phase.CONSUMERS)

@@ -6,7 +6,15 @@ The orchestrator sends a command (an ``Envelope`` whose data is a ``SagaCommand`
 ``(saga_id, command, attempt)``: the outcome is logged in ``saga_command_log`` in the same
 transaction as the effect and the reply, so a redelivered command gets the same reply again
 and no second effect. A forward command that arrives after a compensation of its saga was
-applied here (a late delivery after a step timeout) is refused without effect.
+applied here (a late delivery after a step timeout) is refused without effect. The commands of
+one saga are handled one at a time here (a transaction-scoped advisory lock on the saga id), so a
+late forward command and its compensation, handled at once by two consumers during a rebalance,
+cannot both pass that check.
+
+A command the consumer dead-letters (a payload that fails validation, a handler bug that repeats
+with the infrastructure healthy) is answered with a FAILURE reply by ``on_dead_letter``: without
+it no reply would come, and at or after the pivot the orchestrator would re-send without end.
+The refusal is logged like any outcome, so a re-send of the same attempt gets the same reply.
 """
 
 from __future__ import annotations
@@ -17,14 +25,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field
-from sqlalchemy import select
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from chassis.db import UnitOfWork, saga_command_log_table
 from chassis.faults import FaultFlags, FaultMode, kebab
 from chassis.logging import get_logger
 from chassis.messaging.envelope import Envelope
+from chassis.messaging.failures import describe
 from chassis.messaging.topics import REPLY_TOPIC
 
 log = get_logger("chassis.saga")
@@ -68,6 +77,16 @@ class SagaReply(BaseModel):
     result: dict[str, Any] = Field(default_factory=dict)
 
 
+class _CommandKey(BaseModel):
+    """The part of a command a reply needs; readable even when the rest of the payload is not."""
+
+    saga_id: str = Field(max_length=64)  # saga_command_log's key columns
+    step: str
+    command: str = Field(max_length=100)
+    attempt: int = 1
+    compensates: str | None = None
+
+
 class CommandRejected(Exception):
     """A participant refuses a command for a business reason; the saga will compensate."""
 
@@ -93,6 +112,7 @@ class SagaParticipant(Generic[U]):
         if fault is not None and fault.mode is FaultMode.DELAY:
             await asyncio.sleep(fault.delay_ms / 1000)
         async with self.uow_factory() as uow:
+            await self._lock_saga(uow, command.saga_id)
             reply = await self._previous_reply(uow, command)
             if reply is not None:
                 log.info("saga.command_duplicate", saga_id=command.saga_id, command=command.command)
@@ -128,6 +148,75 @@ class SagaParticipant(Generic[U]):
             outcome=reply.outcome.value,
             reason=reply.reason,
         )
+
+    async def on_dead_letter(self, envelope: Envelope, error: BaseException) -> None:
+        """Answer a dead-lettered command with a FAILURE reply (reason ``dead-lettered: <error>``),
+        through the outbox, and log it as the command's outcome.
+
+        The consumer calls this after the command's DLQ copy was acknowledged (see
+        ``ConsumerRunner``), so the orchestrator's refusal rules apply: before the pivot, or the
+        pivot refused, it compensates; a retriable step or a compensation refused is retried a
+        bounded number of times, then the saga is FAILED. A command whose saga id, step, command
+        or attempt cannot be read gets no reply (there is no saga to answer); raises on database
+        failures, which the consumer waits out."""
+        try:
+            key = _CommandKey.model_validate(envelope.data)
+        except ValidationError:
+            log.error("saga.dead_lettered_unanswerable", event_id=envelope.id, type=envelope.type)
+            return
+        reason = f"dead-lettered: {describe(error)}"[:1000]
+        result: dict[str, Any] = {}
+        if key.compensates is not None:
+            result["compensates"] = key.compensates
+        reply = SagaReply(
+            saga_id=key.saga_id,
+            step=key.step,
+            command=key.command,
+            attempt=key.attempt,
+            outcome=Outcome.FAILURE,
+            reason=reason,
+            result=result,
+        )
+        async with self.uow_factory() as uow:
+            await self._lock_saga(uow, key.saga_id)
+            logged = await uow.session.execute(
+                insert(saga_command_log_table)
+                .values(
+                    saga_id=key.saga_id,
+                    command=key.command,
+                    attempt=key.attempt,
+                    outcome=reply.outcome.value,
+                    reason=reason,
+                    result=result,
+                )
+                .on_conflict_do_nothing()
+                .returning(saga_command_log_table.c.saga_id)
+            )
+            if logged.first() is None:
+                # an outcome is already logged (e.g. handled by another member meanwhile): the
+                # reply it sent stands (leaving the block rolls back)
+                return
+            await uow.publish(
+                REPLY_TOPIC,
+                REPLY_EVENT_TYPE,
+                key=key.saga_id,
+                data=reply.model_dump(mode="json"),
+                subject=key.saga_id,
+            )
+            await uow.commit()
+        log.warning(
+            "saga.command_dead_lettered",
+            saga_id=key.saga_id,
+            command=key.command,
+            attempt=key.attempt,
+            reason=reason,
+        )
+
+    @staticmethod
+    async def _lock_saga(uow: UnitOfWork, saga_id: str) -> None:
+        """Serialize the commands of one saga here until the transaction ends."""
+        key = func.hashtextextended(f"saga_command_log:{saga_id}", 0)
+        await uow.session.execute(select(func.pg_advisory_xact_lock(key)))
 
     async def _previous_reply(self, uow: U, command: SagaCommand) -> SagaReply | None:
         row = (

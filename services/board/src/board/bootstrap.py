@@ -72,7 +72,12 @@ def build_worker(settings: Settings) -> FastAPI:
     )
     res.add_consumer("board-projector", TOPICS, consumer.handle)
     participant = SagaParticipant(SERVICE, uow_factory, saga_handlers.HANDLERS, res.faults())
-    res.add_consumer("board-saga", [command_topic(SERVICE)], participant.handle)
+    res.add_consumer(
+        "board-saga",
+        [command_topic(SERVICE)],
+        participant.handle,
+        on_dead_letter=participant.on_dead_letter,
+    )
 
     async def record_views(counts: Mapping[uuid.UUID, int]) -> None:
         changed = await handlers.record_views(uow_factory(), counts, post_summaries)

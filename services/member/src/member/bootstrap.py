@@ -76,7 +76,12 @@ def build_worker(settings: Settings) -> FastAPI:
         CONSUMER, list(SOURCE_TOPICS), activity_projector(make_uow, settings.SERVICE_NAME)
     )
     participant = SagaParticipant("member", make_uow, HANDLERS, res.faults())
-    res.add_consumer("member-saga", [command_topic("member")], participant.handle)
+    res.add_consumer(
+        "member-saga",
+        [command_topic("member")],
+        participant.handle,
+        on_dead_letter=participant.on_dead_letter,
+    )
     return create_app(settings, runtime, title="member worker", docs=False)
 
 

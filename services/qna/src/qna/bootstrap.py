@@ -56,7 +56,12 @@ def build_worker(settings: Settings) -> FastAPI:
     projector = Projector(res.sessions, settings.SERVICE_NAME)
     res.add_consumer("qna-projector", list(READ_MODEL_TOPICS), projector.handle)
     participant = SagaParticipant("qna", make_uow, HANDLERS, res.faults())
-    res.add_consumer("qna-saga", [command_topic("qna")], participant.handle)
+    res.add_consumer(
+        "qna-saga",
+        [command_topic("qna")],
+        participant.handle,
+        on_dead_letter=participant.on_dead_letter,
+    )
     app = create_app(settings, runtime, title="qna worker", docs=False)
     app.state.uow_factory = make_uow
     app.state.resources = res

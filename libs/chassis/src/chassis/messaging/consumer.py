@@ -9,11 +9,23 @@ The failure rule every consumer of the project follows (DESIGN.md §5 rule 3):
   long as it takes: the partition is paused and rewound to the message, and the poll loop goes on,
   so the group membership and the other partitions stay alive. While it waits, readiness is 503
   and ``consumer_waiting_partitions`` is above 0;
-- an *unclassified* error is retried ``max_attempts`` times; before it is dead-lettered the
-  infrastructure is probed, and if the probe fails the error counts as transient;
+- an *unclassified* error is retried ``max_attempts`` times; then the infrastructure is probed.
+  A failing probe makes the error transient. A healthy probe earns the message one more try,
+  because the failure may have happened in an outage that ended before the probe; only if that
+  try fails again with the probe still healthy is the message dead-lettered (the error repeats
+  with the infrastructure healthy);
 - a *permanent* failure (undecodable message, schema validation, ``PermanentFailure``) goes to
   the DLQ at once. The DLQ copy carries ``dlq_*`` headers, ``dlq_reason`` being ``permanent`` or
-  ``exhausted``.
+  ``exhausted``. A failed DLQ publish is retried with the same capped backoff;
+- after the DLQ ack and before the offset commit, the optional ``on_dead_letter`` hook is called
+  with the envelope and the error (a saga participant answers the dead-lettered command with a
+  FAILURE reply, so its saga does not wait forever). A transient failure of the hook is waited
+  out like a handler's; another is retried ``max_attempts`` times, then logged and given up
+  (the DLQ copy stays);
+- a rebalance can revoke a partition while its message is being handled: the partition is
+  checked before each record and before any pause, seek or commit, and the rest of an
+  already-fetched batch of a revoked partition is dropped (its next owner reads it again from
+  the committed offset).
 
 Handlers must be idempotent: they record the event id in the inbox in the same transaction as
 their effect, because a retry, a crash before the commit, or a rebalance redelivers the message.
@@ -70,6 +82,8 @@ log = get_logger("chassis.consumer")
 tracer = trace.get_tracer("chassis.messaging")
 
 Handler = Callable[[Envelope], Awaitable[None]]
+#: Called with the envelope and the error once a decodable message was safely dead-lettered.
+DeadLetterHook = Callable[[Envelope, BaseException], Awaitable[None]]
 
 #: The longest a poll waits for records, in milliseconds (also how often paused partitions are
 #: checked for an expired backoff when nothing else is due sooner).
@@ -83,6 +97,10 @@ class _DeadLetter:
     error: BaseException
     reason: str  # permanent | exhausted
     attempts: int
+    envelope: Envelope | None = None  # None when the message could not be decoded
+    published: bool = False  # the DLQ acknowledged the copy
+    publish_tries: int = 0  # failed DLQ publishes, for the backoff
+    hook_tries: int = 0  # failed on_dead_letter calls that were not transient
 
 
 @dataclass
@@ -96,6 +114,7 @@ class _Waiting:
     error: str
     transient: bool
     unclassified: int = 0  # failures neither transient nor permanent, toward max_attempts
+    healthy_probe: bool = False  # the last failure was followed by a healthy probe
     dead_letter: _DeadLetter | None = None
 
 
@@ -107,6 +126,7 @@ class _ForgetOnRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.runner = runner
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.runner._generation += 1  # batches fetched before this are stale
         self.runner._forget(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -117,7 +137,8 @@ class ConsumerRunner:
     """Consume ``topics`` in consumer group ``group_id`` and call ``handler`` for every envelope.
 
     ``retry_backoff`` and ``retry_backoff_max`` (seconds) shape the wait between tries of one
-    message; ``probe`` raises when the process's infrastructure is down (see module docstring).
+    message; ``probe`` raises when the process's infrastructure is down; ``on_dead_letter`` is
+    called after a decodable message was dead-lettered (see module docstring).
     """
 
     def __init__(
@@ -134,6 +155,7 @@ class ConsumerRunner:
         retry_backoff_max: float = 10.0,
         probe: Probe | None = None,
         client_id: str | None = None,
+        on_dead_letter: DeadLetterHook | None = None,
     ) -> None:
         self.kafka = kafka
         self.topics = topics
@@ -144,6 +166,8 @@ class ConsumerRunner:
         self.max_attempts = max_attempts
         self.backoff = Backoff(initial=retry_backoff, cap=max(retry_backoff, retry_backoff_max))
         self.probe = probe
+        self.on_dead_letter = on_dead_letter
+        self._generation = 0  # rebalances that revoked partitions so far
         self.client_id = client_id or f"{service}-{group_id}"
         self._stopping = asyncio.Event()
         self._waiting: dict[TopicPartition, _Waiting] = {}
@@ -194,9 +218,12 @@ class ConsumerRunner:
                 batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=100)
                 if consumer.assignment():
                     self.assigned.set()
+                generation = self._generation
                 for tp, records in batches.items():
                     for record in records:
                         if self._stopping.is_set():
+                            break
+                        if not self._still_ours(consumer, tp, generation, record):
                             break
                         if not await self._process(consumer, tp, record):
                             break  # the partition waits at this record; later ones come again
@@ -210,6 +237,28 @@ class ConsumerRunner:
     async def stop(self) -> None:
         """Finish the message in hand, commit it, and leave the group."""
         self._stopping.set()
+
+    def _still_ours(
+        self,
+        consumer: AIOKafkaConsumer,
+        tp: TopicPartition,
+        generation: int,
+        record: ConsumerRecord[bytes, bytes],
+    ) -> bool:
+        """False when a rebalance since the fetch makes the rest of ``tp``'s batch stale: the
+        partition was revoked (its new owner reads it from the committed offset), or revoked and
+        given back (the consumer's position went back to the committed offset, which reads the
+        same records again)."""
+        if tp in consumer.assignment() and generation == self._generation:
+            return True
+        log.info(
+            "consumer.batch_dropped",
+            group=self.group_id,
+            partition=str(tp),
+            from_offset=record.offset,
+            assigned=tp in consumer.assignment(),
+        )
+        return False
 
     # --- waiting out a failure --------------------------------------------------------------
 
@@ -238,8 +287,23 @@ class ConsumerRunner:
         transient: bool,
         unclassified: int,
         dead_letter: _DeadLetter | None = None,
+        healthy_probe: bool = False,
     ) -> None:
-        """Hold ``tp`` at ``record``: pause it, rewind to the record, resume after the backoff."""
+        """Hold ``tp`` at ``record``: pause it, rewind to the record, resume after the backoff.
+
+        ``attempts`` (1, 2, ...) picks the delay from the capped schedule. A partition revoked
+        meanwhile is left alone: pausing or seeking it would raise, and its next owner reads
+        the record again from the committed offset."""
+        if tp not in consumer.assignment():
+            self._forget([tp])
+            log.info(
+                "consumer.wait_dropped",
+                group=self.group_id,
+                partition=str(tp),
+                offset=record.offset,
+                error=describe(exc)[:300],
+            )
+            return
         delay = self.backoff.delay(attempts)
         error = describe(exc)[:300]
         w = self._waiting.get(tp)
@@ -251,6 +315,7 @@ class ConsumerRunner:
         w.error = error
         w.transient = transient
         w.dead_letter = dead_letter
+        w.healthy_probe = healthy_probe
         w.resume_at = asyncio.get_running_loop().time() + delay
         consumer.pause(tp)
         consumer.seek(tp, record.offset)
@@ -314,6 +379,7 @@ class ConsumerRunner:
             self._forget([tp])  # the partition moved (e.g. a seek by a rebalance)
             w = None
         attempts = w.attempts if w is not None else 0
+        unclassified = w.unclassified if w is not None else 0
         parked = w.dead_letter if w is not None else None
         if parked is None:
             try:
@@ -327,28 +393,79 @@ class ConsumerRunner:
                     self._done(tp)
                     return True
                 kind = classify(error)
-                unclassified = (w.unclassified if w is not None else 0) + (
-                    kind is Failure.UNCLASSIFIED
-                )
+                unclassified += kind is Failure.UNCLASSIFIED
                 healthy = None
                 if kind is Failure.UNCLASSIFIED and unclassified >= self.max_attempts:
                     healthy = await self._infrastructure_healthy()
-                action = decide(kind, unclassified, self.max_attempts, healthy)
+                confirmed = w is not None and w.healthy_probe
+                action = decide(kind, unclassified, self.max_attempts, healthy, confirmed=confirmed)
                 if action is not Action.DEAD_LETTER:
-                    # RETRY: an unknown error gets a few quick tries before the probe is asked;
-                    # WAIT: the infrastructure is down, for as long as it takes.
+                    # RETRY: an unknown error gets a few quick tries before the probe is asked,
+                    # and one more after a healthy probe; WAIT: the infrastructure is down, for
+                    # as long as it takes.
                     transient = action is Action.WAIT
-                    self._wait(consumer, tp, record, attempts, error, transient, unclassified)
+                    self._wait(
+                        consumer,
+                        tp,
+                        record,
+                        attempts,
+                        error,
+                        transient,
+                        unclassified,
+                        healthy_probe=healthy is True,
+                    )
                     return False
                 reason = "permanent" if kind is Failure.PERMANENT else "exhausted"
-                parked = _DeadLetter(error, reason, attempts)
-        try:
-            await self._dead_letter(record, parked)
-        except Exception as exc:  # Kafka failing: keep the message and the decision, try later
-            unclassified = w.unclassified if w is not None else 0
-            self._wait(consumer, tp, record, max(attempts, 1), exc, True, unclassified, parked)
+                parked = _DeadLetter(error, reason, attempts, envelope)
+        if not parked.published:
+            try:
+                await self._dead_letter(record, parked)
+            except Exception as exc:  # Kafka failing: keep the message and the decision, try later
+                parked.publish_tries += 1
+                self._wait(
+                    consumer, tp, record, parked.publish_tries, exc, True, unclassified, parked
+                )
+                return False
+            parked.published = True
+        if not await self._after_dead_letter(consumer, tp, record, parked, unclassified):
             return False
         self._done(tp)
+        return True
+
+    async def _after_dead_letter(
+        self,
+        consumer: AIOKafkaConsumer,
+        tp: TopicPartition,
+        record: ConsumerRecord[bytes, bytes],
+        parked: _DeadLetter,
+        unclassified: int,
+    ) -> bool:
+        """Call ``on_dead_letter``; False when the partition must wait to call it again."""
+        if self.on_dead_letter is None or parked.envelope is None:
+            return True
+        try:
+            await self.on_dead_letter(parked.envelope, parked.error)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            transient = classify(exc) is Failure.TRANSIENT
+            if not transient:
+                parked.hook_tries += 1
+                if parked.hook_tries >= self.max_attempts:
+                    log.error(
+                        "consumer.dead_letter_hook_failed",
+                        group=self.group_id,
+                        topic=record.topic,
+                        offset=record.offset,
+                        tries=parked.hook_tries,
+                        error=describe(exc)[:500],
+                    )
+                    return True  # the DLQ copy stays; the offset moves on
+            parked.publish_tries += 1
+            self._wait(
+                consumer, tp, record, parked.publish_tries, exc, transient, unclassified, parked
+            )
+            return False
         return True
 
     async def _call(
@@ -394,6 +511,15 @@ class ConsumerRunner:
         message and the inbox makes the repeat harmless."""
         attempt = 0
         while True:
+            if tp not in consumer.assignment():
+                log.info(
+                    "consumer.commit_dropped",
+                    group=self.group_id,
+                    partition=str(tp),
+                    offset=offset,
+                    error="partition revoked",
+                )
+                return
             try:
                 await consumer.commit({tp: offset})
                 return
@@ -434,7 +560,10 @@ class ConsumerRunner:
             high = consumer.highwater(tp)
             if high is None:
                 continue
-            position = await consumer.position(tp)
+            try:
+                position = await consumer.position(tp)
+            except IllegalStateError:  # revoked meanwhile
+                continue
             CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition), self.group_id).set(
                 max(0, high - position)
             )

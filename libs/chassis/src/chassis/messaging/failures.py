@@ -13,12 +13,19 @@ the infrastructure is healthy does the message count as poison.
 SQLAlchemy's ``.orig``), because drivers are wrapped: a ``ConnectionRefusedError`` arrives as the
 cause of a SQLAlchemy ``DBAPIError``, an ``asyncpg`` error as the cause of its adapter error.
 The first exception in the chain that is known decides.
+
+SQLAlchemy's ``InterfaceError`` is not transient in itself: it wraps every ``asyncpg``
+``InterfaceError``, and most of those are deterministic (an argument that cannot be encoded, such
+as an int32 overflow, or "another operation is in progress"). It counts as transient only when
+SQLAlchemy invalidated the connection or a connection error is further down its chain.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -71,14 +78,32 @@ _PERMANENT_TYPES: tuple[type[BaseException], ...] = (
     pydantic.ValidationError,
 )
 
+#: ``OSError`` numbers of a connection that could not be made or was lost. Python maps some of
+#: them to ``ConnectionError`` or ``TimeoutError`` subclasses, the unreachable ones to a bare
+#: ``OSError``.
+TRANSIENT_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EPIPE,
+        errno.ETIMEDOUT,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.EHOSTDOWN,
+        errno.ENETDOWN,
+    }
+)
+
 _TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
-    # the socket layer: refused, reset, broken pipe, unreachable host
+    # the socket layer: refused, reset, aborted, broken pipe
     ConnectionError,
     # asyncio.TimeoutError is TimeoutError since Python 3.11
     TimeoutError,
-    # SQLAlchemy: a dropped connection, an exhausted pool
+    # a name that does not resolve: DNS while a pod or a container restarts
+    socket.gaierror,
+    # SQLAlchemy: a dropped connection, an exhausted pool (not InterfaceError: see above)
     sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
     sqlalchemy.exc.DisconnectionError,
     sqlalchemy.exc.TimeoutError,
     # asyncpg: class 08, and a connection the client already knows is closed
@@ -125,6 +150,8 @@ def _classify_one(exc: BaseException) -> Failure | None:
     if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
         return Failure.TRANSIENT
     if isinstance(exc, _TRANSIENT_TYPES):
+        return Failure.TRANSIENT
+    if isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS:
         return Failure.TRANSIENT
     state = _sqlstate(exc)
     if state is not None and (state.startswith("08") or state in TRANSIENT_SQLSTATES):
@@ -190,13 +217,22 @@ class Action(StrEnum):
 
 
 def decide(
-    failure: Failure, unclassified_attempts: int, max_attempts: int, infrastructure_ok: bool | None
+    failure: Failure,
+    unclassified_attempts: int,
+    max_attempts: int,
+    infrastructure_ok: bool | None,
+    *,
+    confirmed: bool = False,
 ) -> Action:
     """What a consumer does after a failed try of one message.
 
     ``unclassified_attempts`` counts the unclassified failures of this message so far, this one
     included. ``infrastructure_ok`` is the probe's answer, asked only once those reach
     ``max_attempts`` (None before): a failing probe turns the failure into a transient one.
+    A healthy probe alone does not condemn the message, since the failure may have happened in
+    an outage that ended before the probe: the message gets one more try, and ``confirmed``
+    (the previous failure was already followed by a healthy probe) marks that try. Only a
+    failure that repeats with the infrastructure healthy is dead-lettered.
     """
     if failure is Failure.PERMANENT:
         return Action.DEAD_LETTER
@@ -206,6 +242,8 @@ def decide(
         return Action.RETRY
     if infrastructure_ok is False:
         return Action.WAIT
+    if infrastructure_ok is True and not confirmed:
+        return Action.RETRY
     return Action.DEAD_LETTER
 
 
