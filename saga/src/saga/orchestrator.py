@@ -322,10 +322,8 @@ class Orchestrator:
             self._send_compensation(draft, index, awaited.attempt, now)
         elif not awaited.dispatched:  # a refused retriable step's backoff is over
             self._send_forward(draft, index, awaited.attempt, now)
-        elif awaited.compensating:
-            self._resend_compensation(draft, index, now)
-        elif step.retried_on_timeout:
-            self._resend_forward(draft, index, now)
+        elif awaited.compensating or step.retried_on_timeout:  # silence is not a refusal
+            self._resend(draft, index, now)
         else:
             reason = f"step {awaited.step} ({awaited.command}) timed out after {seconds:g}s"
             draft.set_step(index, forward=StepStatus.TIMED_OUT, reason="no reply in time")
@@ -420,26 +418,33 @@ class Orchestrator:
             delay_seconds=delay.total_seconds(),
         )
 
-    def _resend_forward(self, draft: _Draft, index: int, now: dt.datetime) -> None:
-        """No reply at or after the pivot: the command may have been applied and cannot be undone,
-        so it is sent again as it was (same attempt: the participant applies it at most once)."""
+    def _resend(self, draft: _Draft, index: int, now: dt.datetime) -> None:
+        """No reply to the awaited command, and silence is not a refusal: the command is sent
+        again as it was (same attempt: the participant applies it at most once) with a growing
+        deadline, for as long as it takes. Used at or after the pivot, where the work may have been
+        done and cannot be undone, and for every compensation: a participant answers each one
+        (undoing nothing is a no-op that succeeds), so silence means it or the broker is down or
+        slow; only refusals count toward ``compensation_max_attempts``."""
         state = draft.state
         awaited = state.awaiting
         assert awaited is not None
-        step = self.definition.steps[index]
         retries = state.steps[index].retries + 1
         timeout = self.policy.resend_timeout(retries)
-        draft.set_step(index, reason="no reply in time; sent again", retries=retries)
+        what = "compensation: no reply in time" if awaited.compensating else "no reply in time"
+        draft.set_step(index, reason=f"{what}; sent again", retries=retries)
         draft.update(deadline=now + timeout)
-        draft.commands.append(self._command(state, index, awaited.attempt, compensating=False))
+        draft.commands.append(
+            self._command(state, index, awaited.attempt, compensating=awaited.compensating)
+        )
         draft.note(
             "saga.step_retry",
             "warning",
             saga_id=state.id,
-            step=step.name,
-            command=step.action.command,
+            step=awaited.step,
+            command=awaited.command,
             attempt=awaited.attempt,
             reason="timeout",
+            compensating=awaited.compensating,
             retries=retries,
             next_timeout_seconds=timeout.total_seconds(),
         )
@@ -494,33 +499,6 @@ class Orchestrator:
             draft.update(status=SagaStatus.COMPENSATING, ended_at=None)
             draft.note("saga.resumed", saga_id=draft.state.id)
         self._compensate_next(draft, index - 1, now)
-
-    def _resend_compensation(self, draft: _Draft, index: int, now: dt.datetime) -> None:
-        """No reply to a compensation: silence is not a refusal. A participant answers every
-        compensation (undoing nothing is a no-op that succeeds), so silence means it or the broker
-        is down or slow, and the command may have been applied. It is sent again as it was (same
-        attempt) with a growing deadline for as long as it takes, like a pivot's re-send; only
-        refusals count toward ``compensation_max_attempts``."""
-        state = draft.state
-        awaited = state.awaiting
-        assert awaited is not None
-        retries = state.steps[index].retries + 1
-        timeout = self.policy.resend_timeout(retries)
-        draft.set_step(index, reason="compensation: no reply in time; sent again", retries=retries)
-        draft.update(deadline=now + timeout)
-        draft.commands.append(self._command(state, index, awaited.attempt, compensating=True))
-        draft.note(
-            "saga.step_retry",
-            "warning",
-            saga_id=state.id,
-            step=awaited.step,
-            command=awaited.command,
-            attempt=awaited.attempt,
-            reason="timeout",
-            compensating=True,
-            retries=retries,
-            next_timeout_seconds=timeout.total_seconds(),
-        )
 
     def _compensation_failed(
         self, draft: _Draft, index: int, reason: str, now: dt.datetime
