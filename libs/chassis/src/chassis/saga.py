@@ -132,13 +132,7 @@ class SagaParticipant(Generic[U]):
                         result=reply.result,
                     )
                 )
-            await uow.publish(
-                REPLY_TOPIC,
-                REPLY_EVENT_TYPE,
-                key=command.saga_id,
-                data=reply.model_dump(mode="json"),
-                subject=command.saga_id,
-            )
+            await _send_reply(uow, reply)
             await uow.commit()
         log.info(
             "saga.command_handled",
@@ -196,13 +190,7 @@ class SagaParticipant(Generic[U]):
                 # an outcome is already logged (e.g. handled by another member meanwhile): the
                 # reply it sent stands (leaving the block rolls back)
                 return
-            await uow.publish(
-                REPLY_TOPIC,
-                REPLY_EVENT_TYPE,
-                key=key.saga_id,
-                data=reply.model_dump(mode="json"),
-                subject=key.saga_id,
-            )
+            await _send_reply(uow, reply)
             await uow.commit()
         log.warning(
             "saga.command_dead_lettered",
@@ -294,3 +282,14 @@ class SagaParticipant(Generic[U]):
         except CommandRejected as exc:
             return reply(Outcome.FAILURE, str(exc), None)
         return reply(Outcome.SUCCESS, None, result)
+
+
+async def _send_reply(uow: UnitOfWork, reply: SagaReply) -> None:
+    """Stage ``reply`` on ``saga.replies`` through the outbox, keyed by its saga (per-saga order)."""
+    await uow.publish(
+        REPLY_TOPIC,
+        REPLY_EVENT_TYPE,
+        key=reply.saga_id,
+        data=reply.model_dump(mode="json"),
+        subject=reply.saga_id,
+    )
