@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from chassis.messaging.topics import ALL_TOPICS, ensure_topics, with_dlqs
 from tests.support.infra import Infra, provide_infra
+from tests.support.kafka import delete_topics_with_prefix
 from tests.support.tokens import TokenIssuer
 
 
@@ -34,8 +35,13 @@ def topic_prefix() -> str:
 
 
 @pytest.fixture
-async def topics(infra: Infra, topic_prefix: str) -> str:
-    """Create every project topic (and DLQ) under a fresh prefix; returns the prefix."""
+async def topics(infra: Infra, topic_prefix: str) -> AsyncIterator[str]:
+    """Create every project topic (and DLQ) under a fresh prefix; returns the prefix.
+
+    Afterwards every topic under the prefix is deleted, those the test made itself included:
+    a broker keeps files open for each partition, and the topics of a few thousand test runs
+    left behind exhaust its file descriptors (``Too many open files``) on a long-lived
+    development broker."""
     await ensure_topics(
         infra.kafka_bootstrap,
         [f"{topic_prefix}{t}" for t in with_dlqs(list(ALL_TOPICS))],
@@ -43,7 +49,8 @@ async def topics(infra: Infra, topic_prefix: str) -> str:
         # the first test of a run may meet a broker that has only just started
         timeout=60,
     )
-    return topic_prefix
+    yield topic_prefix
+    await delete_topics_with_prefix(infra.kafka_bootstrap, topic_prefix)
 
 
 @pytest.fixture

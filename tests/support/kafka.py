@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from chassis.messaging.envelope import Envelope, to_kafka
 
@@ -49,3 +51,21 @@ async def send_envelope(bootstrap: str, topic: str, envelope: Envelope) -> None:
         await producer.send_and_wait(topic, value=value, key=key, headers=headers)
     finally:
         await producer.stop()
+
+
+async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> None:
+    """Delete every topic whose name starts with ``prefix`` (a test's own topics).
+
+    Best effort: a test's result must not depend on its clean-up, so a broker that is down or
+    slow to answer is logged by pytest's warning and otherwise ignored."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="test-topic-cleanup")
+    try:
+        await admin.start()
+        try:
+            names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+            if names:
+                await admin.delete_topics(names, timeout_ms=10_000)
+        finally:
+            await admin.close()
+    except Exception as exc:  # clean-up only: the test has its verdict already
+        warnings.warn(f"topics under {prefix!r} not deleted: {exc}", stacklevel=1)
