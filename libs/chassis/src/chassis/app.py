@@ -17,6 +17,7 @@ from chassis import health, metrics
 from chassis.input_guard import InputGuard
 from chassis.lifecycle import Runtime
 from chassis.logging import get_logger
+from chassis.openapi import document_problems
 from chassis.problems import install_problem_handlers
 from chassis.settings import BaseServiceSettings
 from chassis.tracing import instrument_app
@@ -111,6 +112,7 @@ def create_app(
     app.state.runtime = runtime
     app.state.settings = settings
     install_problem_handlers(app)
+    document_problems(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     for router in routers:
