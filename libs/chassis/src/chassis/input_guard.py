@@ -25,14 +25,16 @@ Decisions, and why:
 - **Header values are bytes** that Starlette reads as Latin-1, so every byte becomes a code point
   a store can take except 0x00, and no surrogate can arise: only NUL is looked for. (h11 and
   httptools already refuse NUL in a header line; an in-process client or another server may not.)
-- **A JSON body must be UTF-8** (RFC 8259 §8.1). Python's ``json`` would decode bytes with
-  ``surrogatepass``, so the raw bytes of a surrogate would reach the app as a lone surrogate;
-  a body that is not strict UTF-8 is refused (``loc: ["body"]``), which also catches those bytes.
-  A body that is not JSON at all is left to the app, whose own 422 (``json_invalid``) says more.
-- **Cheap on the common body.** The body is buffered (it is read whole by the route anyway) and
-  replayed to the app unchanged. A NUL or a lone surrogate can only be *written* in valid JSON as
-  a ``\\u0000`` or ``\\uD800``-``\\uDFFF`` escape, so a body is parsed and walked only when a regular
-  expression finds such an escape; otherwise the cost is one UTF-8 decode and one search. Only
+- **A JSON body is looked at only where it could hide such text.** A NUL or a lone surrogate can
+  be written in valid JSON only as a ``\\u0000`` or ``\\uD800``-``\\uDFFF`` escape, or sent as
+  the raw UTF-8-like bytes of a surrogate, which Python's ``json`` decodes with ``surrogatepass``
+  into a lone surrogate. So the body is parsed and walked only when a byte search finds a
+  backslash or the byte 0xED and a regular expression then finds such an escape or bytes; the
+  common body costs a few ``memchr`` calls (see ``benchmarks/input_guard_bench.py``). A raw NUL
+  byte is refused at once: it is never valid in UTF-8 JSON, and it marks UTF-16 or UTF-32, which
+  RFC 8259 §8.1 excludes and whose escapes the byte search would miss. A body that is not JSON
+  (or not UTF-8) is left to the app, whose own 422 (``json_invalid``) or 400 says more. The body
+  is buffered (the route reads it whole anyway) and replayed to the app unchanged. Only
   ``application/json`` and ``application/*+json`` bodies are looked at: those are the only ones
   FastAPI parses into a model. A buffered body is bounded (413 past ``max_body_bytes``).
 - **The gateway checks the path, the query and the headers, not bodies** (``check_bodies=False``).
@@ -61,8 +63,11 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 MAX_ERRORS = 20
 
 _BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
-#: A JSON escape that decodes to NUL or to a surrogate (a valid pair is sorted out by the parse).
-_BAD_ESCAPE = re.compile(r"\\u(?:0000|[dD][89abcdefABCDEF][0-9a-fA-F]{2})")
+#: A JSON escape that decodes to NUL or to a surrogate (a valid surrogate pair is told apart by
+#: the parse that follows a match); one literal prefix, so the regex engine skips ahead fast.
+_BAD_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89abcdefABCDEF])")
+#: The UTF-8-like bytes of a surrogate (ED A0..BF), which Python's json passes through.
+_SURROGATE_BYTES = re.compile(rb"\xed[\xa0-\xbf]")
 
 Loc = tuple[str | int, ...]
 NUL_TYPE = "nul_character"
@@ -168,16 +173,18 @@ def _walk(value: Any, loc: Loc) -> Iterator[InputError]:
 
 
 def body_errors(body: bytes) -> list[InputError]:
-    """The strings of a JSON body that a store cannot take (keys included), and a body that is
-    not UTF-8. Malformed JSON is not reported here: the app's own validation answers it."""
+    """The strings of a JSON body that a store cannot take (keys included). Malformed JSON is
+    not reported here: the app's own validation answers it."""
+    if body.find(b"\x00") != -1:
+        # Never in UTF-8 JSON (a raw control character is invalid there); in UTF-16 or UTF-32,
+        # which Python's json would decode, a NUL escape would not be seen by the search below.
+        return [InputError(("body",), "a JSON body must be UTF-8 text", "utf8_invalid")]
+    # The common case is decided at memchr speed: no backslash, no 0xED byte.
+    escaped = body.find(b"\\") != -1 and _BAD_ESCAPE.search(body) is not None
+    if not escaped and (body.find(b"\xed") == -1 or _SURROGATE_BYTES.search(body) is None):
+        return []
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return [_utf8_error(("body",), "a JSON body")]
-    if "\\u" not in text or _BAD_ESCAPE.search(text) is None:
-        return []  # the common case: no escape that could decode to NUL or a surrogate
-    try:
-        document = json.loads(text)
+        document = json.loads(body)  # as the app will: raw surrogate bytes pass as surrogates
     except ValueError:
         return []
     errors: list[InputError] = []
