@@ -54,6 +54,7 @@ def build_api(settings: Settings) -> FastAPI:
         description=DESCRIPTION,
         routers=[compose.router, docs.router],
         docs=False,  # /docs is the aggregated one (docs.py)
+        check_bodies=False,  # bodies are checked by the services they are forwarded to
         # inside the request context: a preflight answer also carries X-Request-ID
         middleware=[
             Middleware(

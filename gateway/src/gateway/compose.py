@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from chassis.logging import get_logger
+from chassis.openapi import problems
 from gateway.pool import UpstreamReply
 from gateway.proxy import Proxy, admit, client_ip_of, request_id_of
 from gateway.routes import BOARD, MEMBER, QNA, TOKEN
@@ -84,7 +85,11 @@ router = APIRouter(tags=["gateway"])
 _bearer = HTTPBearer(auto_error=False)  # only so the OpenAPI document shows the lock
 
 
-@router.get("/api/me/dashboard", response_model=DashboardPublic)
+@router.get(
+    "/api/me/dashboard",
+    response_model=DashboardPublic,
+    responses=problems(429, 503),  # the edge's rate limit; the token cannot be checked
+)
 async def dashboard(
     request: Request,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],

@@ -14,9 +14,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from chassis.openapi import PROBLEM_SCHEMAS, problem_response
 from chassis.problems import NotFound, ServiceUnavailable
 from gateway.proxy import Proxy, request_id_of
-from gateway.routes import ROUTES, UPSTREAMS
+from gateway.routes import ROUTES, TOKEN, UPSTREAMS, Access
 
 GATEWAY = "gateway"
 DOCUMENTS = (GATEWAY, *UPSTREAMS)
@@ -31,26 +32,49 @@ def _shape(path: str) -> str:
     return _PARAM.sub("{}", path)
 
 
-def routed_operations(upstream: str) -> set[tuple[str, str]]:
-    """(method, path shape) of every operation the route table sends to ``upstream``."""
-    return {(r.method.lower(), _shape(r.path)) for r in ROUTES if r.upstream == upstream}
+#: What the edge itself can answer on any routed operation (proxy.py): the input guard (422), a
+#: URI, header block or body too large (414, 431, 413), the rate limit (429), and an upstream
+#: that answers nonsense, cannot be reached or has its circuit open, or times out (502-504).
+EDGE_STATUSES = (413, 414, 422, 429, 431, 502, 503, 504)
+
+
+def routed_operations(upstream: str) -> dict[tuple[str, str], Access]:
+    """(method, path shape) of every operation the route table sends to ``upstream``, with the
+    access the edge demands for it."""
+    return {(r.method.lower(), _shape(r.path)): r.access for r in ROUTES if r.upstream == upstream}
+
+
+def _with_edge_problems(operation: Any, access: Access) -> Any:
+    """``operation`` with the problems the gateway answers itself (401 where it wants a token)."""
+    if not isinstance(operation, dict):
+        return operation
+    responses = dict(operation.get("responses") or {})
+    for status in (*EDGE_STATUSES, 401) if access is TOKEN else EDGE_STATUSES:
+        responses[str(status)] = problem_response(status)
+    return {**operation, "responses": responses}
 
 
 def public_document(upstream: str, document: dict[str, Any]) -> dict[str, Any]:
-    """Keep only the operations reachable through the gateway, and point the document at it."""
+    """Keep only the operations reachable through the gateway, add the problems the gateway
+    answers itself, and point the document at the gateway."""
     routed = routed_operations(upstream)
     paths: dict[str, Any] = {}
     for path, item in (document.get("paths") or {}).items():
         if not isinstance(item, dict):
             continue
         kept = {
-            key: value
+            key: _with_edge_problems(value, routed[(key, _shape(path))])
             for key, value in item.items()
-            if (key, _shape(path)) in routed or key in ("parameters", "summary", "description")
+            if (key, _shape(path)) in routed
         }
-        if set(kept) - {"parameters", "summary", "description"}:
+        if kept:
+            kept.update(
+                {k: v for k, v in item.items() if k in ("parameters", "summary", "description")}
+            )
             paths[path] = kept
-    return {**document, "paths": paths, "servers": [{"url": "/"}]}
+    components = dict(document.get("components") or {})
+    components["schemas"] = {**(components.get("schemas") or {}), **PROBLEM_SCHEMAS}
+    return {**document, "paths": paths, "components": components, "servers": [{"url": "/"}]}
 
 
 @router.get("/docs")

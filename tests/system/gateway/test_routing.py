@@ -209,9 +209,18 @@ async def test_docs_list_every_service_through_the_gateway(client: httpx.AsyncCl
     board = (await client.get("/openapi/board.json")).json()
     assert board["info"]["title"] == "board (echo upstream)"
     # Only what the route table sends to board; internal endpoints never show.
-    assert board["paths"] == {
-        "/api/posts/{id}": {"get": {"summary": "read"}, "delete": {"summary": "delete"}}
+    summaries = {
+        path: {method: operation["summary"] for method, operation in item.items()}
+        for path, item in board["paths"].items()
     }
+    assert summaries == {"/api/posts/{id}": {"get": "read", "delete": "delete"}}
+    # What the edge answers itself is documented on every routed operation, as problems.
+    read, delete = (board["paths"]["/api/posts/{id}"][m]["responses"] for m in ("get", "delete"))
+    assert {"422", "429", "503", "504"} <= set(read)
+    assert "401" not in read
+    assert "401" in delete  # the route wants a token
+    assert "application/problem+json" in read["503"]["content"]
+    assert "Problem" in board["components"]["schemas"]
     assert board["servers"] == [{"url": "/"}]
     saga = (await client.get("/openapi/saga.json")).json()
     assert saga["paths"] == {}

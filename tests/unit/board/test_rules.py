@@ -208,12 +208,13 @@ def test_the_limits_themselves_are_allowed() -> None:
 
 
 def test_request_schemas_enforce_the_same_limits() -> None:
+    # NUL and lone surrogates are refused before any schema by the chassis input guard
+    # (tests/unit/chassis/test_input_guard.py, tests/integration/board/test_input_guard.py).
     PostCreate(title="t" * TITLE_MAX, content="c" * CONTENT_MAX)
     for bad in (
         {"title": "t" * (TITLE_MAX + 1), "content": "c"},
         {"title": "t", "content": "c" * (CONTENT_MAX + 1)},
         {"title": 1, "content": "c"},
-        {"title": "a\x00", "content": "c"},
         {"content": "c"},
     ):
         with pytest.raises(ValidationError):

@@ -14,8 +14,10 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chassis import health, metrics
+from chassis.input_guard import InputGuard
 from chassis.lifecycle import Runtime
 from chassis.logging import get_logger
+from chassis.openapi import document_problems
 from chassis.problems import install_problem_handlers
 from chassis.settings import BaseServiceSettings
 from chassis.tracing import instrument_app
@@ -79,11 +81,15 @@ def create_app(
     version: str = "0.1.0",
     docs: bool = True,
     middleware: Sequence[Middleware] = (),
+    check_bodies: bool = True,
 ) -> FastAPI:
     """Build a FastAPI app whose lifespan starts and stops ``runtime`` in order.
 
     ``middleware`` (e.g. CORS) runs inside the request context, so even a response it answers
-    on its own, such as a CORS preflight, carries ``X-Request-ID`` and is in the access log."""
+    on its own, such as a CORS preflight, carries ``X-Request-ID`` and is in the access log.
+    Inside it, ``InputGuard`` refuses text no store can take (422) before any route runs;
+    ``check_bodies=False`` limits it to the path, query and headers (the gateway, which forwards
+    bodies to services that check them: see ``chassis.input_guard``)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -106,10 +112,13 @@ def create_app(
     app.state.runtime = runtime
     app.state.settings = settings
     install_problem_handlers(app)
+    document_problems(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     for router in routers:
         app.include_router(router)
+    # Innermost of the middleware: a refusal still carries X-Request-ID, CORS headers and metrics.
+    app.add_middleware(InputGuard, check_bodies=check_bodies)
     for extra in reversed(middleware):  # the first one listed is the outermost of them
         app.add_middleware(extra.cls, *extra.args, **extra.kwargs)
     app.add_middleware(metrics.MetricsMiddleware, service=settings.SERVICE_NAME)

@@ -30,10 +30,14 @@ def request_fingerprint(body: Any) -> str:
 
 
 def validate_key(key: str | None) -> str | None:
+    """``key`` if usable: 1..``MAX_KEY_LENGTH`` printable characters (it is stored in the
+    ``idempotency_keys`` table); 422 with the header's ``loc`` otherwise."""
     if key is None:
         return None
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise Unprocessable(f"Idempotency-Key must be 1..{MAX_KEY_LENGTH} printable characters")
+        message = f"must be 1..{MAX_KEY_LENGTH} printable characters"
+        error = {"loc": ["header", "idempotency-key"], "msg": message, "type": "value_error"}
+        raise Unprocessable(f"Idempotency-Key {message}", extra={"errors": [error]})
     return key
 
 
@@ -118,9 +122,12 @@ class IdempotentRequest:
 
 
 def idempotency_key_header(
-    key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    key: Annotated[
+        str | None, Header(alias="idempotency-key", min_length=1, max_length=MAX_KEY_LENGTH)
+    ] = None,
 ) -> str | None:
-    """The ``Idempotency-Key`` header, validated (422 when unusable)."""
+    """The ``Idempotency-Key`` header, validated (422 when unusable). The alias is lower-case, as
+    HTTP/2 and ASGI write header names, so an error's ``loc`` is ``["header", "idempotency-key"]``."""
     return validate_key(key)
 
 

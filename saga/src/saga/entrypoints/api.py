@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 
 from chassis.auth import AdminPrincipal, CurrentPrincipal
 from chassis.faults import SERVICES, Fault, FaultMode, kebab
 from chassis.idempotency import IdempotencyKeyHeader, IdempotentRequest, request_fingerprint
+from chassis.openapi import problems
 from chassis.problems import NotFound, Unprocessable
 from saga.definitions import ANSWER_ACCEPTANCE, DEFINITIONS, MEMBER_WITHDRAWAL
 from saga.engine import StartedSaga
@@ -25,6 +26,9 @@ from saga.entrypoints.schemas import (
 )
 
 router = APIRouter(tags=["saga"])
+#: Bounds of the fault-flag path: longer than any service or command name that exists.
+SERVICE_NAME_MAX = 20
+COMMAND_NAME_MAX = 100
 
 
 def _accepted(response: Response, started: StartedSaga) -> SagaStarted:
@@ -59,6 +63,7 @@ async def withdraw_me(
     "/api/questions/{question_id}/answers/{answer_id}/accept",
     status_code=202,
     response_model=SagaStarted,
+    responses=problems(503),  # qna's synchronous pre-check could not be had
 )
 async def accept_answer(
     question_id: uuid.UUID,
@@ -123,7 +128,11 @@ def known_commands(service: str) -> list[str]:
 
 @router.put("/api/admin/faults/{service}/{command}", response_model=FaultPublic)
 async def set_fault(
-    faults: Faults, service: str, command: str, body: FaultUpdate, _: AdminPrincipal
+    faults: Faults,
+    service: Annotated[str, Path(max_length=SERVICE_NAME_MAX)],
+    command: Annotated[str, Path(max_length=COMMAND_NAME_MAX)],
+    body: FaultUpdate,
+    _: AdminPrincipal,
 ) -> FaultPublic:
     """Make a participant command fail or be delayed, or switch that off (admin only)."""
     if service not in SERVICES:

@@ -40,7 +40,7 @@ from chassis.db import ReadSession
 from chassis.idempotency import IdempotencyKeyHeader, IdempotentRequest
 from chassis.logging import get_logger
 from chassis.pagination import PageParams, Pagination
-from chassis.problems import NotFound, Unprocessable
+from chassis.problems import NotFound
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/api", tags=["board"])
@@ -56,8 +56,6 @@ SearchQuery = Annotated[
 def _search_text(q: str | None) -> str | None:
     if q is None or not q.strip():
         return None
-    if "\x00" in q:
-        raise Unprocessable("q must not contain NUL characters")
     return q.strip()
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from board.domain.model import (
     BOARD_DESCRIPTION_MAX,
@@ -17,27 +17,19 @@ from board.domain.model import (
 )
 
 
-def _storable(value: str) -> str:
-    """PostgreSQL text cannot hold NUL, and lone surrogates cannot be encoded as UTF-8."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError("must be valid Unicode text") from exc
-    return value
-
-
 def _text(min_length: int, max_length: int) -> object:
     return StringConstraints(min_length=min_length, max_length=max_length)
 
 
-Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,39}$")]
-BoardName = Annotated[str, _text(1, BOARD_NAME_MAX), AfterValidator(_storable)]
-BoardDescription = Annotated[str, _text(0, BOARD_DESCRIPTION_MAX), AfterValidator(_storable)]
-Title = Annotated[str, _text(1, TITLE_MAX), AfterValidator(_storable)]
-Content = Annotated[str, _text(1, CONTENT_MAX), AfterValidator(_storable)]
-CommentText = Annotated[str, _text(1, COMMENT_MAX), AfterValidator(_storable)]
+# NUL and lone surrogates never get here: the chassis input guard refuses them for every field.
+Slug = Annotated[
+    str, StringConstraints(min_length=2, max_length=40, pattern=r"^[a-z0-9][a-z0-9-]{1,39}$")
+]
+BoardName = Annotated[str, _text(1, BOARD_NAME_MAX)]
+BoardDescription = Annotated[str, _text(0, BOARD_DESCRIPTION_MAX)]
+Title = Annotated[str, _text(1, TITLE_MAX)]
+Content = Annotated[str, _text(1, CONTENT_MAX)]
+CommentText = Annotated[str, _text(1, COMMENT_MAX)]
 
 
 class _Body(BaseModel):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response, status
 
 from chassis.auth import CurrentPrincipal
 from chassis.idempotency import IdempotencyKeyHeader
+from chassis.openapi import problems
 from chassis.problems import Forbidden, NotFound
 from member import views
 from member.domain.commands import ChangeProfile, LogIn, LogOut, RefreshSession, RegisterMember
@@ -52,6 +53,7 @@ def _token_pair(pair: TokenPair) -> TokenPairPublic:
     status_code=status.HTTP_201_CREATED,
     response_model=MemberPublic,
     tags=["members"],
+    responses=problems(429),
 )
 async def sign_up(
     body: MemberCreate,
@@ -77,7 +79,9 @@ async def read_me(principal: CurrentPrincipal, uow: Uow) -> MemberPublic:
     return await _member_public(uow, principal.id)
 
 
-@router.patch("/api/members/me", response_model=MemberPublic, tags=["members"])
+@router.patch(
+    "/api/members/me", response_model=MemberPublic, tags=["members"], responses=problems(429)
+)
 async def update_me(
     body: MemberUpdate, principal: CurrentPrincipal, uow: Uow, passwords: Passwords
 ) -> MemberPublic:
@@ -113,7 +117,12 @@ async def read_member(member_id: uuid.UUID, principal: CurrentPrincipal, uow: Uo
     return await _member_public(uow, member_id)
 
 
-@router.post("/api/auth/login", response_model=TokenPairPublic, tags=["auth"])
+@router.post(
+    "/api/auth/login",
+    response_model=TokenPairPublic,
+    tags=["auth"],
+    responses=problems(401, 403, 429),
+)
 async def log_in(
     body: LoginRequest,
     uow: Uow,
@@ -134,7 +143,9 @@ async def log_in(
     return _token_pair(pair)
 
 
-@router.post("/api/auth/refresh", response_model=TokenPairPublic, tags=["auth"])
+@router.post(
+    "/api/auth/refresh", response_model=TokenPairPublic, tags=["auth"], responses=problems(401, 403)
+)
 async def refresh(
     body: RefreshRequest, uow: Uow, tokens: Tokens, settings: SettingsDep
 ) -> TokenPairPublic:
@@ -148,7 +159,12 @@ async def refresh(
     return _token_pair(pair)
 
 
-@router.post("/api/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
+@router.post(
+    "/api/auth/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["auth"],
+    responses=problems(401),
+)
 async def log_out(body: LogoutRequest, uow: Uow) -> Response:
     """Revoke the session the refresh token belongs to."""
     await sessions.log_out(LogOut(refresh_token=body.refresh_token), uow)

@@ -40,7 +40,7 @@ async def list_questions(
     session: ReadSession,
     page: Pagination,
     status: QuestionStatus | None = None,
-    q: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
     author_id: uuid.UUID | None = None,
 ) -> views.Json:
     """Q&A 목록 조회: questions from the read model, newest first (eventually consistent)."""
