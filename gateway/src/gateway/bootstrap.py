@@ -7,6 +7,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from chassis.app import create_app
+from chassis.auth import install_verifier
 from chassis.lifecycle import Phase, Runtime
 from chassis.resources import attach
 from gateway import compose, docs
@@ -73,7 +74,7 @@ def build_api(settings: Settings) -> FastAPI:
         ],
     )
     app.state.proxy = proxy
-    app.state.verifier = proxy.auth.verifier
+    install_verifier(app, proxy.auth.verifier)
     # Everything the gateway does not serve itself goes to the route table; trailing-slash
     # redirects would only hide a 404.
     app.router.default = proxy
