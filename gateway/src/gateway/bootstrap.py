@@ -55,12 +55,15 @@ def build_api(settings: Settings) -> FastAPI:
         description=DESCRIPTION,
         routers=[compose.router, docs.router],
         docs=False,  # /docs is the aggregated one (docs.py)
+        # HEAD, OPTIONS and Allow on the proxied paths come from the route table too
+        allowed_methods=TABLE.allowed,
         # inside the request context: a preflight answer also carries X-Request-ID
         middleware=[
             Middleware(
                 CORSMiddleware,
                 allow_origins=settings.CORS_ORIGINS,
-                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                # the table's methods; HEAD is a CORS-safelisted method, listed for clarity
+                allow_methods=sorted(TABLE.methods | {"HEAD"}),
                 allow_headers=[
                     "Authorization",
                     "Content-Type",

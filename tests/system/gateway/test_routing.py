@@ -128,7 +128,7 @@ async def test_unknown_paths_are_a_problem_404(client: httpx.AsyncClient, path: 
 async def test_a_known_path_with_another_method_is_405(client: httpx.AsyncClient) -> None:
     response = await client.put("/api/boards")
     assert response.status_code == 405
-    assert response.headers["allow"] == "GET, POST"
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS, POST"
     assert response.headers["content-type"] == "application/problem+json"
 
 

@@ -1,4 +1,4 @@
-"""Service template: one factory gives every FastAPI process the same edges (errors, ids, health, metrics, tracing)."""
+"""Service template: one factory gives every FastAPI process the same edges (errors, ids, methods, health, metrics, tracing)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from chassis import health, metrics
 from chassis.lifecycle import Runtime
 from chassis.logging import get_logger
+from chassis.methods import AllowedMethods, MethodSemanticsMiddleware, combined, route_methods
 from chassis.problems import install_problem_handlers
 from chassis.settings import BaseServiceSettings
 from chassis.tracing import instrument_app
@@ -79,11 +80,15 @@ def create_app(
     version: str = "0.1.0",
     docs: bool = True,
     middleware: Sequence[Middleware] = (),
+    allowed_methods: AllowedMethods | None = None,
 ) -> FastAPI:
     """Build a FastAPI app whose lifespan starts and stops ``runtime`` in order.
 
     ``middleware`` (e.g. CORS) runs inside the request context, so even a response it answers
-    on its own, such as a CORS preflight, carries ``X-Request-ID`` and is in the access log."""
+    on its own, such as a CORS preflight, carries ``X-Request-ID`` and is in the access log.
+    HTTP method semantics (``chassis.methods``: HEAD, OPTIONS, 405 with Allow, 501) apply
+    inside it, from the app's routes and ``allowed_methods`` (the paths the app serves other
+    than through its routes: the gateway's proxied table)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -110,6 +115,11 @@ def create_app(
     app.include_router(metrics.router)
     for router in routers:
         app.include_router(router)
+    known: AllowedMethods = route_methods(lambda: app.router.routes)
+    if allowed_methods is not None:
+        known = combined(known, allowed_methods)
+    # innermost: a CORS preflight is answered before a method is judged
+    app.add_middleware(MethodSemanticsMiddleware, allowed=known)
     for extra in reversed(middleware):  # the first one listed is the outermost of them
         app.add_middleware(extra.cls, *extra.args, **extra.kwargs)
     app.add_middleware(metrics.MetricsMiddleware, service=settings.SERVICE_NAME)
