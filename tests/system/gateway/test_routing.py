@@ -167,7 +167,8 @@ async def test_readiness_health_and_metrics(
 ) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"redis": "up"}  # and no upstream
+    # no upstream; the JWKS is the verifier's state, not a call (degraded while unavailable)
+    assert ready.json()["checks"] == {"redis": "up", "jwks": "up"}
     assert (await client.get("/healthz")).status_code == 200
     before = await metric(
         gateway,
