@@ -3,7 +3,8 @@
 The services verify the same token again (defence in depth), so the gateway forwards the
 original ``Authorization`` header untouched. The verification itself is the chassis'
 ``JwksVerifier``: asymmetric algorithms only (``alg: none`` and HS/RS confusion refused),
-``iss``/``aud``/``exp`` checked, keys cached and re-fetched on an unknown ``kid``.
+``iss``/``aud``/``exp`` checked, keys cached and re-fetched on an unknown ``kid``, and a JWKS
+that cannot be fetched answered with 503, never 401.
 """
 
 from __future__ import annotations
@@ -13,19 +14,13 @@ from collections.abc import Callable
 
 import jwt
 
-from chassis.auth import JwksVerifier, Principal, http_jwks_fetcher
+from chassis.auth import JwksVerifier, Principal
 from chassis.problems import Unauthorized
 from gateway.config import Settings
 
 
 def build_verifier(settings: Settings) -> JwksVerifier:
-    return JwksVerifier(
-        http_jwks_fetcher(settings.jwks_url),
-        issuer=settings.JWT_ISSUER,
-        audience=settings.JWT_AUDIENCE,
-        cache_seconds=settings.JWKS_CACHE_SECONDS,
-        min_refetch_seconds=settings.JWKS_MIN_REFETCH_SECONDS,
-    )
+    return JwksVerifier.from_settings(settings, url=settings.jwks_url)
 
 
 def bearer_token(authorization: str) -> str:

@@ -7,6 +7,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from chassis.app import create_app
+from chassis.auth import install_verifier
 from chassis.lifecycle import Phase, Runtime
 from chassis.resources import attach
 from gateway import compose, docs
@@ -55,12 +56,15 @@ def build_api(settings: Settings) -> FastAPI:
         routers=[compose.router, docs.router],
         docs=False,  # /docs is the aggregated one (docs.py)
         check_bodies=False,  # bodies are checked by the services they are forwarded to
+        # HEAD, OPTIONS and Allow on the proxied paths come from the route table too
+        allowed_methods=TABLE.allowed,
         # inside the request context: a preflight answer also carries X-Request-ID
         middleware=[
             Middleware(
                 CORSMiddleware,
                 allow_origins=settings.CORS_ORIGINS,
-                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                # the table's methods; HEAD is a CORS-safelisted method, listed for clarity
+                allow_methods=sorted(TABLE.methods | {"HEAD"}),
                 allow_headers=[
                     "Authorization",
                     "Content-Type",
@@ -74,7 +78,7 @@ def build_api(settings: Settings) -> FastAPI:
         ],
     )
     app.state.proxy = proxy
-    app.state.verifier = proxy.auth.verifier
+    install_verifier(app, proxy.auth.verifier)
     # Everything the gateway does not serve itself goes to the route table; trailing-slash
     # redirects would only hide a 404.
     app.router.default = proxy

@@ -23,11 +23,8 @@ class Settings(BaseServiceSettings):
     SAGA_URL: str = "http://127.0.0.1:8004"
 
     # Empty means "the member service's JWKS": MEMBER_URL + /.well-known/jwks.json.
+    # The other JWKS_* settings (cache, refetch bound, fetch timeout, backoff) are the chassis'.
     JWKS_URL: str = ""
-    JWKS_CACHE_SECONDS: float = Field(default=300.0, gt=0)
-    # An unknown `kid` re-fetches the key set at most this often (rotation without a
-    # restart, but no fetch storm from tokens with made-up key ids).
-    JWKS_MIN_REFETCH_SECONDS: float = Field(default=5.0, ge=0)
 
     # Verified tokens are remembered (never past their `exp`) for at most this long; 0 disables.
     TOKEN_CACHE_SECONDS: float = Field(default=60.0, ge=0)

@@ -358,13 +358,17 @@ async def admit(
     client_ip: str,
 ) -> Principal | None:
     """Identify the caller, count the request, then enforce the route's access rule. Counting
-    comes before refusing so that guessing tokens is rate-limited like anything else."""
+    comes before refusing so that guessing tokens is rate-limited like anything else.
+
+    A token that cannot be checked because the JWKS is unavailable (503) refuses a TOKEN route
+    with that 503; a PUBLIC route goes on as anonymous, like with an invalid token, so that
+    sign-up, login and refresh (member checks its own tokens) do not depend on the key fetch."""
     principal: Principal | None = None
-    refusal: Unauthorized | None = None
+    refusal: Unauthorized | ServiceUnavailable | None = None
     if authorization:
         try:
             principal = await auth.authenticate(authorization)
-        except Unauthorized as exc:
+        except (Unauthorized, ServiceUnavailable) as exc:
             refusal = exc
     await limiter.check(client_key(principal, client_ip))
     if access is TOKEN and principal is None:

@@ -4,7 +4,8 @@ Read the table top to bottom to see the whole public surface of the system: DESI
 additive endpoints the services publish (the member a sign-up's ``Location`` points at, and the
 list of fault flags).
 Nothing else is routed: an unknown path is a 404, a known path with another method a 405,
-and no ``/internal/**`` path of any service is reachable from outside.
+and no ``/internal/**`` path of any service is reachable from outside. The table is also the
+source of ``Allow`` (OPTIONS, 405) and of HEAD wherever a GET is (``chassis.methods``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum, auto
 from urllib.parse import quote
 
+from chassis.methods import allow_header
 from chassis.problems import NotFound, Problem
 
 
@@ -98,10 +100,12 @@ ROUTES: tuple[Route, ...] = (
 
 
 class MethodNotAllowed(Problem):
+    """405 with ``Allow``: the path's methods plus HEAD (where GET) and OPTIONS (RFC 9110 §15.5.6)."""
+
     status = 405
 
     def __init__(self, allowed: Iterable[str]) -> None:
-        methods = ", ".join(sorted(allowed))
+        methods = allow_header(allowed)
         super().__init__(f"allowed methods: {methods}", headers={"Allow": methods})
 
 
@@ -163,18 +167,34 @@ class RouteTable:
         for template in templates.values():
             self._dynamic.setdefault(template.path.count("/"), []).append(template)
 
+    @property
+    def methods(self) -> frozenset[str]:
+        """Every method some route has (CORS allows these)."""
+        return frozenset(route.method for route in self.routes)
+
+    def _lookup(self, path: str) -> tuple[dict[str, Route], str] | None:
+        """The path's routes by method, and the path to request upstream; None if unknown."""
+        by_method = self._static.get(path)
+        if by_method is not None:
+            return by_method, path
+        for template in self._dynamic.get(path.count("/"), ()):
+            target = template.upstream_path(path)
+            if target is not None:
+                return template.by_method, target
+        return None
+
+    def allowed(self, path: str) -> frozenset[str] | None:
+        """The methods the table has for ``path`` (``chassis.methods.AllowedMethods``: the
+        source of ``Allow`` for OPTIONS, HEAD and 405); None when the path is not routed."""
+        found = self._lookup(path)
+        return None if found is None else frozenset(found[0])
+
     def resolve(self, method: str, path: str) -> RouteMatch:
         """The route for ``method path``; raises NotFound (404) or MethodNotAllowed (405)."""
-        by_method = self._static.get(path)
-        target: str | None = path
-        if by_method is None:
-            for template in self._dynamic.get(path.count("/"), ()):
-                target = template.upstream_path(path)
-                if target is not None:
-                    by_method = template.by_method
-                    break
-        if by_method is None or target is None:
+        found = self._lookup(path)
+        if found is None:
             raise NotFound("no such endpoint")
+        by_method, target = found
         route = by_method.get(method)
         if route is None:
             raise MethodNotAllowed(by_method)

@@ -7,6 +7,7 @@ import datetime as dt
 from fastapi import FastAPI
 
 from chassis.app import create_app
+from chassis.auth import install_verifier
 from chassis.http import create_http_client
 from chassis.lifecycle import Phase, Runtime
 from chassis.resources import Resources, attach
@@ -52,7 +53,8 @@ def build_api(settings: Settings, qna: AcceptanceChecks | None = None) -> FastAP
     res = attach(settings, runtime, database=True, redis=True, kafka=False)
     metrics.register_types(list(DEFINITIONS))
     app = create_app(settings, runtime, title="saga", routers=[api.router])
-    app.state.verifier = res.verifier
+    assert res.verifier is not None
+    install_verifier(app, res.verifier)
     app.state.engine = build_engine(settings, res)
     app.state.faults = res.faults()
     app.state.qna = qna

@@ -128,7 +128,7 @@ async def test_unknown_paths_are_a_problem_404(client: httpx.AsyncClient, path: 
 async def test_a_known_path_with_another_method_is_405(client: httpx.AsyncClient) -> None:
     response = await client.put("/api/boards")
     assert response.status_code == 405
-    assert response.headers["allow"] == "GET, POST"
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS, POST"
     assert response.headers["content-type"] == "application/problem+json"
 
 
@@ -167,7 +167,8 @@ async def test_readiness_health_and_metrics(
 ) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"redis": "up"}  # and no upstream
+    # no upstream; the JWKS is the verifier's state, not a call (degraded while unavailable)
+    assert ready.json()["checks"] == {"redis": "up", "jwks": "up"}
     assert (await client.get("/healthz")).status_code == 200
     before = await metric(
         gateway,

@@ -121,7 +121,7 @@ def test_a_known_path_with_another_method_lists_the_allowed_ones() -> None:
     with pytest.raises(MethodNotAllowed) as refused:
         TABLE.resolve("PUT", "/api/members/me")
     assert refused.value.status == 405
-    assert refused.value.headers == {"Allow": "DELETE, GET, PATCH"}
+    assert refused.value.headers == {"Allow": "DELETE, GET, HEAD, OPTIONS, PATCH"}
 
 
 def test_an_unknown_method_is_not_allowed() -> None:

@@ -1,4 +1,4 @@
-"""Service template: one factory gives every FastAPI process the same edges (errors, ids, health, metrics, tracing)."""
+"""Service template: one factory gives every FastAPI process the same edges (errors, ids, methods, health, metrics, tracing)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from chassis import health, metrics
 from chassis.input_guard import InputGuard
 from chassis.lifecycle import Runtime
 from chassis.logging import get_logger
+from chassis.methods import AllowedMethods, MethodSemanticsMiddleware, combined, route_methods
 from chassis.openapi import document_problems
 from chassis.problems import install_problem_handlers
 from chassis.settings import BaseServiceSettings
@@ -82,6 +83,7 @@ def create_app(
     docs: bool = True,
     middleware: Sequence[Middleware] = (),
     check_bodies: bool = True,
+    allowed_methods: AllowedMethods | None = None,
 ) -> FastAPI:
     """Build a FastAPI app whose lifespan starts and stops ``runtime`` in order.
 
@@ -89,7 +91,11 @@ def create_app(
     on its own, such as a CORS preflight, carries ``X-Request-ID`` and is in the access log.
     Inside it, ``InputGuard`` refuses text no store can take (422) before any route runs;
     ``check_bodies=False`` limits it to the path, query and headers (the gateway, which forwards
-    bodies to services that check them: see ``chassis.input_guard``)."""
+    bodies to services that check them: see ``chassis.input_guard``).
+
+    HTTP method semantics (``chassis.methods``: HEAD, OPTIONS, 405 with Allow, 501) apply
+    inside it, from the app's routes and ``allowed_methods`` (the paths the app serves other
+    than through its routes: the gateway's proxied table)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -117,8 +123,14 @@ def create_app(
     app.include_router(metrics.router)
     for router in routers:
         app.include_router(router)
-    # Innermost of the middleware: a refusal still carries X-Request-ID, CORS headers and metrics.
+    # Innermost: the input guard, so its refusal still carries X-Request-ID, CORS headers and
+    # metrics, and a method the path does not allow is a 405 before any input is read.
     app.add_middleware(InputGuard, check_bodies=check_bodies)
+    known: AllowedMethods = route_methods(lambda: app.router.routes)
+    if allowed_methods is not None:
+        known = combined(known, allowed_methods)
+    # inside CORS: a preflight is answered before a method is judged
+    app.add_middleware(MethodSemanticsMiddleware, allowed=known)
     for extra in reversed(middleware):  # the first one listed is the outermost of them
         app.add_middleware(extra.cls, *extra.args, **extra.kwargs)
     app.add_middleware(metrics.MetricsMiddleware, service=settings.SERVICE_NAME)

@@ -51,6 +51,16 @@ DEPENDENCY_UP = Gauge(
     "1 when the named readiness check (a dependency, or a consumer not stuck) last passed.",
     ["service", "dependency"],
 )
+JWKS_REFRESH_FAILURES = Counter(
+    "jwks_refresh_failures_total",
+    "Fetches of the issuer's JWKS that failed (connection, timeout, non-2xx, not a key set).",
+    ["service"],
+)
+JWKS_KEYS_AGE = Gauge(
+    "jwks_keys_age_seconds",
+    "Seconds since the signing keys in use were fetched (NaN before the first fetch).",
+    ["service"],
+)
 PROJECTION_CHECKPOINT = Gauge(
     "projection_checkpoint_offset",
     "Last offset applied by a read-model projection.",

@@ -164,7 +164,6 @@ def attach(
         res.probes.append(check_kafka)
         runtime.on_shutdown("kafka producer (flush)", stop_producer, Phase.RELAY)
     if verifier:
-        res.verifier = JwksVerifier.from_url(
-            settings.JWKS_URL, issuer=settings.JWT_ISSUER, audience=settings.JWT_AUDIENCE
-        )
+        # installed on the app with chassis.auth.install_verifier (readiness, shutdown)
+        res.verifier = JwksVerifier.from_settings(settings)
     return res

@@ -47,6 +47,19 @@ class BaseServiceSettings(BaseSettings):
     JWKS_URL: str = "http://127.0.0.1:8001/.well-known/jwks.json"
     JWT_ISSUER: str = "msa-member"
     JWT_AUDIENCE: str = "msa"
+    #: Token verification against JWKS_URL (chassis.auth.JwksVerifier): keys are cached this
+    #: long, then refetched in the background while the cached ones stay in use.
+    JWKS_CACHE_SECONDS: float = Field(default=300.0, gt=0)
+    #: An unknown `kid` refetches the key set at most this often (rotation without a restart,
+    #: but no fetch storm from tokens with made-up key ids).
+    JWKS_MIN_REFETCH_SECONDS: float = Field(default=5.0, ge=0)
+    #: One fetch of the key set, connecting included, gives up after this long.
+    JWKS_FETCH_TIMEOUT_SECONDS: float = Field(default=3.0, gt=0)
+    #: After a failed fetch, the next waits this long, doubling per consecutive failure up to
+    #: the cap (±20 % jitter). Meanwhile the last good keys are used, and a token whose key is
+    #: not among them gets 503 with Retry-After (DESIGN.md §4 "Status codes").
+    JWKS_RETRY_BACKOFF_SECONDS: float = Field(default=1.0, gt=0)
+    JWKS_RETRY_BACKOFF_MAX_SECONDS: float = Field(default=30.0, gt=0)
 
     OUTBOX_POLL_SECONDS: float = Field(default=0.05, gt=0)
     OUTBOX_BATCH_SIZE: int = Field(default=100, ge=1)

@@ -20,6 +20,7 @@ from board.service_layer import handlers
 from board.service_layer.projector import PostSummaryProjector
 from board.service_layer.unit_of_work import BoardUnitOfWork
 from chassis.app import create_app
+from chassis.auth import install_verifier
 from chassis.lifecycle import Phase, Runtime
 from chassis.resources import attach
 from chassis.saga import SagaParticipant, command_topic
@@ -39,7 +40,8 @@ def build_api(settings: Settings) -> FastAPI:
         routers=[api.router],
     )
     install_error_handlers(app)
-    app.state.verifier = res.verifier
+    assert res.verifier is not None
+    install_verifier(app, res.verifier)
     app.state.sessions = res.sessions
     app.state.uow_factory = lambda: BoardUnitOfWork(res.sessions)
     app.state.view_counter = ViewCounter(res.cache, settings.REDIS_KEY_PREFIX)

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.app import create_app
-from chassis.auth import JwksVerifier
+from chassis.auth import JwksVerifier, install_verifier
 from chassis.lifecycle import Runtime
 from chassis.resources import attach
 from chassis.saga import SagaParticipant, command_topic
@@ -51,9 +51,7 @@ def build_api(settings: Settings) -> FastAPI:
     )
     install_error_mapping(app)
     # Its own tokens are verified against its own JWKS without an HTTP call to itself.
-    app.state.verifier = JwksVerifier(
-        tokens.fetch_jwks, issuer=settings.JWT_ISSUER, audience=settings.JWT_AUDIENCE
-    )
+    install_verifier(app, JwksVerifier.from_settings(settings, fetch=tokens.fetch_jwks))
     app.state.tokens = tokens
     app.state.passwords = Argon2Passwords()
     app.state.login_throttle = RedisLoginThrottle(

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.app import create_app
+from chassis.auth import install_verifier
 from chassis.lifecycle import Runtime
 from chassis.resources import attach
 from chassis.saga import SagaParticipant, command_topic
@@ -40,7 +41,8 @@ def build_api(settings: Settings) -> FastAPI:
         routers=[api.router, internal_api.router],
     )
     install_domain_error_handlers(app)
-    app.state.verifier = res.verifier
+    assert res.verifier is not None
+    install_verifier(app, res.verifier)
     app.state.sessions = res.sessions
     app.state.uow_factory = uow_factory(res.sessions)
     return app
