@@ -331,7 +331,8 @@ async def test_withdrawal_events_and_the_token_deny_list(
         ("MemberWithdrawn", None),
     ]
     key = deny_key(uuid.UUID(member["id"]))
-    denied_since = int(await harness.redis.get(key))
+    denied_since = await harness.deny_list.denied_since(uuid.UUID(member["id"]))
+    assert denied_since is not None
     issued_at = int(jwt.decode(token, options={"verify_signature": False})["iat"])
     assert issued_at <= denied_since
     ttl = await harness.redis.ttl(key)
