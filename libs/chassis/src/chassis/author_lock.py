@@ -23,15 +23,17 @@ have the columns ``member_id`` (primary key), ``withdrawn`` (bool), ``writes_ref
 - the compensation, and the cancelled event, call :func:`lift` with the same saga id;
   completion (``MemberWithdrawn``) sets ``withdrawn``, which refuses for good.
 
-The marks are a set keyed by saga id, not one value, so every order ends right. For one saga
-``S``, each of its two marks is removed only by the lift of the same source or the other one, and
-``MemberWithdrawalCancelled(S)`` always comes after ``MemberWithdrawalStarted(S)`` on the member's
-partition, after ``RestoreAuthor(S)`` (the saga compensates in reverse order) and after the
-step's forward command or its refusal; so once the cancelled event is applied no mark of ``S``
-remains, and until then the member is WITHDRAWING anyway. A started event that arrives late
-(after the step and its compensation ran) only refuses writes until its cancelled event follows.
-A late event of an earlier saga ``S1`` cannot lift the mark of a later ``S2`` (one value would
-let it: ``S1``'s started event overwrite ``S2``, then ``S1``'s cancelled event clear it), and a
+The marks are a set of saga ids, not one value, so every order ends right. For one saga
+``S`` the event and the step add the same mark (``S``) and either lift removes it.
+``MemberWithdrawalCancelled(S)`` always comes after ``MemberWithdrawalStarted(S)`` on the
+member's partition, after ``RestoreAuthor(S)`` (the saga compensates in reverse order), and
+after the step's forward command or its refusal (a forward command that arrives after its
+saga's compensation is refused without effect); so once the cancelled event is applied no mark
+of ``S`` remains. Before it, ``RestoreAuthor(S)`` may already have lifted the mark: the saga is
+then undoing itself and CancelWithdrawal follows. A started event that arrives late (after the
+step and its compensation ran) only refuses writes until its cancelled event follows. A late
+event of an earlier saga ``S1`` cannot lift the mark of a later ``S2`` (one value would let
+it: ``S1``'s started event overwrite ``S2``, then ``S1``'s cancelled event clear it), and a
 lift never touches ``withdrawn``.
 
 Both sides lock the author row before any content row, so the two orders cannot deadlock.
