@@ -85,7 +85,8 @@ class Load:
         self.world = World()
         self.requests: list[Request] = []
         self.admin: Member | None = None
-        #: Members whose withdrawal has started: a write of theirs still in flight may be refused.
+        #: Members whose withdrawal has started: a write of theirs still in flight may be refused
+        #: (403, or 401 once the withdrawal completed).
         self.withdrawing: set[str] = set()
         #: The next operation of the client that goes through the mix in turn.
         self._turn = 0
@@ -128,8 +129,10 @@ class Load:
             detail = f"{type(exc).__name__}: {exc}"[:200]
         ok = status == expect
         if not ok and status is not None:
+            # 403 from board or qna from step 1 on; 401 at the gateway once the withdrawal
+            # completed (the token deny-list)
             refused_withdrawing = (
-                status == 403 and member is not None and member.id in self.withdrawing
+                status in (401, 403) and member is not None and member.id in self.withdrawing
             )
             if refused_withdrawing or (excused is not None and excused(status)):
                 self.requests.append(Request(op, started, time.monotonic(), status, True, detail))

@@ -10,8 +10,9 @@ from chassis.app import create_app
 from chassis.auth import install_verifier
 from chassis.lifecycle import Phase, Runtime
 from chassis.resources import attach
+from chassis.token_denylist import TokenDenyList
 from gateway import compose, docs
-from gateway.auth import EdgeAuth, VerifiedTokens, build_verifier
+from gateway.auth import EdgeAuth, VerifiedTokens, build_denied_members, build_verifier
 from gateway.config import Settings
 from gateway.proxy import Proxy, Upstreams
 from gateway.ratelimit import RateLimiter
@@ -27,7 +28,7 @@ def build_api(settings: Settings) -> FastAPI:
     runtime = Runtime(settings.SERVICE_NAME)
     # Readiness checks no upstream: a broken upstream must still be answered (503) by a ready
     # gateway rather than take the whole front door out of the load balancer. Redis (rate
-    # limits, which fail open) shows as "degraded" in the detail, never as not ready.
+    # limits and the token deny-list, which fail open) shows as "degraded" in the detail, never as not ready.
     res = attach(settings, runtime, database=False, redis=True, kafka=False, verifier=False)
     upstreams = Upstreams(settings)
     runtime.on_startup("open upstream connection pools", upstreams.open)
@@ -40,6 +41,7 @@ def build_api(settings: Settings) -> FastAPI:
             VerifiedTokens(
                 max_age=settings.TOKEN_CACHE_SECONDS, max_entries=settings.TOKEN_CACHE_SIZE
             ),
+            build_denied_members(settings, TokenDenyList(res.cache)),
         ),
         RateLimiter(
             res.cache,

@@ -29,6 +29,9 @@ class Settings(BaseServiceSettings):
     # Verified tokens are remembered (never past their `exp`) for at most this long; 0 disables.
     TOKEN_CACHE_SECONDS: float = Field(default=60.0, ge=0)
     TOKEN_CACHE_SIZE: int = Field(default=10_000, ge=0)
+    # A member's token deny-list entry (chassis.token_denylist) is re-read from Redis after at
+    # most this long: how late a withdrawal may reach this replica. 0 reads it every request.
+    DENY_LIST_CACHE_SECONDS: float = Field(default=1.0, ge=0, le=5)
 
     # Requests per minute per user (or per client IP without a valid token); 0 disables.
     RATE_LIMIT_PER_MINUTE: int = Field(default=600, ge=0)

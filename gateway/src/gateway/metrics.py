@@ -40,6 +40,10 @@ RATE_LIMIT_ERRORS = Counter(
     "gateway_rate_limit_errors_total",
     "Rate-limit checks that could not reach Redis (the request was let through).",
 )
+TOKEN_DENYLIST_ERRORS = Counter(
+    "gateway_token_denylist_errors_total",
+    "Token deny-list reads that could not reach Redis (the verified token was let through).",
+)
 
 OUTCOMES = ("success", "error", "timeout", "unavailable", "circuit_open")
 ERROR_KINDS = ("transport", "timeout", "status_5xx", "too_large")

@@ -35,7 +35,7 @@ from chassis.problems import (
     Unauthorized,
     UriTooLong,
 )
-from gateway.auth import EdgeAuth
+from gateway.auth import EdgeAuth, TokenRevoked
 from gateway.breaker import CircuitBreaker
 from gateway.config import Settings
 from gateway.metrics import BREAKER_STATE, RouteMetrics
@@ -356,13 +356,21 @@ async def admit(
     access: Access,
     authorization: str | None,
     client_ip: str,
+    *,
+    reads_token: bool = True,
 ) -> Principal | None:
     """Identify the caller, count the request, then enforce the route's access rule. Counting
     comes before refusing so that guessing tokens is rate-limited like anything else.
 
     A token that cannot be checked because the JWKS is unavailable (503) refuses a TOKEN route
     with that 503; a PUBLIC route goes on as anonymous, like with an invalid token, so that
-    sign-up, login and refresh (member checks its own tokens) do not depend on the key fetch."""
+    sign-up, login and refresh (member checks its own tokens) do not depend on the key fetch.
+
+
+    A revoked token (its member withdrew, ``TokenRevoked``) is refused with 401 on every route
+    whose upstream reads the token, PUBLIC ones included: the upstream would accept the
+    signature and act for the withdrawn member. Only where the upstream ignores the header
+    (``reads_token=False``: sign-up, login, refresh, logout) is it let through as anonymous."""
     principal: Principal | None = None
     refusal: Unauthorized | ServiceUnavailable | None = None
     if authorization:
@@ -373,6 +381,8 @@ async def admit(
     await limiter.check(client_key(principal, client_ip))
     if access is TOKEN and principal is None:
         raise refusal or Unauthorized()
+    if reads_token and isinstance(refusal, TokenRevoked):
+        raise refusal
     return principal
 
 
@@ -418,7 +428,14 @@ class Proxy:
             client_ip=client_ip,
             max_bytes=self.max_headers,
         )
-        await admit(self.auth, self.limiter, route.access, incoming.authorization, client_ip)
+        await admit(
+            self.auth,
+            self.limiter,
+            route.access,
+            incoming.authorization,
+            client_ip,
+            reads_token=route.reads_token,
+        )
         try:
             body = await read_body(receive, incoming.content_length, self.max_body)
         except ClientDisconnected:

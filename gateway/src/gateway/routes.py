@@ -36,6 +36,9 @@ class Route:
     upstream: str
     access: Access
     timeout: float | None = None  # seconds for the whole exchange; None: UPSTREAM_TIMEOUT_SECONDS
+    #: False for a PUBLIC route whose upstream ignores the Authorization header (sign-up and
+    #: the session routes): a revoked token sent along there is not refused at the edge.
+    reads_token: bool = True
 
     @property
     def name(self) -> str:
@@ -52,10 +55,10 @@ SLOW = 10.0
 # fmt: off
 ROUTES: tuple[Route, ...] = (
     # member: accounts and sessions
-    Route("POST",   "/api/members",                                 MEMBER, PUBLIC, SLOW),
-    Route("POST",   "/api/auth/login",                              MEMBER, PUBLIC, SLOW),
-    Route("POST",   "/api/auth/refresh",                            MEMBER, PUBLIC),
-    Route("POST",   "/api/auth/logout",                             MEMBER, PUBLIC),
+    Route("POST",   "/api/members",                                 MEMBER, PUBLIC, SLOW, reads_token=False),
+    Route("POST",   "/api/auth/login",                              MEMBER, PUBLIC, SLOW, reads_token=False),
+    Route("POST",   "/api/auth/refresh",                            MEMBER, PUBLIC, reads_token=False),
+    Route("POST",   "/api/auth/logout",                             MEMBER, PUBLIC, reads_token=False),
     Route("GET",    "/api/members/me",                              MEMBER, TOKEN),
     Route("PATCH",  "/api/members/me",                              MEMBER, TOKEN,  SLOW),
     Route("GET",    "/api/members/me/activity",                     MEMBER, TOKEN),

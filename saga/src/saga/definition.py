@@ -92,11 +92,20 @@ class SagaDefinition:
     ``.pivot_step(...)``, ``.retriable_step(...)`` ... ``.build()``.
 
     ``exclusive_key`` names a data key: at most one saga of this type may be running per value
-    (e.g. one withdrawal per member).
+    (e.g. one withdrawal per member). With ``once_per_key`` as well, a value whose saga has
+    COMPLETED is taken for good: a new start for it is refused with 409 and leaves no saga row
+    (a withdrawn member cannot withdraw again, DESIGN §3). A COMPENSATED or FAILED saga does
+    not take the value.
     """
 
     name: str
     exclusive_key: str | None = None
+    once_per_key: bool = False
+
+    def __post_init__(self) -> None:
+        if self.once_per_key and self.exclusive_key is None:
+            raise ValueError(f"{self.name}: once_per_key needs an exclusive_key")
+
     steps: tuple[Step, ...] = ()
 
     def compensatable_step(self, name: str) -> StepBuilder:

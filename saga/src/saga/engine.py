@@ -77,7 +77,8 @@ class SagaEngine:
         request: IdempotentRequest | None = None,
     ) -> StartedSaga:
         """Start a saga. ``load_data`` (e.g. a remote pre-check) runs only when the request is not
-        a retry of one already answered; 409 when the saga's exclusive key is taken."""
+        a retry of one already answered; 409 (``Conflict``) when the saga's exclusive key is
+        taken by a running saga, or, for a ``once_per_key`` definition, by a completed one."""
         definition = self.definitions[saga_type]
         async with self.uow_factory() as uow:
             if request is not None:
@@ -88,6 +89,14 @@ class SagaEngine:
             lock_key = str(data[definition.exclusive_key]) if definition.exclusive_key else None
             if lock_key is not None and await uow.sagas.running_exists(saga_type, lock_key):
                 raise Conflict(f"a {saga_type} saga is already running for {lock_key}")
+            # A completed saga was running before it completed, so this check and the one above
+            # leave no gap: a start that raced the first one's completion saw it running.
+            if (
+                lock_key is not None
+                and definition.once_per_key
+                and await uow.sagas.completed_exists(saga_type, lock_key)
+            ):
+                raise Conflict(f"a {saga_type} saga has already completed for {lock_key}")
             transition = self.orchestrators[saga_type].start(str(uuid.uuid4()), data, self.clock())
             message_ids = await self._publish(uow, transition.commands)
             try:

@@ -79,6 +79,13 @@ saga_instances = Table(
         unique=True,
         postgresql_where=text(f"lock_key IS NOT NULL AND {_ACTIVE_SQL}"),
     ),
+    # once_per_key: a completed saga takes its key for good.
+    Index(
+        "ix_saga_instances_completed_lock_key",
+        "type",
+        "lock_key",
+        postgresql_where=text("lock_key IS NOT NULL AND status = 'COMPLETED'"),
+    ),
     Index("ix_saga_instances_deadline", "deadline", postgresql_where=text(_ACTIVE_SQL)),
     Index("ix_saga_instances_initiator_id", "initiator_id"),
 )
@@ -294,6 +301,16 @@ class SagaRepository:
             select(saga_instances.c.id)
             .where(saga_instances.c.type == saga_type, saga_instances.c.lock_key == lock_key)
             .where(saga_instances.c.status.in_([s.value for s in ACTIVE_STATUSES]))
+            .limit(1)
+        )
+        return found is not None
+
+    async def completed_exists(self, saga_type: str, lock_key: str) -> bool:
+        """A saga of this type and key has COMPLETED (the index ix_saga_instances_completed_lock_key)."""
+        found = await self.session.scalar(
+            select(saga_instances.c.id)
+            .where(saga_instances.c.type == saga_type, saga_instances.c.lock_key == lock_key)
+            .where(saga_instances.c.status == SagaStatus.COMPLETED.value)
             .limit(1)
         )
         return found is not None

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import jwt
 import pytest
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from chassis.db import create_engine, create_session_factory, outbox_table
 from chassis.messaging.envelope import Envelope
+from chassis.messaging.failures import Failure, classify
+from chassis.redis import create_redis
 from chassis.saga import SagaCommand, SagaParticipant
+from chassis.token_denylist import TokenDenyList, deny_key, entry_ttl
 from member.adapters.orm import members
 from member.config import Settings
-from member.entrypoints.saga_commands import HANDLERS
+from member.entrypoints.saga_commands import build_handlers
 from member.service_layer.unit_of_work import MemberUnitOfWork
 from tests.integration.member.helpers import PASSWORD, log_in, sign_up
 
@@ -25,12 +31,21 @@ pytestmark = pytest.mark.integration
 class Harness:
     """Delivers commands the way the consumer would, and reads what the service staged."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, redis_url: str | None = None) -> None:
         self.engine = create_engine(settings.DATABASE_URL, pool_size=2)
         sessions = create_session_factory(self.engine)
-        self.participant = SagaParticipant(
-            "member", lambda: MemberUnitOfWork(sessions, "member"), HANDLERS
+        self.redis = create_redis(redis_url or settings.REDIS_URL)
+        self.access_ttl = settings.ACCESS_TOKEN_TTL_SECONDS
+        self.deny_list = TokenDenyList(
+            self.redis, ttl_seconds=entry_ttl(settings.ACCESS_TOKEN_TTL_SECONDS)
         )
+        self.participant = SagaParticipant(
+            "member", lambda: MemberUnitOfWork(sessions, "member"), build_handlers(self.deny_list)
+        )
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+        await self.engine.dispose()
 
     async def send(
         self,
@@ -71,7 +86,7 @@ class Harness:
 async def harness(settings: Settings) -> AsyncIterator[Harness]:
     h = Harness(settings)
     yield h
-    await h.engine.dispose()
+    await h.aclose()
 
 
 async def points(client: httpx.AsyncClient, email: str) -> int:
@@ -280,3 +295,76 @@ async def test_withdrawal_commands_after_cancel_withdrawal_are_refused_without_e
     assert (me.json()["status"], me.json()["email"]) == ("ACTIVE", member["email"])
     events = await harness.staged("member.events")
     assert [t for (t, p) in events if p.get("member_id") == member["id"]] == ["MemberRegistered"]
+
+
+async def test_withdrawal_events_and_the_token_deny_list(
+    client: httpx.AsyncClient, harness: Harness
+) -> None:
+    """A withdrawn member keeps writing: board and qna learn of step 1 from
+    MemberWithdrawalStarted (and of its undo from MemberWithdrawalCancelled), staged in the
+    outbox with the state change, keyed by the member so the three events stay in order; the
+    pivot puts the member on the token deny-list before its reply is committed."""
+    member = await sign_up(client)
+    token = (await log_in(client, member["email"]))["access_token"]
+    target = {"member_id": member["id"]}
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+
+    await harness.send("StartWithdrawal", target, saga_id=first)
+    await harness.send("CancelWithdrawal", target, saga_id=first, compensates="StartWithdrawal")
+    await harness.send("StartWithdrawal", target, saga_id=second)
+    assert await harness.redis.get(deny_key(uuid.UUID(member["id"]))) is None
+    await harness.send("CompleteWithdrawal", target, saga_id=second)
+
+    async with harness.engine.connect() as conn:
+        rows = await conn.execute(
+            select(outbox_table.c.type, outbox_table.c.key, outbox_table.c.payload)
+            .where(outbox_table.c.topic == "member.events")
+            .where(outbox_table.c.key == member["id"])
+            .order_by(outbox_table.c.seq)
+        )
+        events = [(r.type, r.payload.get("saga_id")) for r in rows]
+    assert events == [
+        ("MemberRegistered", None),
+        ("MemberWithdrawalStarted", first),
+        ("MemberWithdrawalCancelled", first),
+        ("MemberWithdrawalStarted", second),
+        ("MemberWithdrawn", None),
+    ]
+    key = deny_key(uuid.UUID(member["id"]))
+    denied_since = await harness.deny_list.denied_since(uuid.UUID(member["id"]))
+    assert denied_since is not None
+    issued_at = int(jwt.decode(token, options={"verify_signature": False})["iat"])
+    assert issued_at <= denied_since
+    ttl = await harness.redis.ttl(key)
+    assert entry_ttl(harness.access_ttl) - 5 <= ttl <= entry_ttl(harness.access_ttl)
+
+
+async def test_the_pivot_waits_out_a_redis_outage(
+    client: httpx.AsyncClient, settings: Settings, harness: Harness
+) -> None:
+    """COMPLETED implies a deny-list entry: with Redis unreachable, CompleteWithdrawal is a
+    transient failure (the consumer retries it) and neither the member's state nor a reply is
+    committed; once Redis answers, the same command completes."""
+    member = await sign_up(client)
+    target = {"member_id": member["id"]}
+    saga = str(uuid.uuid4())
+    await harness.send("StartWithdrawal", target, saga_id=saga)
+
+    with socket.socket() as probe:  # a port nobody listens on: connections are refused
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    cut_off = Harness(settings, redis_url=f"redis://127.0.0.1:{closed_port}/0")
+    try:
+        with pytest.raises(RedisError) as raised:
+            await cut_off.send("CompleteWithdrawal", target, saga_id=saga)
+        assert classify(raised.value) is Failure.TRANSIENT
+    finally:
+        await cut_off.aclose()
+    async with harness.engine.connect() as conn:
+        status = await conn.scalar(select(members.c.status).where(members.c.id == member["id"]))
+    assert status == "WITHDRAWING"
+    assert [r["command"] for r in await harness.replies(saga)] == ["StartWithdrawal"]
+
+    await harness.send("CompleteWithdrawal", target, saga_id=saga)
+    assert [r["outcome"] for r in await harness.replies(saga)] == ["SUCCESS", "SUCCESS"]
+    assert await harness.redis.get(deny_key(uuid.UUID(member["id"]))) is not None

@@ -8,12 +8,14 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chassis.db import create_engine, create_session_factory, inbox_table
 from chassis.messaging.envelope import Envelope
 from chassis.messaging.producer import create_producer
+from chassis.token_denylist import TokenDenyList
 from member.adapters.orm import member_activity, member_activity_items, members
 from member.bootstrap import build_worker
 from member.config import Settings
@@ -47,7 +49,9 @@ def _event(source: str, event_type: str, key: str, **data: Any) -> Envelope:
     return Envelope.new(event_type, source, {**data, "version": 1}, key=key)
 
 
-async def _history(client: httpx.AsyncClient, engine: AsyncEngine) -> list[Envelope]:
+async def _history(
+    client: httpx.AsyncClient, engine: AsyncEngine, deny_list: TokenDenyList
+) -> list[Envelope]:
     """Three members post, comment, ask, answer and get an answer accepted (board and qna
     events), move points under two sagas (one refunded), and one withdraws after being
     anonymized, so the deletions of their post and comment no longer name them."""
@@ -109,7 +113,9 @@ async def _history(client: httpx.AsyncClient, engine: AsyncEngine) -> list[Envel
         lambda uow: participant.transfer(TransferPoints("accept-2", alice, carol, 10, q1), uow),
         lambda uow: participant.refund(RefundPoints("accept-2", alice, carol, 10, q1), uow),
         lambda uow: participant.start_withdrawal(StartWithdrawal("withdraw-1", carol), uow),
-        lambda uow: participant.complete_withdrawal(CompleteWithdrawal("withdraw-1", carol), uow),
+        lambda uow: participant.complete_withdrawal(
+            CompleteWithdrawal("withdraw-1", carol), uow, deny_list
+        ),
     ]
     for step in steps:
         async with MemberUnitOfWork(sessions, "member") as uow:
@@ -135,9 +141,9 @@ async def _project(engine: AsyncEngine, events: Sequence[Envelope]) -> list[list
 
 
 async def test_the_read_model_is_the_same_for_every_order_and_multiplicity(
-    client: httpx.AsyncClient, engine: AsyncEngine
+    client: httpx.AsyncClient, engine: AsyncEngine, redis: Redis
 ) -> None:
-    events = await _history(client, engine)
+    events = await _history(client, engine, TokenDenyList(redis, ttl_seconds=60))
     assert {"PointsTransferred", "PointsRefunded", "MemberWithdrawn"} <= {e.type for e in events}
     in_order = await _project(engine, events)
 

@@ -142,6 +142,35 @@ async def test_one_running_withdrawal_per_member(engine: SagaEngine, db: AsyncEn
     await start(engine, "member-withdrawal", {"member_id": member})
 
 
+async def test_a_completed_withdrawal_takes_the_member_for_good(
+    engine: SagaEngine, db: AsyncEngine
+) -> None:
+    """A withdrawn member keeps withdrawing: a second DELETE after completion started a new saga
+    that ended COMPENSATED. member-withdrawal is ``once_per_key``: after a COMPLETED one, a new
+    start gets 409 and stores nothing; a COMPENSATED or FAILED one does not take the key."""
+    member = str(uuid.uuid4())
+
+    async def end(saga_id: str, status: str) -> None:
+        async with db.begin() as conn:
+            await conn.execute(
+                update(saga_instances)
+                .where(saga_instances.c.id == uuid.UUID(saga_id))
+                .values(status=status)
+            )
+
+    await end(await start(engine, "member-withdrawal", {"member_id": member}), "COMPENSATED")
+    await end(await start(engine, "member-withdrawal", {"member_id": member}), "FAILED")
+    await end(await start(engine, "member-withdrawal", {"member_id": member}), "COMPLETED")
+    async with db.connect() as conn:
+        before = await conn.scalar(select(func.count()).select_from(saga_instances))
+    with pytest.raises(Conflict, match="already completed"):
+        await start(engine, "member-withdrawal", {"member_id": member})
+    async with db.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(saga_instances)) == before
+        assert [m.type for m in await outbox(db)].count("StartWithdrawal") == 3
+    await start(engine, "member-withdrawal", {"member_id": str(uuid.uuid4())})  # another member
+
+
 async def test_a_retried_request_returns_the_first_saga(
     engine: SagaEngine, db: AsyncEngine
 ) -> None:

@@ -1,4 +1,4 @@
-"""The whole saga stack as real processes: member, board, qna and saga, each an api and a worker.
+"""The whole saga stack as real processes: member, board, qna and saga, each an api and a worker, and the gateway.
 
 Fresh databases (migrated with each CLI's ``migrate``), one topic prefix, a Redis database of
 the saga tests' own (fault flags are global keys), fault injection on, and a JWT key for member.
@@ -51,8 +51,13 @@ class Stack:
     def worker_url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[f'{service}-worker']}"
 
+    @property
+    def gateway_url(self) -> str:
+        """The gateway in front of the four apis."""
+        return f"http://127.0.0.1:{self.ports['gateway-api']}"
+
     def launch(self, name: str) -> ServiceProcess:
-        """Start ``<service>-api`` or ``<service>-worker`` without waiting for it."""
+        """Start ``<service>-api``, ``<service>-worker`` or ``gateway-api`` without waiting."""
         service, kind = name.split("-")
         process = ServiceProcess(name, cli(service, kind), self.env[service], port=self.ports[name])
         self.processes[name] = process.start()
@@ -120,6 +125,7 @@ async def running_stack(
     redis_url = f"{infra.redis_url.rsplit('/', 1)[0]}/{REDIS_DB}"
     databases = {s: await infra.create_database(s) for s in SERVICES}
     ports = {f"{s}-{k}": free_port() for s in SERVICES for k in ("api", "worker")}
+    ports["gateway-api"] = free_port()
     common = {
         "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
         "KAFKA_TOPIC_PREFIX": prefix,
@@ -155,6 +161,15 @@ async def running_stack(
         IN_FLIGHT_REFRESH_SECONDS="0.5",
         **(saga_env or {}),
     )
+    env["gateway"] = {
+        **{k: v for k, v in common.items() if k != "JWKS_URL"},
+        "SERVICE_NAME": "gateway",
+        "HTTP_PORT": str(ports["gateway-api"]),
+        **{f"{s.upper()}_URL": f"http://127.0.0.1:{ports[f'{s}-api']}" for s in SERVICES},
+        "JWKS_URL": "",  # derived from MEMBER_URL
+        "RATE_LIMIT_PER_MINUTE": "0",
+        "UPSTREAM_TIMEOUT_SECONDS": "10",
+    }
     stack = Stack(prefix, redis_url, databases, env, ports)
     try:
         await ensure_topics(
@@ -163,7 +178,7 @@ async def running_stack(
             partitions=3,
         )
         await asyncio.gather(*(asyncio.to_thread(_migrate, s, env[s]) for s in SERVICES))
-        names = [f"{s}-{k}" for s in SERVICES for k in ("api", "worker")]
+        names = [f"{s}-{k}" for s in SERVICES for k in ("api", "worker")] + ["gateway-api"]
         for name in names:
             stack.launch(name)
         for name in names:
@@ -180,6 +195,7 @@ async def _serve_forever() -> None:
         async with running_stack(infra) as stack:
             for service in SERVICES:
                 print(f"{service}: {stack.url(service)}  (worker {stack.worker_url(service)})")
+            print(f"gateway: {stack.gateway_url}")
             print(f"admin: {ADMIN_EMAIL} / {ADMIN_PASSWORD}; Ctrl-C stops the stack", flush=True)
             stopped = asyncio.Event()
             loop = asyncio.get_running_loop()

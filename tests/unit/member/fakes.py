@@ -226,6 +226,16 @@ class FakePasswords:
         return password_hash in self.outdated
 
 
+class FakeDenyList:
+    """The token deny-list port: withdrawn members and their withdrawal times."""
+
+    def __init__(self) -> None:
+        self.denied: dict[uuid.UUID, dt.datetime] = {}
+
+    async def deny_member(self, member_id: uuid.UUID, withdrawn_at: dt.datetime) -> None:
+        self.denied[member_id] = withdrawn_at
+
+
 class FakeTokens:
     def __init__(self) -> None:
         self.issued: list[tuple[uuid.UUID, str]] = []

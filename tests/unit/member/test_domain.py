@@ -9,7 +9,13 @@ import pytest
 
 from member.domain import errors
 from member.domain.activity import Item, MalformedEvent, items_for
-from member.domain.events import MemberProfileChanged, MemberRegistered, MemberWithdrawn
+from member.domain.events import (
+    MemberProfileChanged,
+    MemberRegistered,
+    MemberWithdrawalCancelled,
+    MemberWithdrawalStarted,
+    MemberWithdrawn,
+)
 from member.domain.model import (
     SIGNUP_POINTS,
     Member,
@@ -140,7 +146,8 @@ def test_withdrawal_life_cycle_erases_personal_data() -> None:
     assert member.nickname.startswith("탈퇴회원-")
     assert len(member.nickname) <= 20
     assert member.password_hash is None
-    assert [type(e) for e in member.pull_events()] == [MemberWithdrawn]
+    # one started event however often step 1 is retried, then the pivot's
+    assert [type(e) for e in member.pull_events()] == [MemberWithdrawalStarted, MemberWithdrawn]
     assert member.complete_withdrawal("saga-1") is False
     assert member.pull_events() == []
 
@@ -153,6 +160,10 @@ def test_cancel_only_undoes_its_own_saga() -> None:
     assert member.status is Status.WITHDRAWING
     assert member.cancel_withdrawal("saga-1") is True
     assert status(member) is Status.ACTIVE
+    events = member.pull_events()
+    assert [type(e) for e in events] == [MemberWithdrawalStarted, MemberWithdrawalCancelled]
+    assert {e.saga_id for e in events if isinstance(e, MemberWithdrawalCancelled)} == {"saga-1"}
+    assert {e.key for e in events} == {str(member.id)}  # one partition: the order holds
 
 
 def test_complete_needs_a_started_withdrawal() -> None:

@@ -14,6 +14,7 @@ from member.domain.sessions import hash_token
 from member.service_layer import accounts, activity, participant, sessions
 from member.service_layer.ports import LogPosition
 from tests.unit.member.fakes import (
+    FakeDenyList,
     FakePasswords,
     FakeThrottle,
     FakeTokens,
@@ -434,13 +435,19 @@ async def test_withdrawal_steps(uow: FakeUnitOfWork, passwords: FakePasswords) -
     async with uow:
         with pytest.raises(errors.InvalidStateTransition):
             await participant.start_withdrawal(commands.StartWithdrawal("w2", member_id), uow)
+    deny_list = FakeDenyList()
     async with uow:
-        await participant.complete_withdrawal(commands.CompleteWithdrawal("w1", member_id), uow)
-        await participant.complete_withdrawal(commands.CompleteWithdrawal("w1", member_id), uow)
+        complete = commands.CompleteWithdrawal("w1", member_id)
+        await participant.complete_withdrawal(complete, uow, deny_list)
+        await participant.complete_withdrawal(complete, uow, deny_list)
         await uow.commit()
 
     withdrawn = member(uow, member_id)
     assert withdrawn.status is Status.WITHDRAWN
+    # the access tokens already issued are refused at the gateway from the withdrawal on
+    assert deny_list.denied == {member_id: withdrawn.updated_at}
+    assert [e["member_id"] for e in uow.events("MemberWithdrawalStarted")] == [str(member_id)]
+    assert [e["saga_id"] for e in uow.events("MemberWithdrawalStarted")] == ["w1"]
     assert withdrawn.email.endswith("@invalid")
     assert all(t.revoked_at is not None for t in uow.store.tokens.values())
     assert uow.events("MemberWithdrawn") == [
@@ -466,6 +473,26 @@ async def test_cancel_withdrawal_restores_or_does_nothing(
         await uow.commit()
     assert (nothing, undone) == ({"cancelled": False}, {"cancelled": True})
     assert member(uow, member_id).status is Status.ACTIVE
+    # board and qna lift the refusal the started event set: one cancelled event per real undo
+    assert [e["saga_id"] for e in uow.events("MemberWithdrawalCancelled")] == ["w1"]
+
+
+async def test_a_withdrawing_member_cannot_change_the_profile(
+    uow: FakeUnitOfWork, passwords: FakePasswords
+) -> None:
+    """While WITHDRAWING (and once WITHDRAWN) every profile change is refused (409), even an
+    empty one, so the saga's semantic lock covers the member's own service too."""
+    member_id = await sign_up(uow, passwords)
+    async with uow:
+        await participant.start_withdrawal(commands.StartWithdrawal("w1", member_id), uow)
+        await uow.commit()
+    for change in (
+        commands.ChangeProfile(member_id, nickname="another-name"),
+        commands.ChangeProfile(member_id),
+    ):
+        with pytest.raises(errors.InvalidStateTransition):
+            await accounts.change_profile(change, uow, passwords)
+    assert uow.events("MemberProfileChanged") == []
 
 
 # --- activity projection ---------------------------------------------------------------------

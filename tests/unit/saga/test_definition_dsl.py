@@ -29,6 +29,7 @@ def test_member_withdrawal_is_the_table_of_the_conventions() -> None:
         ("pivot", "complete-withdrawal", "member", "CompleteWithdrawal", None),
     ]
     assert MEMBER_WITHDRAWAL.exclusive_key == "member_id"
+    assert MEMBER_WITHDRAWAL.once_per_key  # a withdrawn member cannot withdraw again
 
 
 def test_answer_acceptance_is_the_table_of_the_conventions() -> None:
@@ -38,6 +39,12 @@ def test_answer_acceptance_is_the_table_of_the_conventions() -> None:
         ("retriable", "confirm-acceptance", "qna", "ConfirmAcceptance", None),
     ]
     assert ANSWER_ACCEPTANCE.exclusive_key == "question_id"
+    assert not ANSWER_ACCEPTANCE.once_per_key
+
+
+def test_once_per_key_needs_an_exclusive_key() -> None:
+    with pytest.raises(ValueError, match="once_per_key needs an exclusive_key"):
+        SagaDefinition("x", once_per_key=True)
 
 
 def test_compensations_go_to_the_participant_of_their_step() -> None:

@@ -1,6 +1,8 @@
 """Saga definition: member withdrawal (회원 탈퇴), started by ``DELETE /api/members/me``.
 
-Data: ``{member_id}``. At most one withdrawal per member runs at a time.
+Data: ``{member_id}``. At most one withdrawal per member runs at a time, and a member whose
+withdrawal COMPLETED cannot start another (``once_per_key``: 409, no saga row); after a
+COMPENSATED one the member may withdraw again.
 
 Step kinds (DESIGN §3; Richardson, *Microservices Patterns* ch. 4): the first three steps are
 compensatable (a refusal or a timeout undoes them in reverse); ``complete-withdrawal`` is the
@@ -14,7 +16,7 @@ from __future__ import annotations
 from saga.definition import SagaDefinition, fields
 
 MEMBER_WITHDRAWAL = (
-    SagaDefinition("member-withdrawal", exclusive_key="member_id")
+    SagaDefinition("member-withdrawal", exclusive_key="member_id", once_per_key=True)
     # ACTIVE -> WITHDRAWING: logins and refreshes are refused from now on.
     .compensatable_step("start-withdrawal")
     .invoke("member", "StartWithdrawal", payload=fields("member_id"))

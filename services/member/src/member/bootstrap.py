@@ -12,6 +12,7 @@ from chassis.auth import JwksVerifier, install_verifier
 from chassis.lifecycle import Runtime
 from chassis.resources import attach
 from chassis.saga import SagaParticipant, command_topic
+from chassis.token_denylist import TokenDenyList, entry_ttl
 from member.adapters.login_throttle import RedisLoginThrottle
 from member.adapters.passwords import Argon2Passwords
 from member.adapters.tokens import JwtIssuer, load_private_key, previous_jwks
@@ -19,7 +20,7 @@ from member.config import Settings
 from member.entrypoints import api
 from member.entrypoints.errors import install_error_mapping
 from member.entrypoints.event_handlers import activity_projector
-from member.entrypoints.saga_commands import HANDLERS
+from member.entrypoints.saga_commands import build_handlers
 from member.service_layer.activity import CONSUMER, SOURCE_TOPICS
 from member.service_layer.unit_of_work import MemberUnitOfWork
 
@@ -73,7 +74,8 @@ def build_worker(settings: Settings) -> FastAPI:
     res.add_consumer(
         CONSUMER, list(SOURCE_TOPICS), activity_projector(make_uow, settings.SERVICE_NAME)
     )
-    participant = SagaParticipant("member", make_uow, HANDLERS, res.faults())
+    deny_list = TokenDenyList(res.cache, ttl_seconds=entry_ttl(settings.ACCESS_TOKEN_TTL_SECONDS))
+    participant = SagaParticipant("member", make_uow, build_handlers(deny_list), res.faults())
     res.add_consumer(
         "member-saga",
         [command_topic("member")],

@@ -17,8 +17,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from chassis.child_sets import child_table
 
@@ -81,9 +82,15 @@ authors = Table(
     Column("withdrawn", Boolean, nullable=False, server_default=false()),
     #: The member's profile version of ``nickname``: an older event never overwrites it.
     Column("profile_version", Integer, nullable=False, server_default="0"),
-    #: Semantic lock (chassis.author_lock): the withdrawal saga whose AnonymizeAuthor refuses
-    #: the member's writes; RestoreAuthor clears it.
-    Column("writes_refused_by_saga", String(64), nullable=True),
+    #: Semantic lock (chassis.author_lock): the withdrawal sagas that refuse the member's
+    #: writes, marked by MemberWithdrawalStarted and by AnonymizeAuthor; MemberWithdrawalCancelled
+    #: and RestoreAuthor remove their saga's mark (migration 0005).
+    Column(
+        "writes_refused_by_sagas",
+        ARRAY(String(64)),
+        nullable=False,
+        server_default=text("'{}'"),
+    ),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 

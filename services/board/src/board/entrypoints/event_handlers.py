@@ -1,5 +1,9 @@
 """Idempotent consumer: ``board.events`` and ``member.events`` feed the author copy and the read model.
 
+``MemberWithdrawalStarted`` / ``MemberWithdrawalCancelled`` set and lift the semantic lock on the
+member's author row (``chassis.author_lock``), so writes are refused from step 1 of the
+withdrawal, not only from AnonymizeAuthor; ``MemberWithdrawn`` refuses them for good.
+
 One consumer (group ``board-projector``) handles both topics, so a nickname and the summaries
 showing it change in the same transaction, and a post projected later reads the nickname that
 is current. The inbox record, the effect and the projection checkpoint commit together; after
@@ -15,8 +19,11 @@ from board.adapters.tables import LIVE_SUMMARIES
 from board.service_layer import handlers
 from board.service_layer.projector import (
     MEMBER_NAMED,
+    MEMBER_WITHDRAWAL_CANCELLED,
+    MEMBER_WITHDRAWAL_STARTED,
     MEMBER_WITHDRAWN,
     MemberNamedView,
+    MemberWithdrawalView,
     MemberWithdrawnView,
     PostSummaryProjector,
     save_checkpoint,
@@ -56,6 +63,12 @@ class EventConsumer:
             elif env.type == MEMBER_WITHDRAWN:
                 gone = MemberWithdrawnView.model_validate(env.data)
                 await handlers.note_withdrawal(uow, gone.member_id)
+            elif env.type == MEMBER_WITHDRAWAL_STARTED:
+                going = MemberWithdrawalView.model_validate(env.data)
+                await handlers.note_withdrawal_started(uow, going.member_id, going.saga_id)
+            elif env.type == MEMBER_WITHDRAWAL_CANCELLED:
+                staying = MemberWithdrawalView.model_validate(env.data)
+                await handlers.note_withdrawal_cancelled(uow, staying.member_id, staying.saga_id)
             # an older nickname than the copy's changes neither the copy nor the list
             changed = frozenset() if stale else await self.projector.apply(uow.session, env)
             await save_checkpoint(uow.session, LIVE_SUMMARIES, env)

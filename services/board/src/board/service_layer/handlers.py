@@ -249,8 +249,23 @@ async def note_nickname(
 
 
 async def note_withdrawal(uow: BoardUnitOfWork, member_id: uuid.UUID) -> None:
-    """MemberWithdrawn: the nickname is erased and the member is shown as withdrawn."""
+    """MemberWithdrawn: the nickname is erased, the member is shown as withdrawn, and their
+    writes are refused for good (``withdrawn`` outlives every saga's mark)."""
     await uow.authors.mark_withdrawn(member_id, utcnow())
+
+
+async def note_withdrawal_started(uow: BoardUnitOfWork, member_id: uuid.UUID, saga_id: str) -> None:
+    """MemberWithdrawalStarted: refuse the member's writes with 403 from step 1 of the saga on
+    (the semantic lock's mark of ``saga_id``; any order with AnonymizeAuthor ends right, see
+    chassis.author_lock)."""
+    await uow.authors.mark_retiring(member_id, saga_id)
+
+
+async def note_withdrawal_cancelled(
+    uow: BoardUnitOfWork, member_id: uuid.UUID, saga_id: str
+) -> None:
+    """MemberWithdrawalCancelled (CancelWithdrawal): lift the mark of ``saga_id``."""
+    await uow.authors.lift_retiring(member_id, saga_id)
 
 
 # --- saga steps of member-withdrawal (inside the participant's unit of work) -----------------

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Table, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Result
@@ -91,6 +91,14 @@ class MemberWithdrawnView(_Payload):
     member_id: uuid.UUID
 
 
+class MemberWithdrawalView(_Payload):
+    """MemberWithdrawalStarted / MemberWithdrawalCancelled: the semantic lock's mark, not the
+    read model's business (the list shows the member until the saga anonymizes them)."""
+
+    member_id: uuid.UUID
+    saga_id: str = Field(min_length=1, max_length=64)
+
+
 MEMBER_NAMED = ("MemberRegistered", "MemberProfileChanged")
 
 #: The post's own fields: what a newer PostCreated, PostUpdated or PostDeleted overwrites.
@@ -107,6 +115,8 @@ def _boards(result: Result[tuple[uuid.UUID]]) -> Boards:
 
 
 MEMBER_WITHDRAWN = "MemberWithdrawn"
+MEMBER_WITHDRAWAL_STARTED = "MemberWithdrawalStarted"
+MEMBER_WITHDRAWAL_CANCELLED = "MemberWithdrawalCancelled"
 
 
 def _copied_nickname(member_id: uuid.UUID) -> ScalarSelect[str | None]:

@@ -52,7 +52,35 @@ class MemberProfileChanged(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MemberWithdrawalStarted(Event):
+    """ACTIVE → WITHDRAWING (step 1 of member-withdrawal): board and qna refuse the member's
+    writes from now on (DESIGN §3), without waiting for their own step of the saga."""
+
+    member_id: uuid.UUID
+    saga_id: str
+
+    @property
+    def key(self) -> str:
+        return str(self.member_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemberWithdrawalCancelled(Event):
+    """WITHDRAWING → ACTIVE (CancelWithdrawal, the compensation of step 1): the refusal that
+    ``MemberWithdrawalStarted`` with the same ``saga_id`` set is lifted."""
+
+    member_id: uuid.UUID
+    saga_id: str
+
+    @property
+    def key(self) -> str:
+        return str(self.member_id)
+
+
+@dataclass(frozen=True, kw_only=True)
 class MemberWithdrawn(Event):
+    """WITHDRAWING → WITHDRAWN (the pivot): the member is refused for good."""
+
     member_id: uuid.UUID
 
     @property

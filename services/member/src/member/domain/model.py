@@ -13,6 +13,8 @@ from member.domain.events import (
     Event,
     MemberProfileChanged,
     MemberRegistered,
+    MemberWithdrawalCancelled,
+    MemberWithdrawalStarted,
     MemberWithdrawn,
 )
 
@@ -149,6 +151,12 @@ class Member:
         if not self.is_active:
             raise errors.InvalidStateTransition(f"cannot {action}: the member is {self.status}")
 
+    def require_profile_changeable(self) -> None:
+        """Update profile (회원 정보 수정) is for an ACTIVE member only: while WITHDRAWING (the
+        saga's semantic lock) or once WITHDRAWN, every PATCH, even an empty one, is refused
+        with InvalidStateTransition (409: the account's state conflicts with the request)."""
+        self._require_active("change the profile")
+
     def change_nickname(self, nickname: str, now: dt.datetime | None = None) -> None:
         """Update profile (회원 정보 수정); other services learn the nickname from the event."""
         self._require_active("change the nickname")
@@ -189,6 +197,9 @@ class Member:
         self.status = Status.WITHDRAWING
         self.withdrawal_saga_id = saga_id
         self.updated_at = now or utcnow()
+        self.events.append(
+            MemberWithdrawalStarted(member_id=self.id, saga_id=saga_id, occurred_at=self.updated_at)
+        )
 
     def cancel_withdrawal(self, saga_id: str, now: dt.datetime | None = None) -> bool:
         """WITHDRAWING → ACTIVE if this saga started it; otherwise nothing to undo (False)."""
@@ -197,6 +208,11 @@ class Member:
         self.status = Status.ACTIVE
         self.withdrawal_saga_id = None
         self.updated_at = now or utcnow()
+        self.events.append(
+            MemberWithdrawalCancelled(
+                member_id=self.id, saga_id=saga_id, occurred_at=self.updated_at
+            )
+        )
         return True
 
     def complete_withdrawal(self, saga_id: str, now: dt.datetime | None = None) -> bool:

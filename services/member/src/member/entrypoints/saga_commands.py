@@ -15,6 +15,7 @@ from chassis.saga import CommandHandler, CommandRejected, SagaCommand
 from member.domain import commands
 from member.domain.errors import MemberError
 from member.service_layer import participant
+from member.service_layer.ports import TokenDenyList
 from member.service_layer.unit_of_work import MemberUnitOfWork
 
 C = TypeVar("C")
@@ -80,20 +81,29 @@ def _handler(
     return handle
 
 
-HANDLERS: dict[str, CommandHandler[MemberUnitOfWork]] = {
-    "StartWithdrawal": _handler(
-        lambda c: commands.StartWithdrawal(c.saga_id, _member_id(c)), participant.start_withdrawal
-    ),
-    "CancelWithdrawal": _handler(
-        lambda c: commands.CancelWithdrawal(c.saga_id, _member_id(c)), participant.cancel_withdrawal
-    ),
-    "CompleteWithdrawal": _handler(
-        lambda c: commands.CompleteWithdrawal(c.saga_id, _member_id(c)),
-        participant.complete_withdrawal,
-    ),
-    "TransferPoints": _handler(_transfer, participant.transfer),
-    # TransferPoints is now the pivot of answer-acceptance and no saga sends RefundPoints. The
-    # handler stays so that a RefundPoints an earlier definition left in flight, or parked in
-    # saga.member.commands.dlq for an operator, can still be applied (exactly once, by saga id).
-    "RefundPoints": _handler(_refund, participant.refund),
-}
+def build_handlers(deny_list: TokenDenyList) -> dict[str, CommandHandler[MemberUnitOfWork]]:
+    """The handlers by command type; ``deny_list`` is where CompleteWithdrawal refuses the
+    member's access tokens (``chassis.token_denylist``)."""
+
+    async def complete(cmd: commands.CompleteWithdrawal, uow: MemberUnitOfWork) -> dict[str, Any]:
+        return await participant.complete_withdrawal(cmd, uow, deny_list)
+
+    return {
+        "StartWithdrawal": _handler(
+            lambda c: commands.StartWithdrawal(c.saga_id, _member_id(c)),
+            participant.start_withdrawal,
+        ),
+        "CancelWithdrawal": _handler(
+            lambda c: commands.CancelWithdrawal(c.saga_id, _member_id(c)),
+            participant.cancel_withdrawal,
+        ),
+        "CompleteWithdrawal": _handler(
+            lambda c: commands.CompleteWithdrawal(c.saga_id, _member_id(c)), complete
+        ),
+        "TransferPoints": _handler(_transfer, participant.transfer),
+        # TransferPoints is now the pivot of answer-acceptance and no saga sends RefundPoints.
+        # The handler stays so that a RefundPoints an earlier definition left in flight, or
+        # parked in saga.member.commands.dlq for an operator, can still be applied (exactly
+        # once, by saga id).
+        "RefundPoints": _handler(_refund, participant.refund),
+    }

@@ -96,6 +96,7 @@ async def change_profile(
         member = await uow.members.get(cmd.member_id, for_update=True)
         if member is None:
             raise errors.MemberNotFound("member not found")
+        member.require_profile_changeable()
         if cmd.nickname is not None:
             nickname = normalize_nickname(cmd.nickname)
             if await uow.members.nickname_taken(nickname, other_than=member.id):

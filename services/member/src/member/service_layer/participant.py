@@ -21,7 +21,7 @@ from member.domain.commands import (
 )
 from member.domain.model import utcnow
 from member.domain.points import refund_points, transfer_points
-from member.service_layer.ports import UnitOfWork
+from member.service_layer.ports import TokenDenyList, UnitOfWork
 from member.service_layer.publishing import publish_events
 
 
@@ -32,6 +32,9 @@ async def start_withdrawal(cmd: StartWithdrawal, uow: UnitOfWork) -> dict[str, A
         raise errors.MemberNotFound(f"member {cmd.member_id} not found")
     member.start_withdrawal(cmd.saga_id)
     await uow.members.save(member)
+    # MemberWithdrawalStarted, in this transaction: board and qna refuse the member's writes
+    # from step 1 on, not only from their own step (DESIGN §3).
+    await publish_events(uow, member.pull_events())
     return {"member_id": str(member.id), "status": member.status.value}
 
 
@@ -41,13 +44,24 @@ async def cancel_withdrawal(cmd: CancelWithdrawal, uow: UnitOfWork) -> dict[str,
     if member is None or not member.cancel_withdrawal(cmd.saga_id):
         return {"cancelled": False}
     await uow.members.save(member)
+    await publish_events(uow, member.pull_events())  # MemberWithdrawalCancelled: lift the refusal
     return {"cancelled": True}
 
 
 async def complete_withdrawal(
-    cmd: CompleteWithdrawal, uow: UnitOfWork, *, now: dt.datetime | None = None
+    cmd: CompleteWithdrawal,
+    uow: UnitOfWork,
+    deny_list: TokenDenyList,
+    *,
+    now: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """The pivot: erase personal data, status WITHDRAWN, revoke every refresh token."""
+    """The pivot: erase personal data, status WITHDRAWN, revoke every refresh token, and put
+    the member on the token deny-list so the access tokens already issued stop working too.
+
+    The deny-list entry is written before the caller's transaction (with the SUCCESS reply)
+    commits, so a COMPLETED saga implies the entry exists. A Redis error propagates: it is a
+    transient failure, the transaction rolls back and the command is tried again once Redis
+    is back (the pivot is never reported before its effect is whole)."""
     when = now or utcnow()
     member = await uow.members.get(cmd.member_id, for_update=True)
     if member is None:
@@ -56,6 +70,9 @@ async def complete_withdrawal(
         await uow.members.save(member)
         await uow.refresh_tokens.revoke_all_for_member(member.id, when)
         await publish_events(uow, member.pull_events())
+    # Also when this saga had already completed it: a repeat re-writes a lost entry. The
+    # member's last change is the withdrawal itself.
+    await deny_list.deny_member(member.id, member.updated_at)
     return {"member_id": str(member.id), "status": member.status.value}
 
 

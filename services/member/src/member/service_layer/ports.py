@@ -136,6 +136,15 @@ class UnitOfWork(Protocol):
     async def first_delivery(self, consumer: str, message_id: str) -> bool: ...
 
 
+class TokenDenyList(Protocol):
+    """Refuses a withdrawn member's access tokens at the gateway before they expire
+    (``chassis.token_denylist``; DESIGN §3: "refused everywhere (401)")."""
+
+    async def deny_member(self, member_id: uuid.UUID, withdrawn_at: dt.datetime) -> None:
+        """Raises on an infrastructure error (a transient failure for the caller)."""
+        ...
+
+
 class PasswordHasher(Protocol):
     async def hash(self, password: str) -> str: ...
 

@@ -93,9 +93,15 @@ authors = Table(
     Column("withdrawn", Boolean, nullable=False, server_default=text("false")),
     #: The member's profile version of ``nickname``: an older event never overwrites it.
     Column("profile_version", Integer, nullable=False, server_default=text("0")),
-    #: Semantic lock (chassis.author_lock): the withdrawal saga whose RetireAuthor refuses the
-    #: member's writes; RestoreAuthor clears it.
-    Column("writes_refused_by_saga", String(64), nullable=True),
+    #: Semantic lock (chassis.author_lock): the withdrawal sagas that refuse the member's
+    #: writes, marked by MemberWithdrawalStarted and by RetireAuthor; MemberWithdrawalCancelled
+    #: and RestoreAuthor remove their saga's mark (migration 0005).
+    Column(
+        "writes_refused_by_sagas",
+        ARRAY(String(64)),
+        nullable=False,
+        server_default=text("'{}'"),
+    ),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
 )
 

@@ -1,4 +1,8 @@
-"""Integration-event handler: member.events keep the local copy of authors (nickname, withdrawn).
+"""Integration-event handler: member.events keep the local copy of authors (nickname, withdrawn, semantic lock).
+
+``MemberWithdrawalStarted`` / ``MemberWithdrawalCancelled`` set and lift the semantic lock on the
+member's author row (``chassis.author_lock``), so writes are refused from step 1 of the
+withdrawal, not only from RetireAuthor; ``MemberWithdrawn`` refuses them for good.
 
 Thin: it reads its own view of the member payloads and calls the service layer, which records
 the event id in the inbox in the same transaction as the change.
@@ -9,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from chassis.messaging.envelope import Envelope
 from qna.service_layer import handlers
@@ -23,6 +27,13 @@ class MemberEvent(BaseModel):
     nickname: str | None = None
     #: 0 for an event from before member versioned its profile
     profile_version: int = 0
+
+
+class MemberWithdrawalEvent(BaseModel):
+    """MemberWithdrawalStarted / MemberWithdrawalCancelled: the saga whose mark it sets or lifts."""
+
+    member_id: uuid.UUID
+    saga_id: str = Field(min_length=1, max_length=64)
 
 
 def member_events_handler(
@@ -41,5 +52,15 @@ def member_events_handler(
         elif env.type == "MemberWithdrawn":
             event = MemberEvent.model_validate(env.data)
             await handlers.update_author(uow_factory(), env.id, event.member_id, withdrawn=True)
+        elif env.type == "MemberWithdrawalStarted":
+            going = MemberWithdrawalEvent.model_validate(env.data)
+            await handlers.note_withdrawal_started(
+                uow_factory(), env.id, going.member_id, going.saga_id
+            )
+        elif env.type == "MemberWithdrawalCancelled":
+            staying = MemberWithdrawalEvent.model_validate(env.data)
+            await handlers.note_withdrawal_cancelled(
+                uow_factory(), env.id, staying.member_id, staying.saga_id
+            )
 
     return handle

@@ -262,3 +262,27 @@ async def update_author(
             member_id, nickname=nickname, profile_version=profile_version, withdrawn=withdrawn
         )
         await uow.commit()
+
+
+async def note_withdrawal_started(
+    uow: QnaUnitOfWork, message_id: str, member_id: uuid.UUID, saga_id: str
+) -> None:
+    """MemberWithdrawalStarted: refuse the member's writes with 403 from step 1 of the saga on
+    (the semantic lock's mark of ``saga_id``; any order with RetireAuthor ends right, see
+    chassis.author_lock). Idempotent: the inbox records the message id."""
+    async with uow:
+        if not await uow.first_delivery("qna-authors", message_id):
+            return
+        await uow.authors.mark_retiring(member_id, saga_id)
+        await uow.commit()
+
+
+async def note_withdrawal_cancelled(
+    uow: QnaUnitOfWork, message_id: str, member_id: uuid.UUID, saga_id: str
+) -> None:
+    """MemberWithdrawalCancelled (CancelWithdrawal): lift the mark of ``saga_id``."""
+    async with uow:
+        if not await uow.first_delivery("qna-authors", message_id):
+            return
+        await uow.authors.lift_retiring(member_id, saga_id)
+        await uow.commit()
