@@ -1,0 +1,260 @@
+"""Property-based API fuzzing (Schemathesis over Hypothesis): generated requests against a live
+OpenAPI contract, bounded in count and time, every answer checked against the document.
+
+The harness fuzzes one *target* (a service's api, or the gateway with the documents it serves)
+over loopback only and collects what the checks report instead of stopping at the first
+failure, so one run gives the figures of every operation: cases sent, 5xx answers, schema
+violations (status, body, content type) and the distinct findings with a request to reproduce
+each.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
+from hypothesis.database import DirectoryBasedExampleDatabase
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import Failure, FailureGroup
+from schemathesis.generation import GenerationMode
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from schemathesis.schemas import APIOperation
+
+from tests.support.infra import REPO
+
+#: Hypothesis keeps its home (example database, caches) under the gitignored .local/.
+HYPOTHESIS_HOME = REPO / ".local" / "hypothesis"
+set_hypothesis_home_dir(HYPOTHESIS_HOME)
+
+#: The checks every answer goes through, by the name a finding is reported under.
+CHECKS: dict[str, Any] = {
+    "not_a_server_error": not_a_server_error,
+    "response_schema_conformance": response_schema_conformance,
+    "content_type_conformance": content_type_conformance,
+    "status_code_conformance": status_code_conformance,
+}
+#: Checks whose findings count as schema violations (the 5xx check is counted apart, and so is
+#: an undocumented status until every service documents its problem responses).
+VIOLATIONS = ("response_schema_conformance", "content_type_conformance")
+#: One request's bound: a case slower than this is a finding of its own (``timeout``).
+REQUEST_TIMEOUT = 30.0
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class OutOfTime(Exception):
+    """Raised inside a Hypothesis run when the target's wall-clock cap has passed."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One distinct failure: the check, the operation, the answer's status and a curl command
+    that reproduces it (the first case that showed it)."""
+
+    check: str
+    operation: str
+    status: int
+    message: str
+    reproduce: str
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.check, self.operation, self.status)
+
+
+@dataclass
+class Report:
+    """The figures of one target's run."""
+
+    target: str
+    cases: int = 0
+    server_errors: int = 0  # answers with a 5xx status
+    violations: int = 0  # answers failing a VIOLATIONS check (counted once per answer)
+    undocumented: int = 0  # answers whose status the document does not list
+    seconds: float = 0.0
+    out_of_time: bool = False
+    findings: dict[tuple[str, str, int], Finding] = field(default_factory=dict)
+    by_operation: dict[str, int] = field(default_factory=dict)
+
+    def line(self) -> str:
+        """One summary line, e.g. ``board: 1000 cases, 0 5xx, 3 schema violations, 41.2 s``."""
+        capped = " (wall-clock cap reached)" if self.out_of_time else ""
+        return (
+            f"{self.target}: {self.cases} cases, {self.server_errors} 5xx, "
+            f"{self.violations} schema violations ({self.undocumented} undocumented status), "
+            f"{self.seconds:.1f} s{capped}"
+        )
+
+
+#: Picks the Authorization header for a case: (operation, case index) -> token or None.
+TokenChooser = Callable[[APIOperation, int], str | None]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to fuzz: OpenAPI documents (already fetched) and the base URL that serves them."""
+
+    name: str
+    base_url: str
+    documents: list[dict[str, Any]]
+    token_for: TokenChooser
+    skip: Callable[[APIOperation], bool] = lambda _operation: False
+
+
+def _operations(target: Target) -> list[APIOperation]:
+    operations: list[APIOperation] = []
+    for document in target.documents:
+        schema = schemathesis.openapi.from_dict(document)
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            if not target.skip(operation):
+                operations.append(operation)
+    return operations
+
+
+def fuzz(target: Target, *, cases: int, seed_value: int, max_seconds: float) -> Report:
+    """Send about ``cases`` generated requests to ``target`` (spread over its operations, valid
+    and invalid inputs mixed) within ``max_seconds``; the same ``seed_value`` generates the same
+    requests. Raises ValueError for a base URL outside loopback."""
+    host = urlsplit(target.base_url).hostname
+    if host not in LOOPBACK:
+        raise ValueError(f"fuzzing is for loopback addresses only, not {target.base_url}")
+    report = Report(target.name)
+    operations = _operations(target)
+    deadline = time.monotonic() + max_seconds
+    started = time.monotonic()
+    database = DirectoryBasedExampleDatabase(HYPOTHESIS_HOME / "examples")
+    session = requests.Session()
+    try:
+        # Operations without inputs exhaust after a case or two; their budget flows on to the
+        # next ones, and further passes (each with its own seed) top the count up.
+        for attempt in range(4):
+            remaining = cases - report.cases
+            if remaining <= 0 or report.out_of_time:
+                break
+            for index, operation in enumerate(operations):
+                budget = math.ceil((cases - report.cases) / (len(operations) - index))
+                if budget <= 0:
+                    break
+                _fuzz_operation(
+                    target,
+                    operation,
+                    report,
+                    session,
+                    budget=budget,
+                    seed_value=seed_value + attempt,
+                    deadline=deadline,
+                    database=database,
+                )
+                if report.out_of_time:
+                    break
+    finally:
+        session.close()
+        report.seconds = time.monotonic() - started
+    return report
+
+
+def _fuzz_operation(
+    target: Target,
+    operation: APIOperation,
+    report: Report,
+    session: requests.Session,
+    *,
+    budget: int,
+    seed_value: int,
+    deadline: float,
+    database: DirectoryBasedExampleDatabase,
+) -> None:
+    label = f"{target.name} {operation.label}"
+    strategy = st.one_of(
+        operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
+        operation.as_strategy(generation_mode=GenerationMode.NEGATIVE),
+    )
+
+    # Findings are collected, never raised: one run measures everything, and shrinking (which
+    # would resend requests) is off.
+    @seed(seed_value)
+    @settings(
+        max_examples=budget,
+        deadline=None,
+        database=database,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
+    @given(case=strategy)
+    def run(case: schemathesis.Case) -> None:
+        if time.monotonic() > deadline:
+            raise OutOfTime
+        index = report.by_operation.get(label, 0)
+        report.by_operation[label] = index + 1
+        report.cases += 1
+        token = target.token_for(operation, index)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            response = case.call(
+                base_url=target.base_url, session=session, headers=headers, timeout=REQUEST_TIMEOUT
+            )
+        except requests.RequestException as exc:
+            _record(report, "timeout", label, 0, str(exc), case, headers)
+            report.server_errors += 1
+            return
+        if response.status_code >= 500:
+            report.server_errors += 1
+        violated = False
+        for name, check in CHECKS.items():
+            try:
+                case.validate_response(response, checks=[check], headers=headers)
+            except FailureGroup as group:
+                for failure in group.exceptions:
+                    _record(report, name, label, response.status_code, failure, case, headers)
+                if name in VIOLATIONS:
+                    violated = True
+                if name == "status_code_conformance":
+                    report.undocumented += 1
+            except Failure as failure:
+                _record(report, name, label, response.status_code, failure, case, headers)
+                violated = violated or name in VIOLATIONS
+        if violated:
+            report.violations += 1
+
+    try:
+        run()
+    except OutOfTime:
+        report.out_of_time = True
+
+
+def _record(
+    report: Report,
+    check: str,
+    operation: str,
+    status: int,
+    failure: object,
+    case: schemathesis.Case,
+    headers: dict[str, str],
+) -> None:
+    key = (check, operation, status)
+    if key in report.findings:
+        return
+    message = getattr(failure, "title", None) or str(failure)
+    detail = getattr(failure, "message", "")
+    if detail:
+        message = f"{message}: {detail}"
+    shown = {k: ("Bearer <token>" if k == "Authorization" else v) for k, v in headers.items()}
+    try:
+        reproduce = case.as_curl_command(headers=shown)
+    except Exception as exc:  # a curl line is a convenience; the finding stands without it
+        reproduce = f"(no curl command: {exc})"
+    report.findings[key] = Finding(check, operation, status, message.strip()[:600], reproduce)
