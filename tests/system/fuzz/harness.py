@@ -25,15 +25,20 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.database import DirectoryBasedExampleDatabase
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import Failure, FailureGroup
+from schemathesis.core.result import Err
 from schemathesis.generation import GenerationMode
+from schemathesis.schemas import APIOperation
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
-from schemathesis.schemas import APIOperation
 
 from tests.support.infra import REPO
+
+#: Schemathesis' operation and case types, with their type parameters left open.
+Operation = APIOperation[Any, Any, Any, Any]
+GeneratedCase = schemathesis.Case[Any]
 
 #: Hypothesis keeps its home (example database, caches) under the gitignored .local/.
 HYPOTHESIS_HOME = REPO / ".local" / "hypothesis"
@@ -52,6 +57,24 @@ VIOLATIONS = ("response_schema_conformance", "content_type_conformance")
 #: One request's bound: a case slower than this is a finding of its own (``timeout``).
 REQUEST_TIMEOUT = 30.0
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+#: Characters a store or a hash cannot take, or that read the same as something else: NUL
+#: (PostgreSQL text), a lone surrogate (UTF-8), and Hangul typed as decomposed jamo (NFD).
+HOSTILE = ("\x00", "\ud800", "\u1100\u1161")
+
+
+def _hostile_emails() -> st.SearchStrategy[str]:
+    """Valid emails, and emails with a hostile character inside: the format keeps the default
+    generator away from exactly the text an email column or a lookup must refuse."""
+    emails = st.emails()
+    spiked = st.tuples(emails, st.sampled_from(HOSTILE), st.integers(0, 64)).map(
+        lambda parts: parts[0][: parts[2]] + parts[1] + parts[0][parts[2] :]
+    )
+    return st.one_of(emails, spiked)
+
+
+schemathesis.openapi.format("email", _hostile_emails())
 
 
 class OutOfTime(Exception):
@@ -99,7 +122,7 @@ class Report:
 
 
 #: Picks the Authorization header for a case: (operation, case index) -> token or None.
-TokenChooser = Callable[[APIOperation, int], str | None]
+TokenChooser = Callable[[Operation, int], str | None]
 
 
 @dataclass(frozen=True)
@@ -110,14 +133,16 @@ class Target:
     base_url: str
     documents: list[dict[str, Any]]
     token_for: TokenChooser
-    skip: Callable[[APIOperation], bool] = lambda _operation: False
+    skip: Callable[[Operation], bool] = lambda _operation: False
 
 
-def _operations(target: Target) -> list[APIOperation]:
-    operations: list[APIOperation] = []
+def _operations(target: Target) -> list[Operation]:
+    operations: list[Operation] = []
     for document in target.documents:
         schema = schemathesis.openapi.from_dict(document)
         for result in schema.get_all_operations():
+            if isinstance(result, Err):
+                raise result.err()  # a document the fuzzer cannot read is a broken contract
             operation = result.ok()
             if not target.skip(operation):
                 operations.append(operation)
@@ -168,7 +193,7 @@ def fuzz(target: Target, *, cases: int, seed_value: int, max_seconds: float) -> 
 
 def _fuzz_operation(
     target: Target,
-    operation: APIOperation,
+    operation: Operation,
     report: Report,
     session: requests.Session,
     *,
@@ -195,7 +220,7 @@ def _fuzz_operation(
         print_blob=False,
     )
     @given(case=strategy)
-    def run(case: schemathesis.Case) -> None:
+    def run(case: GeneratedCase) -> None:
         if time.monotonic() > deadline:
             raise OutOfTime
         index = report.by_operation.get(label, 0)
@@ -242,7 +267,7 @@ def _record(
     operation: str,
     status: int,
     failure: object,
-    case: schemathesis.Case,
+    case: GeneratedCase,
     headers: dict[str, str],
 ) -> None:
     key = (check, operation, status)

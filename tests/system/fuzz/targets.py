@@ -12,10 +12,9 @@ import uuid
 from typing import Any
 
 import httpx
-from schemathesis.schemas import APIOperation
 
 from gateway.routes import ROUTES, Access
-from tests.system.fuzz.harness import Target
+from tests.system.fuzz.harness import Operation, Target
 from tests.system.saga.stack import ADMIN_EMAIL, ADMIN_PASSWORD, SERVICES, Stack
 
 GATEWAY_DOCUMENTS = ("gateway", *SERVICES)
@@ -51,7 +50,7 @@ class Tokens:
         self.member = member
         self.admin = admin
 
-    def __call__(self, operation: APIOperation, index: int) -> str | None:
+    def __call__(self, operation: Operation, index: int) -> str | None:
         method, path = operation.method.upper(), operation.path
         if is_withdrawal(method, path) or index % ANONYMOUS_EVERY == ANONYMOUS_EVERY - 1:
             return None
