@@ -57,6 +57,8 @@ VIOLATIONS = ("response_schema_conformance", "content_type_conformance")
 #: One request's bound: a case slower than this is a finding of its own (``timeout``).
 REQUEST_TIMEOUT = 30.0
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: Cases per round: the short run of ``make test`` is one round, ``make fuzz`` ten.
+ROUND = 100
 
 
 #: Characters a store or a hash cannot take, or that read the same as something else: NUL
@@ -163,28 +165,31 @@ def fuzz(target: Target, *, cases: int, seed_value: int, max_seconds: float) -> 
     database = DirectoryBasedExampleDatabase(HYPOTHESIS_HOME / "examples")
     session = requests.Session()
     try:
-        # Operations without inputs exhaust after a case or two; their budget flows on to the
-        # next ones, and further passes (each with its own seed) top the count up.
-        for attempt in range(4):
-            remaining = cases - report.cases
-            if remaining <= 0 or report.out_of_time:
-                break
-            for index, operation in enumerate(operations):
-                budget = math.ceil((cases - report.cases) / (len(operations) - index))
-                if budget <= 0:
+        # Rounds of ROUND cases, each with its own seed: a long run starts with exactly the
+        # cases of a short one (same seed), then goes on. Within a round, operations without
+        # inputs exhaust after a case or two; their budget flows on to the next ones, and
+        # top-up passes (each with its own seed) complete the round.
+        for round_index in range(math.ceil(cases / ROUND)):
+            goal = min(cases, (round_index + 1) * ROUND)
+            for attempt in range(4):
+                if report.cases >= goal or report.out_of_time:
                     break
-                _fuzz_operation(
-                    target,
-                    operation,
-                    report,
-                    session,
-                    budget=budget,
-                    seed_value=seed_value + attempt,
-                    deadline=deadline,
-                    database=database,
-                )
-                if report.out_of_time:
-                    break
+                for index, operation in enumerate(operations):
+                    budget = math.ceil((goal - report.cases) / (len(operations) - index))
+                    if budget <= 0:
+                        break
+                    _fuzz_operation(
+                        target,
+                        operation,
+                        report,
+                        session,
+                        budget=budget,
+                        seed_value=seed_value + 1000 * round_index + attempt,
+                        deadline=deadline,
+                        database=database,
+                    )
+                    if report.out_of_time:
+                        break
     finally:
         session.close()
         report.seconds = time.monotonic() - started

@@ -30,7 +30,17 @@ MAX_SECONDS = float(os.environ.get("FUZZ_MAX_SECONDS", "90"))
 #: chassis; strict, so the fix turns these into failures until the names leave this list.
 PROBLEM_RESPONSES_UNDOCUMENTED: set[str] = set(TARGETS)
 
+#: Targets where a generated request gets a 5xx on today's code: member answers 500 to a login
+#: whose email holds a NUL byte or a lone surrogate (PostgreSQL refuses the text), e.g.
+#: ``POST /api/auth/login {"email": "a\u0000@x.io", "password": "12345678"}``. Issue 12
+#: part 1 refuses such input with 422 in the chassis; strict, so the fix must empty this set.
+SERVER_ERRORS_ON_BAD_TEXT: set[str] = {"member"}
+
 _reports: dict[str, Report] = {}
+
+
+class ServerErrorFound(AssertionError):
+    """A generated request got a 5xx (the only failure the xfail marks below accept)."""
 
 
 class SchemaViolation(AssertionError):
@@ -59,14 +69,26 @@ def _findings(report: Report, checks: tuple[str, ...]) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("target", TARGETS)
+def _server_error_case(target: str) -> object:
+    marks = []
+    if target in SERVER_ERRORS_ON_BAD_TEXT:
+        marks.append(
+            pytest.mark.xfail(
+                strict=True,
+                raises=ServerErrorFound,
+                reason="issue 12 part 1: NUL and lone surrogates reach PostgreSQL (500)",
+            )
+        )
+    return pytest.param(target, marks=marks)
+
+
+@pytest.mark.parametrize("target", [_server_error_case(t) for t in TARGETS])
 def test_no_server_error(reports: dict[str, Report], target: str) -> None:
     """No generated request, valid or not, gets a 5xx (or no answer within the bound)."""
     report = reports[target]
     assert report.cases >= min(CASES, 50), report.line()
-    assert report.server_errors == 0, "\n".join(
-        _findings(report, ("not_a_server_error", "timeout"))
-    )
+    if report.server_errors:
+        raise ServerErrorFound("\n".join(_findings(report, ("not_a_server_error", "timeout"))))
 
 
 def _schema_case(target: str) -> object:
