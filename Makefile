@@ -16,7 +16,7 @@ UV_RUN := uv run --no-sync
 LOCAL_ENV := deploy/local/local.env
 MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src tests deploy/local benchmarks
 
-.PHONY: help sync infra-up infra-down infra-status infra-reset run test chaos lint fmt k8s-validate
+.PHONY: help sync infra-up infra-down infra-status infra-reset run test chaos fuzz lint fmt k8s-validate
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -47,6 +47,16 @@ test: sync infra-up k8s-validate ## the whole suite: unit, integration, system, 
 
 chaos: sync ## the full fault suite on an instance of its own (SCENARIO=name for one; ~12 min)
 	$(UV_RUN) python -m tests.chaos $(SCENARIO)
+
+# The long schema-fuzzing run; `make test` runs a short one (100 cases per target).
+FUZZ_CASES ?= 1000
+FUZZ_SEED ?= 12
+FUZZ_MAX_SECONDS ?= 900
+
+fuzz: sync infra-up ## Schemathesis against every service and the gateway (FUZZ_CASES=1000 per target, FUZZ_SEED=12)
+	set -a; source $(LOCAL_ENV); set +a; \
+	export MSA_TEST_INFRA="$${MSA_TEST_INFRA:-local}"; \
+	$(UV_RUN) python -m tests.system.fuzz --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) --max-seconds $(FUZZ_MAX_SECONDS)
 
 lint: sync ## ruff (lint + format check) and mypy --strict
 	$(UV_RUN) ruff check .

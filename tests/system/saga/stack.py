@@ -2,6 +2,7 @@
 
 Fresh databases (migrated with each CLI's ``migrate``), one topic prefix, a Redis database of
 the saga tests' own (fault flags are global keys), fault injection on, and a JWT key for member.
+Opt-in: a ``gateway api`` process in front of the four apis (the API gateway pattern end to end).
 
 Run it by hand for the latency benchmark (Ctrl-C stops it)::
 
@@ -45,7 +46,7 @@ class Stack:
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
-        """The api of ``service``."""
+        """The api of ``service`` (or ``gateway``, when the stack runs one)."""
         return f"http://127.0.0.1:{self.ports[f'{service}-api']}"
 
     def worker_url(self, service: str) -> str:
@@ -118,14 +119,23 @@ async def running_stack(
     step_timeout: float = 30.0,
     extra_env: dict[str, str] | None = None,
     saga_env: dict[str, str] | None = None,
+    gateway: bool = True,
+    gateway_env: dict[str, str] | None = None,
+    redis_db: int = REDIS_DB,
 ) -> AsyncIterator[Stack]:
     """The stack, torn down on exit; ``extra_env`` goes to every process, ``saga_env`` to the
-    saga api and worker only (e.g. the orchestrator's retry policy)."""
+    saga api and worker only (e.g. the orchestrator's retry policy).
+
+    ``gateway`` (on unless turned off) adds ``gateway-api`` in front of the four apis (``stack.url("gateway")``),
+    configured by ``gateway_env`` on top of its defaults. ``redis_db`` keeps the fault flags
+    (global keys) of one suite away from another's.
+    """
     prefix = f"s{uuid.uuid4().hex[:10]}."
-    redis_url = f"{infra.redis_url.rsplit('/', 1)[0]}/{REDIS_DB}"
+    redis_url = f"{infra.redis_url.rsplit('/', 1)[0]}/{redis_db}"
     databases = {s: await infra.create_database(s) for s in SERVICES}
     ports = {f"{s}-{k}": free_port() for s in SERVICES for k in ("api", "worker")}
-    ports["gateway-api"] = free_port()
+    if gateway:
+        ports["gateway-api"] = free_port()
     common = {
         "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
         "KAFKA_TOPIC_PREFIX": prefix,
@@ -161,15 +171,19 @@ async def running_stack(
         IN_FLIGHT_REFRESH_SECONDS="0.5",
         **(saga_env or {}),
     )
-    env["gateway"] = {
-        **{k: v for k, v in common.items() if k != "JWKS_URL"},
-        "SERVICE_NAME": "gateway",
-        "HTTP_PORT": str(ports["gateway-api"]),
-        **{f"{s.upper()}_URL": f"http://127.0.0.1:{ports[f'{s}-api']}" for s in SERVICES},
-        "JWKS_URL": "",  # derived from MEMBER_URL
-        "RATE_LIMIT_PER_MINUTE": "0",
-        "UPSTREAM_TIMEOUT_SECONDS": "10",
-    }
+    if gateway:
+        env["gateway"] = {
+            **{k: v for k, v in common.items() if k != "JWKS_URL"},
+            "SERVICE_NAME": "gateway",
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_PORT": str(ports["gateway-api"]),
+            **{f"{s.upper()}_URL": f"http://127.0.0.1:{ports[f'{s}-api']}" for s in SERVICES},
+            "JWKS_URL": "",  # derived from MEMBER_URL
+            "RATE_LIMIT_PER_MINUTE": "0",
+            "RATE_LIMIT_KEY_PREFIX": f"{prefix}gateway:ratelimit:",
+            "UPSTREAM_TIMEOUT_SECONDS": "10",
+            **(gateway_env or {}),
+        }
     stack = Stack(prefix, redis_url, databases, env, ports)
     try:
         await ensure_topics(
@@ -178,7 +192,8 @@ async def running_stack(
             partitions=3,
         )
         await asyncio.gather(*(asyncio.to_thread(_migrate, s, env[s]) for s in SERVICES))
-        names = [f"{s}-{k}" for s in SERVICES for k in ("api", "worker")] + ["gateway-api"]
+        names = [f"{s}-{k}" for s in SERVICES for k in ("api", "worker")]
+        names += ["gateway-api"] if gateway else []
         for name in names:
             stack.launch(name)
         for name in names:
