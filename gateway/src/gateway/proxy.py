@@ -48,8 +48,10 @@ tracer = trace.get_tracer("gateway")
 
 #: Only these are retried: a repeated GET cannot do anything twice.
 RETRYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-#: Answers worth another attempt: a gateway or replica in front of the service is not ready.
-RETRYABLE_STATUSES = frozenset({502, 503, 504})
+#: Answers that say the upstream is not serving (it, or a proxy or replica in front of it, is
+#: down, overloaded or not ready): the breaker counts them, and idempotent calls are retried.
+#: Any other answer, a 500 included, is a verdict on one request (see ``breaker.py``).
+FAILURE_STATUSES = frozenset({502, 503, 504})
 
 #: Connection-level headers (RFC 9110 §7.6.1): they describe one hop and are never forwarded.
 HOP_BY_HOP = frozenset(
@@ -166,7 +168,13 @@ class Upstreams:
         Raises GatewayTimeout (504) when the deadline passes, ServiceUnavailable (503) when
         the upstream cannot be reached or its circuit is open, and BadGateway (502) when its
         answer is larger than ``UPSTREAM_MAX_RESPONSE_BYTES``. Every answer the upstream gives,
-        5xx included, is returned as it is; a 5xx still counts as a failure for the breaker.
+        5xx included, is returned as it is.
+
+        The breaker counts a failure for a connection error, a timeout and a 502/503/504
+        answer, and a success for any other answer: a 4xx, and a 500 that one request
+        provoked, must not let one client open the circuit for everyone (DESIGN.md §4
+        "Fairness"). Every 5xx answer is counted in ``gateway_upstream_errors_total
+        {kind="status_5xx"}``, so a sustained rate of 500s stays visible per route.
         """
         metrics = self.metrics(upstream.name, route)
         breaker = upstream.breaker
@@ -201,13 +209,15 @@ class Upstreams:
                             error=f"{type(exc).__name__}: {exc}",
                         )
                     else:
-                        if reply.status < 500:
+                        if reply.status >= 500:
+                            metrics.errors["status_5xx"].inc()
+                        if reply.status not in FAILURE_STATUSES:
+                            # It answered: up and serving, whatever this request deserved.
                             breaker.record_success()
-                            outcome = "success"
+                            outcome = "success" if reply.status < 500 else "error"
                             return reply
                         breaker.record_failure()
-                        metrics.errors["status_5xx"].inc()
-                        if attempt == attempts or reply.status not in RETRYABLE_STATUSES:
+                        if attempt == attempts:
                             outcome = "error"
                             return reply
                     if attempt < attempts:
