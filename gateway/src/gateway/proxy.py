@@ -68,9 +68,17 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
-#: Request headers the gateway sets itself.
+#: Request headers the gateway sets itself. The forwarding headers are among them: a service
+#: believes them because they come from the gateway, so a client's own must never pass.
 _REPLACED_REQUEST = frozenset(
-    {b"host", b"content-length", b"expect", b"x-request-id", b"x-forwarded-for"}
+    {
+        b"host",
+        b"content-length",
+        b"expect",
+        b"x-request-id",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+    }
 )
 _DROPPED_REQUEST = HOP_BY_HOP | _REPLACED_REQUEST
 #: Response headers the gateway's own server writes (the request id is added by the chassis).
@@ -255,15 +263,17 @@ class ForwardedRequest:
     content_length: int | None
 
 
-def forwarded_for(incoming: bytes | None, client_ip: str) -> bytes:
-    """X-Forwarded-For for the upstream: the incoming chain, with the client appended unless
-    it is already the last hop (uvicorn derives the client from a trusted proxy's chain)."""
-    ip = client_ip.encode()
-    if not incoming:
-        return ip
-    if incoming.rsplit(b",", 1)[-1].strip() == ip:
-        return incoming
-    return incoming + b", " + ip
+def forwarded_for(client_ip: str) -> list[tuple[bytes, bytes]]:
+    """The forwarding header the services read: ``X-Forwarded-For: <client>``, one address.
+
+    ``client_ip`` is the client as this gateway's server resolved it: the TCP peer, or, when
+    the peer is a trusted proxy (``FORWARDED_ALLOW_IPS``, e.g. the Ingress controller), the
+    last address of the chain that a trusted proxy did not add. Whatever else the incoming
+    chain held was written by the client or by hops nobody vouches for, and is dropped: a
+    service that trusts the gateway takes the last untrusted address of the chain it gets,
+    so passing the client's own entries on would let a loopback or in-cluster client (whose
+    real address a service also trusts) choose the address a service sees."""
+    return [(b"x-forwarded-for", client_ip.encode())]
 
 
 def forward_request_headers(
@@ -272,22 +282,22 @@ def forward_request_headers(
     request_id: str,
     client_ip: str,
     max_bytes: int,
+    scheme: str = "http",
 ) -> ForwardedRequest:
     """Everything but hop-by-hop headers goes upstream (Authorization untouched, Idempotency-Key,
-    Content-Type, Accept, traceparent ...), plus the request id and X-Forwarded-For."""
+    Content-Type, Accept, traceparent ...), plus the request id, ``X-Forwarded-For`` (see
+    ``forwarded_for``) and ``X-Forwarded-Proto: <scheme>``, the scheme the client used as
+    this gateway's server resolved it. The client's own forwarding headers are dropped."""
     headers: list[tuple[bytes, bytes]] = []
     size = 0
     authorization: bytes | None = None
     content_length: bytes | None = None
-    incoming_xff: bytes | None = None
     connection: bytes | None = None
     for name, value in raw:
         size += len(name) + len(value)
         if name in _DROPPED_REQUEST:
             if name == b"content-length":
                 content_length = value
-            elif name == b"x-forwarded-for":
-                incoming_xff = value if incoming_xff is None else incoming_xff + b", " + value
             elif name == b"connection":
                 connection = value
             continue
@@ -301,7 +311,8 @@ def forward_request_headers(
         listed = {token.strip().lower() for token in connection.split(b",")}
         headers = [(n, v) for n, v in headers if n not in listed]
     headers.append((b"x-request-id", request_id.encode()))
-    headers.append((b"x-forwarded-for", forwarded_for(incoming_xff, client_ip)))
+    headers.extend(forwarded_for(client_ip))
+    headers.append((b"x-forwarded-proto", scheme.encode()))
     length: int | None = None
     if content_length is not None:
         try:
@@ -423,6 +434,7 @@ class Proxy:
             request_id=request_id_of(scope),
             client_ip=client_ip,
             max_bytes=self.max_headers,
+            scheme=scope.get("scheme", "http"),
         )
         await admit(self.auth, self.limiter, route.access, incoming.authorization, client_ip)
         try:
