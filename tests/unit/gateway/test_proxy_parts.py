@@ -108,8 +108,9 @@ async def resolved_by_a_service(trusted: list[str], peer: str, headers: list[Any
 async def test_a_service_trusting_the_gateway_sees_the_gateway_s_client(
     client: str, spoofed: bytes
 ) -> None:
-    """The service trusts the gateway's network (loopback locally, the pod network in
-    Kubernetes); a client in that network too must still not name its own address."""
+    """Kind: one client's requests degrade another's. The service trusts the gateway's network
+    (loopback locally, the pod network in Kubernetes); a client in that network too must still
+    not name its own address."""
     out = forward_request_headers(
         [(b"x-forwarded-for", spoofed)], request_id="r", client_ip=client, max_bytes=16384
     )
