@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from typing import Any
@@ -192,6 +193,19 @@ def test_only_the_gateway_is_published(project: Manifest) -> None:
             assert not ports, f"{name} must not be published"
     for name in INFRA:
         assert not services(project)[name].get("ports"), f"{name} must not be published"
+
+
+def test_trusted_proxy_hops(project: Manifest) -> None:
+    """Clients reach the published gateway directly: it believes no one's X-Forwarded-For.
+    The APIs, which only containers of the project's network can reach, believe that network."""
+    for name, service in app_services(project).items():
+        value = service.get("environment", {}).get("FORWARDED_ALLOW_IPS")
+        if name == "gateway":
+            assert value == "", "the gateway must trust no proxy by default"
+        elif name.endswith("-api"):
+            networks = [ipaddress.ip_network(item) for item in value.split(",")]
+            assert networks, name
+            assert all(n.is_private for n in networks), f"{name}: {value}"
 
 
 def test_app_containers_are_hardened(project: Manifest) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import subprocess
 
@@ -548,3 +549,29 @@ def test_dns_is_allowed_for_every_pod(docs: tuple[Manifest, ...]) -> None:
             and connection_allowed(docs, src, dns, 53)
             for rule in egress_rules
         ), workload["metadata"]["name"]
+
+
+def test_trusted_proxy_hops_are_set_where_a_proxy_stands_in_front() -> None:
+    """The gateway believes X-Forwarded-For from the Ingress controller only, the APIs from the
+    gateway only (DESIGN.md §4 "Fairness"); a broad range is safe only while the network
+    policies keep everyone else away from the port."""
+    for overlay in OVERLAYS:
+        docs = rendered(overlay)
+        for workload in workloads(docs):
+            name = workload["metadata"]["name"]
+            if not name.endswith("-api") and name != "gateway":
+                continue
+            for container in containers(workload):
+                value = configmap_env(docs, container).get("FORWARDED_ALLOW_IPS", "")
+                networks = [ipaddress.ip_network(item.strip()) for item in value.split(",")]
+                assert networks, f"{overlay}/{name}: FORWARDED_ALLOW_IPS is not set"
+                assert all(n.is_private for n in networks), f"{overlay}/{name}: {value}"
+                # Nobody but the proxy in front can open a connection: not a pod of the
+                # namespace without our labels, not a pod of another namespace.
+                dst = Endpoint(pod_labels(workload))
+                for port in (p["containerPort"] for p in container.get("ports", [])):
+                    for intruder in (
+                        Endpoint({"app": "intruder"}),
+                        Endpoint({"app": "intruder"}, namespace="default"),
+                    ):
+                        assert not connection_allowed(docs, intruder, dst, port), name

@@ -5,9 +5,20 @@ OPEN: calls are refused at once until ``reset_seconds`` have passed.
 HALF_OPEN: one trial call is let through; its success closes the circuit, its failure
 opens it again for another ``reset_seconds``.
 
-What counts as a failure is the caller's decision (see ``proxy.py``): a connection error,
-a timeout, or a 5xx answer from the upstream. A 4xx is the client's problem, not the
-upstream's, and counts as a success.
+What counts as a failure (DESIGN.md §4 "Fairness": one client's requests never change another
+client's results) is decided by the caller, ``Upstreams.call`` in ``proxy.py``:
+
+- a **failure** says the upstream is not serving: the connection could not be opened or broke,
+  the route's deadline passed, or the upstream (or what stands in front of it) answered 502,
+  503 or 504;
+- every other answer is a **success**: a 4xx is the client's error, and a 500 (or any other
+  5xx) is an error that one request provoked while the upstream is up and answering. Counting
+  those would let one client open the circuit, and so take the upstream away from everyone,
+  by repeating a request that fails. A 500 also closes a half-open circuit: the trial only
+  asks whether the upstream answers. Treating it as neutral instead would protect nothing,
+  since any client can already reset the count with a cheap 404. A sustained rate of 500s is
+  a bug to fix, not an outage to route around; it shows in
+  ``gateway_upstream_errors_total{kind="status_5xx"}`` per upstream and route.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, IPvAnyNetwork, field_validator
 from pydantic_settings import NoDecode
 
 from chassis.settings import BaseServiceSettings
@@ -16,6 +16,10 @@ class Settings(BaseServiceSettings):
 
     SERVICE_NAME: str = "gateway"
     HTTP_PORT: int = 8000
+    #: The gateway is the edge: by default it believes no one's X-Forwarded-For, so a client
+    #: cannot pick its own rate-limit bucket. Behind a reverse proxy or a Kubernetes Ingress,
+    #: list the proxy's addresses (deploy/k8s: the ingress controller's range).
+    FORWARDED_ALLOW_IPS: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
 
     MEMBER_URL: str = "http://127.0.0.1:8001"
     BOARD_URL: str = "http://127.0.0.1:8002"

@@ -48,8 +48,10 @@ tracer = trace.get_tracer("gateway")
 
 #: Only these are retried: a repeated GET cannot do anything twice.
 RETRYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-#: Answers worth another attempt: a gateway or replica in front of the service is not ready.
-RETRYABLE_STATUSES = frozenset({502, 503, 504})
+#: Answers that say the upstream is not serving (it, or a proxy or replica in front of it, is
+#: down, overloaded or not ready): the breaker counts them, and idempotent calls are retried.
+#: Any other answer, a 500 included, is a verdict on one request (see ``breaker.py``).
+FAILURE_STATUSES = frozenset({502, 503, 504})
 
 #: Connection-level headers (RFC 9110 §7.6.1): they describe one hop and are never forwarded.
 HOP_BY_HOP = frozenset(
@@ -66,9 +68,17 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
-#: Request headers the gateway sets itself.
+#: Request headers the gateway sets itself. The forwarding headers are among them: a service
+#: believes them because they come from the gateway, so a client's own must never pass.
 _REPLACED_REQUEST = frozenset(
-    {b"host", b"content-length", b"expect", b"x-request-id", b"x-forwarded-for"}
+    {
+        b"host",
+        b"content-length",
+        b"expect",
+        b"x-request-id",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+    }
 )
 _DROPPED_REQUEST = HOP_BY_HOP | _REPLACED_REQUEST
 #: Response headers the gateway's own server writes (the request id is added by the chassis).
@@ -166,7 +176,13 @@ class Upstreams:
         Raises GatewayTimeout (504) when the deadline passes, ServiceUnavailable (503) when
         the upstream cannot be reached or its circuit is open, and BadGateway (502) when its
         answer is larger than ``UPSTREAM_MAX_RESPONSE_BYTES``. Every answer the upstream gives,
-        5xx included, is returned as it is; a 5xx still counts as a failure for the breaker.
+        5xx included, is returned as it is.
+
+        The breaker counts a failure for a connection error, a timeout and a 502/503/504
+        answer, and a success for any other answer: a 4xx, and a 500 that one request
+        provoked, must not let one client open the circuit for everyone (DESIGN.md §4
+        "Fairness"). Every 5xx answer is counted in ``gateway_upstream_errors_total
+        {kind="status_5xx"}``, so a sustained rate of 500s stays visible per route.
         """
         metrics = self.metrics(upstream.name, route)
         breaker = upstream.breaker
@@ -201,13 +217,15 @@ class Upstreams:
                             error=f"{type(exc).__name__}: {exc}",
                         )
                     else:
-                        if reply.status < 500:
+                        if reply.status >= 500:
+                            metrics.errors["status_5xx"].inc()
+                        if reply.status not in FAILURE_STATUSES:
+                            # It answered: up and serving, whatever this request deserved.
                             breaker.record_success()
-                            outcome = "success"
+                            outcome = "success" if reply.status < 500 else "error"
                             return reply
                         breaker.record_failure()
-                        metrics.errors["status_5xx"].inc()
-                        if attempt == attempts or reply.status not in RETRYABLE_STATUSES:
+                        if attempt == attempts:
                             outcome = "error"
                             return reply
                     if attempt < attempts:
@@ -245,15 +263,17 @@ class ForwardedRequest:
     content_length: int | None
 
 
-def forwarded_for(incoming: bytes | None, client_ip: str) -> bytes:
-    """X-Forwarded-For for the upstream: the incoming chain, with the client appended unless
-    it is already the last hop (uvicorn derives the client from a trusted proxy's chain)."""
-    ip = client_ip.encode()
-    if not incoming:
-        return ip
-    if incoming.rsplit(b",", 1)[-1].strip() == ip:
-        return incoming
-    return incoming + b", " + ip
+def forwarded_for(client_ip: str) -> list[tuple[bytes, bytes]]:
+    """The forwarding header the services read: ``X-Forwarded-For: <client>``, one address.
+
+    ``client_ip`` is the client as this gateway's server resolved it: the TCP peer, or, when
+    the peer is a trusted proxy (``FORWARDED_ALLOW_IPS``, e.g. the Ingress controller), the
+    last address of the chain that a trusted proxy did not add. Whatever else the incoming
+    chain held was written by the client or by hops nobody vouches for, and is dropped: a
+    service that trusts the gateway takes the last untrusted address of the chain it gets,
+    so passing the client's own entries on would let a loopback or in-cluster client (whose
+    real address a service also trusts) choose the address a service sees."""
+    return [(b"x-forwarded-for", client_ip.encode())]
 
 
 def forward_request_headers(
@@ -262,22 +282,22 @@ def forward_request_headers(
     request_id: str,
     client_ip: str,
     max_bytes: int,
+    scheme: str = "http",
 ) -> ForwardedRequest:
     """Everything but hop-by-hop headers goes upstream (Authorization untouched, Idempotency-Key,
-    Content-Type, Accept, traceparent ...), plus the request id and X-Forwarded-For."""
+    Content-Type, Accept, traceparent ...), plus the request id, ``X-Forwarded-For`` (see
+    ``forwarded_for``) and ``X-Forwarded-Proto: <scheme>``, the scheme the client used as
+    this gateway's server resolved it. The client's own forwarding headers are dropped."""
     headers: list[tuple[bytes, bytes]] = []
     size = 0
     authorization: bytes | None = None
     content_length: bytes | None = None
-    incoming_xff: bytes | None = None
     connection: bytes | None = None
     for name, value in raw:
         size += len(name) + len(value)
         if name in _DROPPED_REQUEST:
             if name == b"content-length":
                 content_length = value
-            elif name == b"x-forwarded-for":
-                incoming_xff = value if incoming_xff is None else incoming_xff + b", " + value
             elif name == b"connection":
                 connection = value
             continue
@@ -291,7 +311,8 @@ def forward_request_headers(
         listed = {token.strip().lower() for token in connection.split(b",")}
         headers = [(n, v) for n, v in headers if n not in listed]
     headers.append((b"x-request-id", request_id.encode()))
-    headers.append((b"x-forwarded-for", forwarded_for(incoming_xff, client_ip)))
+    headers.extend(forwarded_for(client_ip))
+    headers.append((b"x-forwarded-proto", scheme.encode()))
     length: int | None = None
     if content_length is not None:
         try:
@@ -427,6 +448,7 @@ class Proxy:
             request_id=request_id_of(scope),
             client_ip=client_ip,
             max_bytes=self.max_headers,
+            scheme=scope.get("scheme", "http"),
         )
         await admit(
             self.auth,

@@ -9,6 +9,7 @@ import httpx
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from chassis.http import RETRY_STATUSES
 from chassis.logging import get_logger
 from chassis.problems import Problem, ServiceUnavailable, Unauthorized
 
@@ -39,7 +40,12 @@ class AcceptanceChecks(Protocol):
 
 class HttpAcceptanceChecks:
     """``GET {QNA_URL}/internal/questions/{qid}/answers/{aid}/acceptance-check`` with the
-    caller's token; qna's 401/403/404/409 are relayed, anything else is a 503."""
+    caller's token; qna's 401/403/404/409 are relayed, a 500 (or another 5xx that does not say
+    qna is down) stays a 500, anything else is a 503.
+
+    A 500 is qna failing on this one request while it serves the others. Turned into a 503 it
+    would tell the gateway's breaker that the saga service is down, and a client repeating
+    the request would open the circuit for every client (DESIGN.md §4 "Fairness")."""
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
@@ -61,6 +67,9 @@ class HttpAcceptanceChecks:
             raise Unauthorized(_detail(response))
         if response.status_code in RELAYED_STATUSES:
             raise Problem(_detail(response), status=response.status_code)
+        if response.status_code >= 500 and response.status_code not in RETRY_STATUSES:
+            log.warning("qna.precheck_error", status=response.status_code)
+            raise Problem("qna could not check this acceptance", status=500)
         if response.status_code != 200:
             log.warning("qna.precheck_failed", status=response.status_code)
             raise ServiceUnavailable("qna is unavailable; try again later")

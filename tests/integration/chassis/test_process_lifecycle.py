@@ -15,7 +15,7 @@ from tests.support.processes import ServiceProcess, free_port
 pytestmark = pytest.mark.integration
 
 
-def _start(drain: float = 1.5) -> ServiceProcess:
+def _start(drain: float = 1.5, **env: str) -> ServiceProcess:
     port = free_port()
     proc = ServiceProcess(
         "slow-app",
@@ -26,6 +26,7 @@ def _start(drain: float = 1.5) -> ServiceProcess:
             "SLOW_SECONDS": "2.5",
             "SHUTDOWN_DRAIN_SECONDS": str(drain),
             "SHUTDOWN_TIMEOUT_SECONDS": "10",
+            **env,
         },
         port=port,
     ).start()
@@ -97,3 +98,27 @@ def test_every_log_line_is_json_and_request_lines_carry_trace_and_request_ids() 
         assert ln["request_id"] == "req-123"
         assert ln["trace_id"] == "0af7651916cd43dd8448eb211c80319c"  # continued from traceparent
         assert len(ln["span_id"]) == 16
+
+
+@pytest.mark.parametrize(
+    ("trusted", "client"),
+    [("127.0.0.1", "198.51.100.9"), ("10.0.0.0/8", "127.0.0.1"), ("", "127.0.0.1")],
+)
+def test_the_client_address_comes_from_trusted_hops_only(trusted: str, client: str) -> None:
+    """Kind: one client's requests degrade another's (a client naming its own address).
+
+    ``X-Forwarded-For`` sets ``request.client`` (and the access log's ``client``) only when
+    the peer, loopback here, is in ``FORWARDED_ALLOW_IPS``; uvicorn's own default (loopback)
+    never applies."""
+    proc = _start(drain=0, FORWARDED_ALLOW_IPS=trusted)
+    try:
+        httpx.get(
+            f"http://127.0.0.1:{proc.port}/slow",
+            headers={"X-Forwarded-For": "198.51.100.9"},
+            timeout=15,
+        )
+    finally:
+        assert proc.terminate() == 0
+    lines = [json.loads(line) for line in proc.output().splitlines() if line.strip()]
+    [access] = [ln for ln in lines if ln["event"] == "http.request"]
+    assert access["client"] == client

@@ -9,6 +9,11 @@ received, so a test can see which service the gateway reached, and with which pa
   after that many seconds, ``X-Echo-Pad: 100000`` adds that many bytes to the answer.
 - For every later request: ``PUT /_echo/mode {"status": 500 | null, "delay": 0.0}`` (sent to
   the echo directly, not through the gateway).
+- A body holding a JSON-escaped NUL (``\\u0000``) gets a 500, as a service gets when
+  PostgreSQL refuses the text: an error one request provokes while the service is healthy.
+- It reports ``client``, the client address uvicorn resolved. Like a service behind the
+  gateway (``chassis.settings`` ``FORWARDED_ALLOW_IPS``), it believes ``X-Forwarded-For``
+  from loopback only (``ECHO_FORWARDED_ALLOW_IPS`` changes that).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from fastapi.responses import JSONResponse
 NAME = os.environ.get("ECHO_NAME", "echo")
 PORT = int(os.environ.get("ECHO_PORT", "18000"))
 JWKS_FILE = os.environ.get("ECHO_JWKS_FILE", "")
+FORWARDED_ALLOW_IPS = os.environ.get("ECHO_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 #: A document shaped like a service's: one public path, one internal one.
@@ -76,6 +82,8 @@ async def echo(request: Request) -> Response:
     if delay:
         await asyncio.sleep(delay)
     body = await request.body()
+    if b"\\u0000" in body:
+        status = 500
     query = request.scope["query_string"].decode("latin-1")
     seen = {"upstream": NAME, "path": request.url.path, "query": query}
     headers: dict[str, str] = {}
@@ -86,6 +94,7 @@ async def echo(request: Request) -> Response:
     content = {
         **seen,
         "method": request.method,
+        "client": request.client.host if request.client else None,
         "raw_path": request.scope.get("raw_path", b"").decode("latin-1"),
         "headers": headers,
         "body": body.decode("latin-1"),
@@ -101,4 +110,12 @@ async def echo(request: Request) -> Response:
 
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=PORT, log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=PORT,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=FORWARDED_ALLOW_IPS,
+    )

@@ -21,7 +21,12 @@ LIMIT = 5
 @pytest.fixture(scope="module")
 def two_gateways(echo_urls: dict[str, str], infra: Infra) -> Iterator[tuple[str, str]]:
     prefix = f"test:{uuid.uuid4().hex[:10]}:ratelimit:"
-    settings = {"RATE_LIMIT_PER_MINUTE": str(LIMIT), "RATE_LIMIT_KEY_PREFIX": prefix}
+    settings = {
+        "RATE_LIMIT_PER_MINUTE": str(LIMIT),
+        "RATE_LIMIT_KEY_PREFIX": prefix,
+        # As behind an Ingress controller: the test, on loopback, plays the trusted proxy.
+        "FORWARDED_ALLOW_IPS": "127.0.0.1",
+    }
     first = gateway_process(echo_urls, infra.redis_url, **settings)
     second = gateway_process(echo_urls, infra.redis_url, **settings)
     try:
@@ -60,8 +65,9 @@ async def test_anonymous_callers_are_counted_per_client_address(
     two_gateways: tuple[str, str], issuer: TokenIssuer
 ) -> None:
     first, second = two_gateways
-    # The test talks to the gateway over loopback, a trusted proxy address, so the gateway
-    # takes the client address from X-Forwarded-For (the key prefix is this module's own).
+    # The test talks to the gateway over loopback, which these gateways trust as their proxy,
+    # so the gateway takes the client address from X-Forwarded-For (the key prefix is this
+    # module's own). Without that trust the header is ignored: see test_fairness.py.
     address = {"X-Forwarded-For": "198.51.100.7"}
     spoofed = {**address, "Authorization": f"Bearer {TokenIssuer().token()}"}  # counts as anonymous
     responses = await statuses([first, second, first, second], "/api/boards", address)

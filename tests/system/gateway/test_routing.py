@@ -86,7 +86,9 @@ async def test_the_headers_services_rely_on_are_forwarded(
     assert got["content-type"] == "application/json"
     assert got["accept"] == "application/json"
     assert got["accept-language"] == "ko-KR"
-    assert got["x-forwarded-for"] == "198.51.100.20"  # a trusted (loopback) proxy's chain
+    # The gateway trusts no proxy by default: the client's own chain is replaced by its address.
+    assert got["x-forwarded-for"] == "127.0.0.1"
+    assert got["x-forwarded-proto"] == "http"
     assert "x-hop" not in got
     # The gateway's own span sits between the caller's and the service's: same trace.
     assert got["traceparent"].split("-")[1] == trace_id

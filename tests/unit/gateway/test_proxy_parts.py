@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from starlette.types import Message
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from chassis.problems import HeadersTooLarge, PayloadTooLarge
 from gateway.pool import UpstreamReply
@@ -59,6 +60,7 @@ def test_hop_by_hop_and_gateway_owned_headers_are_replaced() -> None:
         (b"accept-encoding", b"gzip"),
         (b"x-request-id", b"rid-1"),
         (b"x-forwarded-for", b"10.1.2.3"),
+        (b"x-forwarded-proto", b"http"),
     ]
     assert out.content_length == 12
 
@@ -72,21 +74,49 @@ def test_headers_larger_than_the_limit_are_refused() -> None:
         forward([(b"x-big", b"a" * 2000)], max_bytes=1024)
 
 
+def test_the_client_s_forwarding_headers_are_replaced_by_the_gateway_s() -> None:
+    """Kind: one client's requests degrade another's (a client naming its own address)."""
+    out = forward(
+        [
+            (b"x-forwarded-for", b"192.0.2.1"),
+            (b"x-forwarded-for", b"192.0.2.2, 10.1.2.3"),  # ASGI names are lower case
+            (b"x-forwarded-proto", b"https"),
+        ]
+    )
+    forwarding = [(n, v) for n, v in out.headers if n.lower().startswith(b"x-forwarded-")]
+    assert forwarding == [(b"x-forwarded-for", b"10.1.2.3"), (b"x-forwarded-proto", b"http")]
+    assert forwarded_for("10.1.2.3") == [(b"x-forwarded-for", b"10.1.2.3")]
+
+
+async def resolved_by_a_service(trusted: list[str], peer: str, headers: list[Any]) -> str:
+    """The client address a service sees: uvicorn's proxy-header handling, as ``chassis.runner``
+    configures it, applied to what the gateway sends from ``peer``."""
+    seen: dict[str, Any] = {}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.update(scope)
+
+    scope = {"type": "http", "client": (peer, 50000), "headers": headers, "scheme": "http"}
+    await ProxyHeadersMiddleware(app, trusted_hosts=trusted)(scope, None, None)  # type: ignore[arg-type]
+    return str(seen["client"][0])
+
+
 @pytest.mark.parametrize(
-    ("incoming", "expected"),
-    [
-        (None, b"10.1.2.3"),
-        (b"198.51.100.7", b"198.51.100.7, 10.1.2.3"),
-        (b"198.51.100.7, 10.1.2.3", b"198.51.100.7, 10.1.2.3"),
-    ],
+    ("client", "spoofed"),
+    [("127.0.0.1", b"1.2.3.4"), ("10.244.1.9", b"1.2.3.4, 10.244.0.3"), ("203.0.113.5", b"x")],
 )
-def test_x_forwarded_for_appends_the_client(incoming: bytes | None, expected: bytes) -> None:
-    assert forwarded_for(incoming, "10.1.2.3") == expected
-
-
-def test_several_x_forwarded_for_headers_are_one_chain() -> None:
-    out = forward([(b"x-forwarded-for", b"192.0.2.1"), (b"x-forwarded-for", b"192.0.2.2")])
-    assert (b"x-forwarded-for", b"192.0.2.1, 192.0.2.2, 10.1.2.3") in out.headers
+async def test_a_service_trusting_the_gateway_sees_the_gateway_s_client(
+    client: str, spoofed: bytes
+) -> None:
+    """Kind: one client's requests degrade another's. The service trusts the gateway's network
+    (loopback locally, the pod network in Kubernetes); a client in that network too must still
+    not name its own address."""
+    out = forward_request_headers(
+        [(b"x-forwarded-for", spoofed)], request_id="r", client_ip=client, max_bytes=16384
+    )
+    trusted = ["127.0.0.1", "10.244.0.0/16"]
+    assert await resolved_by_a_service(trusted, "127.0.0.1", out.headers) == client
+    assert await resolved_by_a_service(trusted, "10.244.0.7", out.headers) == client
 
 
 def test_reply_headers_drop_what_the_gateway_writes_itself() -> None:

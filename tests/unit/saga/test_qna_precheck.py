@@ -1,4 +1,4 @@
-"""The pre-check adapter: qna's answer is relayed (403/404/409) or becomes a 503, never a 500."""
+"""The pre-check adapter: qna's answer is relayed (403/404/409), its 500 stays a 500, anything else is a 503."""
 
 from __future__ import annotations
 
@@ -56,11 +56,26 @@ async def test_a_401_stays_a_401() -> None:
         await checks(lambda _: httpx.Response(401, text="no")).check(Q, A, "tok")
 
 
+@pytest.mark.parametrize("status", [500, 501])
+async def test_an_error_on_this_request_stays_a_500_and_is_not_an_outage(status: int) -> None:
+    """Kind: one client's requests degrade another's. A 503 here would count as the saga
+    service being down at the gateway's breaker, which a repeated request could open."""
+
+    def qna(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json={"detail": "boom"})
+
+    with pytest.raises(Problem) as raised:
+        await checks(qna).check(Q, A, "tok")
+    assert raised.value.status == 500
+    assert not isinstance(raised.value, ServiceUnavailable)
+
+
 @pytest.mark.parametrize(
     "answer",
     [
-        httpx.Response(500, json={"detail": "boom"}),
+        httpx.Response(502),
         httpx.Response(503),
+        httpx.Response(504),
         httpx.Response(200, json={"unexpected": True}),
         httpx.Response(200, text="not json"),
     ],

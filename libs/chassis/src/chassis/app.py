@@ -62,10 +62,13 @@ class RequestContextMiddleware:
         finally:
             path = scope.get("path", "")
             if path not in ("/healthz", "/readyz", "/metrics"):
+                client = scope.get("client")
                 access_log.info(
                     "http.request",
                     method=scope.get("method"),
                     path=path,
+                    # as uvicorn resolved it from trusted hops only (FORWARDED_ALLOW_IPS)
+                    client=str(client[0]) if client else None,
                     status=status,
                     duration_ms=round((time.perf_counter() - start) * 1000, 2),
                 )

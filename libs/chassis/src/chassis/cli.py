@@ -48,6 +48,7 @@ def serve_http(settings: S, factory: Callable[[S], FastAPI], *, port: int) -> No
         port=port,
         drain_seconds=settings.SHUTDOWN_DRAIN_SECONDS,
         timeout_seconds=settings.SHUTDOWN_TIMEOUT_SECONDS,
+        forwarded_allow_ips=settings.forwarded_allow_ips(),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Sequence
 from types import FrameType
 
 import uvicorn
@@ -49,8 +50,14 @@ def serve(
     port: int,
     drain_seconds: float,
     timeout_seconds: float,
+    forwarded_allow_ips: Sequence[str],
 ) -> None:
-    """Run ``app`` until SIGTERM, then exit 0 after the ordered shutdown."""
+    """Run ``app`` until SIGTERM, then exit 0 after the ordered shutdown.
+
+    ``forwarded_allow_ips`` (IPs or CIDRs) are the proxies whose ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` uvicorn believes when it sets the request's client address; empty
+    means none, and the client is the TCP peer. Passed explicitly, so uvicorn's own reading of
+    the environment (loopback by default) never decides who may name a client address."""
     config = uvicorn.Config(
         app,
         host=host,
@@ -59,7 +66,8 @@ def serve(
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=int(max(1, timeout_seconds)),
-        proxy_headers=True,
+        proxy_headers=bool(forwarded_allow_ips),
+        forwarded_allow_ips=list(forwarded_allow_ips),
         server_header=False,
     )
     health: Health = app.state.health

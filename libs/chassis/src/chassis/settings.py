@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Self
+from ipaddress import ip_network
+from typing import Annotated, Any, Self
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from chassis.messaging.connection import KafkaConnection, SaslMechanism, SecurityProtocol
 
@@ -21,6 +22,16 @@ class BaseServiceSettings(BaseSettings):
     HTTP_HOST: str = "127.0.0.1"
     HTTP_PORT: int = 8000
     WORKER_PORT: int = 9100
+    #: The peers whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed (comma-separated
+    #: IPs or CIDRs; empty trusts no one). A request's client address (rate limits, login
+    #: throttling, logs) is then the last address in the chain not added by one of them; from
+    #: anyone else the headers are ignored and the client is the TCP peer. A service trusts
+    #: what reaches it, the gateway: loopback locally, the pod network in Kubernetes where a
+    #: NetworkPolicy admits only the gateway. The gateway overrides the default (no one).
+    #: A malformed entry fails at startup (uvicorn would silently compare it as a string).
+    FORWARDED_ALLOW_IPS: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=lambda: [ip_network("127.0.0.1"), ip_network("::1")]
+    )
 
     DATABASE_URL: str = ""
     DATABASE_POOL_SIZE: int = Field(default=10, ge=1)
@@ -68,6 +79,17 @@ class BaseServiceSettings(BaseSettings):
     SHUTDOWN_TIMEOUT_SECONDS: float = Field(default=20.0, gt=0)
 
     FAULT_INJECTION: bool = False
+
+    @field_validator("FORWARDED_ALLOW_IPS", mode="before")
+    @classmethod
+    def _split_addresses(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    def forwarded_allow_ips(self) -> list[str]:
+        """``FORWARDED_ALLOW_IPS`` as uvicorn takes it (networks, e.g. ``10.0.0.0/8``)."""
+        return [str(network) for network in self.FORWARDED_ALLOW_IPS]
 
     @model_validator(mode="after")
     def _kafka_connection_is_complete(self) -> Self:
