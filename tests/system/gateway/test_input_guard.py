@@ -33,8 +33,10 @@ async def test_unstorable_text_in_the_path_or_query_is_refused_at_the_edge(
 
 
 async def test_a_json_body_is_forwarded_unchanged(client: httpx.AsyncClient) -> None:
-    """The gateway does not parse bodies: the bytes reach the service, whose guard checks them."""
-    body = b'{"email":"a\\u0000@x.io","password":"12345678"}'
+    """The gateway does not parse bodies: the bytes reach the service, whose guard checks them.
+    (A lone surrogate, since the echo upstream answers a body with a NUL as a service once did:
+    with a 500, see ``test_fairness.py``.)"""
+    body = b'{"email":"a\\ud800@x.io","password":"12345678"}'
     response = await client.post(
         "/api/auth/login", content=body, headers={"Content-Type": "application/json"}
     )
