@@ -87,17 +87,25 @@ async def test_login_failures_count_once_per_text_identity(client: httpx.AsyncCl
     assert locked.status_code == 429
 
 
+@pytest.mark.parametrize(
+    ("theirs", "clash"),
+    [("Alice", "ALICE"), ("Straße", "STRASSE"), ("Straße", "strasse"), ("홍길동", nfd("홍길동"))],
+    ids=["ascii-case", "sharp-s-upper", "sharp-s-lower", "nfd-hangul"],
+)
 async def test_patching_to_another_members_nickname_in_another_case_is_a_conflict(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, theirs: str, clash: str
 ) -> None:
-    """Text identity: PATCH nickname that differs only by case (or form) from another's is 409."""
-    other = await sign_up(client, nickname=f"Alice{uuid.uuid4().hex[:6]}")
+    """Text identity: PATCH to a nickname that differs from another member's only by (full) case
+    folding or normalization form is 409."""
+    suffix = uuid.uuid4().hex[:6]
+    await sign_up(client, nickname=theirs + suffix)
     me = await sign_up(client)
     auth = bearer((await log_in(client, me["email"]))["access_token"])
 
-    for clash in (other["nickname"].upper(), other["nickname"].lower(), nfd(other["nickname"])):
-        response = await client.patch("/api/members/me", json={"nickname": clash}, headers=auth)
-        assert response.status_code == 409, (clash, response.text)
+    response = await client.patch(
+        "/api/members/me", json={"nickname": clash + suffix.upper()}, headers=auth
+    )
+    assert response.status_code == 409, response.text
 
     # one's own nickname in another case is one's own: allowed, and shown as typed
     own = me["nickname"].upper()
