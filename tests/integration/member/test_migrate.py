@@ -67,7 +67,8 @@ async def test_migrate_seeds_the_admin_once(
     finally:
         await engine.dispose()
     [row] = rows
-    assert (row.email, row.nickname, row.role, row.points) == (
+    assert (row.email, row.email_canonical, row.nickname, row.role, row.points) == (
+        "Admin@Example.com",
         "admin@example.com",
         "운영자",
         "ADMIN",

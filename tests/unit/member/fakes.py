@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from member.domain.activity import COUNTERS, Item
+from member.domain.identity import canonical
 from member.domain.model import Member
 from member.domain.points import PointTransfer
 from member.domain.sessions import RefreshToken
@@ -46,7 +47,8 @@ class FakeMembers:
         return self.store.members.get(member_id)
 
     async def get_by_email(self, email: str) -> Member | None:
-        return next((m for m in self.store.members.values() if m.email == email), None)
+        key = canonical(email)
+        return next((m for m in self.store.members.values() if m.email_canonical == key), None)
 
     async def lock_many(self, member_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Member]:
         return {i: self.store.members[i] for i in member_ids if i in self.store.members}
@@ -56,7 +58,7 @@ class FakeMembers:
 
     async def nickname_taken(self, nickname: str, *, other_than: uuid.UUID | None = None) -> bool:
         return any(
-            m.nickname.lower() == nickname.lower() and m.id != other_than
+            m.nickname_canonical == canonical(nickname) and m.id != other_than
             for m in self.store.members.values()
         )
 

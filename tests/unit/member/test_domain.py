@@ -42,7 +42,8 @@ def status(member: Member) -> Status:
 def test_registration_normalizes_and_grants_signup_points() -> None:
     member = Member.register(email="  Alice@Example.COM ", nickname="  앨리스 ", password_hash="h")
 
-    assert member.email == "alice@example.com"
+    assert member.email == "Alice@Example.COM"  # shown as typed, trimmed
+    assert member.email_canonical == "alice@example.com"  # compared by text identity
     assert member.nickname == "앨리스"
     assert member.points == SIGNUP_POINTS == 100
     assert member.role is Role.USER
@@ -81,7 +82,7 @@ def test_malformed_emails_are_refused(email: str) -> None:
     "email", ["a@example.com", "first.last+tag@sub.example.co.kr", "X_Y-Z@Example.ORG"]
 )
 def test_wellformed_emails_are_accepted(email: str) -> None:
-    assert normalize_email(email) == email.lower()
+    assert normalize_email(email) == email
 
 
 @pytest.mark.parametrize("nickname", ["a", " a ", "x" * 21, "", "bad\x00name", "탈퇴회원-abc"])

@@ -77,7 +77,7 @@ async def test_sign_up_stores_member_and_publishes_registration(
     member_id = await sign_up(uow, passwords, email="Alice@Example.com")
 
     stored = member(uow, member_id)
-    assert stored.email == "alice@example.com"
+    assert (stored.email, stored.email_canonical) == ("Alice@Example.com", "alice@example.com")
     assert stored.password_hash == "hashed:password-1"
     [body] = uow.events("MemberRegistered")
     assert body["member_id"] == str(member_id)

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from chassis import ratelimit
 from chassis.logging import get_logger
 from chassis.metrics import DEGRADED_DEPENDENCY_FAILURES
+from member.domain.identity import canonical
 
 log = get_logger(__name__)
 
@@ -47,7 +48,9 @@ class RedisLoginThrottle:
 
     @staticmethod
     def key(email: str) -> str:
-        return f"login-failures:{email.lower()}"
+        """One counter per text identity of the email (``identity.canonical``), so another
+        case or normalization form of the same address cannot start a fresh count."""
+        return f"login-failures:{canonical(email)}"
 
     def _degraded(self, exc: BaseException) -> None:
         DEGRADED_DEPENDENCY_FAILURES.labels(self.service, "redis", "login_throttle").inc()

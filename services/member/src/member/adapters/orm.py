@@ -12,8 +12,8 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     func,
-    text,
 )
 from sqlalchemy.dialects.postgresql import UUID
 
@@ -25,9 +25,15 @@ members = Table(
     "members",
     metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
-    # Stored lower-cased: emails are unique regardless of case.
+    # As typed (trimmed, NFC) for showing; identity lives in the *_canonical columns.
     Column("email", String(254), nullable=False),
     Column("nickname", String(40), nullable=False),
+    # Text identity (member.domain.identity.canonical, DESIGN §4): every uniqueness check and
+    # lookup compares these. The address pattern keeps an email ASCII, so its key is no longer
+    # than the email; a nickname's is unbounded here because full case folding may lengthen it
+    # (U+FB2D ﬃ → "ffi"), and its length rule is enforced on the display form.
+    Column("email_canonical", String(254), nullable=False),
+    Column("nickname_canonical", Text, nullable=False),
     # NULL once withdrawn: no password can match.
     Column("password_hash", String(255), nullable=True),
     Column("role", String(10), nullable=False),
@@ -38,11 +44,10 @@ members = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     CheckConstraint("points >= 0", name="ck_members_points_not_negative"),
-    CheckConstraint("email = lower(email)", name="ck_members_email_lower_case"),
     CheckConstraint("role IN ('USER', 'ADMIN')", name="ck_members_role"),
     CheckConstraint("status IN ('ACTIVE', 'WITHDRAWING', 'WITHDRAWN')", name="ck_members_status"),
-    Index("ux_members_email", "email", unique=True),
-    Index("ux_members_nickname_lower", func.lower(text("nickname")), unique=True),
+    Index("ux_members_email_canonical", "email_canonical", unique=True),
+    Index("ux_members_nickname_canonical", "nickname_canonical", unique=True),
 )
 
 refresh_tokens = Table(

@@ -7,12 +7,13 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, NoReturn
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from member.adapters.orm import members, point_transfers, refresh_tokens
 from member.domain import errors
+from member.domain.identity import canonical
 from member.domain.model import Member, Role, Status
 from member.domain.points import PointTransfer
 from member.domain.sessions import RefreshToken
@@ -21,9 +22,9 @@ from member.domain.sessions import RefreshToken
 def raise_duplicate(exc: IntegrityError) -> NoReturn:
     """Translate a unique-index violation (a race the pre-checks could not see) into a domain error."""
     message = str(exc.orig)
-    if "ux_members_email" in message:
+    if "ux_members_email_canonical" in message:
         raise errors.DuplicateEmail("this email is already registered") from exc
-    if "ux_members_nickname_lower" in message:
+    if "ux_members_nickname_canonical" in message:
         raise errors.DuplicateNickname("this nickname is already taken") from exc
     raise exc
 
@@ -32,6 +33,8 @@ def _member_values(member: Member) -> dict[str, Any]:
     return {
         "email": member.email,
         "nickname": member.nickname,
+        "email_canonical": member.email_canonical,
+        "nickname_canonical": member.nickname_canonical,
         "password_hash": member.password_hash,
         "role": member.role.value,
         "status": member.status.value,
@@ -48,6 +51,8 @@ def _to_member(row: Row[Any]) -> Member:
         id=row.id,
         email=row.email,
         nickname=row.nickname,
+        email_canonical=row.email_canonical,
+        nickname_canonical=row.nickname_canonical,
         password_hash=row.password_hash,
         role=Role(row.role),
         status=Status(row.status),
@@ -60,6 +65,10 @@ def _to_member(row: Row[Any]) -> Member:
 
 
 class SqlMemberRepository:
+    """Members by id, or by text identity (``identity.canonical``) of an email or a nickname:
+    the lookups take the text in any form (typed case, NFD, padded) and compare its canonical
+    form with the ``*_canonical`` columns, the same keys the unique indexes hold."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
@@ -79,7 +88,8 @@ class SqlMemberRepository:
         return _to_member(row) if row else None
 
     async def get_by_email(self, email: str) -> Member | None:
-        row = (await self.session.execute(select(members).where(members.c.email == email))).first()
+        query = select(members).where(members.c.email_canonical == canonical(email))
+        row = (await self.session.execute(query)).first()
         return _to_member(row) if row else None
 
     async def lock_many(self, member_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Member]:
@@ -94,11 +104,13 @@ class SqlMemberRepository:
         return {row.id: _to_member(row) for row in rows}
 
     async def email_taken(self, email: str) -> bool:
-        found = await self.session.scalar(select(members.c.id).where(members.c.email == email))
+        found = await self.session.scalar(
+            select(members.c.id).where(members.c.email_canonical == canonical(email))
+        )
         return found is not None
 
     async def nickname_taken(self, nickname: str, *, other_than: uuid.UUID | None = None) -> bool:
-        query = select(members.c.id).where(func.lower(members.c.nickname) == nickname.lower())
+        query = select(members.c.id).where(members.c.nickname_canonical == canonical(nickname))
         if other_than is not None:
             query = query.where(members.c.id != other_than)
         return await self.session.scalar(query) is not None

@@ -17,6 +17,7 @@ from member.domain.events import (
     MemberWithdrawalStarted,
     MemberWithdrawn,
 )
+from member.domain.identity import canonical, display_form
 
 SIGNUP_POINTS = 100
 
@@ -55,8 +56,10 @@ def utcnow() -> dt.datetime:
 
 
 def normalize_email(raw: str) -> str:
-    """Emails are unique case-insensitively, so the stored form is lower case."""
-    email = raw.strip().lower()
+    """The email as stored and shown: trimmed, NFC, in the case it was typed (its text identity,
+    ``identity.canonical``, is what must be unique). ``InvalidInput`` unless it matches the ASCII
+    address pattern, at most 254 characters with a local part of at most 64 (RFC 5321 §4.5.3.1)."""
+    email = display_form(raw)
     match = _EMAIL.match(email) if len(email) <= EMAIL_MAX_LENGTH else None
     if match is None or len(match["local"]) > 64:
         raise errors.InvalidInput("email is not a valid address")
@@ -64,14 +67,18 @@ def normalize_email(raw: str) -> str:
 
 
 def normalize_nickname(raw: str) -> str:
-    nickname = raw.strip()
+    """The nickname as stored and shown: trimmed and NFC (``identity.display_form``), 2-20
+    characters counted in NFC, printable, not in the withdrawn members' reserved range.
+    ``InvalidInput`` otherwise. The reserved prefix is matched by text identity, so a decomposed
+    or differently cased spelling of it is reserved too."""
+    nickname = display_form(raw)
     if not NICKNAME_MIN_LENGTH <= len(nickname) <= NICKNAME_MAX_LENGTH:
         raise errors.InvalidInput(
             f"nickname must be {NICKNAME_MIN_LENGTH} to {NICKNAME_MAX_LENGTH} characters"
         )
     if not nickname.isprintable():
         raise errors.InvalidInput("nickname must not contain control characters")
-    if nickname.startswith(WITHDRAWN_NICKNAME_PREFIX):
+    if canonical(nickname).startswith(canonical(WITHDRAWN_NICKNAME_PREFIX)):
         raise errors.InvalidInput("this nickname is reserved")
     return nickname
 
@@ -103,7 +110,17 @@ class Member:
     #: 1 at sign-up, +1 for every nickname change. The profile events carry it, so the services
     #: that copy the nickname can refuse an older event replayed after a newer one.
     profile_version: int = 1
+    #: Text identities (``identity.canonical``) of the email and the nickname: what the unique
+    #: indexes hold and every lookup compares. Derived when empty; loaded as stored otherwise,
+    #: because migration 0004 gave the younger of two members whose old nicknames collide a
+    #: disambiguated key, which a later unrelated save must keep.
+    email_canonical: str = ""
+    nickname_canonical: str = ""
     events: list[Event] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self.email_canonical = self.email_canonical or canonical(self.email)
+        self.nickname_canonical = self.nickname_canonical or canonical(self.nickname)
 
     @classmethod
     def register(
@@ -164,6 +181,7 @@ class Member:
         if new == self.nickname:
             return
         self.nickname = new
+        self.nickname_canonical = canonical(new)
         self.profile_version += 1
         self.updated_at = now or utcnow()
         self.events.append(
@@ -226,6 +244,8 @@ class Member:
         self.status = Status.WITHDRAWN
         self.email = f"withdrawn+{self.id.hex}@{WITHDRAWN_EMAIL_DOMAIN}"
         self.nickname = f"{WITHDRAWN_NICKNAME_PREFIX}{self.id.hex[:12]}"
+        self.email_canonical = canonical(self.email)
+        self.nickname_canonical = canonical(self.nickname)
         self.password_hash = None
         self.updated_at = now or utcnow()
         self.events.append(MemberWithdrawn(member_id=self.id, occurred_at=self.updated_at))

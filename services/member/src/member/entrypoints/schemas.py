@@ -26,7 +26,9 @@ Password = Annotated[
     str, StringConstraints(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
 ]
 LoginPassword = Annotated[str, StringConstraints(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
-Nickname = Annotated[str, StringConstraints(min_length=1, max_length=NICKNAME_MAX_LENGTH + 20)]
+# Room for padding and for a decomposed (NFD) spelling, up to 4 code points per character
+# (UAX #15 §9): a 20-syllable Hangul nickname from a macOS keyboard is 40-60 code points.
+Nickname = Annotated[str, StringConstraints(min_length=1, max_length=NICKNAME_MAX_LENGTH * 4 + 20)]
 OpaqueToken = Annotated[str, StringConstraints(min_length=1, max_length=REFRESH_TOKEN_MAX_LENGTH)]
 
 

@@ -8,6 +8,7 @@ from typing import Final
 
 from member.domain import errors
 from member.domain.commands import LogIn, LogOut, RefreshSession
+from member.domain.identity import canonical
 from member.domain.model import utcnow
 from member.domain.sessions import REFRESH_TOKEN_MAX_LENGTH, RefreshToken, hash_token
 from member.service_layer.ports import AccessTokenIssuer, LoginThrottle, PasswordHasher, UnitOfWork
@@ -38,7 +39,7 @@ async def log_in(
 
     The failure counter is checked *before* the password, so a locked-out attacker learns
     nothing from further guesses."""
-    email = cmd.email.strip().lower()
+    email = canonical(cmd.email)  # text identity: the lookup's and the throttle's key
     retry_after = await throttle.retry_after(email)
     if retry_after is not None:
         raise errors.LoginLocked(retry_after)
