@@ -5,14 +5,23 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from chassis.auth import CurrentPrincipal
 from chassis.idempotency import IdempotencyKeyHeader
 from chassis.problems import Forbidden, NotFound
 from member import views
 from member.domain.commands import ChangeProfile, LogIn, LogOut, RefreshSession, RegisterMember
-from member.entrypoints.deps import Passwords, SettingsDep, Throttle, Tokens, Uow
+from member.entrypoints.deps import (
+    PasswordCheckThrottle,
+    Passwords,
+    SettingsDep,
+    Throttle,
+    Tokens,
+    Uow,
+    limit_login_per_address,
+    limit_sign_up_per_address,
+)
 from member.entrypoints.schemas import (
     ActivityPublic,
     JwksPublic,
@@ -52,6 +61,7 @@ def _token_pair(pair: TokenPair) -> TokenPairPublic:
     status_code=status.HTTP_201_CREATED,
     response_model=MemberPublic,
     tags=["members"],
+    dependencies=[Depends(limit_sign_up_per_address)],
 )
 async def sign_up(
     body: MemberCreate,
@@ -60,7 +70,8 @@ async def sign_up(
     passwords: Passwords,
     idempotency_key: IdempotencyKeyHeader,
 ) -> MemberPublic:
-    """Sign up (회원 가입): a new member with 100 points."""
+    """Sign up (회원 가입): a new member with 100 points. At most ``SIGN_UP_PER_ADDRESS_PER_MINUTE``
+    per client address (429 with ``Retry-After`` past it)."""
     member_id = await accounts.register(
         RegisterMember(email=body.email, password=body.password, nickname=body.nickname),
         uow,
@@ -79,9 +90,14 @@ async def read_me(principal: CurrentPrincipal, uow: Uow) -> MemberPublic:
 
 @router.patch("/api/members/me", response_model=MemberPublic, tags=["members"])
 async def update_me(
-    body: MemberUpdate, principal: CurrentPrincipal, uow: Uow, passwords: Passwords
+    body: MemberUpdate,
+    principal: CurrentPrincipal,
+    uow: Uow,
+    passwords: Passwords,
+    throttle: PasswordCheckThrottle,
 ) -> MemberPublic:
-    """Update profile (회원 정보 수정): nickname and/or password."""
+    """Update profile (회원 정보 수정): nickname and/or password. ``current_password`` checks are
+    limited per member (``LOGIN_MAX_FAILURES`` per window; 429 with ``Retry-After`` past it)."""
     await accounts.change_profile(
         ChangeProfile(
             member_id=principal.id,
@@ -91,6 +107,7 @@ async def update_me(
         ),
         uow,
         passwords,
+        throttle=throttle,
     )
     return await _member_public(uow, principal.id)
 
@@ -113,7 +130,12 @@ async def read_member(member_id: uuid.UUID, principal: CurrentPrincipal, uow: Uo
     return await _member_public(uow, member_id)
 
 
-@router.post("/api/auth/login", response_model=TokenPairPublic, tags=["auth"])
+@router.post(
+    "/api/auth/login",
+    response_model=TokenPairPublic,
+    tags=["auth"],
+    dependencies=[Depends(limit_login_per_address)],
+)
 async def log_in(
     body: LoginRequest,
     uow: Uow,
@@ -122,7 +144,9 @@ async def log_in(
     throttle: Throttle,
     settings: SettingsDep,
 ) -> TokenPairPublic:
-    """Exchange email and password for an access token and a refresh token."""
+    """Exchange email and password for an access token and a refresh token. At most
+    ``LOGIN_MAX_FAILURES`` password checks per email per window and
+    ``LOGIN_PER_ADDRESS_PER_MINUTE`` requests per client address (429 with ``Retry-After``)."""
     pair = await sessions.log_in(
         LogIn(email=body.email, password=body.password),
         uow,
