@@ -128,6 +128,9 @@ def system_env() -> dict[str, str]:
             "BREAKER_RESET_SECONDS": "3",
             # The load comes from one address: the gateway's limit must not be what fails it.
             "RATE_LIMIT_PER_MINUTE": "1000000",
+            # Nor member's limits per client address on login and sign-up (0 disables them).
+            "LOGIN_PER_ADDRESS_PER_MINUTE": "0",
+            "SIGN_UP_PER_ADDRESS_PER_MINUTE": "0",
             "SHUTDOWN_DRAIN_SECONDS": "0",
             "SHUTDOWN_TIMEOUT_SECONDS": "10",
             "NO_COLOR": "1",

@@ -39,13 +39,18 @@ async def migrated_url(database_url: str) -> str:
 
 @pytest.fixture
 def settings(infra: Infra, migrated_url: str, topic_prefix: str, signing_key_pem: str) -> Settings:
-    """Settings of one test: its own database and topic prefix (topics are created only by
-    tests that ask for the ``topics`` fixture)."""
+    """Settings of one test: its own database, topic prefix and Redis key prefix (topics are
+    created only by tests that ask for the ``topics`` fixture). Every request of the suite comes
+    from one address, so the limits per client address are off here; the tests of those limits
+    set their own small values."""
     return Settings(
         DATABASE_URL=migrated_url,
         KAFKA_BOOTSTRAP_SERVERS=infra.kafka_bootstrap,
         KAFKA_TOPIC_PREFIX=topic_prefix,
         REDIS_URL=infra.redis_url,
+        REDIS_KEY_PREFIX=f"{topic_prefix}member:",
+        LOGIN_PER_ADDRESS_PER_MINUTE=0,
+        SIGN_UP_PER_ADDRESS_PER_MINUTE=0,
         JWT_PRIVATE_KEY=signing_key_pem,
         DATABASE_POOL_SIZE=5,
         SHUTDOWN_TIMEOUT_SECONDS=10,

@@ -161,6 +161,10 @@ async def running_stack(
         JWT_KEY_ID=f"saga-tests-{prefix}",
         ADMIN_EMAIL=ADMIN_EMAIL,
         ADMIN_PASSWORD=ADMIN_PASSWORD,
+        REDIS_KEY_PREFIX=f"{prefix}member:",
+        # Every client of the stack is 127.0.0.1: no limit per client address (0 disables).
+        LOGIN_PER_ADDRESS_PER_MINUTE="0",
+        SIGN_UP_PER_ADDRESS_PER_MINUTE="0",
     )
     env["board"]["REDIS_KEY_PREFIX"] = f"{prefix}board:"
     env["saga"].update(

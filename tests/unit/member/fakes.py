@@ -248,16 +248,19 @@ class FakeTokens:
 
 
 class FakeThrottle:
+    """The attempt throttle in memory: ``attempts`` counts reservations per subject."""
+
     def __init__(self, limit: int = 5, window: int = 60) -> None:
         self.limit = limit
         self.window = window
-        self.failures: dict[str, int] = {}
+        self.attempts: dict[str, int] = {}
 
-    async def retry_after(self, email: str) -> int | None:
-        return self.window if self.failures.get(email, 0) >= self.limit else None
+    async def reserve(self, subject: str) -> int | None:
+        self.attempts[subject] = self.attempts.get(subject, 0) + 1
+        return self.window if self.attempts[subject] > self.limit else None
 
-    async def record_failure(self, email: str) -> None:
-        self.failures[email] = self.failures.get(email, 0) + 1
+    async def release(self, subject: str) -> None:
+        self.attempts[subject] = max(0, self.attempts.get(subject, 0) - 1)
 
-    async def reset(self, email: str) -> None:
-        self.failures.pop(email, None)
+    async def reset(self, subject: str) -> None:
+        self.attempts.pop(subject, None)

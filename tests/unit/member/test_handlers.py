@@ -15,6 +15,7 @@ from member.service_layer import accounts, activity, participant, sessions
 from member.service_layer.ports import LogPosition
 from tests.unit.member.fakes import (
     FakeDenyList,
+    FakeMembers,
     FakePasswords,
     FakeThrottle,
     FakeTokens,
@@ -130,11 +131,17 @@ async def test_nickname_change_publishes_profile_changed(
     await sign_up(uow, passwords, email="bob@example.com", nickname="bob")
 
     await accounts.change_profile(
-        commands.ChangeProfile(member_id=member_id, nickname="alicia"), uow, passwords
+        commands.ChangeProfile(member_id=member_id, nickname="alicia"),
+        uow,
+        passwords,
+        throttle=FakeThrottle(),
     )
     with pytest.raises(errors.DuplicateNickname):
         await accounts.change_profile(
-            commands.ChangeProfile(member_id=member_id, nickname="BOB"), uow, passwords
+            commands.ChangeProfile(member_id=member_id, nickname="BOB"),
+            uow,
+            passwords,
+            throttle=FakeThrottle(),
         )
 
     assert member(uow, member_id).nickname == "alicia"
@@ -156,7 +163,10 @@ async def test_password_change_needs_the_current_password(
 
     with pytest.raises(errors.CurrentPasswordRequired):
         await accounts.change_profile(
-            commands.ChangeProfile(member_id=member_id, password="new-password"), uow, passwords
+            commands.ChangeProfile(member_id=member_id, password="new-password"),
+            uow,
+            passwords,
+            throttle=FakeThrottle(),
         )
     with pytest.raises(errors.WrongCurrentPassword):
         await accounts.change_profile(
@@ -165,6 +175,7 @@ async def test_password_change_needs_the_current_password(
             ),
             uow,
             passwords,
+            throttle=FakeThrottle(),
         )
     assert member(uow, member_id).password_hash == "hashed:password-1"
 
@@ -174,6 +185,7 @@ async def test_password_change_needs_the_current_password(
         ),
         uow,
         passwords,
+        throttle=FakeThrottle(),
     )
 
     assert member(uow, member_id).password_hash == "hashed:new-password"
@@ -181,6 +193,53 @@ async def test_password_change_needs_the_current_password(
         await sessions.refresh(
             commands.RefreshSession(pair.refresh_token), uow, tokens=FakeTokens(), refresh_ttl=TTL
         )
+
+
+async def test_current_password_checks_are_reserved_per_member_before_the_hash_check(
+    uow: FakeUnitOfWork, passwords: FakePasswords
+) -> None:
+    """Brute force through a stolen access token: past the limit a ``current_password`` is
+    refused (429) without a hash check, and the right one clears the count."""
+    member_id = await sign_up(uow, passwords)
+    throttle = FakeThrottle(limit=3)
+
+    async def change(current: str) -> None:
+        await accounts.change_profile(
+            commands.ChangeProfile(
+                member_id=member_id, password="new-password", current_password=current
+            ),
+            uow,
+            passwords,
+            throttle=throttle,
+        )
+
+    await change("password-1")
+    assert throttle.attempts == {}
+    for _ in range(3):
+        with pytest.raises(errors.WrongCurrentPassword):
+            await change("wrong-pass")
+    checks = len(passwords.verified)
+    with pytest.raises(errors.LoginLocked) as locked:
+        await change("new-password")  # even the right one
+    assert locked.value.retry_after == 60
+    assert len(passwords.verified) == checks
+    assert throttle.attempts == {str(member_id): 4}
+
+
+async def test_an_attempt_that_never_reached_the_check_is_handed_back(
+    uow: FakeUnitOfWork, passwords: FakePasswords, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await sign_up(uow, passwords)
+    throttle = FakeThrottle()
+
+    async def unavailable(*_: object) -> None:
+        raise ConnectionError("database unavailable")
+
+    monkeypatch.setattr(FakeMembers, "get_by_email", unavailable)
+    with pytest.raises(ConnectionError):
+        await log_in(uow, passwords, throttle)
+    assert throttle.attempts == {"alice@example.com": 0}
+    assert passwords.verified == []
 
 
 async def test_seed_admin_is_idempotent(uow: FakeUnitOfWork, passwords: FakePasswords) -> None:
@@ -239,7 +298,7 @@ async def test_successful_login_resets_failures(
     with pytest.raises(errors.InvalidCredentials):
         await log_in(uow, passwords, throttle, password="wrong-password")
     await log_in(uow, passwords, throttle)
-    assert throttle.failures == {}
+    assert throttle.attempts == {}
 
 
 async def test_unknown_email_still_runs_a_password_check(
@@ -249,7 +308,7 @@ async def test_unknown_email_still_runs_a_password_check(
     with pytest.raises(errors.InvalidCredentials):
         await log_in(uow, passwords, throttle, email="ghost@example.com")
     assert passwords.verified == [None]
-    assert throttle.failures == {"ghost@example.com": 1}
+    assert throttle.attempts == {"ghost@example.com": 1}
 
 
 async def test_login_refused_while_withdrawing(
@@ -491,7 +550,7 @@ async def test_a_withdrawing_member_cannot_change_the_profile(
         commands.ChangeProfile(member_id),
     ):
         with pytest.raises(errors.InvalidStateTransition):
-            await accounts.change_profile(change, uow, passwords)
+            await accounts.change_profile(change, uow, passwords, throttle=FakeThrottle())
     assert uow.events("MemberProfileChanged") == []
 
 

@@ -1,24 +1,53 @@
-"""Rate limiting: a fixed-window counter in Redis, shared by every replica, with an in-memory fallback."""
+"""Rate limiting: a fixed-window counter in Redis, shared by every replica, with an in-memory fallback.
+
+Every decision is one atomic count-and-compare (``hit``): an event is counted *before* the work
+it limits, and the work runs only if the count stayed within the limit. Reading the count first
+and writing it after the work is a check-then-act race on a limit: N concurrent requests all
+read the same old count and all pass.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from chassis.logging import get_logger
+from chassis.metrics import DEGRADED_DEPENDENCY_FAILURES
+
+log = get_logger(__name__)
+
+#: Redis errors a limiter degrades around (a refused or dropped connection, a slow reply).
+UNAVAILABLE = (RedisError, OSError, TimeoutError)
+
+# Hand one counted event back, never below zero, and never bring back an expired window.
+_RELEASE = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
+"""
 
 
 @dataclass(frozen=True)
 class RateDecision:
+    """``allowed`` when ``count`` (this event included) is within the limit; ``retry_after`` is
+    the whole seconds (≥ 1) until the window ends, for the ``Retry-After`` header."""
+
     allowed: bool
     count: int
     retry_after: int
 
 
 async def hit(redis: Redis, key: str, limit: int, window_seconds: int) -> RateDecision:
-    """Count one event under ``key``; refuse once ``limit`` is passed inside the window."""
+    """Count one event under ``key``; refuse once ``limit`` is passed inside the window.
+
+    INCR and EXPIRE run in one MULTI/EXEC transaction, so concurrent callers each get a distinct
+    count: with ``limit`` N, exactly N of any number of simultaneous callers are allowed."""
     async with redis.pipeline(transaction=True) as pipe:
         pipe.incr(key)
         pipe.expire(key, window_seconds, nx=True)
@@ -28,14 +57,9 @@ async def hit(redis: Redis, key: str, limit: int, window_seconds: int) -> RateDe
     return RateDecision(int(count) <= limit, int(count), retry_after)
 
 
-async def peek(redis: Redis, key: str, limit: int) -> RateDecision:
-    """Look without counting: is ``key`` already over ``limit``?"""
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.get(key)
-        pipe.ttl(key)
-        raw, ttl = await pipe.execute()
-    count = int(raw or 0)
-    return RateDecision(count < limit, count, int(ttl) if ttl and int(ttl) > 0 else 1)
+async def release(redis: Redis, key: str) -> None:
+    """Hand back one event counted by ``hit`` whose work never ran (atomic, never below 0)."""
+    await redis.eval(_RELEASE, 1, key)
 
 
 async def reset(redis: Redis, key: str) -> None:
@@ -46,7 +70,8 @@ class LocalWindow:
     """The same fixed-window counter in this process's memory: the fallback while Redis is down.
 
     Counts are per replica, so a limit of N admits up to N per replica during an outage: weaker
-    than the shared count, but never no limit and never a refusal of every client. At most
+    than the shared count, but never no limit and never a refusal of every client. ``hit`` does
+    not await, so within one process it is as atomic as the Redis transaction. At most
     ``max_keys`` keys are kept (expired ones first, then the oldest window goes), so a flood of
     distinct keys cannot grow the process. ``clock`` returns seconds (monotonic)."""
 
@@ -71,11 +96,16 @@ class LocalWindow:
         self._windows[key] = (count, ends)
         return RateDecision(count <= limit, count, max(1, math.ceil(ends - now)))
 
-    def peek(self, key: str, limit: int) -> RateDecision:
+    def count(self, key: str) -> int:
+        """The events counted for ``key`` in its current window (for inspection: deciding on it
+        and counting after the work would be the check-then-act race ``hit`` avoids)."""
         entry = self._current(key)
-        if entry is None:
-            return RateDecision(True, 0, 1)
-        return RateDecision(entry[0] < limit, entry[0], max(1, math.ceil(entry[1] - self.clock())))
+        return entry[0] if entry else 0
+
+    def release(self, key: str) -> None:
+        entry = self._current(key)
+        if entry is not None and entry[0] > 0:
+            self._windows[key] = (entry[0] - 1, entry[1])
 
     def reset(self, key: str) -> None:
         self._windows.pop(key, None)
@@ -85,3 +115,67 @@ class LocalWindow:
             del self._windows[key]
         while len(self._windows) >= self.max_keys:
             del self._windows[min(self._windows, key=lambda k: self._windows[k][1])]
+
+
+class Limiter:
+    """Fixed-window limits counted in Redis under ``key_prefix``, in this process's memory
+    (``LocalWindow``) while Redis cannot answer within ``timeout`` seconds.
+
+    Redis is a dependency the process degrades around (DESIGN.md §4, "Every process"): during an
+    outage every key is still limited, per replica, instead of refusing every client or dropping
+    the limit. Each bypassed call is logged and counted in
+    ``degraded_dependency_failures_total{dependency="redis",operation=<operation>}``."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        service: str,
+        operation: str,
+        key_prefix: str = "",
+        timeout: float = 0.5,
+    ) -> None:
+        self.redis = redis
+        self.service = service
+        self.operation = operation
+        self.key_prefix = key_prefix
+        self.timeout = timeout
+        self.local = LocalWindow()
+
+    def _degraded(self, exc: BaseException) -> None:
+        DEGRADED_DEPENDENCY_FAILURES.labels(self.service, "redis", self.operation).inc()
+        log.warning(
+            "ratelimit.redis_unavailable",
+            operation=self.operation,
+            error=f"{type(exc).__name__}: {exc}"[:300],
+        )
+
+    async def hit(self, key: str, limit: int, window_seconds: int) -> RateDecision:
+        """Count one event for ``key`` (atomically, see ``hit``) and say whether it is allowed."""
+        key = self.key_prefix + key
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await hit(self.redis, key, limit, window_seconds)
+        except UNAVAILABLE as exc:
+            self._degraded(exc)
+            return self.local.hit(key, limit, window_seconds)
+
+    async def release(self, key: str) -> None:
+        """Hand back one event whose work never ran."""
+        key = self.key_prefix + key
+        try:
+            async with asyncio.timeout(self.timeout):
+                await release(self.redis, key)
+        except UNAVAILABLE as exc:
+            self._degraded(exc)
+            self.local.release(key)
+
+    async def reset(self, key: str) -> None:
+        """Forget every event of ``key`` (in Redis and in this process's fallback)."""
+        key = self.key_prefix + key
+        self.local.reset(key)
+        try:
+            async with asyncio.timeout(self.timeout):
+                await reset(self.redis, key)
+        except UNAVAILABLE as exc:
+            self._degraded(exc)

@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import FastAPI
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.app import create_app
 from chassis.auth import JwksVerifier, install_verifier
 from chassis.lifecycle import Runtime
+from chassis.ratelimit import Limiter
 from chassis.resources import attach
 from chassis.saga import SagaParticipant, command_topic
 from chassis.token_denylist import TokenDenyList, entry_ttl
-from member.adapters.login_throttle import RedisLoginThrottle
+from member.adapters.login_throttle import RedisLoginThrottle, RedisPasswordCheckThrottle
 from member.adapters.passwords import Argon2Passwords
 from member.adapters.tokens import JwtIssuer, load_private_key, previous_jwks
 from member.config import Settings
@@ -38,6 +40,19 @@ def build_token_issuer(settings: Settings) -> JwtIssuer:
     )
 
 
+def build_throttle(
+    kind: type[RedisLoginThrottle], redis: Redis, settings: Settings
+) -> RedisLoginThrottle:
+    """A password-check throttle (login or ``current_password``) with the shared settings."""
+    return kind(
+        redis,
+        max_failures=settings.LOGIN_MAX_FAILURES,
+        window_seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS,
+        service=settings.SERVICE_NAME,
+        key_prefix=settings.REDIS_KEY_PREFIX,
+    )
+
+
 def build_api(settings: Settings) -> FastAPI:
     """The api process: HTTP routes over PostgreSQL and Redis; it signs and verifies tokens."""
     tokens = build_token_issuer(settings)
@@ -55,11 +70,15 @@ def build_api(settings: Settings) -> FastAPI:
     install_verifier(app, JwksVerifier.from_settings(settings, fetch=tokens.fetch_jwks))
     app.state.tokens = tokens
     app.state.passwords = Argon2Passwords()
-    app.state.login_throttle = RedisLoginThrottle(
+    app.state.login_throttle = build_throttle(RedisLoginThrottle, res.cache, settings)
+    app.state.password_check_throttle = build_throttle(
+        RedisPasswordCheckThrottle, res.cache, settings
+    )
+    app.state.address_limiter = Limiter(
         res.cache,
-        max_failures=settings.LOGIN_MAX_FAILURES,
-        window_seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS,
         service=settings.SERVICE_NAME,
+        operation="address_limit",
+        key_prefix=settings.REDIS_KEY_PREFIX,
     )
     app.state.uow_factory = uow_factory(res.sessions, settings)
     return app

@@ -35,8 +35,16 @@ class Settings(BaseServiceSettings):
     ACCESS_TOKEN_TTL_SECONDS: int = Field(default=900, ge=30, le=86400)
     REFRESH_TOKEN_TTL_DAYS: int = Field(default=14, ge=1, le=365)
 
+    #: Password checks per email (and per member for ``current_password``) in one window; the
+    #: next attempt is refused with 429 before any check (DESIGN.md §4 member: 5 a minute).
     LOGIN_MAX_FAILURES: int = Field(default=5, ge=1)
     LOGIN_FAILURE_WINDOW_SECONDS: int = Field(default=60, ge=1)
+    #: Requests per minute per client address (``request.client.host``) to ``POST
+    #: /api/auth/login`` and to ``POST /api/members``; 0 disables the limit.
+    LOGIN_PER_ADDRESS_PER_MINUTE: int = Field(default=30, ge=0)
+    SIGN_UP_PER_ADDRESS_PER_MINUTE: int = Field(default=10, ge=0)
+    #: Prefix of every Redis key of the member api (tests isolate with it).
+    REDIS_KEY_PREFIX: str = "member:"
 
     ADMIN_EMAIL: str | None = None
     ADMIN_PASSWORD: SecretStr | None = None

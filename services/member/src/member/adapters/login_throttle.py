@@ -1,7 +1,12 @@
-"""Rate limiting of failed logins per email: counted in Redis so every replica shares the count, per replica while Redis is down.
+"""Rate limiting of password checks (per email at login, per member for ``current_password``): each attempt reserved atomically in Redis before the check, per replica while Redis is down.
+
+Reserving first is what makes the limit hold under concurrency: counting the failure only after
+the slow argon2 check is a check-then-act race on a limit, in which 30 simultaneous guesses all
+read "0 failures" and all get a hash check. Here the 6th of 30 simultaneous attempts is refused
+before any hashing.
 
 Redis is a dependency the process degrades around (DESIGN.md §4, "Every process"): while it
-cannot answer, the count falls back to this replica's memory (``chassis.ratelimit.LocalWindow``),
+cannot answer, the count falls back to this replica's memory (``chassis.ratelimit.Limiter``),
 so logins stay available to every client and each email is still limited, per replica, instead
 of either refusing everybody or dropping the limit. Each bypassed call is logged and counted in
 ``degraded_dependency_failures_total{dependency="redis",operation="login_throttle"}``.
@@ -9,26 +14,20 @@ of either refusing everybody or dropping the limit. Each bypassed call is logged
 
 from __future__ import annotations
 
-import asyncio
-
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from chassis import ratelimit
-from chassis.logging import get_logger
-from chassis.metrics import DEGRADED_DEPENDENCY_FAILURES
 from member.domain.identity import canonical
-
-log = get_logger(__name__)
-
-#: Redis errors the throttle degrades around (a refused or dropped connection, a slow reply).
-UNAVAILABLE = (RedisError, OSError, TimeoutError)
 
 
 class RedisLoginThrottle:
-    """After ``max_failures`` failures within ``window_seconds`` the email is locked until the
-    window ends; a successful login clears the count. ``timeout`` (seconds) bounds each Redis call
-    before the local fallback answers."""
+    """At most ``max_failures`` password checks per email within ``window_seconds``; the next
+    attempt is refused (with the seconds until the window ends) without a check, so after
+    ``max_failures`` failures in a window the next attempt gets 429 (DESIGN.md §4 member). A
+    right password clears the count. ``timeout`` (seconds) bounds each Redis call before the
+    local fallback answers. Keys are ``<key_prefix>`` + ``key(subject)``."""
+
+    operation = "login_throttle"
 
     def __init__(
         self,
@@ -37,14 +36,18 @@ class RedisLoginThrottle:
         max_failures: int,
         window_seconds: int,
         service: str = "member",
+        key_prefix: str = "",
         timeout: float = 0.5,
     ) -> None:
-        self.redis = redis
         self.max_failures = max_failures
         self.window_seconds = window_seconds
-        self.service = service
-        self.timeout = timeout
-        self.local = ratelimit.LocalWindow()
+        self.limiter = ratelimit.Limiter(
+            redis,
+            service=service,
+            operation=self.operation,
+            key_prefix=key_prefix,
+            timeout=timeout,
+        )
 
     @staticmethod
     def key(email: str) -> str:
@@ -52,34 +55,27 @@ class RedisLoginThrottle:
         case or normalization form of the same address cannot start a fresh count."""
         return f"login-failures:{canonical(email)}"
 
-    def _degraded(self, exc: BaseException) -> None:
-        DEGRADED_DEPENDENCY_FAILURES.labels(self.service, "redis", "login_throttle").inc()
-        log.warning("login_throttle.redis_unavailable", error=f"{type(exc).__name__}: {exc}"[:300])
-
-    async def retry_after(self, email: str) -> int | None:
-        key = self.key(email)
-        try:
-            async with asyncio.timeout(self.timeout):
-                decision = await ratelimit.peek(self.redis, key, self.max_failures)
-        except UNAVAILABLE as exc:
-            self._degraded(exc)
-            decision = self.local.peek(key, self.max_failures)
+    async def reserve(self, subject: str) -> int | None:
+        """Take one attempt for ``subject`` before its password is checked: None when granted,
+        else the seconds until the window ends (the caller refuses without a check)."""
+        decision = await self.limiter.hit(self.key(subject), self.max_failures, self.window_seconds)
         return None if decision.allowed else decision.retry_after
 
-    async def record_failure(self, email: str) -> None:
-        key = self.key(email)
-        try:
-            async with asyncio.timeout(self.timeout):
-                await ratelimit.hit(self.redis, key, self.max_failures, self.window_seconds)
-        except UNAVAILABLE as exc:
-            self._degraded(exc)
-            self.local.hit(key, self.max_failures, self.window_seconds)
+    async def release(self, subject: str) -> None:
+        """Hand back a reserved attempt that never reached the password check."""
+        await self.limiter.release(self.key(subject))
 
-    async def reset(self, email: str) -> None:
-        key = self.key(email)
-        self.local.reset(key)
-        try:
-            async with asyncio.timeout(self.timeout):
-                await ratelimit.reset(self.redis, key)
-        except UNAVAILABLE as exc:
-            self._degraded(exc)
+    async def reset(self, subject: str) -> None:
+        """The password was right: the attempts so far (this one included) are forgotten."""
+        await self.limiter.reset(self.key(subject))
+
+
+class RedisPasswordCheckThrottle(RedisLoginThrottle):
+    """The same reservation for the ``current_password`` of ``PATCH /api/members/me``, keyed by
+    the member id: a stolen access token cannot be used to guess the password at full speed."""
+
+    operation = "password_check_throttle"
+
+    @staticmethod
+    def key(member_id: str) -> str:
+        return f"password-checks:{member_id}"

@@ -28,10 +28,13 @@ class InvalidCredentials(MemberError):
 
 
 class LoginLocked(MemberError):
-    """Too many failed logins for one email; try again after ``retry_after`` seconds."""
+    """Too many password checks for one email (or one member's ``current_password``); try again
+    after ``retry_after`` seconds."""
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("too many failed logins; try again later")
+    def __init__(
+        self, retry_after: int, detail: str = "too many failed logins; try again later"
+    ) -> None:
+        super().__init__(detail)
         self.retry_after = retry_after
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from chassis.auth import CurrentPrincipal
 from chassis.idempotency import IdempotencyKeyHeader
@@ -13,7 +13,16 @@ from chassis.openapi import problems
 from chassis.problems import Forbidden, NotFound
 from member import views
 from member.domain.commands import ChangeProfile, LogIn, LogOut, RefreshSession, RegisterMember
-from member.entrypoints.deps import Passwords, SettingsDep, Throttle, Tokens, Uow
+from member.entrypoints.deps import (
+    PasswordCheckThrottle,
+    Passwords,
+    SettingsDep,
+    Throttle,
+    Tokens,
+    Uow,
+    limit_login_per_address,
+    limit_sign_up_per_address,
+)
 from member.entrypoints.schemas import (
     ActivityPublic,
     JwksPublic,
@@ -54,6 +63,7 @@ def _token_pair(pair: TokenPair) -> TokenPairPublic:
     response_model=MemberPublic,
     tags=["members"],
     responses=problems(429),
+    dependencies=[Depends(limit_sign_up_per_address)],
 )
 async def sign_up(
     body: MemberCreate,
@@ -62,7 +72,8 @@ async def sign_up(
     passwords: Passwords,
     idempotency_key: IdempotencyKeyHeader,
 ) -> MemberPublic:
-    """Sign up (회원 가입): a new member with 100 points."""
+    """Sign up (회원 가입): a new member with 100 points. At most ``SIGN_UP_PER_ADDRESS_PER_MINUTE``
+    per client address (429 with ``Retry-After`` past it)."""
     member_id = await accounts.register(
         RegisterMember(email=body.email, password=body.password, nickname=body.nickname),
         uow,
@@ -83,9 +94,14 @@ async def read_me(principal: CurrentPrincipal, uow: Uow) -> MemberPublic:
     "/api/members/me", response_model=MemberPublic, tags=["members"], responses=problems(429)
 )
 async def update_me(
-    body: MemberUpdate, principal: CurrentPrincipal, uow: Uow, passwords: Passwords
+    body: MemberUpdate,
+    principal: CurrentPrincipal,
+    uow: Uow,
+    passwords: Passwords,
+    throttle: PasswordCheckThrottle,
 ) -> MemberPublic:
-    """Update profile (회원 정보 수정): nickname and/or password."""
+    """Update profile (회원 정보 수정): nickname and/or password. ``current_password`` checks are
+    limited per member (``LOGIN_MAX_FAILURES`` per window; 429 with ``Retry-After`` past it)."""
     await accounts.change_profile(
         ChangeProfile(
             member_id=principal.id,
@@ -95,6 +111,7 @@ async def update_me(
         ),
         uow,
         passwords,
+        throttle=throttle,
     )
     return await _member_public(uow, principal.id)
 
@@ -122,6 +139,7 @@ async def read_member(member_id: uuid.UUID, principal: CurrentPrincipal, uow: Uo
     response_model=TokenPairPublic,
     tags=["auth"],
     responses=problems(401, 403, 429),
+    dependencies=[Depends(limit_login_per_address)],
 )
 async def log_in(
     body: LoginRequest,
@@ -131,7 +149,9 @@ async def log_in(
     throttle: Throttle,
     settings: SettingsDep,
 ) -> TokenPairPublic:
-    """Exchange email and password for an access token and a refresh token."""
+    """Exchange email and password for an access token and a refresh token. At most
+    ``LOGIN_MAX_FAILURES`` password checks per email per window and
+    ``LOGIN_PER_ADDRESS_PER_MINUTE`` requests per client address (429 with ``Retry-After``)."""
     pair = await sessions.log_in(
         LogIn(email=body.email, password=body.password),
         uow,

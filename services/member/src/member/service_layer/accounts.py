@@ -17,7 +17,7 @@ from member.domain.model import (
     normalize_nickname,
     utcnow,
 )
-from member.service_layer.ports import PasswordHasher, UnitOfWork
+from member.service_layer.ports import AttemptThrottle, PasswordHasher, UnitOfWork
 from member.service_layer.publishing import publish_events
 
 SIGN_UP_SCOPE = "POST /api/members"
@@ -74,23 +74,38 @@ async def change_profile(
     uow: UnitOfWork,
     passwords: PasswordHasher,
     *,
+    throttle: AttemptThrottle,
     now: dt.datetime | None = None,
 ) -> None:
     """Update profile (회원 정보 수정): nickname and/or password (the latter needs the current one).
 
-    A new password ends every other session: all refresh tokens are revoked."""
+    A new password ends every other session: all refresh tokens are revoked. The check of
+    ``current_password`` is reserved in ``throttle`` (keyed by the member id) before the hash
+    check, as at login: past the limit it is ``LoginLocked`` (429) without a check, however many
+    requests arrive at once."""
     when = now or utcnow()
     new_hash: str | None = None
     if cmd.password is not None:
         check_password_policy(cmd.password)
         if cmd.current_password is None:
             raise errors.CurrentPasswordRequired("current_password is required to change it")
-        async with uow:
-            current = await uow.members.get(cmd.member_id)
-        if current is None:
-            raise errors.MemberNotFound("member not found")
+        subject = str(cmd.member_id)
+        retry_after = await throttle.reserve(subject)
+        if retry_after is not None:
+            raise errors.LoginLocked(
+                retry_after, "too many wrong current passwords; try again later"
+            )
+        try:
+            async with uow:
+                current = await uow.members.get(cmd.member_id)
+            if current is None:
+                raise errors.MemberNotFound("member not found")
+        except BaseException:
+            await throttle.release(subject)  # the attempt never reached the password check
+            raise
         if not await passwords.verify(current.password_hash, cmd.current_password):
             raise errors.WrongCurrentPassword("the current password is wrong")
+        await throttle.reset(subject)
         new_hash = await passwords.hash(cmd.password)
     async with uow:
         member = await uow.members.get(cmd.member_id, for_update=True)

@@ -171,11 +171,21 @@ class AccessTokenIssuer(Protocol):
     def issue(self, member_id: uuid.UUID, role: str) -> AccessToken: ...
 
 
-class LoginThrottle(Protocol):
-    async def retry_after(self, email: str) -> int | None:
-        """Seconds to wait when ``email`` has too many recent failures, else None."""
+class AttemptThrottle(Protocol):
+    """At most N password checks per subject (an email at login, a member id for
+    ``current_password``) per window. Each attempt is reserved *before* the check, atomically:
+    reading the count first and recording the failure after the slow hash check would be a
+    check-then-act race on a limit, letting any number of simultaneous guesses through."""
+
+    async def reserve(self, subject: str) -> int | None:
+        """Take one attempt: None when granted, else the seconds (≥ 1) until the window ends;
+        the caller then refuses (429) without checking the password."""
         ...
 
-    async def record_failure(self, email: str) -> None: ...
+    async def release(self, subject: str) -> None:
+        """Hand back a reserved attempt that never reached the password check."""
+        ...
 
-    async def reset(self, email: str) -> None: ...
+    async def reset(self, subject: str) -> None:
+        """The password was right: forget the attempts so far."""
+        ...

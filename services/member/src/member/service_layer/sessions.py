@@ -11,7 +11,12 @@ from member.domain.commands import LogIn, LogOut, RefreshSession
 from member.domain.identity import canonical
 from member.domain.model import utcnow
 from member.domain.sessions import REFRESH_TOKEN_MAX_LENGTH, RefreshToken, hash_token
-from member.service_layer.ports import AccessTokenIssuer, LoginThrottle, PasswordHasher, UnitOfWork
+from member.service_layer.ports import (
+    AccessTokenIssuer,
+    AttemptThrottle,
+    PasswordHasher,
+    UnitOfWork,
+)
 
 #: OAuth 2.0 token type of the access token (RFC 6750), not a secret.
 BEARER: Final = "bearer"
@@ -31,29 +36,36 @@ async def log_in(
     *,
     passwords: PasswordHasher,
     tokens: AccessTokenIssuer,
-    throttle: LoginThrottle,
+    throttle: AttemptThrottle,
     refresh_ttl: dt.timedelta,
     now: dt.datetime | None = None,
 ) -> TokenPair:
     """Exchange email and password for an access token and a new refresh-token family.
 
-    The failure counter is checked *before* the password, so a locked-out attacker learns
-    nothing from further guesses."""
+    The attempt is reserved in the throttle *before* the password is checked, in one atomic
+    step, so at most ``LOGIN_MAX_FAILURES`` hash checks per email run in a window however many
+    requests arrive at once; the next gets ``LoginLocked`` (429) without a check, and a locked-out
+    attacker learns nothing from further guesses. A wrong password keeps its reserved attempt
+    (that is the failure being counted); a right one clears the count, so after N failures in a
+    window the next attempt is refused (DESIGN.md §4 member)."""
     email = canonical(cmd.email)  # text identity: the lookup's and the throttle's key
-    retry_after = await throttle.retry_after(email)
+    retry_after = await throttle.reserve(email)
     if retry_after is not None:
         raise errors.LoginLocked(retry_after)
-    async with uow:
-        member = await uow.members.get_by_email(email)
+    try:
+        async with uow:
+            member = await uow.members.get_by_email(email)
+    except BaseException:
+        await throttle.release(email)  # the attempt never reached the password check
+        raise
     # The hash check runs outside any transaction: it is slow on purpose.
     if not await passwords.verify(member.password_hash if member else None, cmd.password):
-        await throttle.record_failure(email)
         raise errors.InvalidCredentials("email or password is wrong")
     if member is None or member.password_hash is None:  # verify() is False for these already
         raise errors.InvalidCredentials("email or password is wrong")
+    await throttle.reset(email)  # the right password: the user who typed it is not punished
     if not member.is_active:
         raise errors.AccountNotActive(f"the account is {member.status}")
-    await throttle.reset(email)
     rehash = (
         await passwords.hash(cmd.password) if passwords.needs_rehash(member.password_hash) else None
     )
