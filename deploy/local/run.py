@@ -23,7 +23,8 @@ suite in tests/chaos does):
 
 - ``RUN_PORT_OFFSET`` (default 0) is added to every port: 10000 gives the gateway
   18000, the APIs 18001-18004 and the workers 19101-19104. The services' URLs
-  (``MEMBER_URL`` ... ``SAGA_URL``, ``JWKS_URL``) follow, unless set in the environment.
+  (``MEMBER_URL`` ... ``SAGA_URL``, ``JWKS_URL``) follow, unless the environment sets them
+  to a value other than ``local.env``'s.
 - ``RUN_RESTART=on-failure`` restarts a process that exits on its own, after a capped
   exponential backoff, as Kubernetes restarts the container of a pod
   (``restartPolicy``); each exit and restart is logged. The default, ``never``, stops
@@ -47,6 +48,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -243,6 +245,15 @@ def port_offset(shared: dict[str, str]) -> int:
     return int(shared.get("RUN_PORT_OFFSET", "0") or "0")
 
 
+def explicit_settings(environ: Mapping[str, str], defaults: Mapping[str, str]) -> set[str]:
+    """The variables ``environ`` sets to a value of its own, not the one ``local.env`` gives.
+
+    ``set -a; source deploy/local/local.env`` (how the tests and a shell session get the
+    settings) puts every URL of the file into the environment unchanged; counting those as
+    explicit would keep an offset copy's gateway on the first copy's services and JWKS."""
+    return {key for key, value in environ.items() if defaults.get(key) != value}
+
+
 def apply_port_offset(shared: dict[str, str], explicit: set[str]) -> None:
     """Point the services' URLs at the offset ports, except those set in ``explicit``."""
     offset = port_offset(shared)
@@ -409,8 +420,9 @@ def supervise(
 def main() -> int:
     # Until the long-running processes start, SIGTERM interrupts like Ctrl-C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    shared = {**read_env_file(ENV_FILE), **os.environ}
-    apply_port_offset(shared, set(os.environ))
+    defaults = read_env_file(ENV_FILE)
+    shared = {**defaults, **os.environ}
+    apply_port_offset(shared, explicit_settings(os.environ, defaults))
     ensure_signing_key(shared)
     restart_policy = shared.get("RUN_RESTART", "never")
     if restart_policy not in ("never", "on-failure"):

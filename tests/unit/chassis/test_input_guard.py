@@ -44,6 +44,38 @@ def test_bodies_with_text_a_store_cannot_take_are_named(body: bytes, expected: A
     assert kinds(body_errors(body)) == expected
 
 
+def test_errors_come_in_document_order_keys_before_their_values() -> None:
+    body = b'{"k\\u0000":"\\u0000","b":["\\ud800","ok",{"c":"\\udc00"}]}'
+    assert kinds(body_errors(body)) == [
+        (["body", "k\\u0000"], "nul_character"),
+        (["body", "k\\u0000"], "nul_character"),
+        (["body", "b", 0], "lone_surrogate"),
+        (["body", "b", 2, "c"], "lone_surrogate"),
+    ]
+
+
+#: Deeper than Python's json parser goes (about 1,000 levels) and than a recursive walk of
+#: its result could: the nesting depth is the client's choice.
+TOO_DEEP = 5000
+
+
+def test_a_body_nested_past_the_parser_limit_is_left_to_the_app() -> None:
+    """Kind: a client-chosen nesting depth (RecursionError) must not become a 500.
+
+    With a NUL escape inside, the guard parses the body; the parse fails with a RecursionError,
+    not a ValueError, and escaped the guard as a 500. The app's own parse refuses it (400)."""
+    body = b'{"email":' + b"[" * TOO_DEEP + b'"\\u0000"' + b"]" * TOO_DEEP + b"}"
+    assert body_errors(body) == []
+
+
+async def test_the_guard_passes_a_too_deep_body_to_the_app_instead_of_failing() -> None:
+    app = Recorder()
+    body = b"[" * TOO_DEEP + b'"\\ud800"' + b"]" * TOO_DEEP
+    status, _ = await call(InputGuard(app), [body])
+    assert status == 204
+    assert app.body == body
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [

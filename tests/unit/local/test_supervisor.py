@@ -122,6 +122,25 @@ def test_with_the_restart_policy_a_killed_child_is_started_again_and_its_pid_fil
     assert "k restarted (restart 1)" in out
 
 
+def test_urls_sourced_unchanged_from_local_env_still_follow_the_offset() -> None:
+    """Kind: a second copy of the system silently wired to the first one.
+
+    With ``set -a; source deploy/local/local.env`` (the documented way to get the settings into
+    a shell), every URL of the file is in the environment. Counting those as explicit kept an
+    offset copy's gateway and JWKS on the default ports: its requests went to the first copy's
+    services, or to nothing (503)."""
+    run = load_supervisor()
+    defaults = run.read_env_file(run.ENV_FILE)
+    environ = {**defaults, "QNA_URL": "http://qna.example:80", "RUN_PORT_OFFSET": "100"}
+    explicit = run.explicit_settings(environ, defaults)
+    assert explicit == {"QNA_URL", "RUN_PORT_OFFSET"}
+    shared = {**defaults, **environ}
+    run.apply_port_offset(shared, explicit)
+    assert shared["MEMBER_URL"] == "http://127.0.0.1:8101"
+    assert shared["JWKS_URL"] == "http://127.0.0.1:8101/.well-known/jwks.json"
+    assert shared["QNA_URL"] == "http://qna.example:80"
+
+
 def test_a_port_offset_moves_every_port_and_the_urls_that_were_not_set_explicitly() -> None:
     run = load_supervisor()
     shared = {"RUN_PORT_OFFSET": "10000", "QNA_URL": "http://qna.example:80", "X": "1"}

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import APIRouter, FastAPI
+from opentelemetry import trace
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,16 +20,25 @@ from chassis.lifecycle import Runtime
 from chassis.logging import get_logger
 from chassis.methods import AllowedMethods, MethodSemanticsMiddleware, combined, route_methods
 from chassis.openapi import document_problems
-from chassis.problems import install_problem_handlers
+from chassis.problems import install_problem_handlers, problem_response
 from chassis.settings import BaseServiceSettings
 from chassis.tracing import instrument_app
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 access_log = get_logger("access")
+unexpected_log = get_logger("chassis.problems")
 
 
 class RequestContextMiddleware:
-    """Echo or mint ``X-Request-ID``, bind it to every log line, and write the access log."""
+    """Echo or mint ``X-Request-ID``, bind it to every log line, and write the access log.
+
+    It also answers an unexpected exception with the 500 problem itself and does not let it
+    reach the server. Starlette's ``ServerErrorMiddleware`` would answer the same 500 and then
+    re-raise, and uvicorn closes the connection of a request whose app raised. Behind the
+    gateway's keep-alive pool that turned one client's 500 into a broken connection for the
+    next request on it, often another client's: a 503 and a breaker failure (docs/gateway.md,
+    "What counts"). Only an answer already started when the exception came is left to the
+    server, which must close the connection to end it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -47,18 +57,34 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         start = time.perf_counter()
         status = 500
+        started = complete = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started, complete
             if message["type"] == "http.response.start":
+                started = True
                 status = int(message["status"])
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message["headers"] = headers
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                complete = True
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            if started and not complete:
+                raise  # half an answer is out: only closing the connection can end it
+            trace.get_current_span().record_exception(exc)
+            unexpected_log.exception("unhandled_error", path=scope.get("path", ""))
+            if not started:
+                # Once a complete answer is out (a background task failed after it), the
+                # client has its answer; otherwise it gets the 500 problem.
+                answer = problem_response(
+                    500, "an unexpected error occurred", instance=scope.get("path", "")
+                )
+                await answer(scope, receive, send_wrapper)
         finally:
             path = scope.get("path", "")
             if path not in ("/healthz", "/readyz", "/metrics"):

@@ -157,19 +157,26 @@ def header_errors(headers: list[tuple[bytes, bytes]]) -> list[InputError]:
 
 
 def _walk(value: Any, loc: Loc) -> Iterator[InputError]:
-    if isinstance(value, str):
-        error = text_error(loc, value)
-        if error is not None:
-            yield error
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            error = text_error((*loc, key), key)
+    """Every bad string of a parsed document, in document order (object keys before values).
+
+    Iterative on purpose: a client chooses the nesting depth, and a recursive walk would end
+    in a ``RecursionError`` (a 500) for a deep enough document."""
+    # A stack of (where, what); pushed in reverse so that it pops in document order. A JSON
+    # object key is a string, so pushing it as one checks it without descending into it.
+    pending: list[tuple[Loc, Any]] = [(loc, value)]
+    while pending:
+        where, item = pending.pop()
+        if isinstance(item, str):
+            error = text_error(where, item)
             if error is not None:
                 yield error
-            yield from _walk(item, (*loc, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _walk(item, (*loc, index))
+        elif isinstance(item, dict):
+            for key, child in reversed(item.items()):
+                pending.append(((*where, key), child))
+                pending.append(((*where, key), key))
+        elif isinstance(item, list):
+            for index in range(len(item) - 1, -1, -1):
+                pending.append(((*where, index), item[index]))
 
 
 def body_errors(body: bytes) -> list[InputError]:
@@ -185,7 +192,9 @@ def body_errors(body: bytes) -> list[InputError]:
         return []
     try:
         document = json.loads(body)  # as the app will: raw surrogate bytes pass as surrogates
-    except ValueError:
+    except (ValueError, RecursionError):
+        # Malformed, or nested deeper than Python's json can parse: the app's own parse of the
+        # same bytes fails too (it runs deeper in the stack) and answers 400, never a 500.
         return []
     errors: list[InputError] = []
     for error in _walk(document, ("body",)):
