@@ -106,11 +106,19 @@ def _schema_case(target: str) -> object:
 
 @pytest.mark.parametrize("target", [_schema_case(t) for t in TARGETS])
 def test_answers_match_the_document(reports: dict[str, Report], target: str) -> None:
-    """Every answer's body and content type are the ones its document gives for its status."""
+    """Every answer's status is in its document, and its body and content type are the ones the
+    document gives for that status."""
     report = reports[target]
     if report.violations:
         raise SchemaViolation(
             "\n".join(
-                _findings(report, ("response_schema_conformance", "content_type_conformance"))
+                _findings(
+                    report,
+                    (
+                        "response_schema_conformance",
+                        "content_type_conformance",
+                        "status_code_conformance",
+                    ),
+                )
             )
         )

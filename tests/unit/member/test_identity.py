@@ -9,7 +9,12 @@ import pytest
 
 from member.domain import errors
 from member.domain.identity import canonical, display_form
-from member.domain.model import WITHDRAWN_NICKNAME_PREFIX, Member, Status
+from member.domain.model import (
+    WITHDRAWN_AUTHOR_LABEL,
+    WITHDRAWN_NICKNAME_PREFIX,
+    Member,
+    Status,
+)
 
 HONG = "홍길동"
 HONG_NFD = unicodedata.normalize("NFD", HONG)
@@ -111,6 +116,29 @@ def test_the_reserved_prefix_is_matched_by_text_identity(nickname: str) -> None:
     """Text identity: a decomposed spelling of the withdrawn members' prefix is reserved too."""
     with pytest.raises(errors.InvalidInput):
         Member.register(email="a@example.com", nickname=nickname, password_hash="h")
+
+
+@pytest.mark.parametrize(
+    "nickname",
+    [
+        WITHDRAWN_AUTHOR_LABEL,
+        " 탈퇴한회원 ",
+        unicodedata.normalize("NFD", WITHDRAWN_AUTHOR_LABEL),
+        "탈퇴한  회원",
+    ],
+)
+def test_the_withdrawn_author_label_cannot_be_taken(nickname: str) -> None:
+    """Text identity: the label shown for a withdrawn author ("탈퇴한 회원") is no living member's
+    nickname, in any spelling that reads the same; a living member who took it could pass
+    their posts off as a withdrawn member's."""
+    with pytest.raises(errors.InvalidInput):
+        Member.register(email="a@example.com", nickname=nickname, password_hash="h")
+
+
+def test_a_nickname_that_only_contains_the_label_is_allowed() -> None:
+    """Only the label itself is reserved, not every nickname with those syllables in it."""
+    member = Member.register(email="a@example.com", nickname="탈퇴한 회원님", password_hash="h")
+    assert member.nickname == "탈퇴한 회원님"
 
 
 def test_length_is_counted_in_nfc() -> None:

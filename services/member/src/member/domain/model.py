@@ -31,6 +31,10 @@ PASSWORD_MAX_BYTES = 512
 
 #: Nicknames of withdrawn members start with this; nobody else may take one.
 WITHDRAWN_NICKNAME_PREFIX = "탈퇴회원-"
+#: The label board and qna show instead of a withdrawn author (DESIGN §3, "탈퇴한 회원"): a
+#: living member who took it could pass their posts off as a withdrawn member's. Compared by
+#: text identity with every space removed, so "탈퇴한회원" and its NFD spelling are reserved too.
+WITHDRAWN_AUTHOR_LABEL = "탈퇴한 회원"
 WITHDRAWN_EMAIL_DOMAIN = "invalid"
 
 _LOCAL_PART = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
@@ -78,7 +82,10 @@ def normalize_nickname(raw: str) -> str:
         )
     if not nickname.isprintable():
         raise errors.InvalidInput("nickname must not contain control characters")
-    if canonical(nickname).startswith(canonical(WITHDRAWN_NICKNAME_PREFIX)):
+    key = canonical(nickname)
+    if key.startswith(canonical(WITHDRAWN_NICKNAME_PREFIX)) or "".join(key.split()) == "".join(
+        canonical(WITHDRAWN_AUTHOR_LABEL).split()
+    ):
         raise errors.InvalidInput("this nickname is reserved")
     return nickname
 
