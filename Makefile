@@ -14,7 +14,7 @@ INFRA := bash deploy/local/infra.sh
 UV_RUN := uv run --no-sync
 # Development settings for the tests and `make run` (loopback addresses, local passwords).
 LOCAL_ENV := deploy/local/local.env
-MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src tests deploy/local benchmarks
+MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src tests deploy/local benchmarks tools
 
 .PHONY: help sync infra-up infra-down infra-status infra-reset run test chaos fuzz lint fmt k8s-validate
 
@@ -58,10 +58,11 @@ fuzz: sync infra-up ## Schemathesis against every service and the gateway (FUZZ_
 	export MSA_TEST_INFRA="$${MSA_TEST_INFRA:-local}"; \
 	$(UV_RUN) python -m tests.system.fuzz --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) --max-seconds $(FUZZ_MAX_SECONDS)
 
-lint: sync ## ruff (lint + format check) and mypy --strict
+lint: sync ## ruff (lint + format check), mypy --strict and the import contracts (lint-imports)
 	$(UV_RUN) ruff check .
 	$(UV_RUN) ruff format --check .
 	$(UV_RUN) mypy $(MYPY_PATHS)
+	$(UV_RUN) lint-imports --no-logo
 
 fmt: sync ## format the code and apply ruff's safe fixes
 	$(UV_RUN) ruff format .

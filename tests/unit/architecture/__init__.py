@@ -1,0 +1,1 @@
+"""Unit tests: the import contracts that check the architecture."""

@@ -1,0 +1,1 @@
+"""Development tools: checks that run with `make lint`, not in any deployable."""
