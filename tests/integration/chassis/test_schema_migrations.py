@@ -57,7 +57,9 @@ def _diff(connection: Connection, service: str) -> list[Any]:
     context = MigrationContext.configure(
         connection, opts={"compare_type": True, "compare_server_default": True}
     )
-    return list(compare_metadata(context, [_service_metadata(service), chassis_metadata]))
+    # A sequence of MetaData works as it does for target_metadata; the hint names only one.
+    targets = [_service_metadata(service), chassis_metadata]
+    return list(compare_metadata(context, targets))  # type: ignore[arg-type]
 
 
 async def _run_sync(database_url: str, fn: Any, *args: Any) -> Any:
