@@ -1,4 +1,4 @@
-"""Versioned chassis schema: every service's history replays to its models, and chassis revisions reach old databases."""
+"""Versioned chassis schema: each history replays to its models; chassis revisions reach old databases."""
 
 from __future__ import annotations
 
@@ -17,30 +17,26 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
+from board.adapters.tables import metadata as board_metadata
 from chassis import schema_migrations
 from chassis.db import chassis_metadata, create_engine
 from chassis.migrations import alembic_config, upgrade
-from tests.support.infra import REPO
+from member.adapters.orm import metadata as member_metadata
+from qna.adapters.orm import metadata as qna_metadata
+from saga.store import metadata as saga_metadata
+from tests.support.infra import REPO, Infra
 
 pytestmark = pytest.mark.integration
 
 
 def _service_metadata(service: str) -> MetaData:
-    if service == "member":
-        from member.adapters.orm import metadata as member_metadata
-
-        return member_metadata
-    if service == "board":
-        from board.adapters.tables import metadata as board_metadata
-
-        return board_metadata
-    if service == "qna":
-        from qna.adapters.orm import metadata as qna_metadata
-
-        return qna_metadata
-    from saga.store import metadata as saga_metadata
-
-    return saga_metadata
+    """The service's own tables, as its ``migrations/env.py`` passes them to Alembic."""
+    return {
+        "member": member_metadata,
+        "board": board_metadata,
+        "qna": qna_metadata,
+        "saga": saga_metadata,
+    }[service]
 
 
 #: Service name -> the folder holding its alembic.ini and migrations/.
@@ -158,7 +154,7 @@ async def test_a_fresh_database_migrated_to_head_matches_the_models(
 
 @pytest.mark.parametrize("service", SERVICES)
 async def test_a_fresh_database_migrated_to_head_has_the_catalog_the_models_create(
-    service: str, infra: Any, database_url: str
+    service: str, infra: Infra, database_url: str
 ) -> None:
     """What autogenerate does not compare (check constraints, the text of index predicates and
     expressions, identity columns) compared in PostgreSQL's own words: the replayed history
@@ -184,7 +180,7 @@ async def test_a_fresh_database_migrated_to_head_has_the_catalog_the_models_crea
 
 
 async def test_the_chassis_base_revision_creates_what_create_all_created(
-    infra: Any, database_url: str
+    infra: Infra, database_url: str
 ) -> None:
     """The first chassis revision is the schema ``create_all`` gave every database before it:
     same columns, defaults, identity, constraint and index names and definitions."""
@@ -237,7 +233,7 @@ NEW_CHASSIS_REVISION = """\
 
 @pytest.mark.parametrize("service", SERVICES)
 async def test_a_new_chassis_revision_reaches_old_and_fresh_databases(
-    service: str, infra: Any, database_url: str, tmp_path: Path
+    service: str, infra: Infra, database_url: str, tmp_path: Path
 ) -> None:
     """A change to a chassis table is one revision in the chassis branch; ``migrate`` applies it
     to a database built before the branch existed and to a fresh one alike."""
