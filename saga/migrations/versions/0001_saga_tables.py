@@ -1,4 +1,6 @@
-"""Saga instances, their step log, and the chassis tables (outbox, inbox, idempotency keys).
+"""Saga instances and their step log.
+
+The chassis tables come from the chassis branch, on which this revision depends.
 
 Revision ID: 0001
 Revises:
@@ -9,18 +11,16 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from chassis.migrations import create_chassis_tables
-
 revision = "0001"
 down_revision = None
 branch_labels = None
-depends_on = None
+#: The chassis tables (outbox, inbox, idempotency keys, ...) come from the chassis branch.
+depends_on = ("chassis_0001",)
 
 ACTIVE = "status IN ('RUNNING', 'COMPENSATING')"
 
 
 def upgrade() -> None:
-    create_chassis_tables(op.get_bind())
     op.create_table(
         "saga_instances",
         sa.Column("id", postgresql.UUID(as_uuid=True), primary_key=True),

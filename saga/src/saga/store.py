@@ -15,6 +15,7 @@ from typing import Any, Self
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
@@ -71,6 +72,11 @@ saga_instances = Table(
     Column("ended_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("version", Integer, nullable=False),
+    # Declared in migration 0001; stated here too so the model and the database agree.
+    CheckConstraint(
+        "status IN ({})".format(", ".join(f"'{status.value}'" for status in SagaStatus)),
+        name="ck_saga_instances_status",
+    ),
     # Semantic lock: one running saga per (type, key), e.g. one withdrawal per member.
     Index(
         "uq_saga_instances_running_lock_key",

@@ -1,4 +1,6 @@
-"""Board database: chassis tables, boards (seeded), posts, comments, authors, the post list read model.
+"""Board database: boards (seeded), posts, comments, authors, the post list read model.
+
+The chassis tables come from the chassis branch, on which this revision depends.
 
 Revision ID: 0001
 Revises:
@@ -13,12 +15,11 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import UUID
 
-from chassis.migrations import create_chassis_tables, drop_chassis_tables
-
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+#: The chassis tables (outbox, inbox, idempotency keys, ...) come from the chassis branch.
+depends_on: str | Sequence[str] | None = ("chassis_0001",)
 
 #: Fixed ids, so every environment has the same two boards.
 NOTICE_BOARD_ID = uuid.UUID("62a77ce4-349e-4ce9-9cb0-decfd5f1407d")
@@ -33,7 +34,6 @@ def _timestamps() -> list[sa.Column[Any]]:
 
 
 def upgrade() -> None:
-    create_chassis_tables(op.get_bind())
     # Trigram index support for the title search (a trusted extension since PostgreSQL 13).
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
 
@@ -169,4 +169,3 @@ def downgrade() -> None:
         "boards",
     ):
         op.drop_table(table)
-    drop_chassis_tables(op.get_bind())

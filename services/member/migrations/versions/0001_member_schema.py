@@ -1,4 +1,6 @@
-"""Member schema: members, refresh tokens, point transfers, the activity read model, chassis tables.
+"""Member schema: members, refresh tokens, point transfers, the activity read model.
+
+The chassis tables come from the chassis branch, on which this revision depends.
 
 Revision ID: 0001
 Revises:
@@ -11,16 +13,14 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from chassis.migrations import create_chassis_tables, drop_chassis_tables
-
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+#: The chassis tables (outbox, inbox, idempotency keys, ...) come from the chassis branch.
+depends_on: str | Sequence[str] | None = ("chassis_0001",)
 
 
 def upgrade() -> None:
-    create_chassis_tables(op.get_bind())
 
     op.create_table(
         "members",
@@ -108,4 +108,3 @@ def downgrade() -> None:
     op.drop_table("point_transfers")
     op.drop_table("refresh_tokens")
     op.drop_table("members")
-    drop_chassis_tables(op.get_bind())

@@ -1,5 +1,6 @@
 """Qna schema: questions, answers, comments, the author copy, retirement records, the
-question_summaries read model (with a trigram index for title search) and the chassis tables.
+question_summaries read model (with a trigram index for title search). The chassis tables come
+from the chassis branch, on which this revision depends.
 
 Revision ID: 0001
 Revises:
@@ -12,18 +13,16 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from chassis.migrations import create_chassis_tables, drop_chassis_tables
-
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+#: The chassis tables (outbox, inbox, idempotency keys, ...) come from the chassis branch.
+depends_on: str | Sequence[str] | None = ("chassis_0001",)
 
 UUID = postgresql.UUID(as_uuid=True)
 
 
 def upgrade() -> None:
-    create_chassis_tables(op.get_bind())
     # trusted extension: the database owner may create it (the local infra pre-creates it)
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
 
@@ -159,4 +158,3 @@ def downgrade() -> None:
         "questions",
     ):
         op.drop_table(table)
-    drop_chassis_tables(op.get_bind())
