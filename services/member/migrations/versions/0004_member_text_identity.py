@@ -1,6 +1,6 @@
 """Text identity of emails and nicknames: canonical columns, backfilled in batches, unique.
 
-DESIGN.md §4 ("Text identity"): emails and nicknames are compared after trimming, case folding
+docs/services/member.md ("Text identity"): emails and nicknames are compared after trimming, case folding
 and Unicode NFC normalization. Until now the email was stored lower-cased under a unique index
 and nicknames were unique by PostgreSQL's ``lower(nickname)``, so ``"홍길동"`` and its decomposed
 spelling, or ``"Straße"`` and ``"STRASSE"``, were two members. This migration adds

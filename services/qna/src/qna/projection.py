@@ -3,7 +3,7 @@
 Guarantees:
 
 - **idempotent**: the live projector records each event id in the inbox with its effect;
-- **order- and multiplicity-safe** (DESIGN.md §5 rule 3): the row is a function of the set of
+- **order- and multiplicity-safe** (docs/CONVENTIONS.md "Failures of consumers"): the row is a function of the set of
   events seen, not of their order. Title, bounty and author are a register guarded by the
   version of the newest QuestionAsked/Updated; ``status`` by the version of the newest event
   that sets it (Asked, Updated, Closed, Reopened), since Closed and Reopened carry nothing else;

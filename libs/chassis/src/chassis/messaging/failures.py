@@ -1,6 +1,6 @@
 """Transient vs permanent failure: which errors a consumer waits out and which go to the dead-letter topic.
 
-DESIGN.md §5 rule 3. A *transient* failure comes from infrastructure that is unavailable for a
+docs/CONVENTIONS.md "Failures of consumers". A *transient* failure comes from infrastructure that is unavailable for a
 while (a database, Redis or Kafka that refuses or drops connections, a timeout, a serialization
 failure or deadlock the database asks the client to retry): the same message will succeed later,
 so the consumer retries it, with ``Backoff``, for as long as it takes. A *permanent* failure can
