@@ -1,5 +1,6 @@
 """Authorization matrix (access control as a table): every public route × every kind of caller
-→ the status the public contract promises (docs/CONVENTIONS.md "Status codes"), sent through a real gateway to the real services.
+→ the status the public contract promises (docs/CONVENTIONS.md "Status codes"), sent through a real
+gateway to the real services.
 
 The routes come from ``gateway.routes.ROUTES`` and the gateway's own endpoints, so a route
 added without a rule in ``EXPECTED`` fails this test. Each case builds its own resources (a
@@ -202,8 +203,8 @@ class World:
         return token
 
     async def make_admin(self) -> Account:
-        """A fresh admin: a sign-up promoted in member's database (`member migrate` seeds one admin only),
-        logged in again so its token carries the role."""
+        """A fresh admin: a sign-up promoted in member's database (`member migrate` seeds one admin
+        only), logged in again so its token carries the role."""
         account = await self.sign_up()
         url = self.stack.databases["member"].replace("postgresql+asyncpg", "postgresql")
         conn = await asyncpg.connect(url)

@@ -1,4 +1,4 @@
-"""Self-hosted API documentation: every process's ``/docs`` works with no network beyond the machine.
+"""Self-hosted API documentation: every process's ``/docs`` works with no network beyond the host.
 
 For the gateway's aggregated page and each service's own page (built in-process, nothing
 started): the HTML names no ``http(s)://`` address at all, so the browser loads nothing from
@@ -54,11 +54,11 @@ APPS: dict[str, Callable[[], FastAPI]] = {
         gateway.config.Settings(REDIS_URL=UNREACHABLE["REDIS_URL"], RATE_LIMIT_PER_MINUTE=0)
     ),
     "member": lambda: member.bootstrap.build_api(
-        member.config.Settings(**UNREACHABLE, JWT_PRIVATE_KEY=_signing_key())  # type: ignore[arg-type]
+        member.config.Settings.model_validate({**UNREACHABLE, "JWT_PRIVATE_KEY": _signing_key()})
     ),
-    "board": lambda: board.bootstrap.build_api(board.config.Settings(**UNREACHABLE)),  # type: ignore[arg-type]
-    "qna": lambda: qna.bootstrap.build_api(qna.config.Settings(**UNREACHABLE)),  # type: ignore[arg-type]
-    "saga": lambda: saga.bootstrap.build_api(saga.config.Settings(**UNREACHABLE)),  # type: ignore[arg-type]
+    "board": lambda: board.bootstrap.build_api(board.config.Settings.model_validate(UNREACHABLE)),
+    "qna": lambda: qna.bootstrap.build_api(qna.config.Settings.model_validate(UNREACHABLE)),
+    "saga": lambda: saga.bootstrap.build_api(saga.config.Settings.model_validate(UNREACHABLE)),
 }
 
 

@@ -3,8 +3,8 @@
 Code and docs once cited a design document by section ("<name> §3") that is not in this
 repository, so a reader could not follow the citation. A rule is cited by the in-repo
 document that states it (``docs/sagas.md``, ``docs/CONVENTIONS.md``, ``docs/gateway.md``,
-``docs/services/*.md``) or quoted. The check: that document's upper-case name is absent from every file
-outside ``.git``, ``.venv``, ``.local`` and the tools' caches (generated, never committed).
+``docs/services/*.md``) or quoted. The check: that document's upper-case name is absent from every
+file outside ``.git``, ``.venv``, ``.local`` and the tools' caches (generated, never committed).
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from gateway.routes import ROUTES, TABLE, TOKEN, MethodNotAllowed, Route, RouteT
 QID = "5b0b3f0e-2f6f-4d7e-9f1c-0d6a1c1e2a3b"
 AID = "0c7d2a8e-8d55-4f0e-bb1a-3f7b5c9e1d20"
 
-#: The public contract (docs/services/*.md, docs/sagas.md), endpoint by endpoint, with the service that owns it.
+#: The public contract (docs/services/*.md, docs/sagas.md), endpoint by endpoint, with the service
+#: that owns it.
 CONTRACT = [
     ("POST", "/api/members", "member"),
     ("POST", "/api/auth/login", "member"),

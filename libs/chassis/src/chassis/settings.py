@@ -42,7 +42,8 @@ class BaseServiceSettings(BaseSettings):
     KAFKA_REPLICATION_FACTOR: int = Field(default=1, ge=1)
     KAFKA_MAX_ATTEMPTS: int = Field(default=3, ge=1)
     #: Backoff of a consumer waiting out a transient failure (and of the relay and worker loops
-    #: during an outage): the first wait, doubling up to the cap (docs/CONVENTIONS.md "Failures of consumers").
+    #: during an outage): the first wait, doubling up to the cap (docs/CONVENTIONS.md "Failures of
+    #: consumers").
     CONSUMER_RETRY_BACKOFF_SECONDS: float = Field(default=0.1, gt=0)
     CONSUMER_RETRY_BACKOFF_MAX_SECONDS: float = Field(default=10.0, gt=0)
     #: TLS and SASL for a managed Kafka (e.g. SASL_SSL + SCRAM-SHA-512); PLAINTEXT locally.

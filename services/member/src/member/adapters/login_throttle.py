@@ -5,10 +5,11 @@ the slow argon2 check is a check-then-act race on a limit, in which 30 simultane
 read "0 failures" and all get a hash check. Here the 6th of 30 simultaneous attempts is refused
 before any hashing.
 
-Redis is a dependency the process degrades around (docs/CONVENTIONS.md "Degraded dependencies"): while it
-cannot answer, the count falls back to this replica's memory (``chassis.ratelimit.Limiter``),
-so logins stay available to every client and each email is still limited, per replica, instead
-of either refusing everybody or dropping the limit. Each bypassed call is logged and counted in
+Redis is a dependency the process degrades around (docs/CONVENTIONS.md "Degraded dependencies"):
+while it cannot answer, the count falls back to this replica's memory
+(``chassis.ratelimit.Limiter``), so logins stay available to every client and each email is still
+limited, per replica, instead of either refusing everybody or dropping the limit. Each bypassed call
+is logged and counted in
 ``degraded_dependency_failures_total{dependency="redis",operation="login_throttle"}``.
 """
 
