@@ -9,7 +9,8 @@ they hold commands and sample output, not references):
   ``#fragment`` into a Markdown file (or a bare ``#fragment`` into the same file) must match a
   heading's anchor under GitHub's rules: lower-cased, every character that is not a letter,
   digit, ``_``, ``-`` or space dropped, spaces turned into ``-``, and a repeated anchor given
-  ``-1``, ``-2``... in document order.
+  ``-1``, ``-2``... in document order. A ``#L12`` or ``#L12-L20`` into any other file must be
+  within the file.
 * **Repository paths in code spans.** An inline code span is a path when it has no whitespace,
   no ``://``, and either
   - starts with a top-level folder of the repository (``libs/``, ``services/``, ``gateway/``,
@@ -24,6 +25,11 @@ they hold commands and sample output, not references):
   ``{a,b}`` alternatives (each expansion must exist) and ``*`` globs (must match something).
   Paths relative to an unnamed folder (``domain/model.py``, a bare ``bootstrap.py``) depend on
   the prose around them and are not checked.
+* **Code copied from the repository.** A fenced block whose first line is ``# <repository
+  path>`` is a copy of that file: its other lines must be consecutive lines of the file. With
+  ``# <repository path> (abridged)`` its lines must be in the file in the same order, with
+  lines left out where the block says ``# ...``. Lines are compared exactly, indentation
+  included; blank lines are not compared.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)")
 INLINE_LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 REFERENCE_DEFINITION = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+.*)?$")
 HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
+GITHUB_LINES = re.compile(r"L(\d+)(?:-L(\d+))?")
 LINE_SUFFIX = re.compile(r":(\d+)(?:-(\d+))?$")
 SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
@@ -106,6 +113,10 @@ def without_code_spans(text: str) -> str:
     return CODE_SPAN.sub(lambda m: " " * len(m.group(0)), text)
 
 
+def line_count(path: Path) -> int:
+    return len(path.read_text(encoding="utf-8").splitlines())
+
+
 def link_problems(path: Path) -> list[str]:
     """Every relative link in the file that does not resolve, as ``file:line: message``."""
     problems: list[str] = []
@@ -126,6 +137,11 @@ def link_problems(path: Path) -> list[str]:
                 continue
             if fragment and resolved.suffix == ".md" and fragment not in github_anchors(resolved):
                 problems.append(f"{where}: no heading for anchor {target!r}")
+            lines = GITHUB_LINES.fullmatch(fragment)
+            if lines and resolved.suffix != ".md":
+                last = int(lines.group(2) or lines.group(1))
+                if last > line_count(resolved):
+                    problems.append(f"{where}: {target!r} is past the end of the file")
     return problems
 
 
@@ -146,10 +162,6 @@ def span_candidates(span: str) -> list[Path] | None:
     if "/" in span and first in PACKAGES and re.search(r"\.[A-Za-z]+(:\d+(-\d+)?)?$", span):
         return PACKAGE_SOURCE_ROOTS
     return None
-
-
-def line_count(path: Path) -> int:
-    return len(path.read_text(encoding="utf-8").splitlines())
 
 
 def span_problems(path: Path) -> list[str]:
@@ -182,6 +194,60 @@ def span_problems(path: Path) -> list[str]:
                         if not hit.is_file() or last > line_count(hit):
                             problems.append(f"{where}: {span!r} is past the end of {hit}")
     return problems
+
+
+COPY_HEADER = re.compile(r"^#\s+(\S+)(\s+\(abridged\))?\s*$")
+
+
+def fenced_blocks(path: Path) -> list[tuple[int, list[str]]]:
+    """Every fenced code block of the file: (line number of its first line, its lines)."""
+    blocks: list[tuple[int, list[str]]] = []
+    current: list[str] | None = None
+    fence = ""
+    start = 0
+    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        match = FENCE.match(text)
+        if current is None and match:
+            current, fence, start = [], match.group(1), number + 1
+        elif current is not None and match and match.group(1) == fence:
+            blocks.append((start, current))
+            current = None
+        elif current is not None:
+            current.append(text)
+    return blocks
+
+
+def copy_problems(path: Path) -> list[str]:
+    """Every fenced copy of repository code that the file it names does not contain."""
+    problems: list[str] = []
+    for start, lines in fenced_blocks(path):
+        header = COPY_HEADER.match(lines[0]) if lines else None
+        if header is None or header.group(1).split("/", 1)[0] not in ROOT_FOLDERS:
+            continue
+        where = f"{path.relative_to(ROOT)}:{start}"
+        source = ROOT / header.group(1)
+        if not source.is_file():
+            problems.append(f"{where}: {header.group(1)!r} does not exist")
+            continue
+        wanted = [line for line in lines[1:] if line.strip()]
+        have = [line for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if header.group(2):
+            position = 0
+            for line in wanted:
+                if line.strip().startswith("# ..."):
+                    continue
+                if line in have[position:]:
+                    position = have.index(line, position) + 1
+                else:
+                    problems.append(f"{where}: not in {header.group(1)} (in order): {line!r}")
+        elif not any(have[i : i + len(wanted)] == wanted for i in range(len(have))):
+            problems.append(f"{where}: not a run of consecutive lines of {header.group(1)}")
+    return problems
+
+
+@pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_code_copied_from_the_repository_matches_it(path: Path) -> None:
+    assert copy_problems(path) == []
 
 
 @pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
