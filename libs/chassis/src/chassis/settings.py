@@ -77,6 +77,8 @@ class BaseServiceSettings(BaseSettings):
     OUTBOX_BATCH_SIZE: int = Field(default=100, ge=1)
 
     SHUTDOWN_DRAIN_SECONDS: float = Field(default=1.0, ge=0)
+    #: Bound on each step of the SIGTERM sequence (``chassis.lifecycle``): uvicorn's drain of
+    #: in-flight requests, each background loop's stop, each closer. Not a bound on the whole.
     SHUTDOWN_TIMEOUT_SECONDS: float = Field(default=20.0, gt=0)
 
     FAULT_INJECTION: bool = False
