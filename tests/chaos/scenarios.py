@@ -294,7 +294,7 @@ def fault_reached(body: Mapping[str, Any], step: str, mode: str) -> bool:
 
 def step_fault_outcome(body: Mapping[str, Any], step: str, mode: str) -> list[str]:
     """What is wrong with a terminal saga whose ``step`` was delayed past its timeout or made
-    to fail (empty: nothing). The rules of the step kinds (docs/sagas.md, DESIGN §3):
+    to fail (empty: nothing). The rules of the step kinds (docs/sagas.md):
 
     - a compensatable step or the pivot refused: COMPENSATED, the step FAILED, every earlier
       compensatable step COMPENSATED, every later one PENDING;

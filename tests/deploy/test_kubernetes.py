@@ -553,7 +553,7 @@ def test_dns_is_allowed_for_every_pod(docs: tuple[Manifest, ...]) -> None:
 
 def test_trusted_proxy_hops_are_set_where_a_proxy_stands_in_front() -> None:
     """The gateway believes X-Forwarded-For from the Ingress controller only, the APIs from the
-    gateway only (DESIGN.md §4 "Fairness"); a broad range is safe only while the network
+    gateway only (docs/CONVENTIONS.md "Fairness"); a broad range is safe only while the network
     policies keep everyone else away from the port."""
     for overlay in OVERLAYS:
         docs = rendered(overlay)

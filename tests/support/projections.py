@@ -21,7 +21,7 @@ from chassis.messaging.envelope import Envelope, to_kafka
 
 
 async def outbox_events(engine: AsyncEngine) -> list[Envelope]:
-    """Every event the service staged in its outbox, in commit order, as the relay would
+    """Every event the service staged in its outbox, in insert (``seq``) order, as the relay would
     publish them (same id, type, body and time; no offset, so no checkpoint is involved)."""
     async with engine.connect() as conn:
         rows = await conn.execute(select(outbox_table).order_by(outbox_table.c.seq))

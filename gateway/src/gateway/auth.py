@@ -8,7 +8,7 @@ that cannot be fetched answered with 503, never 401.
 
 A verified token can still be revoked: once a member's withdrawal has completed, member puts
 the member on the token deny-list (``chassis.token_denylist``), and a token issued at or before
-the withdrawal gets 401 here (DESIGN §3). The deny-list is read from Redis for every request
+the withdrawal gets 401 here (docs/sagas.md). The deny-list is read from Redis for every request
 with a verified token, remembered for at most ``DENY_LIST_CACHE_SECONDS`` per member. When
 Redis cannot answer, the token is let through (fail open, logged and counted in
 ``gateway_token_denylist_errors_total``): board and qna still refuse a withdrawn member's

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
+from chassis import swagger_ui
 from chassis.app import create_app
 from chassis.auth import install_verifier
 from chassis.lifecycle import Phase, Runtime
@@ -55,7 +56,7 @@ def build_api(settings: Settings) -> FastAPI:
         runtime,
         title="gateway",
         description=DESCRIPTION,
-        routers=[compose.router, docs.router],
+        routers=[compose.router, docs.router, swagger_ui.router],
         docs=False,  # /docs is the aggregated one (docs.py)
         check_bodies=False,  # bodies are checked by the services they are forwarded to
         # HEAD, OPTIONS and Allow on the proxied paths come from the route table too

@@ -5,7 +5,7 @@ OPEN: calls are refused at once until ``reset_seconds`` have passed.
 HALF_OPEN: one trial call is let through; its success closes the circuit, its failure
 opens it again for another ``reset_seconds``.
 
-What counts as a failure (DESIGN.md §4 "Fairness": one client's requests never change another
+What counts as a failure (docs/CONVENTIONS.md "Fairness": one client's requests never change another
 client's results) is decided by the caller, ``Upstreams.call`` in ``proxy.py``:
 
 - a **failure** says the upstream is not serving: the connection could not be opened or broke,

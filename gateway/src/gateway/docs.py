@@ -2,7 +2,8 @@
 
 Each document is fetched from its service through the same connection pool and breaker as any
 other call, and trimmed to the operations the route table exposes, so internal endpoints
-(``/internal/**``, the JWKS) never show and "Try it out" goes through the gateway.
+(``/internal/**``, the JWKS) never show and "Try it out" goes through the gateway. The page's
+scripts and style sheet are served by the gateway itself (``chassis.swagger_ui``), never a CDN.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from chassis.openapi import PROBLEM_SCHEMAS, problem_response
 from chassis.problems import NotFound, ServiceUnavailable
+from chassis.swagger_ui import OFFLINE_PARAMETERS, asset_url
 from gateway.proxy import Proxy, request_id_of
 from gateway.routes import ROUTES, TOKEN, UPSTREAMS, Access
 
 GATEWAY = "gateway"
 DOCUMENTS = (GATEWAY, *UPSTREAMS)
-SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5"
 _PARAM = re.compile(r"\{[^}/]*\}")
 
 router = APIRouter(include_in_schema=False)
@@ -87,6 +88,7 @@ async def swagger_ui() -> HTMLResponse:
         "layout": "StandaloneLayout",
         "deepLinking": True,
         "persistAuthorization": True,
+        **OFFLINE_PARAMETERS,
     }
     return HTMLResponse(
         f"""<!doctype html>
@@ -94,12 +96,13 @@ async def swagger_ui() -> HTMLResponse:
 <head>
 <meta charset="utf-8">
 <title>API documentation</title>
-<link rel="stylesheet" href="{SWAGGER_UI}/swagger-ui.css">
+<link rel="stylesheet" href="{asset_url("swagger-ui.css")}">
+<link rel="icon" href="{asset_url("favicon-32x32.png")}">
 </head>
 <body>
 <div id="swagger-ui"></div>
-<script src="{SWAGGER_UI}/swagger-ui-bundle.js"></script>
-<script src="{SWAGGER_UI}/swagger-ui-standalone-preset.js"></script>
+<script src="{asset_url("swagger-ui-bundle.js")}"></script>
+<script src="{asset_url("swagger-ui-standalone-preset.js")}"></script>
 <script>
 const config = {json.dumps(config)};
 config.presets = [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset];

@@ -180,7 +180,7 @@ class Upstreams:
 
         The breaker counts a failure for a connection error, a timeout and a 502/503/504
         answer, and a success for any other answer: a 4xx, and a 500 that one request
-        provoked, must not let one client open the circuit for everyone (DESIGN.md §4
+        provoked, must not let one client open the circuit for everyone (docs/CONVENTIONS.md
         "Fairness"). Every 5xx answer is counted in ``gateway_upstream_errors_total
         {kind="status_5xx"}``, so a sustained rate of 500s stays visible per route.
         """

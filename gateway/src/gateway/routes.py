@@ -1,11 +1,11 @@
 """API gateway routing: one declarative table maps every public method and path to its upstream.
 
-Read the table top to bottom to see the whole public surface of the system: DESIGN §4, plus two
-additive endpoints the services publish (the member a sign-up's ``Location`` points at, and the
-list of fault flags).
-Nothing else is routed: an unknown path is a 404, a known path with another method a 405,
-and no ``/internal/**`` path of any service is reachable from outside. The table is also the
-source of ``Allow`` (OPTIONS, 405) and of HEAD wherever a GET is (``chassis.methods``).
+Read the table top to bottom to see the whole public surface of the system (docs/services/*.md,
+docs/sagas.md), plus two additive endpoints the services publish (the member a sign-up's
+``Location`` points at, and the list of fault flags). Nothing else is routed: an unknown path is a
+404, a known path with another method a 405, and no ``/internal/**`` path of any service is
+reachable from outside. The table is also the source of ``Allow`` (OPTIONS, 405) and of HEAD
+wherever a GET is (``chassis.methods``).
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ class Step:
     @property
     def retried_on_timeout(self) -> bool:
         """At or after the pivot the work may have been done and cannot be undone: a timeout
-        re-sends the command instead of compensating (DESIGN §3)."""
+        re-sends the command instead of compensating (docs/sagas.md)."""
         return self.kind is not StepKind.COMPENSATABLE
 
 
@@ -94,7 +94,7 @@ class SagaDefinition:
     ``exclusive_key`` names a data key: at most one saga of this type may be running per value
     (e.g. one withdrawal per member). With ``once_per_key`` as well, a value whose saga has
     COMPLETED is taken for good: a new start for it is refused with 409 and leaves no saga row
-    (a withdrawn member cannot withdraw again, DESIGN §3). A COMPENSATED or FAILED saga does
+    (a withdrawn member cannot withdraw again, docs/sagas.md). A COMPENSATED or FAILED saga does
     not take the value.
     """
 

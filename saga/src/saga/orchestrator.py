@@ -1,7 +1,7 @@
 """Saga orchestrator: a pure state machine, (state, event) -> (new state, commands to send); no I/O.
 
 Events are a start, a participant's reply and a passed deadline. The rules follow each step's
-kind (compensatable, pivot, retriable: Richardson, *Microservices Patterns* ch. 4; DESIGN §3):
+kind (compensatable, pivot, retriable: Richardson, *Microservices Patterns* ch. 4; docs/sagas.md):
 
 - Forward: each step's command is sent (attempt 1); its success reply merges the reply's
   ``result`` into the saga data and sends the next step, and after the last step the saga is

@@ -45,7 +45,7 @@ class HttpAcceptanceChecks:
 
     A 500 is qna failing on this one request while it serves the others. Turned into a 503 it
     would tell the gateway's breaker that the saga service is down, and a client repeating
-    the request would open the circuit for every client (DESIGN.md §4 "Fairness")."""
+    the request would open the circuit for every client (docs/CONVENTIONS.md "Fairness")."""
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client

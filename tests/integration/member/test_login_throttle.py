@@ -31,7 +31,7 @@ from tests.support.tcp_proxy import TcpProxy
 pytestmark = pytest.mark.integration
 
 ATTEMPTS = 30
-LIMIT = 5  # DESIGN.md §4 member: after 5 failures in a minute the next attempt gets 429
+LIMIT = 5  # docs/services/member.md: after 5 failures in a minute the next attempt gets 429
 
 
 class CountingPasswords:
@@ -107,7 +107,7 @@ async def test_parallel_wrong_logins_for_one_email_get_exactly_five_hash_checks(
 
 async def test_a_success_clears_the_count_and_keeps_the_contract(settings: Settings) -> None:
     """After 4 failures the right password still logs in and clears the count; 5 failures in
-    a row then lock the email (the 6th attempt is 429, DESIGN.md §4 member)."""
+    a row then lock the email (the 6th attempt is 429, docs/services/member.md)."""
     async with running(settings) as (counting, client), client("127.0.0.1") as http:
         member = await sign_up(http)
         assert [r.status_code for r in await wrong_logins(http, member["email"], 4)] == [401] * 4

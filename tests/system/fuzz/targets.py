@@ -32,7 +32,8 @@ _ACCESS = {(r.method, _shape(r.path)): r.access for r in ROUTES}
 
 
 def is_admin_route(method: str, path: str) -> bool:
-    """Routes only an admin may use (DESIGN §4): the fault switches and creating a board."""
+    """Routes only an admin may use (docs/services/*.md, docs/sagas.md): the fault switches and
+    creating a board."""
     return path.startswith("/api/admin/") or (method, path) == ("POST", "/api/boards")
 
 

@@ -1,5 +1,6 @@
 """Authorization matrix (access control as a table): every public route × every kind of caller
-→ the status DESIGN §4 promises, sent through a real gateway to the real services.
+→ the status the public contract promises (docs/CONVENTIONS.md "Status codes"), sent through a real
+gateway to the real services.
 
 The routes come from ``gateway.routes.ROUTES`` and the gateway's own endpoints, so a route
 added without a rule in ``EXPECTED`` fails this test. Each case builds its own resources (a
@@ -8,7 +9,7 @@ never changes what another sees.
 
 Callers: ``anonymous`` (no token), ``member`` (the owner of the resources in the path),
 ``other`` (another member), ``admin`` and ``withdrawn`` (a member whose withdrawal saga
-completed: DESIGN says every token route refuses that token with 401).
+completed: docs/sagas.md says every token route refuses that token with 401).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ EXPECTED: dict[str, tuple[int, int, int, int, int]] = {
     "GET /api/members/me/activity":                     (401, 200, 200, 200, 401),
     "GET /api/members/{member_id}":                     (401, 200, 403, 200, 401),
     # board: reading is public; writing needs a token; editing is for the author or an admin.
-    # A withdrawn member's token is refused even where no token is needed (DESIGN §3: "refused
+    # A withdrawn member's token is refused even where no token is needed (docs/sagas.md: "refused
     # everywhere"): the service would verify its signature and act for the withdrawn member.
     "GET /api/boards":                                  (200, 200, 200, 200, 401),
     "POST /api/boards":                                 (401, 403, 403, 201, 401),
@@ -202,8 +203,8 @@ class World:
         return token
 
     async def make_admin(self) -> Account:
-        """A fresh admin: a sign-up promoted in member's database (DESIGN seeds one admin only),
-        logged in again so its token carries the role."""
+        """A fresh admin: a sign-up promoted in member's database (`member migrate` seeds one admin
+        only), logged in again so its token carries the role."""
         account = await self.sign_up()
         url = self.stack.databases["member"].replace("postgresql+asyncpg", "postgresql")
         conn = await asyncpg.connect(url)

@@ -1,4 +1,4 @@
-"""No client can deny service to another, through a real gateway process (DESIGN.md §4 "Fairness").
+"""No client can deny service to another, through a real gateway process (docs/CONVENTIONS.md "Fairness").
 
 Kind: one client's requests degrade another's.
 

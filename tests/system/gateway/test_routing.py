@@ -209,6 +209,18 @@ async def test_docs_list_every_service_through_the_gateway(client: httpx.AsyncCl
     assert page.status_code == 200
     for name in ("gateway", "member", "board", "qna", "saga"):
         assert f"/openapi/{name}.json" in page.text
+    # Served by the gateway process itself: nothing is loaded from outside the machine.
+    assert "http://" not in page.text
+    assert "https://" not in page.text
+    for asset, content_type in (
+        ("swagger-ui.css", "text/css"),
+        ("swagger-ui-bundle.js", "text/javascript"),
+        ("swagger-ui-standalone-preset.js", "text/javascript"),
+    ):
+        assert f'"/docs/assets/{asset}"' in page.text
+        served = await client.get(f"/docs/assets/{asset}")
+        assert served.status_code == 200
+        assert served.headers["content-type"].startswith(content_type)
     board = (await client.get("/openapi/board.json")).json()
     assert board["info"]["title"] == "board (echo upstream)"
     # Only what the route table sends to board; internal endpoints never show.

@@ -21,7 +21,7 @@ WITHDRAWAL_PARTICIPANT = {
     "complete-withdrawal": "member",
 }
 ACCEPTANCE = ["reserve-acceptance", "transfer-points", "confirm-acceptance"]
-#: The steps whose refusal compensates: the compensatable ones and the pivot (DESIGN §3).
+#: The steps whose refusal compensates: the compensatable ones and the pivot (docs/sagas.md).
 ACCEPTANCE_REFUSABLE = ["reserve-acceptance", "transfer-points"]
 ACCEPTANCE_PARTICIPANT = {
     "reserve-acceptance": "qna",

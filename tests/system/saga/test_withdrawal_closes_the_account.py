@@ -3,7 +3,7 @@
 The kind: a withdrawn member keeps writing. Before, board and qna refused a member only from
 their own saga step on (qna's is step 3), an access token issued before the withdrawal kept
 working for its whole lifetime after COMPLETED, and a second DELETE after completion started a
-new saga. DESIGN §3: "From step 1 on, every write by the member in board and qna is refused with
+new saga. docs/sagas.md: "From step 1 on, every write by the member in board and qna is refused with
 403, and a second DELETE gets 409; CancelWithdrawal lifts that. Once the saga completes, the
 member's access tokens are refused everywhere (401)."
 """

@@ -28,6 +28,7 @@ OWN = {
     "/readyz": {"GET"},
     "/metrics": {"GET"},
     "/docs": {"GET"},
+    "/docs/assets/swagger-ui.css": {"GET"},
     "/openapi/board.json": {"GET"},
     "/api/me/dashboard": {"GET"},
 }

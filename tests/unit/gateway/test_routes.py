@@ -1,4 +1,4 @@
-"""The route table: every public endpoint of DESIGN §4 is routed to its service, nothing else is."""
+"""The route table: every public endpoint is routed to its service, nothing else is."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from gateway.routes import ROUTES, TABLE, TOKEN, MethodNotAllowed, Route, RouteT
 QID = "5b0b3f0e-2f6f-4d7e-9f1c-0d6a1c1e2a3b"
 AID = "0c7d2a8e-8d55-4f0e-bb1a-3f7b5c9e1d20"
 
-#: DESIGN §4, endpoint by endpoint, with the service that owns it.
+#: The public contract (docs/services/*.md, docs/sagas.md), endpoint by endpoint, with the service
+#: that owns it.
 CONTRACT = [
     ("POST", "/api/members", "member"),
     ("POST", "/api/auth/login", "member"),
@@ -49,8 +50,8 @@ CONTRACT = [
     ("PUT", "/api/admin/faults/qna/retire-author", "saga"),
 ]
 
-#: Published by the services beyond DESIGN §4: the target of a sign-up's Location, and the
-#: list of fault flags that are on.
+#: Published by the services beyond the public contract (docs/CONVENTIONS.md): the target of a
+#: sign-up's Location, and the list of fault flags that are on.
 ADDITIVE = [
     ("GET", f"/api/members/{QID}", "member"),
     ("GET", "/api/admin/faults", "saga"),

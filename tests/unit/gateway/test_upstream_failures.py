@@ -2,7 +2,7 @@
 
 Kind: one client's requests degrade another's. A 500 that a request provokes while the upstream
 answers everyone else must not open the circuit (which would answer every client with 503);
-connection errors, timeouts and 502/503/504 still do (DESIGN.md §4 "Fairness").
+connection errors, timeouts and 502/503/504 still do (docs/CONVENTIONS.md "Fairness").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Text identity (DESIGN §4): one canonical form for emails and nicknames, and the Member's keys."""
+"""Text identity (docs/services/member.md): one canonical form for emails and nicknames, and the Member's keys."""
 
 from __future__ import annotations
 

@@ -10,11 +10,12 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import APIRouter, FastAPI
+from fastapi.responses import HTMLResponse
 from opentelemetry import trace
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chassis import health, metrics
+from chassis import health, metrics, swagger_ui
 from chassis.input_guard import InputGuard
 from chassis.lifecycle import Runtime
 from chassis.logging import get_logger
@@ -139,7 +140,7 @@ def create_app(
         description=description,
         version=version,
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
+        docs_url=None,  # FastAPI's page loads Swagger UI from a CDN; ours is served locally
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
@@ -150,6 +151,13 @@ def create_app(
     document_problems(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    if docs:
+        app.include_router(swagger_ui.router)
+
+        @app.get("/docs", include_in_schema=False)
+        async def swagger_ui_docs() -> HTMLResponse:
+            return swagger_ui.swagger_ui_page(f"{title} - Swagger UI", "/openapi.json")
+
     for router in routers:
         app.include_router(router)
     # Innermost: the input guard, so its refusal still carries X-Request-ID, CORS headers and

@@ -89,7 +89,8 @@ def parse_jwks(document: object) -> dict[str, jwt.PyJWK]:
 
 
 class JwksVerifier:
-    """Verify bearer tokens against the issuer's JWKS (DESIGN §4 "Authentication", ADR-4).
+    """Verify bearer tokens against the issuer's JWKS (docs/gateway.md "Authentication", ADR-4 in
+    docs/architecture.md).
 
     Keys:
 
@@ -110,8 +111,8 @@ class JwksVerifier:
     - a token whose ``kid`` is not among the last good keys gets 503 (``ServiceUnavailable``
       with ``Retry-After``: the seconds until the next fetch), never 401. The verifier cannot
       tell a made-up key id from a key the issuer rotated in while it was unreachable, and a
-      401 makes a client throw a good token away (DESIGN §4 "Status codes"). No fetch happens
-      for it before the backoff allows, so a made-up ``kid`` costs nothing either way.
+      401 makes a client throw a good token away (docs/CONVENTIONS.md "Status codes"). No fetch
+      happens for it before the backoff allows, so a made-up ``kid`` costs nothing either way.
 
     The state shows in readiness as a degraded dependency (``check``) and as the metrics
     ``jwks_refresh_failures_total`` and ``jwks_keys_age_seconds``.
@@ -340,8 +341,8 @@ def _iso(unix_time: float) -> str:
 def install_verifier(app: FastAPI, verifier: JwksVerifier) -> None:
     """Make ``verifier`` the app's token verifier (``app.state.verifier``, read per request, so
     a test may replace it), show its JWKS state in readiness as a degraded dependency ``jwks``
-    (DESIGN §4 "Every process": the process still answers what needs no token) and cancel its
-    fetch in flight on shutdown."""
+    (docs/CONVENTIONS.md "Degraded dependencies": the process still answers what needs no token) and
+    cancel its fetch in flight on shutdown."""
     app.state.verifier = verifier
 
     async def check_jwks() -> None:

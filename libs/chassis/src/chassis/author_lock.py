@@ -1,6 +1,6 @@
 """Semantic lock (countermeasure to a saga's lack of isolation): a withdrawing member's writes are refused.
 
-DESIGN.md §3: "From step 1 on, every write by the member in board and qna is refused with 403
+docs/sagas.md: "From step 1 on, every write by the member in board and qna is refused with 403
 [...]; CancelWithdrawal lifts that". Two messages of a withdrawal saga reach board and qna, on
 two topics and in no fixed order between them, and each sets the mark on its own:
 

@@ -7,7 +7,7 @@ posts or points) records every child it hears of in a *child table* of its own::
 
 and derives the count of a parent as ``sum(weight)`` over its alive children. Two merge rules
 make the table a function of the *set* of events seen, whatever their order or multiplicity
-(DESIGN.md §5 rule 3):
+(docs/CONVENTIONS.md "Failures of consumers"):
 
 - **a tombstone wins**: once an event said the child is gone, a repeated or older "added"
   cannot revive it (``alive := alive AND incoming.alive``; a deletion is final in every

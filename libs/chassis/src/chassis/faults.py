@@ -1,8 +1,8 @@
 """Fault injection (for teaching and tests): per-command fail/delay flags kept in Redis.
 
-Redis is a dependency the process degrades around (DESIGN.md §4 "Every process"): a participant
-reads its flags with ``active``, which fails open, so a Redis outage never blocks a saga command
-or sends it to a dead-letter topic; it is logged and counted in
+Redis is a dependency the process degrades around (docs/CONVENTIONS.md "Degraded dependencies"): a
+participant reads its flags with ``active``, which fails open, so a Redis outage never blocks a saga
+command or sends it to a dead-letter topic; it is logged and counted in
 ``degraded_dependency_failures_total{dependency="redis"}``. The admin API reads and writes with
 ``get``/``set``, which raise, so an operator sees the outage.
 """

@@ -21,8 +21,8 @@ class Health:
     """Readiness state of one process: dependency checks plus the shutting-down flag.
 
     A *degraded* check is a dependency the process works around (Redis for rate limits and
-    caches, DESIGN.md §4 "Every process"): its failure shows as ``degraded: ...`` in the detail
-    and as ``dependency_up 0``, but does not make the process unready."""
+    caches, docs/CONVENTIONS.md "Degraded dependencies"): its failure shows as ``degraded: ...`` in
+    the detail and as ``dependency_up 0``, but does not make the process unready."""
 
     def __init__(self, check_timeout: float = 2.0, service: str = "") -> None:
         self._checks: dict[str, Check] = {}

@@ -132,7 +132,9 @@ class Runtime:
                 await asyncio.sleep(delay)
 
     async def stop(self, timeout: float = 20.0) -> None:
-        """Stop everything, phase by phase, logging each step."""
+        """Stop everything, phase by phase, logging each step. ``timeout`` (seconds) bounds each
+        background loop's stop and each closer separately, so a stuck one costs at most that
+        much and the next still runs; the whole takes longer when several are stuck."""
         self.health.shutting_down = True
         log.info("shutdown.step", step=2, action="in-flight HTTP requests drained")
         for phase in Phase:

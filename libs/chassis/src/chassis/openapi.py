@@ -2,7 +2,7 @@
 
 ``create_app`` installs ``document_problems`` on every app, so each operation lists, with the one
 ``Problem`` schema (RFC 9457: ``type``, ``title``, ``status``, ``detail``, ``instance``,
-``errors``), the statuses the chassis and the conventions of DESIGN §4 make it answer:
+``errors``), the statuses the chassis and the rules of docs/CONVENTIONS.md make it answer:
 
 ===========================  ====================================================================
 status                       operations

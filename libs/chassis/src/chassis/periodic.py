@@ -4,7 +4,7 @@ A ``chassis.lifecycle`` background service calling ``tick`` every ``interval`` s
 tick fails (a database or broker outage, or a bug) the loop neither dies nor spins: the next tick
 waits ``max(interval, backoff)``, the backoff doubling up to its cap, and the outage is logged
 once when it starts and once when it ends (``chassis.messaging.failures.Outage``), not per try.
-No process needs a restart to recover (DESIGN.md §5 rule 3).
+No process needs a restart to recover (docs/CONVENTIONS.md "Failures of consumers").
 """
 
 from __future__ import annotations

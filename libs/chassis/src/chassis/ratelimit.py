@@ -121,9 +121,9 @@ class Limiter:
     """Fixed-window limits counted in Redis under ``key_prefix``, in this process's memory
     (``LocalWindow``) while Redis cannot answer within ``timeout`` seconds.
 
-    Redis is a dependency the process degrades around (DESIGN.md §4, "Every process"): during an
-    outage every key is still limited, per replica, instead of refusing every client or dropping
-    the limit. Each bypassed call is logged and counted in
+    Redis is a dependency the process degrades around (docs/CONVENTIONS.md "Degraded dependencies"):
+    during an outage every key is still limited, per replica, instead of refusing every client or
+    dropping the limit. Each bypassed call is logged and counted in
     ``degraded_dependency_failures_total{dependency="redis",operation=<operation>}``."""
 
     def __init__(

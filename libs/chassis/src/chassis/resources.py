@@ -89,7 +89,8 @@ class Resources:
         )
         self.consumers.append(runner)
         self.runtime.add_background(f"consumer {group_id}", runner, Phase.CONSUMERS)
-        # not ready while it waits out a transient failure (DESIGN.md §5 rule 3)
+        # not ready while it waits out a transient failure (docs/CONVENTIONS.md "Failures of
+        # consumers")
         self.runtime.health.add_check(f"consumer {group_id}", runner.check)
         return runner
 
@@ -142,7 +143,8 @@ def attach(
             await client.ping()
 
         # Redis holds caches, counters and flags the process works around when it is down
-        # (DESIGN.md §4 "Every process"): shown in the detail and a metric, never "not ready".
+        # (docs/CONVENTIONS.md "Degraded dependencies"): shown in the detail and a metric, never
+        # "not ready".
         runtime.health.add_check("redis", check_redis, degraded=True)
         runtime.on_shutdown("redis pool", client.aclose, Phase.POOLS)
     if kafka:

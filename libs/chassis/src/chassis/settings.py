@@ -42,7 +42,8 @@ class BaseServiceSettings(BaseSettings):
     KAFKA_REPLICATION_FACTOR: int = Field(default=1, ge=1)
     KAFKA_MAX_ATTEMPTS: int = Field(default=3, ge=1)
     #: Backoff of a consumer waiting out a transient failure (and of the relay and worker loops
-    #: during an outage): the first wait, doubling up to the cap (DESIGN.md §5 rule 3).
+    #: during an outage): the first wait, doubling up to the cap (docs/CONVENTIONS.md "Failures of
+    #: consumers").
     CONSUMER_RETRY_BACKOFF_SECONDS: float = Field(default=0.1, gt=0)
     CONSUMER_RETRY_BACKOFF_MAX_SECONDS: float = Field(default=10.0, gt=0)
     #: TLS and SASL for a managed Kafka (e.g. SASL_SSL + SCRAM-SHA-512); PLAINTEXT locally.
@@ -68,7 +69,7 @@ class BaseServiceSettings(BaseSettings):
     JWKS_FETCH_TIMEOUT_SECONDS: float = Field(default=3.0, gt=0)
     #: After a failed fetch, the next waits this long, doubling per consecutive failure up to
     #: the cap (±20 % jitter). Meanwhile the last good keys are used, and a token whose key is
-    #: not among them gets 503 with Retry-After (DESIGN.md §4 "Status codes").
+    #: not among them gets 503 with Retry-After (docs/CONVENTIONS.md "Status codes").
     JWKS_RETRY_BACKOFF_SECONDS: float = Field(default=1.0, gt=0)
     JWKS_RETRY_BACKOFF_MAX_SECONDS: float = Field(default=30.0, gt=0)
 
@@ -76,6 +77,8 @@ class BaseServiceSettings(BaseSettings):
     OUTBOX_BATCH_SIZE: int = Field(default=100, ge=1)
 
     SHUTDOWN_DRAIN_SECONDS: float = Field(default=1.0, ge=0)
+    #: Bound on each step of the SIGTERM sequence (``chassis.lifecycle``): uvicorn's drain of
+    #: in-flight requests, each background loop's stop, each closer. Not a bound on the whole.
     SHUTDOWN_TIMEOUT_SECONDS: float = Field(default=20.0, gt=0)
 
     FAULT_INJECTION: bool = False

@@ -1,10 +1,10 @@
 """Token deny-list (revocation of stateless access tokens): a withdrawn member's tokens are refused before they expire.
 
-An access token is a self-contained JWT (DESIGN §4): nothing checks it against member's
-database, so a token issued before a withdrawal stays valid for up to its lifetime. member
-writes one Redis entry per withdrawn member and the gateway reads it for every request that
-carries a verified token (DESIGN §3: "once the saga completes, the member's access tokens are
-refused everywhere (401)").
+An access token is a self-contained JWT (ADR-4 in docs/architecture.md): nothing checks it against
+member's database, so a token issued before a withdrawal stays valid for up to its lifetime. member
+writes one Redis entry per withdrawn member and the gateway reads it for every request that carries
+a verified token (docs/sagas.md: "once the saga completes, the member's access tokens are refused
+everywhere (401)").
 
 The entry ``token-deny:member:{member_id}`` holds the withdrawal time in whole epoch seconds,
 rounded up: a token whose ``iat`` (whole seconds, rounded down by the issuer) is at or before it

@@ -4,7 +4,7 @@ Data: ``{question_id, answer_id, asker_id, answerer_id, bounty}`` from qna's pre
 ReserveAcceptance's result ``{bounty, asker_id, answerer_id}`` (read under qna's lock)
 replaces them before TransferPoints. At most one acceptance per question runs at a time.
 
-Step kinds (DESIGN §3; Richardson, *Microservices Patterns* ch. 4):
+Step kinds (docs/sagas.md; Richardson, *Microservices Patterns* ch. 4):
 
 - ``reserve-acceptance`` is compensatable: the reservation (a semantic lock) is cancelled when
   the transfer is refused, or when the reservation itself times out.

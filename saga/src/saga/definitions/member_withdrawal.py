@@ -4,7 +4,7 @@ Data: ``{member_id}``. At most one withdrawal per member runs at a time, and a m
 withdrawal COMPLETED cannot start another (``once_per_key``: 409, no saga row); after a
 COMPENSATED one the member may withdraw again.
 
-Step kinds (DESIGN §3; Richardson, *Microservices Patterns* ch. 4): the first three steps are
+Step kinds (docs/sagas.md; Richardson, *Microservices Patterns* ch. 4): the first three steps are
 compensatable (a refusal or a timeout undoes them in reverse); ``complete-withdrawal`` is the
 pivot: it erases personal data, so nothing can undo it. A refusal of it still compensates the
 three steps before it; a timeout re-sends it until member answers, so an erased account never

@@ -23,7 +23,7 @@ class SagaStepPublic(BaseModel):
         description="PENDING, RUNNING, SUCCEEDED, FAILED, TIMED_OUT, COMPENSATING, COMPENSATED "
         "or COMPENSATION_FAILED"
     )
-    kind: str = Field(description="compensatable, pivot or retriable (DESIGN §3)")
+    kind: str = Field(description="compensatable, pivot or retriable (docs/sagas.md)")
     retries: int = Field(
         description="times the forward command was re-sent after a timeout or tried again "
         "after a refusal"

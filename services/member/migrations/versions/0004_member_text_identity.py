@@ -1,14 +1,14 @@
 """Text identity of emails and nicknames: canonical columns, backfilled in batches, unique.
 
-DESIGN.md §4 ("Text identity"): emails and nicknames are compared after trimming, case folding
-and Unicode NFC normalization. Until now the email was stored lower-cased under a unique index
-and nicknames were unique by PostgreSQL's ``lower(nickname)``, so ``"홍길동"`` and its decomposed
+docs/services/member.md ("Text identity"): emails and nicknames are compared after trimming, case
+folding and Unicode NFC normalization. Until now the email was stored lower-cased under a unique
+index and nicknames were unique by PostgreSQL's ``lower(nickname)``, so ``"홍길동"`` and its decomposed
 spelling, or ``"Straße"`` and ``"STRASSE"``, were two members. This migration adds
-``email_canonical`` and ``nickname_canonical`` (``member.domain.identity.canonical``), fills them
-in Python (PostgreSQL has no full case folding) in batches of ``BATCH`` rows in key order, and
-replaces the old unique indexes (and the lower-case check on ``email``, which now keeps the case
-the member typed) with unique indexes on the new columns. Withdrawn members migrate like the
-others: their erased email and nickname are unique per member id.
+``email_canonical`` and ``nickname_canonical`` (``member.domain.identity.canonical``), fills them in
+Python (PostgreSQL has no full case folding) in batches of ``BATCH`` rows in key order, and replaces
+the old unique indexes (and the lower-case check on ``email``, which now keeps the case the member
+typed) with unique indexes on the new columns. Withdrawn members migrate like the others: their
+erased email and nickname are unique per member id.
 
 Rows that the new rule makes equal already exist in a database that ran the old one:
 

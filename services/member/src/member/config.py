@@ -36,7 +36,7 @@ class Settings(BaseServiceSettings):
     REFRESH_TOKEN_TTL_DAYS: int = Field(default=14, ge=1, le=365)
 
     #: Password checks per email (and per member for ``current_password``) in one window; the
-    #: next attempt is refused with 429 before any check (DESIGN.md §4 member: 5 a minute).
+    #: next attempt is refused with 429 before any check (docs/services/member.md: 5 a minute).
     LOGIN_MAX_FAILURES: int = Field(default=5, ge=1)
     LOGIN_FAILURE_WINDOW_SECONDS: int = Field(default=60, ge=1)
     #: Requests per minute per client address (``request.client.host``) to ``POST

@@ -3,12 +3,12 @@
 Guarantees:
 
 - **idempotent**: the live projector records each event id in the inbox with its effect;
-- **order- and multiplicity-safe** (DESIGN.md §5 rule 3): the row is a function of the set of
-  events seen, not of their order. Title, bounty and author are a register guarded by the
-  version of the newest QuestionAsked/Updated; ``status`` by the version of the newest event
-  that sets it (Asked, Updated, Closed, Reopened), since Closed and Reopened carry nothing else;
-  a deleted question is a blanked tombstone that no event revives. ``answer_count`` is not a
-  delta: it is the number of alive answers in the question's answer set
+- **order- and multiplicity-safe** (docs/CONVENTIONS.md "Failures of consumers"): the row is a
+  function of the set of events seen, not of their order. Title, bounty and author are a register
+  guarded by the version of the newest QuestionAsked/Updated; ``status`` by the version of the
+  newest event that sets it (Asked, Updated, Closed, Reopened), since Closed and Reopened carry
+  nothing else; a deleted question is a blanked tombstone that no event revives. ``answer_count`` is
+  not a delta: it is the number of alive answers in the question's answer set
   (``question_summary_answers``, :mod:`chassis.child_sets`), where a deleted answer leaves a
   tombstone, so an answer event replayed from the DLQ after newer events still counts, and a
   duplicate counts once. An event that overtakes QuestionAsked starts a hidden placeholder row

@@ -1,7 +1,7 @@
 """CQRS read side: the question list from the ``question_summaries`` read model, details from the write model.
 
 Every function returns JSON-ready dictionaries (ids and times as strings), the shapes of
-DESIGN §4, so a stored idempotent response is byte-for-byte what the first call returned.
+docs/services/qna.md, so a stored idempotent response is byte-for-byte what the first call returned.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chassis.pagination import PageParams
 from qna.adapters import orm
 
-#: What an author is called once they have withdrawn (DESIGN §3, member-withdrawal).
+#: What an author is called once they have withdrawn (docs/sagas.md, member-withdrawal).
 WITHDRAWN_NICKNAME = "탈퇴한 회원"
 #: What a member is called until their MemberRegistered has reached this service.
 UNKNOWN_NICKNAME = "알 수 없음"

@@ -1,6 +1,7 @@
 """Consumer runner: manual offset commits; transient failures are waited out, only permanent ones dead-lettered.
 
-The failure rule every consumer of the project follows (DESIGN.md §5 rule 3):
+The failure rule every consumer of the project follows (docs/CONVENTIONS.md "Failures of
+consumers"):
 
 - a message's offset is committed only after its handler succeeded or the message was safely
   written to ``<topic>.dlq``; the runner never moves past a message it has not finished;

@@ -1,13 +1,13 @@
 """Transient vs permanent failure: which errors a consumer waits out and which go to the dead-letter topic.
 
-DESIGN.md §5 rule 3. A *transient* failure comes from infrastructure that is unavailable for a
-while (a database, Redis or Kafka that refuses or drops connections, a timeout, a serialization
-failure or deadlock the database asks the client to retry): the same message will succeed later,
-so the consumer retries it, with ``Backoff``, for as long as it takes. A *permanent* failure can
-never succeed (an undecodable message, a payload that fails schema validation, or a handler that
-raises ``PermanentFailure``): it is dead-lettered. Anything else is *unclassified*: the consumer
-tries it a bounded number of times and then asks the process's infrastructure probe; only when
-the infrastructure is healthy does the message count as poison.
+docs/CONVENTIONS.md "Failures of consumers". A *transient* failure comes from infrastructure that is
+unavailable for a while (a database, Redis or Kafka that refuses or drops connections, a timeout, a
+serialization failure or deadlock the database asks the client to retry): the same message will
+succeed later, so the consumer retries it, with ``Backoff``, for as long as it takes. A *permanent*
+failure can never succeed (an undecodable message, a payload that fails schema validation, or a
+handler that raises ``PermanentFailure``): it is dead-lettered. Anything else is *unclassified*: the
+consumer tries it a bounded number of times and then asks the process's infrastructure probe; only
+when the infrastructure is healthy does the message count as poison.
 
 ``classify`` walks the whole chain of an exception (``__cause__``, ``__context__`` and
 SQLAlchemy's ``.orig``), because drivers are wrapped: a ``ConnectionRefusedError`` arrives as the

@@ -1,4 +1,4 @@
-"""HTTP API of the board service (DESIGN §4): boards, posts and comments.
+"""HTTP API of the board service (docs/services/board.md): boards, posts and comments.
 
 Reads are public; writes need a bearer token. Post lists come from the read model, a single
 post from the write model. Every route translates HTTP into a service-layer call or a view.

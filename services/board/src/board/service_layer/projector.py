@@ -1,7 +1,7 @@
 """CQRS projection: board and member events build the ``post_summaries`` read model.
 
 The projection reaches the same state whatever the order and multiplicity of the events
-(DESIGN.md §5 rule 3), by two rules:
+(docs/CONVENTIONS.md "Failures of consumers"), by two rules:
 
 - **the post's own fields** (board, title, byline, ``updated_at``) are a register guarded by the
   post version: PostCreated, PostUpdated and PostDeleted carry them whole, and only an event

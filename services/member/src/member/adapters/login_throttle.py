@@ -5,10 +5,11 @@ the slow argon2 check is a check-then-act race on a limit, in which 30 simultane
 read "0 failures" and all get a hash check. Here the 6th of 30 simultaneous attempts is refused
 before any hashing.
 
-Redis is a dependency the process degrades around (DESIGN.md §4, "Every process"): while it
-cannot answer, the count falls back to this replica's memory (``chassis.ratelimit.Limiter``),
-so logins stay available to every client and each email is still limited, per replica, instead
-of either refusing everybody or dropping the limit. Each bypassed call is logged and counted in
+Redis is a dependency the process degrades around (docs/CONVENTIONS.md "Degraded dependencies"):
+while it cannot answer, the count falls back to this replica's memory
+(``chassis.ratelimit.Limiter``), so logins stay available to every client and each email is still
+limited, per replica, instead of either refusing everybody or dropping the limit. Each bypassed call
+is logged and counted in
 ``degraded_dependency_failures_total{dependency="redis",operation="login_throttle"}``.
 """
 
@@ -23,7 +24,7 @@ from member.domain.identity import canonical
 class RedisLoginThrottle:
     """At most ``max_failures`` password checks per email within ``window_seconds``; the next
     attempt is refused (with the seconds until the window ends) without a check, so after
-    ``max_failures`` failures in a window the next attempt gets 429 (DESIGN.md §4 member). A
+    ``max_failures`` failures in a window the next attempt gets 429 (docs/services/member.md). A
     right password clears the count. ``timeout`` (seconds) bounds each Redis call before the
     local fallback answers. Keys are ``<key_prefix>`` + ``key(subject)``."""
 

@@ -28,10 +28,10 @@ members = Table(
     # As typed (trimmed, NFC) for showing; identity lives in the *_canonical columns.
     Column("email", String(254), nullable=False),
     Column("nickname", String(40), nullable=False),
-    # Text identity (member.domain.identity.canonical, DESIGN §4): every uniqueness check and
-    # lookup compares these. The address pattern keeps an email ASCII, so its key is no longer
-    # than the email; a nickname's is unbounded here because full case folding may lengthen it
-    # (U+FB2D ﬃ → "ffi"), and its length rule is enforced on the display form.
+    # Text identity (member.domain.identity.canonical, docs/services/member.md): every uniqueness
+    # check and lookup compares these. The address pattern keeps an email ASCII, so its key is no
+    # longer than the email; a nickname's is unbounded here because full case folding may lengthen
+    # it (U+FB2D ﬃ → "ffi"), and its length rule is enforced on the display form.
     Column("email_canonical", String(254), nullable=False),
     Column("nickname_canonical", Text, nullable=False),
     # NULL once withdrawn: no password can match.

@@ -4,7 +4,8 @@ A counter is not a running sum of +1/-1 deltas: it is the total weight of the al
 kind that belong to the member (a post id, a comment id, an accepted answer id, a points
 movement). Every event states what it knows about an item: it exists (``present``) or it is
 gone. A gone item stays gone whatever arrives later, so each counter depends on the set of
-events seen, not on their order or how often they were delivered (DESIGN.md §5 rule 3).
+events seen, not on their order or how often they were delivered (docs/CONVENTIONS.md "Failures of
+consumers").
 
 Points have their system of record in this service (``members.points``); the read model
 derives them from the events that move them: the sign-up grant (MemberRegistered), and one pair

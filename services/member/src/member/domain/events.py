@@ -54,7 +54,7 @@ class MemberProfileChanged(Event):
 @dataclass(frozen=True, kw_only=True)
 class MemberWithdrawalStarted(Event):
     """ACTIVE → WITHDRAWING (step 1 of member-withdrawal): board and qna refuse the member's
-    writes from now on (DESIGN §3), without waiting for their own step of the saga."""
+    writes from now on (docs/sagas.md), without waiting for their own step of the saga."""
 
     member_id: uuid.UUID
     saga_id: str

@@ -1,9 +1,9 @@
 """Text identity: the one canonical form under which emails and nicknames are compared.
 
-DESIGN.md §4 ("Text identity"): emails and nicknames are compared after trimming, case folding
-and Unicode NFC normalization, so text that reads the same is the same. Every uniqueness check
-and lookup of an email or a nickname goes through :func:`canonical` (the ``email_canonical`` and
-``nickname_canonical`` columns and their unique indexes hold its result); what the member typed
+docs/services/member.md ("Text identity"): emails and nicknames are compared after trimming, case
+folding and Unicode NFC normalization, so text that reads the same is the same. Every uniqueness
+check and lookup of an email or a nickname goes through :func:`canonical` (the ``email_canonical``
+and ``nickname_canonical`` columns and their unique indexes hold its result); what the member typed
 is kept, in :func:`display_form`, for showing.
 
 Why canonical equivalence (NFC) and not compatibility equivalence (NFKC): NFKC also folds

@@ -31,7 +31,7 @@ PASSWORD_MAX_BYTES = 512
 
 #: Nicknames of withdrawn members start with this; nobody else may take one.
 WITHDRAWN_NICKNAME_PREFIX = "탈퇴회원-"
-#: The label board and qna show instead of a withdrawn author (DESIGN §3, "탈퇴한 회원"): a
+#: The label board and qna show instead of a withdrawn author (docs/sagas.md, "탈퇴한 회원"): a
 #: living member who took it could pass their posts off as a withdrawn member's. Compared by
 #: text identity with every space removed, so "탈퇴한회원" and its NFD spelling are reserved too.
 WITHDRAWN_AUTHOR_LABEL = "탈퇴한 회원"

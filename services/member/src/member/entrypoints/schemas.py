@@ -1,4 +1,4 @@
-"""API schemas: request and response bodies of the member API (the public contract, DESIGN §4)."""
+"""API schemas: request and response bodies of the member API (the public contract, docs/services/member.md)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """CQRS projection: integration events from board, qna and member fold into ``member_activity``.
 
 Each counter is the total of a set of items (member.domain.activity), so the read model is the
-same whatever the order and multiplicity of the events (DESIGN.md §5 rule 3): an event replayed
-from the DLQ after newer ones is merged, a duplicate changes nothing. The inbox (a redelivered
-event id) and the checkpoint (next offset per topic partition, in the same transaction, which
-drops what a rebuild already included) only spare that work.
+same whatever the order and multiplicity of the events (docs/CONVENTIONS.md "Failures of
+consumers"): an event replayed from the DLQ after newer ones is merged, a duplicate changes nothing.
+The inbox (a redelivered event id) and the checkpoint (next offset per topic partition, in the same
+transaction, which drops what a rebuild already included) only spare that work.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ async def start_withdrawal(cmd: StartWithdrawal, uow: UnitOfWork) -> dict[str, A
     member.start_withdrawal(cmd.saga_id)
     await uow.members.save(member)
     # MemberWithdrawalStarted, in this transaction: board and qna refuse the member's writes
-    # from step 1 on, not only from their own step (DESIGN §3).
+    # from step 1 on, not only from their own step (docs/sagas.md).
     await publish_events(uow, member.pull_events())
     return {"member_id": str(member.id), "status": member.status.value}
 
@@ -112,7 +112,7 @@ async def refund(
 ) -> dict[str, Any]:
     """Undo exactly what this saga's TransferPoints moved, if anything.
 
-    No saga sends it any more (TransferPoints is the pivot of answer-acceptance, DESIGN §3); it
+    No saga sends it any more (TransferPoints is the pivot of answer-acceptance, docs/sagas.md); it
     serves RefundPoints commands of the earlier definition still in flight or parked in the DLQ.
     If the answerer has already spent the points the refund is refused (points never go
     negative); the saga then ends FAILED for an operator to settle."""

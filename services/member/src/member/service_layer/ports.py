@@ -143,7 +143,7 @@ class UnitOfWork(Protocol):
 
 class TokenDenyList(Protocol):
     """Refuses a withdrawn member's access tokens at the gateway before they expire
-    (``chassis.token_denylist``; DESIGN §3: "refused everywhere (401)")."""
+    (``chassis.token_denylist``; docs/sagas.md: "refused everywhere (401)")."""
 
     async def deny_member(self, member_id: uuid.UUID, withdrawn_at: dt.datetime) -> None:
         """Raises on an infrastructure error (a transient failure for the caller)."""

@@ -47,7 +47,7 @@ async def log_in(
     requests arrive at once; the next gets ``LoginLocked`` (429) without a check, and a locked-out
     attacker learns nothing from further guesses. A wrong password keeps its reserved attempt
     (that is the failure being counted); a right one clears the count, so after N failures in a
-    window the next attempt is refused (DESIGN.md §4 member)."""
+    window the next attempt is refused (docs/services/member.md)."""
     email = canonical(cmd.email)  # text identity: the lookup's and the throttle's key
     retry_after = await throttle.reserve(email)
     if retry_after is not None:

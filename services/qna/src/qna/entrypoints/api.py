@@ -1,4 +1,4 @@
-"""HTTP API (Q&A관리): questions, answers and comments, as DESIGN §4 specifies them."""
+"""HTTP API (Q&A관리): questions, answers and comments, as docs/services/qna.md specifies them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""API schemas: the qna request and response bodies of DESIGN §4 (``XCreate``, ``XUpdate``, ``XPublic``)."""
+"""API schemas: the qna request and response bodies of docs/services/qna.md (``XCreate``, ``XUpdate``, ``XPublic``)."""
 
 from __future__ import annotations
 

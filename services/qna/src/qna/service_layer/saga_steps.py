@@ -1,4 +1,4 @@
-"""Saga participant steps: qna's part of answer-acceptance and member-withdrawal (DESIGN §3).
+"""Saga participant steps: qna's part of answer-acceptance and member-withdrawal (docs/sagas.md).
 
 Each step runs inside the unit of work opened by ``chassis.saga.SagaParticipant``, which
 commits the effect, the command log and the reply together. A business refusal is a
