@@ -25,6 +25,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from chassis.swagger_ui import asset_url
 from gateway.bootstrap import build_api
 from gateway.config import Settings
 from gateway.routes import ROUTES
@@ -87,6 +88,7 @@ EXPECTED: dict[str, tuple[int, int, int, int, int]] = {
     # the gateway's own endpoints
     "GET /api/me/dashboard":                            (401, 200, 200, 200, 401),
     "GET /docs":                                        (200, 200, 200, 200, 200),
+    "GET /docs/assets/{name}":                          (200, 200, 200, 200, 200),
     "GET /openapi/{name}.json":                         (200, 200, 200, 200, 200),
     "GET /healthz":                                     (200, 200, 200, 200, 200),
     "GET /readyz":                                      (200, 200, 200, 200, 200),
@@ -453,6 +455,7 @@ BUILD: dict[str, Builder] = {
     "PUT /api/admin/faults/{service}/{command}": _fault,
     "GET /api/me/dashboard": _fixed("/api/me/dashboard"),
     "GET /docs": _fixed("/docs"),
+    "GET /docs/assets/{name}": _fixed(asset_url("swagger-ui-bundle.js")),
     "GET /openapi/{name}.json": _fixed("/openapi/board.json"),
     "GET /healthz": _fixed("/healthz"),
     "GET /readyz": _fixed("/readyz"),
