@@ -194,7 +194,8 @@ async def saga_api(links: Links, issuer: TokenIssuer) -> FastAPI:
                 DATABASE_URL=links.database_url,
                 REDIS_URL=links.redis_url,
                 KAFKA_TOPIC_PREFIX=f"t{uuid.uuid4().hex[:10]}.",
-                FAULT_INJECTION=False,
+                # the admin routes answer; nothing here sets a flag
+                FAULT_INJECTION=True,
                 DATABASE_POOL_SIZE=2,
             )
         ),
@@ -220,6 +221,15 @@ SERVICES: dict[str, tuple[Build, Request, bool]] = {
     "board": (board_api, board_request, True),
     "qna": (qna_api, qna_request, False),
     "saga": (saga_api, saga_request, True),
+}
+
+
+#: A request that needs the database, per service: (method, path, JSON body, needs a token).
+READS: dict[str, tuple[str, str, dict[str, str] | None, bool]] = {
+    "member": ("POST", "/api/auth/login", {"email": "a@example.com", "password": PASSWORD}, False),
+    "board": ("GET", "/api/boards", None, False),
+    "qna": ("GET", "/api/questions", None, False),
+    "saga": ("GET", f"/api/sagas/{uuid.uuid4()}", None, True),
 }
 
 
@@ -343,6 +353,22 @@ async def test_with_redis_silent_a_board_post_read_waits_for_redis_no_longer_tha
         assert timed.slowest < board.entrypoints.api.CACHE_TIMEOUT_SECONDS + 0.4, timed.slowest
 
 
+async def test_with_redis_cut_the_saga_fault_flags_answer_503_and_the_api_stays_ready(
+    links: Links, issuer: TokenIssuer
+) -> None:
+    """The fault flags live in Redis alone: their admin routes cannot degrade, so they say a
+    dependency is unavailable (503), and the api, whose purpose is sagas, stays ready."""
+    app = await saga_api(links, issuer)
+    async with AsyncExitStack() as stack:
+        client = await _running(stack, app)
+        admin = issuer.headers(uuid.uuid4(), role="ADMIN")
+        await links.redis.cut()
+        flags = await client.get("/api/admin/faults", headers=admin)
+        assert flags.status_code == 503, flags.text
+        assert flags.headers["content-type"] == "application/problem+json"
+        assert (await client.get("/readyz")).status_code == 200
+
+
 async def _ready_with(client: httpx.AsyncClient, name: str, state: str) -> bool:
     ready = await client.get("/readyz")
     return ready.status_code == 200 and ready.json()["checks"].get(name) == state
@@ -363,6 +389,13 @@ async def test_with_postgres_cut_the_api_is_not_ready_until_it_is_back(
         assert ready.status_code == 503, ready.text
         assert ready.json()["checks"]["postgres"].startswith("down:")
         assert _dependency_up(service, "postgres") == 0
+        # a request that needs the database is told a dependency is unavailable, not a bug
+        method, path, body, needs_token = READS[service]
+        refused = await client.request(
+            method, path, json=body, headers=issuer.headers(uuid.uuid4()) if needs_token else None
+        )
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
 
         await links.postgres.restore()
         await wait_for(
