@@ -246,6 +246,14 @@ def _dependency_up(service: str, dependency: str) -> float | None:
     )
 
 
+def _bypassed(service: str, operation: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "degraded_dependency_failures_total",
+        {"service": service, "dependency": "redis", "operation": operation},
+    )
+    return value or 0.0
+
+
 @pytest.mark.parametrize("service", list(SERVICES))
 async def test_with_redis_cut_the_api_is_ready_degraded_and_serves(
     service: str, links: Links, issuer: TokenIssuer
@@ -436,13 +444,17 @@ async def test_with_redis_cut_the_gateway_is_ready_degraded_and_serves(
         headers = issuer.headers(uuid.uuid4())
         assert (await client.get("/api/me/dashboard", headers=headers)).status_code == 200
         await proxy.cut()
+        before = {op: _bypassed("gateway", op) for op in ("rate_limit", "token_denylist")}
 
         ready = await client.get("/readyz")
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"]["redis"].startswith("degraded:")
         assert _dependency_up("gateway", "redis") == 0
-        dashboard = await client.get("/api/me/dashboard", headers=headers)
+        # another member: the deny-list answer for the first one is remembered for a second
+        dashboard = await client.get("/api/me/dashboard", headers=issuer.headers(uuid.uuid4()))
         assert dashboard.status_code == 200, dashboard.text
+        # each bypassed call is counted where every process counts them
+        assert all(_bypassed("gateway", op) > before[op] for op in before)
 
 
 async def test_with_redis_silent_the_gateway_answers_ready_within_the_probe_timeout_and_serves(
