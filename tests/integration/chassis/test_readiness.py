@@ -4,7 +4,9 @@ Redis is a dependency each api degrades around (rate limits, the token deny-list
 counters, login throttles, fault flags), so with Redis cut ``/readyz`` stays 200 with
 ``"redis": "degraded: ..."`` and a normal request gets its normal answer. PostgreSQL is one none
 of them can serve without: with it cut ``/readyz`` is 503, and 200 again once it is back
-(docs/CONVENTIONS.md "Degraded dependencies").
+(docs/CONVENTIONS.md "Degraded dependencies"). A *silent* Redis (accepting connections, never
+answering) must not slow ``/readyz`` past the probe's timeout, and a request that needs a
+dependency that is down gets the 503 problem, not a 500.
 """
 
 from __future__ import annotations

@@ -80,7 +80,9 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", include_in_schema=False)
 async def readyz(request: Request) -> JSONResponse:
-    """Readiness: dependencies reachable and not shutting down."""
+    """Readiness: 200 when every dependency the process cannot serve without answers and it is
+    not shutting down; 503 otherwise. ``checks`` names each check's state (``up``,
+    ``degraded: ...``, ``down: ...``)."""
     health: Health = request.app.state.health
     ok, checks = await health.ready()
     return JSONResponse(
