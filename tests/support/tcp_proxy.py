@@ -2,8 +2,10 @@
 
 Point a client at ``proxy.port`` instead of the server's. ``cut()`` resets every open connection
 and stops listening, so new connections are refused, as during a server restart; ``restore()``
-listens on the same port again. Nothing of the server is touched, so shared infrastructure stays
-up for everyone else.
+listens on the same port again. ``stall()`` keeps every connection open and accepts new ones but
+forwards no byte either way, as a server that hangs or a network that drops packets does: a
+client waits for its own timeout. Nothing of the server is touched, so shared infrastructure
+stays up for everyone else.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class TcpProxy:
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.accepted = 0
+        self.stalled = False
+        self._held: set[asyncio.StreamWriter] = set()
 
     @property
     def is_cut(self) -> bool:
@@ -61,7 +65,23 @@ class TcpProxy:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def stall(self) -> None:
+        """Forward nothing from now on: open links stay open and drop every byte, and new
+        connections are accepted and held without reaching the server."""
+        self.stalled = True
+
     async def restore(self) -> None:
+        """Listen again after ``cut()``; after ``stall()``, drop the silent connections (their
+        clients reconnect) and forward again."""
+        if self.stalled:
+            self.stalled = False
+            for client, upstream in list(self._links):
+                for writer in (client, upstream):
+                    writer.transport.abort()
+            self._links.clear()
+            for writer in list(self._held):
+                writer.transport.abort()
+            self._held.clear()
         if self._server is None:
             await self.start()
 
@@ -69,6 +89,9 @@ class TcpProxy:
         await self.cut()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.stalled:
+            self._held.add(writer)  # open, and silent until restore() or cut()
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection(self.target_host, self.target_port)
         except OSError:
@@ -85,6 +108,8 @@ class TcpProxy:
     async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.CancelledError):
             while data := await src.read(65536):
+                if self.stalled:
+                    continue  # dropped: the peer waits for an answer that never comes
                 dst.write(data)
                 await dst.drain()
         with contextlib.suppress(OSError, RuntimeError):

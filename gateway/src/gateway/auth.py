@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 
 from chassis.auth import JwksVerifier, Principal
 from chassis.logging import get_logger
+from chassis.metrics import DEGRADED_DEPENDENCY_FAILURES
 from chassis.problems import Unauthorized
 from chassis.token_denylist import TokenDenyList, is_denied
 from gateway.config import Settings
@@ -147,6 +148,7 @@ class DeniedMembers:
                 since = await self.deny_list.denied_since(member_id)
         except (RedisError, OSError, TimeoutError) as exc:
             TOKEN_DENYLIST_ERRORS.inc()
+            DEGRADED_DEPENDENCY_FAILURES.labels("gateway", "redis", "token_denylist").inc()
             log.warning("token_denylist.unavailable", error=f"{type(exc).__name__}: {exc}")
             since = None  # fail open: see the module docstring
         if self.max_age > 0:

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from chassis import ratelimit
 from chassis.auth import Principal
 from chassis.logging import get_logger
+from chassis.metrics import DEGRADED_DEPENDENCY_FAILURES
 from chassis.problems import TooManyRequests
 from gateway.metrics import RATE_LIMIT_ERRORS, RATE_LIMITED
 
@@ -51,6 +52,7 @@ class RateLimiter:
                 )
         except (RedisError, OSError, TimeoutError) as exc:
             RATE_LIMIT_ERRORS.inc()
+            DEGRADED_DEPENDENCY_FAILURES.labels("gateway", "redis", "rate_limit").inc()
             log.warning("ratelimit.unavailable", error=f"{type(exc).__name__}: {exc}")
             return
         if not decision.allowed:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -17,6 +19,7 @@ from tests.integration.board.conftest import _start
 from tests.integration.board.harness import BoardStack
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.tokens import TokenIssuer
 
 pytestmark = pytest.mark.integration
@@ -108,3 +111,45 @@ async def test_with_redis_down_the_worker_stays_ready_and_shows_redis_degraded(
         assert (await client.get("/healthz")).status_code == 200
         up = REGISTRY.get_sample_value("dependency_up", {"service": "board", "dependency": "redis"})
         assert up == 0
+
+
+async def test_with_redis_silent_the_projector_keeps_its_pace_and_the_worker_stays_ready(
+    board_settings: Settings, issuer: TokenIssuer
+) -> None:
+    """A Redis that accepts connections and never answers: each cache invalidation gives up
+    after ``INVALIDATION_TIMEOUT_SECONDS`` instead of the client's whole reply timeout, so the
+    projector is not held seconds per event, and the worker's ``/readyz`` answers within the
+    probe's timeout."""
+    target = urlsplit(board_settings.REDIS_URL)
+    proxy = await TcpProxy(target.hostname or "127.0.0.1", target.port or 6379).start()
+    settings = board_settings.model_copy(update={"REDIS_URL": proxy.url(board_settings.REDIS_URL)})
+    try:
+        async for board in _start(settings, issuer, with_worker=True):
+            free = await board.board_id("free")
+            member = uuid.uuid4()
+            first = await board.write_post(member, "먼저")
+            await board.wait_for_item(free, first["id"], lambda i: True, "the first post projected")
+            await proxy.stall()
+
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            posts = [await board.write_post(member, f"조용한 레디스 {n}") for n in range(3)]
+            await board.wait_for_item(free, posts[-1]["id"], lambda i: True, "the last projected")
+            took = loop.time() - start
+            # three invalidations held for the 2 s reply timeout each would take >= 4 s
+            assert took < 3.0, f"three posts took {took:.2f} s to project"
+
+            worker = build_worker(settings)
+            async with (
+                worker.router.lifespan_context(worker),
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=worker), base_url="http://worker"
+                ) as client,
+            ):
+                start = loop.time()
+                ready = await client.get("/readyz")
+                assert ready.status_code == 200, ready.text
+                assert ready.json()["checks"]["redis"].startswith("degraded:")
+                assert loop.time() - start < 1.5
+    finally:
+        await proxy.close()

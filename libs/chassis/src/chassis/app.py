@@ -19,6 +19,7 @@ from chassis import health, metrics, swagger_ui
 from chassis.input_guard import InputGuard
 from chassis.lifecycle import Runtime
 from chassis.logging import get_logger
+from chassis.messaging.failures import describe, is_transient
 from chassis.methods import AllowedMethods, MethodSemanticsMiddleware, combined, route_methods
 from chassis.openapi import document_problems
 from chassis.problems import install_problem_handlers, problem_response
@@ -78,12 +79,27 @@ class RequestContextMiddleware:
             if started and not complete:
                 raise  # half an answer is out: only closing the connection can end it
             trace.get_current_span().record_exception(exc)
-            unexpected_log.exception("unhandled_error", path=scope.get("path", ""))
+            # A transient infrastructure failure (a database or Redis that cannot be reached,
+            # chassis.messaging.failures) is a dependency outage, not a bug: 503, which the
+            # gateway's breaker counts (docs/CONVENTIONS.md "Status codes").
+            outage = is_transient(exc)
+            if outage:
+                unexpected_log.warning(
+                    "dependency_unavailable", path=scope.get("path", ""), error=describe(exc)
+                )
+            else:
+                unexpected_log.exception("unhandled_error", path=scope.get("path", ""))
             if not started:
                 # Once a complete answer is out (a background task failed after it), the
-                # client has its answer; otherwise it gets the 500 problem.
-                answer = problem_response(
-                    500, "an unexpected error occurred", instance=scope.get("path", "")
+                # client has its answer; otherwise it gets the 503 or the 500 problem.
+                answer = (
+                    problem_response(
+                        503, "a dependency is unavailable", instance=scope.get("path", "")
+                    )
+                    if outage
+                    else problem_response(
+                        500, "an unexpected error occurred", instance=scope.get("path", "")
+                    )
                 )
                 await answer(scope, receive, send_wrapper)
         finally:

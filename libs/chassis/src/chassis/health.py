@@ -12,6 +12,13 @@ from chassis.metrics import DEPENDENCY_UP
 
 Check = Callable[[], Awaitable[object]]
 
+#: Seconds each check may take; the checks run concurrently, so ``/readyz`` answers within about
+#: this. Half the readiness probes' ``timeoutSeconds`` (2 s, deploy/k8s/base and
+#: docker-compose.yml): a dependency that hangs instead of refusing (a silent Redis, dropped
+#: packets) is then reported in the answer. A slower answer would be a failed probe, and would take
+#: the process out of service for a dependency it only degrades around.
+CHECK_TIMEOUT_SECONDS = 1.0
+
 
 class NotReady(Exception):
     """Raised by a check whose message says it all (shown without the exception type)."""
@@ -22,9 +29,10 @@ class Health:
 
     A *degraded* check is a dependency the process works around (Redis for rate limits and
     caches, docs/CONVENTIONS.md "Degraded dependencies"): its failure shows as ``degraded: ...`` in
-    the detail and as ``dependency_up 0``, but does not make the process unready."""
+    the detail and as ``dependency_up 0``, but does not make the process unready. A check that
+    has not answered within ``check_timeout`` seconds has failed (``TimeoutError``)."""
 
-    def __init__(self, check_timeout: float = 2.0, service: str = "") -> None:
+    def __init__(self, check_timeout: float = CHECK_TIMEOUT_SECONDS, service: str = "") -> None:
         self._checks: dict[str, Check] = {}
         self._degraded: set[str] = set()
         self.shutting_down = False
@@ -72,7 +80,9 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", include_in_schema=False)
 async def readyz(request: Request) -> JSONResponse:
-    """Readiness: dependencies reachable and not shutting down."""
+    """Readiness: 200 when every dependency the process cannot serve without answers and it is
+    not shutting down; 503 otherwise. ``checks`` names each check's state (``up``,
+    ``degraded: ...``, ``down: ...``)."""
     health: Health = request.app.state.health
     ok, checks = await health.ready()
     return JSONResponse(

@@ -11,6 +11,7 @@ unreachable at that moment, or a crash between the commit and the bump) can show
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterable
 
@@ -22,6 +23,9 @@ from chassis.logging import get_logger
 from chassis.metrics import DEGRADED_DEPENDENCY_FAILURES
 
 log = get_logger(__name__)
+
+#: Seconds an invalidation may wait for Redis before the change is left to the pages' TTL.
+INVALIDATION_TIMEOUT_SECONDS = 0.5
 
 #: Reads of a first page, by outcome: hit, miss, or error (Redis unreachable; served from
 #: PostgreSQL). The hit ratio is ``hit / (hit + miss + error)``.
@@ -76,14 +80,17 @@ class FirstPageCache:
         itself stands), and the caller goes on."""
         boards = None if board_ids is None else list(board_ids)
         try:
-            await (self.invalidate_all() if boards is None else self.invalidate(boards))
-        except (RedisError, OSError) as exc:
+            # bounded: a Redis that does not answer must not hold the projector for the
+            # client's whole reply timeout on every event
+            async with asyncio.timeout(INVALIDATION_TIMEOUT_SECONDS):
+                await (self.invalidate_all() if boards is None else self.invalidate(boards))
+        except (RedisError, OSError, TimeoutError) as exc:
             DEGRADED_DEPENDENCY_FAILURES.labels("board", "redis", "first_page_invalidation").inc()
             log.warning(
                 "first_page_cache.invalidation_failed",
                 boards="all" if boards is None else [str(b) for b in boards],
                 ttl_seconds=self.ttl_ms / 1000,
-                error=str(exc),
+                error=f"{type(exc).__name__}: {exc}",
             )
 
     async def invalidate_all(self) -> None:

@@ -39,6 +39,7 @@ from board.service_layer import handlers
 from chassis.db import ReadSession
 from chassis.idempotency import IdempotencyKeyHeader, IdempotentRequest
 from chassis.logging import get_logger
+from chassis.metrics import DEGRADED_DEPENDENCY_FAILURES
 from chassis.pagination import PageParams, Pagination
 from chassis.problems import NotFound
 
@@ -46,7 +47,8 @@ log = get_logger(__name__)
 router = APIRouter(prefix="/api", tags=["board"])
 
 SEARCH_MAX = 100
-#: A slow Redis must not hold a list read: past this, the page comes from PostgreSQL.
+#: A slow Redis must not hold a read: past this, a list page comes from PostgreSQL and a post is
+#: shown without its views not yet flushed.
 CACHE_TIMEOUT_SECONDS = 0.5
 SearchQuery = Annotated[
     str | None, Query(max_length=SEARCH_MAX, description="words in the title (case-insensitive)")
@@ -60,11 +62,14 @@ def _search_text(q: str | None) -> str | None:
 
 
 async def _pending_views(counter: ViewCounterDep, post_id: uuid.UUID, *, count: bool) -> int:
-    """Views not yet flushed; a Redis outage costs the count, never the read."""
+    """Views not yet flushed; a Redis outage costs the count, never the read. A Redis that does
+    not answer costs at most ``CACHE_TIMEOUT_SECONDS``, not the client's whole reply timeout."""
     try:
-        return await (counter.record(post_id) if count else counter.pending(post_id))
-    except (RedisError, OSError) as exc:
-        log.warning("views.unavailable", post_id=str(post_id), error=str(exc))
+        async with asyncio.timeout(CACHE_TIMEOUT_SECONDS):
+            return await (counter.record(post_id) if count else counter.pending(post_id))
+    except (RedisError, OSError, TimeoutError) as exc:
+        DEGRADED_DEPENDENCY_FAILURES.labels("board", "redis", "view_count").inc()
+        log.warning("views.unavailable", post_id=str(post_id), error=f"{type(exc).__name__}: {exc}")
         return 0
 
 
@@ -139,6 +144,7 @@ async def _cached_first_page(
             stamp, cached = await cache.get(board_id, page.size)
     except (RedisError, OSError, TimeoutError) as exc:
         LOOKUPS.labels("error").inc()
+        DEGRADED_DEPENDENCY_FAILURES.labels("board", "redis", "first_page_cache").inc()
         log.warning("first_page_cache.unavailable", board_id=str(board_id), error=str(exc))
         cached = None
     if cached is not None:
@@ -153,6 +159,7 @@ async def _cached_first_page(
             async with asyncio.timeout(CACHE_TIMEOUT_SECONDS):
                 await cache.put(board_id, stamp, page.size, body)
         except (RedisError, OSError, TimeoutError) as exc:
+            DEGRADED_DEPENDENCY_FAILURES.labels("board", "redis", "first_page_cache").inc()
             log.warning("first_page_cache.unavailable", board_id=str(board_id), error=str(exc))
     return Response(body, media_type="application/json")
 
