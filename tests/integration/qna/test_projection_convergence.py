@@ -16,7 +16,7 @@ from chassis.auth import JwksVerifier
 from chassis.db import create_engine, create_session_factory, inbox_table, outbox_table, utcnow
 from chassis.messaging.envelope import Envelope
 from chassis.messaging.producer import create_producer
-from qna.adapters import orm
+from qna.adapters import tables
 from qna.bootstrap import build_api, build_worker
 from qna.config import Settings
 from qna.projection import INBOX_CONSUMER, LIVE_TABLES, Projector, apply
@@ -127,9 +127,11 @@ async def test_the_read_model_is_the_same_for_every_order_and_multiplicity(
 
         summaries = {r["id"]: r for r in in_order[0]}
         async with qna.engine.connect() as conn:
-            written = {r.id: r for r in await conn.execute(select(orm.questions))}
+            written = {r.id: r for r in await conn.execute(select(tables.questions))}
             per_question = await conn.execute(
-                select(orm.answers.c.question_id, func.count()).group_by(orm.answers.c.question_id)
+                select(tables.answers.c.question_id, func.count()).group_by(
+                    tables.answers.c.question_id
+                )
             )
             answers: dict[uuid.UUID, int] = {r[0]: r[1] for r in per_question}
         assert len(written) == 2
@@ -211,8 +213,8 @@ async def test_a_replayed_dead_letter_repairs_the_answer_count(
         async with qna.engine.connect() as conn:
             written = await conn.scalar(
                 select(func.count())
-                .select_from(orm.answers)
-                .where(orm.answers.c.question_id == uuid.UUID(question["id"]))
+                .select_from(tables.answers)
+                .where(tables.answers.c.question_id == uuid.UUID(question["id"]))
             )
         assert written == item["answer_count"] == 30
         assert item["title"] == "Many answers, edited?"

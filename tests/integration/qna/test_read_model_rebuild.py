@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 
 from chassis.db import projection_checkpoint_table
 from qna import projection
-from qna.adapters import orm
+from qna.adapters import tables
 from qna.cli import main as qna_cli
 from tests.integration.qna.harness import QnaHarness
 from tests.support import projections
@@ -106,13 +106,15 @@ async def test_a_rebuild_equals_the_live_read_model(
         "KAFKA_TOPIC_PREFIX": qna.settings.KAFKA_TOPIC_PREFIX,
     }.items():
         monkeypatch.setenv(name, value)
-    answers = await projections.rows(qna.engine, orm.question_summary_answers, "kind", "child_id")
+    answers = await projections.rows(
+        qna.engine, tables.question_summary_answers, "kind", "child_id"
+    )
     async with qna.engine.begin() as conn:
         await conn.execute(text("DELETE FROM question_summary_answers"))
     await asyncio.to_thread(qna_cli, ["rebuild-read-model"])
     assert await qna.summaries() == live
     assert (
-        await projections.rows(qna.engine, orm.question_summary_answers, "kind", "child_id")
+        await projections.rows(qna.engine, tables.question_summary_answers, "kind", "child_id")
         == answers
     )
 

@@ -56,7 +56,11 @@ from chassis.messaging.consumer import replay
 from chassis.messaging.envelope import Envelope
 from chassis.messaging.failures import PermanentFailure
 from chassis.metrics import PROJECTION_CHECKPOINT
-from qna.adapters import orm
+from qna.adapters.tables import (
+    question_summaries,
+    question_summary_answers,
+    question_summary_authors,
+)
 from qna.config import Settings
 
 log = get_logger(__name__)
@@ -77,7 +81,7 @@ class ReadModelTables:
 
 
 LIVE_TABLES = ReadModelTables(
-    orm.question_summaries, orm.question_summary_authors, orm.question_summary_answers
+    question_summaries, question_summary_authors, question_summary_answers
 )
 _rebuild_metadata = MetaData()
 REBUILD_TABLES = ReadModelTables(
