@@ -15,7 +15,7 @@ from chassis.saga import SagaParticipant, command_topic
 from qna.config import Settings
 from qna.entrypoints import api, internal_api
 from qna.entrypoints.errors import install_domain_error_handlers
-from qna.entrypoints.member_events import member_events_handler
+from qna.entrypoints.event_handlers import member_events_handler
 from qna.entrypoints.saga_handlers import HANDLERS
 from qna.projection import TOPICS as READ_MODEL_TOPICS
 from qna.projection import Projector

@@ -1,4 +1,4 @@
-"""Integration-event handler: member.events keep the local copy of authors (nickname, withdrawn, semantic lock).
+"""Idempotent consumer: member.events keep the local copy of authors (nickname, withdrawn, semantic lock).
 
 ``MemberWithdrawalStarted`` / ``MemberWithdrawalCancelled`` set and lift the semantic lock on the
 member's author row (``chassis.author_lock``), so writes are refused from step 1 of the
