@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from chassis.cli import run_cli
 from chassis.logging import configure_logging
 from chassis.migrations import upgrade
+from qna import bootstrap, worker
 from qna import main as api_process
-from qna import projection, worker
 from qna.config import SERVICE_ROOT, Settings
 
 
@@ -25,7 +25,7 @@ def rebuild_read_model() -> None:
     """Admin process: rebuild question_summaries from qna.events and member.events."""
     settings = Settings()
     configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
-    print(json.dumps(asyncio.run(projection.rebuild(settings))))
+    print(json.dumps(asyncio.run(bootstrap.rebuild_read_model(settings)).to_json()))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
