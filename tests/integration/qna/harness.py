@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chassis.messaging.envelope import Envelope, from_consumer_record
 from chassis.saga import SagaCommand, SagaReply, command_topic
-from qna.adapters import orm
+from qna.adapters import tables
 from qna.config import Settings
 from tests.support.infra import wait_for
 from tests.support.kafka import read_topic, send_envelope
@@ -209,7 +209,7 @@ class QnaHarness:
             rows = (
                 (
                     await conn.execute(
-                        select(orm.question_summaries).order_by(orm.question_summaries.c.id)
+                        select(tables.question_summaries).order_by(tables.question_summaries.c.id)
                     )
                 )
                 .mappings()
@@ -220,7 +220,7 @@ class QnaHarness:
     async def author_withdrawn(self, member_id: uuid.UUID) -> bool:
         async with self.engine.connect() as conn:
             withdrawn = await conn.scalar(
-                select(orm.authors.c.withdrawn).where(orm.authors.c.member_id == member_id)
+                select(tables.authors.c.withdrawn).where(tables.authors.c.member_id == member_id)
             )
         return bool(withdrawn)
 
@@ -229,7 +229,9 @@ class QnaHarness:
             row = (
                 (
                     await conn.execute(
-                        select(orm.questions).where(orm.questions.c.id == uuid.UUID(question_id))
+                        select(tables.questions).where(
+                            tables.questions.c.id == uuid.UUID(question_id)
+                        )
                     )
                 )
                 .mappings()

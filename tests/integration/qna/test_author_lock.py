@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from chassis.db import create_session_factory
-from qna.adapters import orm
+from qna.adapters import tables
 from qna.domain.model import Question
 from qna.service_layer import saga_steps
 from qna.service_layer.unit_of_work import QnaUnitOfWork
@@ -26,7 +26,7 @@ async def _rows_by(qna: QnaHarness, member_id: uuid.UUID) -> tuple[int, int, int
     """(questions, answers, comments) whose author_id is the member, in the write model."""
     counts = []
     async with qna.engine.connect() as conn:
-        for table in (orm.questions, orm.answers, orm.question_comments):
+        for table in (tables.questions, tables.answers, tables.question_comments):
             n = await conn.scalar(
                 select(func.count()).select_from(table).where(table.c.author_id == member_id)
             )

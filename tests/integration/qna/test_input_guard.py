@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from qna.adapters.orm import question_comments, questions
+from qna.adapters.tables import question_comments, questions
 from tests.integration.qna.harness import QnaHarness
 from tests.support.refusals import LONE_SURROGATE, NUL, assert_refused, count_rows, raw_json
 

@@ -16,11 +16,12 @@ from chassis.auth import JwksVerifier
 from chassis.db import create_engine, create_session_factory, inbox_table, outbox_table, utcnow
 from chassis.messaging.envelope import Envelope
 from chassis.messaging.producer import create_producer
-from qna.adapters import orm
+from qna.adapters import tables
 from qna.bootstrap import build_api, build_worker
 from qna.config import Settings
-from qna.projection import INBOX_CONSUMER, LIVE_TABLES, Projector, apply
+from qna.entrypoints.event_handlers import read_model_handler
 from qna.service_layer import saga_steps
+from qna.service_layer.projector import READ_MODEL, apply
 from qna.service_layer.unit_of_work import QnaUnitOfWork
 from tests.integration.qna.harness import Member, QnaHarness
 from tests.support import projections
@@ -104,15 +105,20 @@ async def _history(qna: QnaHarness) -> list[Envelope]:
 async def _project(qna: QnaHarness, events: Sequence[Envelope]) -> list[list[dict[str, Any]]]:
     """Start from an empty read model and feed ``events`` to the worker's real projector."""
     async with qna.engine.begin() as conn:
-        for table in (LIVE_TABLES.summaries, LIVE_TABLES.answers, LIVE_TABLES.authors):
+        for table in (
+            tables.question_summaries,
+            tables.question_summary_answers,
+            tables.question_summary_authors,
+        ):
             await conn.execute(delete(table))
-        await conn.execute(delete(inbox_table).where(inbox_table.c.consumer == INBOX_CONSUMER))
-    projector = Projector(create_session_factory(qna.engine), "qna")
+        await conn.execute(delete(inbox_table).where(inbox_table.c.consumer == READ_MODEL.consumer))
+    sessions = create_session_factory(qna.engine)
+    projector = read_model_handler(lambda: QnaUnitOfWork(sessions), "qna")
     for env in events:
-        await projector.handle(env)
+        await projector(env)
     return [
-        await projections.rows(qna.engine, LIVE_TABLES.summaries, "id"),
-        await projections.rows(qna.engine, LIVE_TABLES.answers, "kind", "child_id"),
+        await projections.rows(qna.engine, tables.question_summaries, "id"),
+        await projections.rows(qna.engine, tables.question_summary_answers, "kind", "child_id"),
     ]
 
 
@@ -127,9 +133,11 @@ async def test_the_read_model_is_the_same_for_every_order_and_multiplicity(
 
         summaries = {r["id"]: r for r in in_order[0]}
         async with qna.engine.connect() as conn:
-            written = {r.id: r for r in await conn.execute(select(orm.questions))}
+            written = {r.id: r for r in await conn.execute(select(tables.questions))}
             per_question = await conn.execute(
-                select(orm.answers.c.question_id, func.count()).group_by(orm.answers.c.question_id)
+                select(tables.answers.c.question_id, func.count()).group_by(
+                    tables.answers.c.question_id
+                )
             )
             answers: dict[uuid.UUID, int] = {r[0]: r[1] for r in per_question}
         assert len(written) == 2
@@ -211,8 +219,8 @@ async def test_a_replayed_dead_letter_repairs_the_answer_count(
         async with qna.engine.connect() as conn:
             written = await conn.scalar(
                 select(func.count())
-                .select_from(orm.answers)
-                .where(orm.answers.c.question_id == uuid.UUID(question["id"]))
+                .select_from(tables.answers)
+                .where(tables.answers.c.question_id == uuid.UUID(question["id"]))
             )
         assert written == item["answer_count"] == 30
         assert item["title"] == "Many answers, edited?"
@@ -227,8 +235,8 @@ async def test_a_nickname_change_racing_a_new_question_reaches_it(
     async with _api_only(settings, issuer) as qna:
         alice = qna.member()
         sessions = create_session_factory(qna.engine)
-        projector = Projector(sessions, "qna")
-        await projector.handle(
+        projector = read_model_handler(lambda: QnaUnitOfWork(sessions), "qna")
+        await projector(
             _member_event("MemberRegistered", alice, nickname="예전", profile_version=1)
         )
         question_id = uuid.uuid4()
@@ -249,9 +257,9 @@ async def test_a_nickname_change_racing_a_new_question_reaches_it(
             key=str(question_id),
         )
         async with sessions() as first, first.begin():
-            await apply(first, LIVE_TABLES, asked)  # replica 1, not committed yet
-            renamed = asyncio.create_task(
-                projector.handle(
+            await apply(first, READ_MODEL.live, asked)  # replica 1, not committed yet
+            renamed = asyncio.ensure_future(
+                projector(
                     _member_event(
                         "MemberProfileChanged", alice, nickname="새이름", profile_version=2
                     )
@@ -261,8 +269,8 @@ async def test_a_nickname_change_racing_a_new_question_reaches_it(
         await asyncio.wait_for(renamed, 10)
         async with qna.engine.connect() as conn:
             shown = await conn.scalar(
-                select(LIVE_TABLES.summaries.c.author_nickname).where(
-                    LIVE_TABLES.summaries.c.id == question_id
+                select(tables.question_summaries.c.author_nickname).where(
+                    tables.question_summaries.c.id == question_id
                 )
             )
         assert shown == "새이름"

@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import select, text
 
 from chassis.db import projection_checkpoint_table
-from qna import projection
-from qna.adapters import orm
+from qna import bootstrap
+from qna.adapters import tables
 from qna.cli import main as qna_cli
+from qna.service_layer.projector import READ_MODEL
 from tests.integration.qna.harness import QnaHarness
 from tests.support import projections
 from tests.support.infra import wait_for
@@ -26,11 +27,11 @@ async def caught_up(qna: QnaHarness) -> bool:
             await conn.execute(
                 select(
                     projection_checkpoint_table.c.topic, projection_checkpoint_table.c.next_offset
-                )
+                ).where(projection_checkpoint_table.c.projection == READ_MODEL.name)
             )
         ).all()
     checkpoints = {r.topic: r.next_offset for r in rows}
-    for topic in projection.TOPICS:
+    for topic in READ_MODEL.topics:
         name = qna.settings.topic(topic)
         end = len(await read_topic(qna.settings.KAFKA_BOOTSTRAP_SERVERS, name, timeout=0))
         if checkpoints.get(name, 0) != end:
@@ -40,6 +41,23 @@ async def caught_up(qna: QnaHarness) -> bool:
             text("SELECT count(*) FROM outbox_messages WHERE published_at IS NULL")
         )
     return bool(pending == 0)
+
+
+async def catalog_names(qna: QnaHarness) -> dict[str, set[str]]:
+    """The read model's tables with the names of their indexes and constraints, from the catalog:
+    a swap must leave the names the migrations gave (the next migration refers to them)."""
+    names: dict[str, set[str]] = {}
+    async with qna.engine.connect() as conn:
+        for table in READ_MODEL.tables:
+            rows = await conn.execute(
+                text(
+                    "SELECT indexname FROM pg_indexes WHERE tablename = :t"
+                    " UNION SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(:t)"
+                ),
+                {"t": table.name},
+            )
+            names[table.name] = {str(r[0]) for r in rows}
+    return names
 
 
 async def activity(qna: QnaHarness, tag: str) -> None:
@@ -83,6 +101,8 @@ async def activity(qna: QnaHarness, tag: str) -> None:
 async def test_a_rebuild_equals_the_live_read_model(
     qna: QnaHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    migrated = await catalog_names(qna)
+    assert all(migrated.values())
     await activity(qna, "a")
     await wait_for(lambda: caught_up(qna), timeout=30, message="the projector to catch up")
     live = await qna.summaries()
@@ -106,27 +126,32 @@ async def test_a_rebuild_equals_the_live_read_model(
         "KAFKA_TOPIC_PREFIX": qna.settings.KAFKA_TOPIC_PREFIX,
     }.items():
         monkeypatch.setenv(name, value)
-    answers = await projections.rows(qna.engine, orm.question_summary_answers, "kind", "child_id")
+    answers = await projections.rows(
+        qna.engine, tables.question_summary_answers, "kind", "child_id"
+    )
     async with qna.engine.begin() as conn:
         await conn.execute(text("DELETE FROM question_summary_answers"))
     await asyncio.to_thread(qna_cli, ["rebuild-read-model"])
     assert await qna.summaries() == live
+    assert await catalog_names(qna) == migrated
     assert (
-        await projections.rows(qna.engine, orm.question_summary_answers, "kind", "child_id")
+        await projections.rows(qna.engine, tables.question_summary_answers, "kind", "child_id")
         == answers
     )
 
     # a rebuild while the live projector is busy: nothing is lost between the replay and the swap
     busy = asyncio.create_task(activity(qna, "b"))
     await asyncio.sleep(0.3)
-    result = await projection.rebuild(qna.settings)
-    assert result["questions"] >= 4
+    report = await bootstrap.rebuild_read_model(qna.settings)
+    assert report.rows["question_summaries"] >= 4
     await busy
     await wait_for(lambda: caught_up(qna), timeout=30, message="the projector to catch up again")
     live_again = await qna.summaries()
     assert len(live_again) == 8
-    await projection.rebuild(qna.settings)
+    report = await bootstrap.rebuild_read_model(qna.settings)
+    assert report.rows["question_summaries"] == len(live_again)
     assert await qna.summaries() == live_again
+    assert await catalog_names(qna) == migrated
 
     # the live projector carries on after a rebuild
     question = await qna.ask(qna.member(), title="after the rebuild")

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from chassis import author_lock
 from chassis.db import create_session_factory
-from qna.adapters import orm
+from qna.adapters import tables
 from qna.service_layer import handlers, saga_steps
 from qna.service_layer.unit_of_work import QnaUnitOfWork
 from tests.integration.qna.harness import QnaHarness
@@ -71,7 +71,7 @@ async def _refused(sessions: async_sessionmaker[Any], member: uuid.UUID) -> str 
     """The refusal a write by ``member`` gets now, or None when it is allowed."""
     async with sessions() as session, session.begin():
         try:
-            await author_lock.hold_for_write(session, orm.authors, member)
+            await author_lock.hold_for_write(session, tables.authors, member)
         except author_lock.AuthorWithdrawing as exc:
             return str(exc)
     return None

@@ -6,7 +6,7 @@ import pytest
 
 from chassis.messaging.envelope import Envelope
 from chassis.messaging.failures import Failure, PermanentFailure, classify
-from qna.projection import _parse
+from qna.service_layer.projector import _parse
 
 
 def test_an_unreadable_answer_event_is_a_permanent_failure() -> None:

@@ -1,4 +1,4 @@
-"""Composition root: each qna process (api, worker) wired from settings; clients start in the lifespan."""
+"""Composition root: each qna process (api, worker, the read-model rebuild) wired from settings; clients start in the lifespan."""
 
 from __future__ import annotations
 
@@ -9,17 +9,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.app import create_app
 from chassis.auth import install_verifier
-from chassis.lifecycle import Runtime
+from chassis.db import create_engine
+from chassis.lifecycle import Phase, Runtime
+from chassis.periodic import PeriodicTask
+from chassis.read_model import ReadModel, RebuildReport, checkpoint_report, rebuild
 from chassis.resources import attach
 from chassis.saga import SagaParticipant, command_topic
 from qna.config import Settings
 from qna.entrypoints import api, internal_api
 from qna.entrypoints.errors import install_domain_error_handlers
-from qna.entrypoints.member_events import member_events_handler
-from qna.entrypoints.saga_commands import HANDLERS
-from qna.projection import TOPICS as READ_MODEL_TOPICS
-from qna.projection import Projector
+from qna.entrypoints.event_handlers import member_events_handler, read_model_handler
+from qna.entrypoints.saga_handlers import HANDLERS
+from qna.service_layer.projector import READ_MODEL
 from qna.service_layer.unit_of_work import QnaUnitOfWork
+
+#: How often the worker publishes the stored projection checkpoints as the gauge (seconds).
+CHECKPOINT_REPORT_SECONDS = 5.0
 
 
 def uow_factory(sessions: async_sessionmaker[AsyncSession]) -> Callable[[], QnaUnitOfWork]:
@@ -49,14 +54,17 @@ def build_api(settings: Settings) -> FastAPI:
 
 
 def build_worker(settings: Settings) -> FastAPI:
-    """The worker process: outbox relay, author copy, read-model projector and saga participant."""
+    """The worker process: outbox relay, author copy, read-model projector (and its checkpoint
+    report) and saga participant."""
     runtime = Runtime(settings.SERVICE_NAME)
     res = attach(settings, runtime, database=True, redis=True, kafka=True, verifier=False)
     make_uow = uow_factory(res.sessions)
     res.add_outbox_relay()
     res.add_consumer("qna-authors", ["member.events"], member_events_handler(make_uow))
-    projector = Projector(res.sessions, settings.SERVICE_NAME)
-    res.add_consumer("qna-projector", list(READ_MODEL_TOPICS), projector.handle)
+    model = read_model(settings)
+    res.add_consumer(
+        model.consumer, list(model.topics), read_model_handler(make_uow, settings.SERVICE_NAME)
+    )
     participant = SagaParticipant("qna", make_uow, HANDLERS, res.faults())
     res.add_consumer(
         "qna-saga",
@@ -64,7 +72,42 @@ def build_worker(settings: Settings) -> FastAPI:
         participant.handle,
         on_dead_letter=participant.on_dead_letter,
     )
+    runtime.add_background(
+        "projection checkpoint report",
+        PeriodicTask(
+            "projection checkpoint report",
+            checkpoint_report(res.sessions, settings.SERVICE_NAME),
+            CHECKPOINT_REPORT_SECONDS,
+        ),
+        Phase.CONSUMERS,
+    )
     app = create_app(settings, runtime, title="qna worker", docs=False)
     app.state.uow_factory = make_uow
     app.state.resources = res
     return app
+
+
+def read_model(settings: Settings) -> ReadModel:
+    """The ``question_summaries`` read model (``service_layer/projector.py``). It needs nothing
+    from the settings and no rebuild hooks: it reads only its two topics, unlike board's, whose
+    rebuild copies write-side view counts and invalidates its Redis cache."""
+    return READ_MODEL
+
+
+async def rebuild_read_model(settings: Settings) -> RebuildReport:
+    """The admin process ``qna rebuild-read-model``: replay ``qna.events`` and ``member.events``
+    from the beginning into fresh tables beside the running worker and swap them in
+    (``chassis.read_model.rebuild``). Raises ``chassis.read_model.RebuildRefused`` while another
+    rebuild runs (the live read model is kept)."""
+    model = read_model(settings)
+    engine = create_engine(settings.DATABASE_URL, pool_size=2)  # the rebuild lock + one session
+    try:
+        return await rebuild(
+            engine,
+            settings.kafka_connection(),
+            [settings.topic(t) for t in model.topics],
+            model,
+            service=settings.SERVICE_NAME,
+        )
+    finally:
+        await engine.dispose()

@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.pagination import PageParams
-from qna.adapters import orm
+from qna.adapters import tables
 
 #: What an author is called once they have withdrawn (docs/sagas.md, member-withdrawal).
 WITHDRAWN_NICKNAME = "탈퇴한 회원"
@@ -56,7 +56,7 @@ async def list_questions(
     author_id: uuid.UUID | None = None,
 ) -> Json:
     """Q&A 목록 조회: newest first, filtered by status, title text and author."""
-    s = orm.question_summaries
+    s = tables.question_summaries
     conditions: list[ColumnElement[bool]] = [s.c.deleted.is_(False)]
     if status is not None:
         conditions.append(s.c.status == status)
@@ -96,7 +96,7 @@ async def list_questions(
 
 
 def _with_author(table: Any) -> Any:
-    a = orm.authors
+    a = tables.authors
     return select(table, a.c.nickname, a.c.withdrawn).outerjoin(
         a, a.c.member_id == table.c.author_id
     )
@@ -123,11 +123,11 @@ def _comment_json(r: Any) -> Json:
 
 async def question_detail(session: AsyncSession, question_id: uuid.UUID) -> Json | None:
     """The question with its answers and comments, straight from the write model (read-your-writes)."""
-    q = orm.questions
+    q = tables.questions
     row = (await session.execute(_with_author(q).where(q.c.id == question_id))).mappings().first()
     if row is None:
         return None
-    a, c = orm.answers, orm.question_comments
+    a, c = tables.answers, tables.question_comments
     answers = (
         (
             await session.execute(
@@ -166,27 +166,27 @@ async def question_detail(session: AsyncSession, question_id: uuid.UUID) -> Json
 
 
 async def answer_detail(session: AsyncSession, answer_id: uuid.UUID) -> Json | None:
-    a = orm.answers
+    a = tables.answers
     row = (await session.execute(_with_author(a).where(a.c.id == answer_id))).mappings().first()
     return None if row is None else _answer_json(row)
 
 
 async def comment_detail(session: AsyncSession, comment_id: uuid.UUID) -> Json | None:
-    c = orm.question_comments
+    c = tables.question_comments
     row = (await session.execute(_with_author(c).where(c.c.id == comment_id))).mappings().first()
     return None if row is None else _comment_json(row)
 
 
 async def question_exists(session: AsyncSession, question_id: uuid.UUID) -> bool:
     found = await session.scalar(
-        select(orm.questions.c.id).where(orm.questions.c.id == question_id)
+        select(tables.questions.c.id).where(tables.questions.c.id == question_id)
     )
     return found is not None
 
 
 async def list_comments(session: AsyncSession, question_id: uuid.UUID, page: PageParams) -> Json:
     """A question's comments, oldest first."""
-    c = orm.question_comments
+    c = tables.question_comments
     total = await session.scalar(
         select(func.count()).select_from(c).where(c.c.question_id == question_id)
     )

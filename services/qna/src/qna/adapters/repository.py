@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis import author_lock
-from qna.adapters import orm
+from qna.adapters import tables
 from qna.domain.model import Actor, Answer, AuthorTraces, Comment, Question, QuestionStatus
 
 Row = dict[str, Any]
@@ -50,7 +50,7 @@ class QuestionRepository:
 
     async def get(self, question_id: uuid.UUID, *, lock: bool = True) -> Question | None:
         """The aggregate, its row locked until the transaction ends (``lock=False`` only to read)."""
-        query = select(orm.questions).where(orm.questions.c.id == question_id)
+        query = select(tables.questions).where(tables.questions.c.id == question_id)
         if lock:
             query = query.with_for_update()
         row = (await self.session.execute(query)).mappings().first()
@@ -59,9 +59,9 @@ class QuestionRepository:
         answer_rows = (
             (
                 await self.session.execute(
-                    select(orm.answers)
-                    .where(orm.answers.c.question_id == question_id)
-                    .order_by(orm.answers.c.created_at, orm.answers.c.id)
+                    select(tables.answers)
+                    .where(tables.answers.c.question_id == question_id)
+                    .order_by(tables.answers.c.created_at, tables.answers.c.id)
                 )
             )
             .mappings()
@@ -70,9 +70,9 @@ class QuestionRepository:
         comment_rows = (
             (
                 await self.session.execute(
-                    select(orm.question_comments)
-                    .where(orm.question_comments.c.question_id == question_id)
-                    .order_by(orm.question_comments.c.created_at, orm.question_comments.c.id)
+                    select(tables.question_comments)
+                    .where(tables.question_comments.c.question_id == question_id)
+                    .order_by(tables.question_comments.c.created_at, tables.question_comments.c.id)
                 )
             )
             .mappings()
@@ -98,22 +98,22 @@ class QuestionRepository:
         comments added, changed or removed since it was loaded."""
         if question.deleted:
             await self.session.execute(
-                delete(orm.questions).where(orm.questions.c.id == question.id)
+                delete(tables.questions).where(tables.questions.c.id == question.id)
             )
             self._stored.pop(question.id, None)
             return
         row = _question_row(question)
         if question.id not in self._stored:
-            await self.session.execute(insert(orm.questions).values(**row))
+            await self.session.execute(insert(tables.questions).values(**row))
             self._stored[question.id] = (row, {}, {})
         stored_question, stored_answers, stored_comments = self._stored[question.id]
         if row != stored_question:
             await self.session.execute(
-                update(orm.questions).where(orm.questions.c.id == question.id).values(**row)
+                update(tables.questions).where(tables.questions.c.id == question.id).values(**row)
             )
-        await self._sync(orm.answers, stored_answers, [asdict(a) for a in question.answers])
+        await self._sync(tables.answers, stored_answers, [asdict(a) for a in question.answers])
         await self._sync(
-            orm.question_comments, stored_comments, [asdict(c) for c in question.comments]
+            tables.question_comments, stored_comments, [asdict(c) for c in question.comments]
         )
         self._remember(question)
 
@@ -133,15 +133,17 @@ class QuestionRepository:
     async def question_of_answer(self, answer_id: uuid.UUID) -> uuid.UUID | None:
         """The question an answer belongs to (to tell 'not on this question' from 'no such answer')."""
         return await self.session.scalar(
-            select(orm.answers.c.question_id).where(orm.answers.c.id == answer_id)
+            select(tables.answers.c.question_id).where(tables.answers.c.id == answer_id)
         )
 
     async def ids_touched_by(self, member_id: uuid.UUID) -> list[uuid.UUID]:
         """Every question the member asked, answered or commented on, in a stable (lock) order."""
-        asked = select(orm.questions.c.id).where(orm.questions.c.author_id == member_id)
-        answered = select(orm.answers.c.question_id).where(orm.answers.c.author_id == member_id)
-        commented = select(orm.question_comments.c.question_id).where(
-            orm.question_comments.c.author_id == member_id
+        asked = select(tables.questions.c.id).where(tables.questions.c.author_id == member_id)
+        answered = select(tables.answers.c.question_id).where(
+            tables.answers.c.author_id == member_id
+        )
+        commented = select(tables.question_comments.c.question_id).where(
+            tables.question_comments.c.author_id == member_id
         )
         ids = (await self.session.scalars(asked.union(answered, commented))).all()
         return sorted(ids)
@@ -157,16 +159,16 @@ class AuthorRepository:
         """The caller of a write, holding the semantic lock on their row (chassis.author_lock):
         ``FOR SHARE`` until the transaction ends; 403 while the member is withdrawing or withdrawn.
         Take it before any question row, in the order RetireAuthor locks them."""
-        withdrawn = await author_lock.hold_for_write(self.session, orm.authors, member_id)
+        withdrawn = await author_lock.hold_for_write(self.session, tables.authors, member_id)
         return Actor(id=member_id, is_admin=is_admin, withdrawn=withdrawn)
 
     async def mark_retiring(self, member_id: uuid.UUID, saga_id: str) -> None:
         """Semantic lock, RetireAuthor's side: waits for writes in flight, then refuses more."""
-        await author_lock.mark_retiring(self.session, orm.authors, member_id, saga_id)
+        await author_lock.mark_retiring(self.session, tables.authors, member_id, saga_id)
 
     async def lift_retiring(self, member_id: uuid.UUID, saga_id: str) -> None:
         """RestoreAuthor: the member may write again (unless withdrawn)."""
-        await author_lock.lift(self.session, orm.authors, member_id, saga_id)
+        await author_lock.lift(self.session, tables.authors, member_id, saga_id)
 
     async def upsert(
         self,
@@ -184,7 +186,7 @@ class AuthorRepository:
             values["profile_version"] = profile_version
         if withdrawn is not None:
             values["withdrawn"] = withdrawn
-        a = orm.authors
+        a = tables.authors
         stmt = pg_insert(a).values(member_id=member_id, **values)
         await self.session.execute(
             stmt.on_conflict_do_update(
@@ -217,7 +219,7 @@ class RetirementRepository:
         closed: bool,
         traces: AuthorTraces,
     ) -> None:
-        stmt = pg_insert(orm.author_retirements).values(
+        stmt = pg_insert(tables.author_retirements).values(
             saga_id=saga_id,
             question_id=question_id,
             member_id=member_id,
@@ -232,9 +234,9 @@ class RetirementRepository:
         rows = (
             (
                 await self.session.execute(
-                    select(orm.author_retirements)
-                    .where(orm.author_retirements.c.saga_id == saga_id)
-                    .order_by(orm.author_retirements.c.question_id)
+                    select(tables.author_retirements)
+                    .where(tables.author_retirements.c.saga_id == saga_id)
+                    .order_by(tables.author_retirements.c.question_id)
                 )
             )
             .mappings()
@@ -244,5 +246,5 @@ class RetirementRepository:
 
     async def forget(self, saga_id: str) -> None:
         await self.session.execute(
-            delete(orm.author_retirements).where(orm.author_retirements.c.saga_id == saga_id)
+            delete(tables.author_retirements).where(tables.author_retirements.c.saga_id == saga_id)
         )

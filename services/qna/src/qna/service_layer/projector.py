@@ -1,25 +1,26 @@
-"""CQRS read model: the projector that builds ``question_summaries`` from qna.events and member.events.
+"""CQRS read model: the projection of qna.events and member.events into ``question_summaries``.
 
-Guarantees:
+What this module owns is the projection itself, one event at a time (:func:`apply`), and its
+declaration as a ``chassis.read_model.ReadModel`` (:data:`READ_MODEL`). The chassis runs it: live
+in the worker (``qna.entrypoints.event_handlers.read_model_handler``: inbox, apply and checkpoint
+in one transaction) and in ``qna rebuild-read-model`` (a replay of both topics into fresh tables
+beside the live projector, then a swap; ``chassis.read_model.rebuild``).
 
-- **idempotent**: the live projector records each event id in the inbox with its effect;
-- **order- and multiplicity-safe** (docs/CONVENTIONS.md "Failures of consumers"): the row is a
-  function of the set of events seen, not of their order. Title, bounty and author are a register
-  guarded by the version of the newest QuestionAsked/Updated; ``status`` by the version of the
-  newest event that sets it (Asked, Updated, Closed, Reopened), since Closed and Reopened carry
-  nothing else; a deleted question is a blanked tombstone that no event revives. ``answer_count`` is
-  not a delta: it is the number of alive answers in the question's answer set
-  (``question_summary_answers``, :mod:`chassis.child_sets`), where a deleted answer leaves a
-  tombstone, so an answer event replayed from the DLQ after newer events still counts, and a
-  duplicate counts once. An event that overtakes QuestionAsked starts a hidden placeholder row
-  (``version`` 0, ``deleted``) that QuestionAsked or QuestionUpdated fills in;
-- **rebuildable**: ``qna rebuild-read-model`` replays both topics from the beginning into fresh
-  tables, then swaps their contents in, in one transaction;
-- **observable**: a checkpoint (next offset per topic partition) is stored with every effect and
-  exported as ``projection_checkpoint_offset``; the consumer reports its lag.
+The projection is a function of the *set* of events seen, not of their order or multiplicity
+(docs/CONVENTIONS.md "Failures of consumers"), which is what lets the rebuild run beside the live
+projector. Title, bounty and author are a register guarded by the version of the newest
+QuestionAsked/Updated; ``status`` by the version of the newest event that sets it (Asked,
+Updated, Closed, Reopened), since Closed and Reopened carry nothing else; a deleted question is a
+blanked tombstone that no event revives. ``answer_count`` is not a delta: it is the number of
+alive answers in the question's answer set (``question_summary_answers``,
+:mod:`chassis.child_sets`), where a deleted answer leaves a tombstone, so an answer event replayed
+from the DLQ after newer events still counts, and a duplicate counts once. An event that
+overtakes QuestionAsked starts a hidden placeholder row (``version`` 0, ``deleted``) that
+QuestionAsked or QuestionUpdated fills in.
 
 Nicknames come from the projector's own ``question_summary_authors`` copy of member.events, so
-the read model depends on nothing but the two topics.
+the read model depends on nothing but the two topics; that is why qna needs no ``before_swap``
+hook, unlike board, whose read model also reads write-side tables.
 """
 
 from __future__ import annotations
@@ -30,66 +31,40 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import (
-    MetaData,
-    Table,
-    case,
-    delete,
-    false,
-    func,
-    insert,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import Table, case, false, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from chassis import checkpoints, child_sets
-from chassis.db import (
-    UnitOfWork,
-    create_engine,
-    create_session_factory,
-)
-from chassis.logging import get_logger
-from chassis.messaging.consumer import replay
+from chassis import child_sets
 from chassis.messaging.envelope import Envelope
 from chassis.messaging.failures import PermanentFailure
-from chassis.metrics import PROJECTION_CHECKPOINT
-from qna.adapters import orm
-from qna.config import Settings
+from chassis.read_model import ReadModel, Tables
+from qna.adapters.tables import (
+    question_summaries,
+    question_summary_answers,
+    question_summary_authors,
+)
 
-log = get_logger(__name__)
-
-PROJECTION = "question_summaries"
-INBOX_CONSUMER = "qna-projector"
-TOPICS = ("qna.events", "member.events")
-#: Advisory lock: projector transactions take it shared, a rebuild takes it exclusively, so no
-#: live update can fall between the rebuild's replay and its swap.
-READ_MODEL_LOCK = 0x514E_4152  # "QNAR"
+#: The kind of a question's children in the answer set.
+ANSWERS = "answers"
 
 
 @dataclass(frozen=True)
-class ReadModelTables:
+class _Tables:
+    """The three tables one application of an event writes: the live ones, or a rebuild's fresh
+    copies (``chassis.read_model.Tables`` maps each live name to the table to write)."""
+
     summaries: Table
     authors: Table
     answers: Table
 
-
-LIVE_TABLES = ReadModelTables(
-    orm.question_summaries, orm.question_summary_authors, orm.question_summary_answers
-)
-_rebuild_metadata = MetaData()
-REBUILD_TABLES = ReadModelTables(
-    *(
-        table.to_metadata(_rebuild_metadata, name=f"rebuild_{table.name}")
-        for table in (LIVE_TABLES.summaries, LIVE_TABLES.authors, LIVE_TABLES.answers)
-    )
-)
-# written by the rebuild's one transaction alone: no per-question locks to accumulate
-child_sets.mark_single_writer(REBUILD_TABLES.answers)
-#: The kind of a question's children in the answer set.
-ANSWERS = "answers"
+    @classmethod
+    def of(cls, tables: Tables) -> _Tables:
+        return cls(
+            tables[question_summaries.name],
+            tables[question_summary_authors.name],
+            tables[question_summary_answers.name],
+        )
 
 
 class MalformedEvent(PermanentFailure, ValueError):
@@ -177,7 +152,7 @@ def _author_key(member_id: uuid.UUID) -> str:
     return f"author:{member_id}"
 
 
-def _author_values(t: ReadModelTables, author_id: uuid.UUID | None) -> dict[str, Any]:
+def _author_values(t: _Tables, author_id: uuid.UUID | None) -> dict[str, Any]:
     """The author columns of a summary, looked up in the projector's own member copy."""
     a = t.authors
     return {
@@ -196,7 +171,7 @@ _STATUS_OF = {"QuestionClosed": "CLOSED", "QuestionReopened": "OPEN"}
 
 
 async def _apply_question_event(
-    session: AsyncSession, t: ReadModelTables, kind: str, event: _QuestionEvent
+    session: AsyncSession, t: _Tables, kind: str, event: _QuestionEvent
 ) -> None:
     """Merge one question event into its row (started as a hidden placeholder if absent)."""
     s = t.summaries
@@ -260,9 +235,7 @@ async def _apply_question_event(
     await session.execute(stmt.on_conflict_do_update(index_elements=[s.c.id], set_=set_))
 
 
-async def _apply_member_event(
-    session: AsyncSession, t: ReadModelTables, event: _MemberEvent
-) -> None:
+async def _apply_member_event(session: AsyncSession, t: _Tables, event: _MemberEvent) -> None:
     await child_sets.lock_keys(session, t.answers, [_author_key(event.member_id)])
     a, s = t.authors, t.summaries
     if isinstance(event, _MemberNamed):
@@ -292,103 +265,29 @@ async def _apply_member_event(
     )
 
 
-async def apply(session: AsyncSession, tables: ReadModelTables, env: Envelope) -> bool:
-    """Apply one event to the read model in ``tables``; False if the event does not concern it."""
+async def apply(session: AsyncSession, tables: Tables, env: Envelope) -> bool:
+    """Apply one event to the read model in ``tables`` (live or fresh, by live table name).
+
+    Returns False if the event does not concern the read model. Raises :class:`MalformedEvent`
+    (a ``PermanentFailure``: dead-lettered live, skipped by a rebuild) for a body it cannot read,
+    and whatever the database raises."""
     event = _parse(env)
+    t = _Tables.of(tables)
     if isinstance(event, _QuestionEvent):
-        await _apply_question_event(session, tables, env.type, event)
+        await _apply_question_event(session, t, env.type, event)
     elif isinstance(event, _MemberEvent):
-        await _apply_member_event(session, tables, event)
+        await _apply_member_event(session, t, event)
     else:
         return False
     return True
 
 
-async def save_checkpoint(
-    session: AsyncSession, topic: str, partition: int, next_offset: int
-) -> None:
-    # never backwards: after a rebuild the live consumer re-reads what the replay covered
-    await checkpoints.save_checkpoint(session, PROJECTION, topic, partition, next_offset)
-
-
-# ---------------------------------------------------------------- the live projector (qna worker)
-
-
-class Projector:
-    """Consumer handler of the read model: one transaction per event (lock, inbox, effect, checkpoint)."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], service: str) -> None:
-        self.sessions = sessions
-        self.service = service
-
-    async def handle(self, env: Envelope) -> None:
-        async with UnitOfWork(self.sessions, source=self.service) as uow:
-            await uow.session.execute(select(func.pg_advisory_xact_lock_shared(READ_MODEL_LOCK)))
-            if await uow.first_delivery(INBOX_CONSUMER, env.id):
-                await apply(uow.session, LIVE_TABLES, env)
-            await save_checkpoint(uow.session, env.topic, env.partition, env.offset + 1)
-            await uow.commit()
-        PROJECTION_CHECKPOINT.labels(self.service, PROJECTION, env.topic, str(env.partition)).set(
-            env.offset
-        )
-
-
-# ---------------------------------------------------------------- rebuild (qna rebuild-read-model)
-
-
-_PAIRS = (
-    (LIVE_TABLES.summaries, REBUILD_TABLES.summaries),
-    (LIVE_TABLES.authors, REBUILD_TABLES.authors),
-    (LIVE_TABLES.answers, REBUILD_TABLES.answers),
+#: The read model as the chassis runs it: checkpoint ``question_summaries``, inbox and consumer
+#: group ``qna-projector``, the two topics, and its tables with the summaries first.
+READ_MODEL = ReadModel(
+    name="question_summaries",
+    consumer="qna-projector",
+    topics=("qna.events", "member.events"),
+    tables=(question_summaries, question_summary_authors, question_summary_answers),
+    apply=apply,
 )
-
-
-async def rebuild(settings: Settings) -> dict[str, int]:
-    """Replay qna.events and member.events from the beginning into fresh tables, then swap them in.
-
-    One transaction holds the read-model lock exclusively: the live projector waits (its lag
-    grows and is worked off afterwards, as no-ops up to the replayed offsets), readers keep
-    seeing the old rows until the commit, and a failed rebuild changes nothing.
-    """
-    engine = create_engine(settings.DATABASE_URL, pool_size=1)
-    sessions = create_session_factory(engine)
-    applied = skipped = 0
-    try:
-        async with sessions() as session, session.begin():
-            await session.execute(select(func.pg_advisory_xact_lock(READ_MODEL_LOCK)))
-            for live_table, fresh_table in _PAIRS:
-                await session.execute(
-                    text(
-                        f"CREATE TEMP TABLE {fresh_table.name} "
-                        f"(LIKE {live_table.name} INCLUDING ALL) ON COMMIT DROP"
-                    )
-                )
-
-            async def handle(env: Envelope) -> None:
-                nonlocal applied, skipped
-                try:
-                    if await apply(session, REBUILD_TABLES, env):
-                        applied += 1
-                except MalformedEvent as exc:
-                    # the live projector dead-lettered it; a rebuild must not stop on it
-                    skipped += 1
-                    log.warning("projection.rebuild_skipped", error=str(exc))
-
-            end = await replay(
-                settings.kafka_connection(), [settings.topic(t) for t in TOPICS], handle
-            )
-            for live, fresh in _PAIRS:
-                await session.execute(delete(live))
-                await session.execute(
-                    insert(live).from_select([c.name for c in fresh.c], select(fresh))
-                )
-            for tp, offset in end.items():
-                await save_checkpoint(session, tp.topic, tp.partition, offset)
-            questions = await session.scalar(
-                select(func.count()).select_from(LIVE_TABLES.summaries)
-            )
-    finally:
-        await engine.dispose()
-    result = {"events": applied, "skipped": skipped, "questions": int(questions or 0)}
-    log.info("projection.rebuilt", projection=PROJECTION, **result)
-    return result

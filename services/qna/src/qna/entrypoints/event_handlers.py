@@ -1,11 +1,16 @@
-"""Integration-event handler: member.events keep the local copy of authors (nickname, withdrawn, semantic lock).
+"""Idempotent consumers: the worker's handlers of member.events (author copy) and of the read model's topics.
 
-``MemberWithdrawalStarted`` / ``MemberWithdrawalCancelled`` set and lift the semantic lock on the
-member's author row (``chassis.author_lock``), so writes are refused from step 1 of the
-withdrawal, not only from RetireAuthor; ``MemberWithdrawn`` refuses them for good.
+qna has two consumers of ``member.events``, each with its own group and inbox:
 
-Thin: it reads its own view of the member payloads and calls the service layer, which records
-the event id in the inbox in the same transaction as the change.
+- ``qna-authors`` (:func:`member_events_handler`) keeps the write model's copy of authors
+  (nickname, withdrawn, semantic lock). ``MemberWithdrawalStarted`` / ``MemberWithdrawalCancelled``
+  set and lift the semantic lock on the member's author row (``chassis.author_lock``), so writes
+  are refused from step 1 of the withdrawal, not only from RetireAuthor; ``MemberWithdrawn``
+  refuses them for good. Thin: it reads its own view of the member payloads and calls the
+  service layer, which records the event id in the inbox in the same transaction as the change.
+- ``qna-projector`` (:func:`read_model_handler`) projects qna.events and member.events into the
+  read model, which keeps its own copy of nicknames, so a rebuild needs the two topics alone
+  (board's one consumer, by contrast, reads the write side's author copy).
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from collections.abc import Awaitable, Callable
 from pydantic import BaseModel, Field
 
 from chassis.messaging.envelope import Envelope
+from chassis.read_model import project, report_checkpoint
 from qna.service_layer import handlers
+from qna.service_layer.projector import READ_MODEL
 from qna.service_layer.unit_of_work import QnaUnitOfWork
 
 
@@ -62,5 +69,21 @@ def member_events_handler(
             await handlers.note_withdrawal_cancelled(
                 uow_factory(), env.id, staying.member_id, staying.saga_id
             )
+
+    return handle
+
+
+def read_model_handler(
+    uow_factory: Callable[[], QnaUnitOfWork], service: str
+) -> Callable[[Envelope], Awaitable[None]]:
+    """The live projector of ``READ_MODEL``: one transaction per event (the rebuild lock shared,
+    the inbox, the projection, the checkpoint: ``chassis.read_model.project``), then the gauge
+    ``projection_checkpoint_offset`` := the offset just applied."""
+
+    async def handle(env: Envelope) -> None:
+        async with uow_factory() as uow:
+            await project(uow, READ_MODEL, env)
+            await uow.commit()
+        report_checkpoint(service, READ_MODEL.name, env)
 
     return handle
