@@ -13,7 +13,7 @@ from board.adapters.tables import post_summaries, post_summary_comments
 from board.adapters.view_counter import ViewCounter
 from board.config import Settings
 from board.entrypoints import api, saga_handlers
-from board.entrypoints.background import PeriodicTask, checkpoint_report, view_count_flush
+from board.entrypoints.background import checkpoint_report, view_count_flush
 from board.entrypoints.errors import install_error_handlers
 from board.entrypoints.event_handlers import TOPICS, EventConsumer
 from board.service_layer import handlers
@@ -22,6 +22,7 @@ from board.service_layer.unit_of_work import BoardUnitOfWork
 from chassis.app import create_app
 from chassis.auth import install_verifier
 from chassis.lifecycle import Phase, Runtime
+from chassis.periodic import PeriodicTask
 from chassis.resources import attach
 from chassis.saga import SagaParticipant, command_topic
 

@@ -1,7 +1,7 @@
 """Background loops of the worker: the view-count flush and the projection checkpoint report.
 
-Each runs in a ``chassis.periodic.PeriodicTask`` (backs off during an outage, resumes by itself),
-stopped with the consumers on SIGTERM; the flush runs once more on the way out so no counted view
+``board.bootstrap.build_worker`` runs each in a ``chassis.periodic.PeriodicTask`` (backs off during
+an outage, resumes by itself), stopped with the consumers on SIGTERM; the flush runs once more on the way out so no counted view
 waits in Redis for the next start.
 """
 
@@ -18,9 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chassis.db import projection_checkpoint_table
 from chassis.logging import get_logger
 from chassis.metrics import PROJECTION_CHECKPOINT
-from chassis.periodic import PeriodicTask
-
-__all__ = ["PeriodicTask", "checkpoint_report", "view_count_flush"]
 
 log = get_logger(__name__)
 
