@@ -6,21 +6,17 @@ import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
-from pathlib import Path
 
 from board import main as api_process
 from board import worker as worker_process
 from board.bootstrap import first_page_cache
-from board.config import Settings
+from board.config import SERVICE_ROOT, Settings
 from board.service_layer.rebuild import rebuild_post_summaries
 from chassis.cli import run_cli
 from chassis.db import create_engine
 from chassis.logging import configure_logging
 from chassis.migrations import upgrade
 from chassis.redis import create_redis
-
-#: The folder holding alembic.ini and migrations/.
-SERVICE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def migrate() -> None:
