@@ -83,7 +83,6 @@ async def _project(board: BoardStack, events: Sequence[Envelope]) -> list[list[d
     assert board.first_pages is not None
     consumer = EventConsumer(
         lambda: BoardUnitOfWork(create_session_factory(board.engine)),
-        PostSummaryProjector(post_summaries, post_summary_comments),
         board.first_pages,
         service="board",
     )
@@ -205,7 +204,6 @@ async def test_a_nickname_change_racing_a_new_post_reaches_it(board_api: BoardSt
     sessions = create_session_factory(board.engine)
     consumer = EventConsumer(
         lambda: BoardUnitOfWork(sessions),
-        PostSummaryProjector(post_summaries, post_summary_comments),
         board.first_pages,
         service="board",
     )

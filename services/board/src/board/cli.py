@@ -5,18 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
 
+from board import bootstrap
 from board import main as api_process
 from board import worker as worker_process
-from board.bootstrap import first_page_cache
 from board.config import SERVICE_ROOT, Settings
-from board.service_layer.rebuild import rebuild_post_summaries
 from chassis.cli import run_cli
-from chassis.db import create_engine
 from chassis.logging import configure_logging
 from chassis.migrations import upgrade
-from chassis.redis import create_redis
 
 
 def migrate() -> None:
@@ -25,27 +21,11 @@ def migrate() -> None:
     upgrade(SERVICE_ROOT, settings.DATABASE_URL)
 
 
-async def _rebuild(settings: Settings) -> None:
-    engine = create_engine(settings.DATABASE_URL, pool_size=2)
-    redis = create_redis(settings.REDIS_URL)
-    try:
-        report = await rebuild_post_summaries(
-            engine,
-            kafka=settings.kafka_connection(),
-            topics=[settings.topic("board.events"), settings.topic("member.events")],
-            service=settings.SERVICE_NAME,
-            first_pages=first_page_cache(redis, settings),
-        )
-    finally:
-        await redis.aclose()
-        await engine.dispose()
-    print(json.dumps({"rebuilt": "post_summaries", **asdict(report)}))
-
-
 def rebuild_read_model() -> None:
     settings = Settings()
     configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
-    asyncio.run(_rebuild(settings))
+    report = asyncio.run(bootstrap.rebuild_read_model(settings))
+    print(json.dumps(report.to_json()))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

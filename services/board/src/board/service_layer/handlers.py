@@ -13,8 +13,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Table
-
+from board.adapters.tables import post_summaries
 from board.domain.model import Actor, Board, Post
 from board.service_layer import projector
 from board.service_layer.unit_of_work import BoardUnitOfWork
@@ -22,6 +21,7 @@ from board.views import present_board, present_comment, present_post
 from chassis.db import utcnow
 from chassis.idempotency import IdempotentRequest
 from chassis.messaging.envelope import event_data
+from chassis.read_model import exclude_rebuild
 
 BOARD_EVENTS = "board.events"
 
@@ -226,14 +226,14 @@ async def delete_comment(
 # --- view counts (worker) ------------------------------------------------------------------------
 
 
-async def record_views(
-    uow: BoardUnitOfWork, counts: Mapping[uuid.UUID, int], summaries: Table
-) -> projector.Boards:
+async def record_views(uow: BoardUnitOfWork, counts: Mapping[uuid.UUID, int]) -> projector.Boards:
     """Add flushed view counts to the posts and copy the totals into the post list; returns
     the boards whose list changed."""
     async with uow:
+        # a live write to the read model: a rebuild's swap waits for it, and it for the swap
+        await exclude_rebuild(uow.session, projector.READ_MODEL)
         await uow.posts.add_views(counts)
-        boards = await projector.copy_view_counts(uow.session, summaries, list(counts))
+        boards = await projector.copy_view_counts(uow.session, post_summaries, list(counts))
         await uow.commit()
     return boards
 
