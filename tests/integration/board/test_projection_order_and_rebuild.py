@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import json
 import uuid
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from board.adapters.tables import post_summaries, post_summary_comments, posts
 from board.bootstrap import read_model
+from board.cli import main as board_cli
 from board.service_layer import handlers
 from board.service_layer.projector import READ_MODEL
 from board.service_layer.unit_of_work import BoardUnitOfWork
@@ -335,3 +337,46 @@ async def test_views_flushed_during_the_swap_reach_the_rebuilt_table(board: Boar
         )
         counted = await conn.scalar(select(posts.c.view_count).where(posts.c.id == post_id))
     assert listed == counted == 5
+
+
+def _operator_env(stack: BoardStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment ``board rebuild-read-model`` runs with: the worker's."""
+    settings = stack.settings
+    for name, value in {
+        "DATABASE_URL": settings.DATABASE_URL,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.KAFKA_BOOTSTRAP_SERVERS,
+        "KAFKA_TOPIC_PREFIX": settings.KAFKA_TOPIC_PREFIX,
+        "REDIS_URL": settings.REDIS_URL,
+        "REDIS_KEY_PREFIX": settings.REDIS_KEY_PREFIX,
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+async def test_the_cli_rebuilds_and_prints_the_report(
+    board: BoardStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    free = await board.board_id("free")
+    post = await board.write_post(uuid.uuid4(), "운영자가 재구축")
+    await board.wait_for_item(free, post["id"], lambda i: True, "the post")
+    before = await board.summaries()
+    _operator_env(board, monkeypatch)
+
+    await asyncio.to_thread(board_cli, ["rebuild-read-model"])
+
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["read_model"] == "post_summaries"
+    assert report["rows"] == {"post_summaries": 1, "post_summary_comments": 0}
+    assert (report["events_applied"], report["events_skipped"]) == (1, 0)
+    assert await board.summaries() == before
+
+
+async def test_a_refused_rebuild_exits_with_status_1(
+    board_api: BoardStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await board_api.write_post(uuid.uuid4(), "토픽에 없는 글")  # no worker: never relayed
+    _operator_env(board_api, monkeypatch)
+
+    with pytest.raises(SystemExit, match="1 live posts are missing") as refused:
+        await asyncio.to_thread(board_cli, ["rebuild-read-model"])
+
+    assert str(refused.value.code).startswith("board rebuild-read-model refused:")

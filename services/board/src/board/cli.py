@@ -2,48 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import Sequence
 
 from board import bootstrap
 from board import main as api_process
 from board import worker as worker_process
 from board.config import SERVICE_ROOT, Settings
-from chassis.cli import run_cli
-from chassis.logging import configure_logging
-from chassis.migrations import upgrade
-
-
-def migrate() -> None:
-    settings = Settings()
-    configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
-    upgrade(SERVICE_ROOT, settings.DATABASE_URL)
-
-
-def rebuild_read_model() -> None:
-    settings = Settings()
-    configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
-    report = asyncio.run(bootstrap.rebuild_read_model(settings))
-    print(json.dumps(report.to_json()))
+from chassis.cli import service_cli
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    run_cli(
+    """The ``board`` command (``chassis.cli.service_cli``); ``rebuild-read-model`` runs
+    ``bootstrap.rebuild_read_model`` beside the running worker."""
+    service_cli(
         "board",
-        {
-            "api": ("serve the HTTP API", api_process.run),
-            "worker": (
-                "run the relay, projector, saga participant and view flush",
-                worker_process.run,
-            ),
-            "migrate": ("apply the database migrations", migrate),
-            "rebuild-read-model": (
-                "replay the topics into a fresh post list and swap it in",
-                rebuild_read_model,
-            ),
-        },
-        argv,
+        Settings,
+        api=api_process.run,
+        worker=worker_process.run,
+        service_root=SERVICE_ROOT,
+        rebuild=bootstrap.rebuild_read_model,
+        argv=argv,
     )
 
 
