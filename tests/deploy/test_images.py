@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import ast
+import contextlib
+import importlib
+import io
 import json
 import re
 from pathlib import Path
@@ -42,25 +44,30 @@ def values(ins: list[Instruction], keyword: str) -> list[str]:
     return [i.value for i in ins if i.keyword == keyword]
 
 
-def string_literals(source: Path) -> set[str]:
-    return {
-        node.value
-        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8")))
-        if isinstance(node, ast.Constant) and isinstance(node.value, str)
-    }
+def offered_commands(deployable: str, *argv: str) -> set[str]:
+    """The subcommands ``<deployable> [argv] --help`` lists, its CLI run in-process: the CLI's
+    own table or the chassis ``service_cli`` it calls, whichever builds the parser."""
+    script, module = console_script(deployable)
+    assert script == deployable
+    assert module.is_file(), f"{module} (the `{deployable}` CLI) does not exist"
+    src = next(folder for folder in module.parents if folder.name == "src")
+    cli = importlib.import_module(".".join(module.relative_to(src).with_suffix("").parts))
+    usage = io.StringIO()
+    with contextlib.redirect_stdout(usage), pytest.raises(SystemExit) as exited:
+        cli.main([*argv, "--help"])
+    assert exited.value.code == 0, usage.getvalue()
+    choices = re.search(r"\{([^}]*)\}", usage.getvalue())
+    return set(choices.group(1).split(",")) if choices else set()
 
 
 @pytest.mark.parametrize("deployable", [*IMAGES, "chassis"])
 def test_cli_implements_the_documented_commands(deployable: str) -> None:
-    """Each command of docs/CONVENTIONS.md exists in the deployable's CLI source."""
-    script, module = console_script(deployable)
-    assert script == deployable
-    assert module.is_file(), f"{module} (the `{deployable}` CLI) does not exist"
-    literals = string_literals(module)
-    missing = sorted(word for word in subcommands(deployable) if word not in literals)
-    assert not missing, f"{module} has no command named {missing}"
+    """Each command of docs/CONVENTIONS.md is offered by the deployable's CLI."""
+    missing = sorted(subcommands(deployable) - offered_commands(deployable))
+    assert not missing, f"the `{deployable}` CLI has no command named {missing}"
     if deployable == "chassis":
-        assert {"topics", "create", "dlq", "list", "replay"} <= literals
+        assert offered_commands("chassis", "topics") >= {"create"}
+        assert offered_commands("chassis", "dlq") >= {"list", "replay"}
 
 
 @pytest.mark.parametrize("deployable", IMAGES)
