@@ -197,7 +197,7 @@ async def saga_worker_kills(ctx: Context) -> None:
 
 
 async def redis_stopped(ctx: Context) -> None:
-    """Redis stopped under load: rate limits fail open, caches are bypassed, and the gateway
+    """Redis stopped under load: rate limits count per replica, caches are bypassed, and the gateway
     stays ready. No request may fail, so no window is granted."""
 
     async def fault() -> None:

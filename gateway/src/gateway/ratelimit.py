@@ -1,26 +1,23 @@
 """Rate limiting at the edge: requests per minute per user, or per client IP without a valid token.
 
-The counters live in Redis (``chassis.ratelimit``, a fixed window), so every gateway replica
-shares them. When Redis cannot be reached the request is let through and counted in
-``gateway_rate_limit_errors_total``: the limiter protects the services, it must not become the
-reason they are unreachable (readiness reports the Redis outage).
+The counters live in Redis (``chassis.ratelimit.Limiter``, a fixed window), so every gateway
+replica shares them. When Redis cannot answer within 0.5 s the count moves to this replica's
+memory (``chassis.ratelimit.LocalWindow``) until it answers again: a limit of N then admits up to
+N per replica, which is weaker than the shared count but is still a limit. Failing open would
+hand a flood the services whenever Redis is down, and failing closed would refuse every client
+for an outage of a cache. Each such call is logged and counted in
+``gateway_rate_limit_errors_total`` and ``degraded_dependency_failures_total``; readiness
+reports the outage as a detail, not as a 503 (docs/CONVENTIONS.md "Degraded dependencies").
 """
 
 from __future__ import annotations
 
-import asyncio
-
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from chassis import ratelimit
 from chassis.auth import Principal
-from chassis.logging import get_logger
-from chassis.metrics import DEGRADED_DEPENDENCY_FAILURES
 from chassis.problems import TooManyRequests
+from chassis.ratelimit import Limiter
 from gateway.metrics import RATE_LIMIT_ERRORS, RATE_LIMITED
-
-log = get_logger(__name__)
 
 WINDOW_SECONDS = 60
 
@@ -33,28 +30,27 @@ def client_key(principal: Principal | None, client_ip: str) -> str:
 
 
 class RateLimiter:
+    """``per_minute`` requests per key (≤ 0: no limit), counted under ``key_prefix``; a Redis
+    call waits at most ``timeout`` seconds before the per-replica fallback answers."""
+
     def __init__(
         self, redis: Redis, *, per_minute: int, key_prefix: str, timeout: float = 0.5
     ) -> None:
-        self.redis = redis
         self.per_minute = per_minute
-        self.key_prefix = key_prefix
-        self.timeout = timeout  # a slow Redis must not hold every request
+        self.limiter = Limiter(
+            redis,
+            service="gateway",
+            operation="rate_limit",
+            key_prefix=key_prefix,
+            timeout=timeout,
+            on_degraded=RATE_LIMIT_ERRORS.inc,
+        )
 
     async def check(self, key: str) -> None:
         """Count one request for ``key``; 429 with ``Retry-After`` once the limit is passed."""
         if self.per_minute <= 0:
             return
-        try:
-            async with asyncio.timeout(self.timeout):
-                decision = await ratelimit.hit(
-                    self.redis, self.key_prefix + key, self.per_minute, WINDOW_SECONDS
-                )
-        except (RedisError, OSError, TimeoutError) as exc:
-            RATE_LIMIT_ERRORS.inc()
-            DEGRADED_DEPENDENCY_FAILURES.labels("gateway", "redis", "rate_limit").inc()
-            log.warning("ratelimit.unavailable", error=f"{type(exc).__name__}: {exc}")
-            return
+        decision = await self.limiter.hit(key, self.per_minute, WINDOW_SECONDS)
         if not decision.allowed:
             RATE_LIMITED.labels(key.partition(":")[0]).inc()
             raise TooManyRequests(

@@ -1,10 +1,11 @@
-"""The edge rate limiter against the real Redis: shared counts, 429 with Retry-After, failing open."""
+"""The edge rate limiter against the real Redis: shared counts, 429 with Retry-After, a per-replica limit while Redis is down."""
 
 from __future__ import annotations
 
 import uuid
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from chassis.auth import Principal
@@ -58,15 +59,31 @@ async def test_zero_disables_the_limit(redis: Redis, prefix: str) -> None:
     assert await redis.exists(f"{prefix}user:a") == 0
 
 
-async def test_without_redis_requests_are_let_through() -> None:
-    # A real client pointed at a port where nothing listens: the limiter must fail open.
+async def test_without_redis_the_limit_is_still_counted_in_this_replica() -> None:
+    # A real client pointed at a port where nothing listens. Failing open would let a flood
+    # through for as long as Redis is down; the limit must hold, counted in memory.
     unreachable: Redis = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    errors = REGISTRY.get_sample_value("gateway_rate_limit_errors_total") or 0.0
     try:
-        limiter = RateLimiter(unreachable, per_minute=1, key_prefix="test:")
+        limiter = RateLimiter(unreachable, per_minute=2, key_prefix="test:")
         await limiter.check("user:a")
         await limiter.check("user:a")
+        with pytest.raises(TooManyRequests) as refused:
+            await limiter.check("user:a")
+        assert 1 <= int(refused.value.headers["Retry-After"]) <= 60
+        await limiter.check("user:b")  # every other caller keeps a count of its own
     finally:
         await unreachable.aclose()
+    assert REGISTRY.get_sample_value("gateway_rate_limit_errors_total") == errors + 4
+
+
+async def test_the_shared_count_comes_back_with_redis(redis: Redis, prefix: str) -> None:
+    # The per-replica window is only a fallback: once Redis answers, Redis decides again.
+    limiter = RateLimiter(redis, per_minute=1, key_prefix=prefix)
+    limiter.limiter.local.hit(f"{prefix}user:a", 1, 60)  # counted during an earlier outage
+    await limiter.check("user:a")  # Redis's count is 1: allowed
+    with pytest.raises(TooManyRequests):
+        await limiter.check("user:a")
 
 
 def test_the_key_is_the_user_when_known_else_the_address() -> None:

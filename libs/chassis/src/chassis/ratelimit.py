@@ -124,7 +124,8 @@ class Limiter:
     Redis is a dependency the process degrades around (docs/CONVENTIONS.md "Degraded dependencies"):
     during an outage every key is still limited, per replica, instead of refusing every client or
     dropping the limit. Each bypassed call is logged and counted in
-    ``degraded_dependency_failures_total{dependency="redis",operation=<operation>}``."""
+    ``degraded_dependency_failures_total{dependency="redis",operation=<operation>}``, and
+    ``on_degraded`` (when given) is called once for each, for a caller's own counter."""
 
     def __init__(
         self,
@@ -134,16 +135,20 @@ class Limiter:
         operation: str,
         key_prefix: str = "",
         timeout: float = 0.5,
+        on_degraded: Callable[[], None] | None = None,
     ) -> None:
         self.redis = redis
         self.service = service
         self.operation = operation
         self.key_prefix = key_prefix
         self.timeout = timeout
+        self.on_degraded = on_degraded  # a caller's own counter, e.g. the gateway's
         self.local = LocalWindow()
 
     def _degraded(self, exc: BaseException) -> None:
         DEGRADED_DEPENDENCY_FAILURES.labels(self.service, "redis", self.operation).inc()
+        if self.on_degraded is not None:
+            self.on_degraded()
         log.warning(
             "ratelimit.redis_unavailable",
             operation=self.operation,
