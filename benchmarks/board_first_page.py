@@ -34,8 +34,7 @@ import httpx
 from sqlalchemy import text
 
 from board.bootstrap import build_api
-from board.cli import SERVICE_ROOT
-from board.config import Settings
+from board.config import SERVICE_ROOT, Settings
 from chassis.db import create_engine
 from chassis.logging import configure_logging
 from chassis.migrations import upgrade

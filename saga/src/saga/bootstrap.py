@@ -10,6 +10,7 @@ from chassis.app import create_app
 from chassis.auth import install_verifier
 from chassis.http import create_http_client
 from chassis.lifecycle import Phase, Runtime
+from chassis.periodic import PeriodicTask
 from chassis.resources import Resources, attach
 from saga import metrics
 from saga.config import Settings
@@ -19,7 +20,7 @@ from saga.entrypoints import api
 from saga.orchestrator import Policy
 from saga.qna import AcceptanceChecks, HttpAcceptanceChecks
 from saga.store import SagaUnitOfWork
-from saga.worker import PeriodicTask, wait_for_assignment
+from saga.worker import wait_for_assignment
 
 #: How long recovery waits for the reply consumer's partitions before it goes ahead anyway.
 ASSIGNMENT_WAIT_SECONDS = 60.0

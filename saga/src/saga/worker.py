@@ -1,8 +1,9 @@
-"""Worker loops of the orchestrator: the deadline sweeper (after crash recovery) and the in-flight gauge.
+"""Crash recovery of the orchestrator: recovery waits for the reply consumer's partitions.
 
-Both run in a ``chassis.periodic.PeriodicTask``: during a database outage they back off (capped)
-and resume by themselves, logging the outage once. The reply consumer and the outbox relay come
-from the chassis (see bootstrap.build_worker).
+The worker's loops, the deadline sweeper (after this recovery) and the in-flight gauge, are each a
+``chassis.periodic.PeriodicTask`` wired in ``saga.bootstrap.build_worker``: during a database
+outage they back off (capped) and resume by themselves, logging the outage once. The reply
+consumer and the outbox relay come from the chassis too.
 """
 
 from __future__ import annotations
@@ -10,9 +11,6 @@ from __future__ import annotations
 import asyncio
 
 from chassis.logging import get_logger
-from chassis.periodic import PeriodicTask
-
-__all__ = ["PeriodicTask", "wait_for_assignment"]
 
 log = get_logger("saga.worker")
 

@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from board.bootstrap import build_api, build_worker
-from board.cli import SERVICE_ROOT
-from board.config import Settings
+from board.config import SERVICE_ROOT, Settings
 from chassis.auth import JwksVerifier
 from chassis.db import create_engine
 from chassis.messaging.producer import create_producer

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from board.adapters import repository
 from board.adapters.tables import author_anonymizations, comments, posts
 from board.domain.model import Comment, Post
-from board.service_layer import handlers
+from board.service_layer import saga_steps
 from board.service_layer.unit_of_work import BoardUnitOfWork
 from chassis.db import create_session_factory
 from chassis.saga import SagaCommand
@@ -154,7 +154,7 @@ async def test_a_write_in_flight_is_waited_for_and_anonymized_by_the_step(
 
     async def anonymize() -> dict[str, Any]:
         async with BoardUnitOfWork(sessions) as uow:
-            result = await handlers.anonymize_author(uow, saga_id, member)
+            result = await saga_steps.anonymize_author(uow, saga_id, member)
             await uow.commit()
         return result
 

@@ -12,7 +12,9 @@ from sqlalchemy import update
 
 from board.adapters.first_page_cache import FirstPageCache
 from board.adapters.tables import post_summaries
-from board.service_layer.rebuild import rebuild_post_summaries
+from board.bootstrap import read_model
+from board.service_layer.projector import READ_MODEL
+from chassis.read_model import rebuild
 from chassis.redis import create_redis
 from tests.integration.board.harness import BoardStack
 from tests.support.infra import Infra
@@ -112,12 +114,12 @@ async def test_a_rebuild_invalidates_every_cached_first_page(board: BoardStack) 
     await _tamper(board, post["id"], "망가진 제목")
     assert _titles(await board.board_posts(free)) == ["망가진 제목"]  # cached, damaged
 
-    await rebuild_post_summaries(
+    await rebuild(
         board.engine,
-        kafka=board.settings.kafka_connection(),
-        topics=[board.settings.topic("board.events"), board.settings.topic("member.events")],
+        board.settings.kafka_connection(),
+        [board.settings.topic(name) for name in READ_MODEL.topics],
+        read_model(board.first_pages),
         service="board",
-        first_pages=board.first_pages,
     )
 
     assert _titles(await board.board_posts(free)) == ["원래 제목"]

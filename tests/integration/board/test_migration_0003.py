@@ -8,7 +8,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from board.cli import SERVICE_ROOT
+from board.config import SERVICE_ROOT
 from chassis.db import create_engine
 from chassis.migrations import upgrade
 

@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, update
 from board.adapters.tables import authors, post_summaries, post_summary_comments, posts
 from board.bootstrap import build_worker
 from board.entrypoints.event_handlers import CONSUMER, EventConsumer
-from board.service_layer import handlers
+from board.service_layer import saga_steps
 from board.service_layer.projector import PostSummaryProjector
 from board.service_layer.unit_of_work import BoardUnitOfWork
 from chassis.db import create_session_factory, inbox_table, outbox_table, utcnow
@@ -67,7 +67,7 @@ async def _history(board: BoardStack) -> list[Envelope]:
     )
     # bob withdraws: the saga anonymizes his posts and comments, then member says he is gone
     async with BoardUnitOfWork(create_session_factory(board.engine)) as uow:
-        await handlers.anonymize_author(uow, "withdrawal-1", bob)
+        await saga_steps.anonymize_author(uow, "withdrawal-1", bob)
         await uow.commit()
     events.append(_member_event("MemberWithdrawn", bob))
     return events + await projections.outbox_events(board.engine)
@@ -83,7 +83,6 @@ async def _project(board: BoardStack, events: Sequence[Envelope]) -> list[list[d
     assert board.first_pages is not None
     consumer = EventConsumer(
         lambda: BoardUnitOfWork(create_session_factory(board.engine)),
-        PostSummaryProjector(post_summaries, post_summary_comments),
         board.first_pages,
         service="board",
     )
@@ -205,7 +204,6 @@ async def test_a_nickname_change_racing_a_new_post_reaches_it(board_api: BoardSt
     sessions = create_session_factory(board.engine)
     consumer = EventConsumer(
         lambda: BoardUnitOfWork(sessions),
-        PostSummaryProjector(post_summaries, post_summary_comments),
         board.first_pages,
         service="board",
     )

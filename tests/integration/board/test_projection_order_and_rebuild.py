@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime as dt
+import json
 import uuid
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from board.adapters.tables import post_summaries, post_summary_comments, posts
-from board.service_layer.rebuild import RebuildRefused, rebuild_post_summaries
-from chassis.db import outbox_table
+from board.bootstrap import read_model
+from board.cli import main as board_cli
+from board.service_layer import handlers
+from board.service_layer.projector import READ_MODEL
+from board.service_layer.unit_of_work import BoardUnitOfWork
+from chassis.db import create_session_factory, outbox_table
+from chassis.read_model import RebuildRefused, Tables, rebuild
 from tests.integration.board.harness import BoardStack, eventually
 from tests.support import projections
 
@@ -27,6 +36,10 @@ async def _published(stack: BoardStack, post_id: str) -> list[dict[str, Any]]:
             .order_by(outbox_table.c.seq)
         )
         return [{"id": str(r.id), "type": r.type, "data": dict(r.payload)} for r in rows]
+
+
+def _topics(stack: BoardStack) -> list[str]:
+    return [stack.settings.topic(name) for name in READ_MODEL.topics]
 
 
 async def _summary(stack: BoardStack, post_id: str) -> dict[str, Any]:
@@ -133,19 +146,20 @@ async def test_a_rebuild_gives_the_same_read_model_and_the_projector_goes_on(
     before = await board.summaries()
     comments = await projections.rows(board.engine, post_summary_comments, "kind", "child_id")
 
-    report = await rebuild_post_summaries(
+    report = await rebuild(
         board.engine,
-        kafka=board.settings.kafka_connection(),
-        topics=[board.settings.topic("board.events"), board.settings.topic("member.events")],
+        board.settings.kafka_connection(),
+        _topics(board),
+        read_model(board.first_pages),
         service="board",
-        first_pages=board.first_pages,
     )
 
     assert await board.summaries() == before
     assert (
         await projections.rows(board.engine, post_summary_comments, "kind", "child_id") == comments
     )
-    assert report.summaries == len(before) == 3  # two posts and one tombstone
+    assert report.rows == {"post_summaries": len(before), "post_summary_comments": 1}
+    assert len(before) == 3  # two posts and one tombstone
     # MemberRegistered, 3 x PostCreated, CommentAdded, PostUpdated, PostDeleted, MemberProfileChanged
     assert (report.events_applied, report.events_skipped) == (8, 0)
     async with board.engine.connect() as conn:
@@ -213,12 +227,12 @@ async def test_a_rebuild_while_posts_keep_coming_loses_nothing(board: BoardStack
 
     writer = asyncio.create_task(keep_writing())
     try:
-        await rebuild_post_summaries(
+        await rebuild(
             board.engine,
-            kafka=board.settings.kafka_connection(),
-            topics=[board.settings.topic("board.events"), board.settings.topic("member.events")],
+            board.settings.kafka_connection(),
+            _topics(board),
+            read_model(board.first_pages),
             service="board",
-            first_pages=board.first_pages,
         )
         during = len(written)
 
@@ -263,18 +277,106 @@ async def test_a_rebuild_missing_a_live_post_is_refused_and_keeps_the_live_table
     before = await board_api.summaries()
 
     with pytest.raises(RebuildRefused, match="1 live posts are missing"):
-        await rebuild_post_summaries(
+        await rebuild(
             board_api.engine,
-            kafka=board_api.settings.kafka_connection(),
-            topics=[
-                board_api.settings.topic("board.events"),
-                board_api.settings.topic("member.events"),
-            ],
+            board_api.settings.kafka_connection(),
+            _topics(board_api),
+            read_model(board_api.first_pages),
             service="board",
-            first_pages=board_api.first_pages,
         )
 
     assert await board_api.summaries() == before
     async with board_api.engine.connect() as conn:
         assert await conn.scalar(text("SELECT to_regclass('post_summaries_rebuild')")) is None
         assert await conn.scalar(text("SELECT to_regclass('post_summaries')")) is not None
+
+
+async def test_views_flushed_during_the_swap_reach_the_rebuilt_table(board: BoardStack) -> None:
+    """The view flush writes the read model outside the projector. A flush that commits while
+    the swap transaction holds the copied view counts would write the table about to be dropped,
+    and the rebuilt list would show the old count; instead it waits for the swap
+    (``exclude_rebuild``) and writes the new table."""
+    free = await board.board_id("free")
+    post = await board.write_post(uuid.uuid4(), "조회수")
+    await board.wait_for_item(free, post["id"], lambda i: True, "the post")
+    post_id = uuid.UUID(post["id"])
+    copied, release = asyncio.Event(), asyncio.Event()
+    model = read_model(board.first_pages)
+
+    async def hold_the_swap(session: AsyncSession, fresh: Tables, started_at: dt.datetime) -> None:
+        assert model.before_swap is not None
+        await model.before_swap(session, fresh, started_at)  # the view counts are copied
+        copied.set()
+        await release.wait()
+
+    rebuilding = asyncio.create_task(
+        rebuild(
+            board.engine,
+            board.settings.kafka_connection(),
+            _topics(board),
+            dataclasses.replace(model, before_swap=hold_the_swap),
+            service="board",
+        )
+    )
+    try:
+        await asyncio.wait_for(copied.wait(), 30)
+        sessions = create_session_factory(board.engine)
+        flushing = asyncio.create_task(
+            handlers.record_views(BoardUnitOfWork(sessions), {post_id: 5})
+        )
+        done, _ = await asyncio.wait({flushing}, timeout=1.0)
+        assert not done, "the flush wrote the read model while the swap was under way"
+    finally:
+        release.set()
+        await rebuilding
+    await asyncio.wait_for(flushing, 10)
+
+    async with board.engine.connect() as conn:
+        listed = await conn.scalar(
+            select(post_summaries.c.view_count).where(post_summaries.c.post_id == post_id)
+        )
+        counted = await conn.scalar(select(posts.c.view_count).where(posts.c.id == post_id))
+    assert listed == counted == 5
+
+
+def _operator_env(stack: BoardStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment ``board rebuild-read-model`` runs with: the worker's."""
+    settings = stack.settings
+    for name, value in {
+        "DATABASE_URL": settings.DATABASE_URL,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.KAFKA_BOOTSTRAP_SERVERS,
+        "KAFKA_TOPIC_PREFIX": settings.KAFKA_TOPIC_PREFIX,
+        "REDIS_URL": settings.REDIS_URL,
+        "REDIS_KEY_PREFIX": settings.REDIS_KEY_PREFIX,
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+async def test_the_cli_rebuilds_and_prints_the_report(
+    board: BoardStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    free = await board.board_id("free")
+    post = await board.write_post(uuid.uuid4(), "운영자가 재구축")
+    await board.wait_for_item(free, post["id"], lambda i: True, "the post")
+    before = await board.summaries()
+    _operator_env(board, monkeypatch)
+
+    await asyncio.to_thread(board_cli, ["rebuild-read-model"])
+
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["read_model"] == "post_summaries"
+    assert report["rows"] == {"post_summaries": 1, "post_summary_comments": 0}
+    assert (report["events_applied"], report["events_skipped"]) == (1, 0)
+    assert await board.summaries() == before
+
+
+async def test_a_refused_rebuild_exits_with_status_1(
+    board_api: BoardStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await board_api.write_post(uuid.uuid4(), "토픽에 없는 글")  # no worker: never relayed
+    _operator_env(board_api, monkeypatch)
+
+    with pytest.raises(SystemExit, match="1 live posts are missing") as refused:
+        await asyncio.to_thread(board_cli, ["rebuild-read-model"])
+
+    assert str(refused.value.code).startswith("board rebuild-read-model refused:")

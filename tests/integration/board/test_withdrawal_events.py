@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from board.adapters.tables import authors
-from board.service_layer import handlers
+from board.service_layer import handlers, saga_steps
 from board.service_layer.unit_of_work import BoardUnitOfWork
 from chassis import author_lock
 from chassis.db import create_session_factory
@@ -33,12 +33,12 @@ def withdrawal_messages(first: str, second: str) -> dict[str, Apply]:
     """What board receives of two withdrawal sagas of one member (see withdrawal_orders)."""
     return {
         "started-1": lambda uow, m: handlers.note_withdrawal_started(uow, m, first),
-        "step-1": lambda uow, m: handlers.anonymize_author(uow, first, m),
-        "restore-1": lambda uow, m: handlers.restore_author(uow, first, m),
+        "step-1": lambda uow, m: saga_steps.anonymize_author(uow, first, m),
+        "restore-1": lambda uow, m: saga_steps.restore_author(uow, first, m),
         "cancelled-1": lambda uow, m: handlers.note_withdrawal_cancelled(uow, m, first),
         "started-2": lambda uow, m: handlers.note_withdrawal_started(uow, m, second),
-        "step-2": lambda uow, m: handlers.anonymize_author(uow, second, m),
-        "restore-2": lambda uow, m: handlers.restore_author(uow, second, m),
+        "step-2": lambda uow, m: saga_steps.anonymize_author(uow, second, m),
+        "restore-2": lambda uow, m: saga_steps.restore_author(uow, second, m),
         "cancelled-2": lambda uow, m: handlers.note_withdrawal_cancelled(uow, m, second),
         "withdrawn": lambda uow, m: handlers.note_withdrawal(uow, m),
     }

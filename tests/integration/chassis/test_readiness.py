@@ -28,7 +28,6 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 import board.bootstrap
-import board.cli
 import board.config
 import board.entrypoints.api
 import gateway.bootstrap
@@ -134,7 +133,7 @@ async def member_request(client: httpx.AsyncClient, issuer: TokenIssuer) -> None
 
 
 async def board_api(links: Links, issuer: TokenIssuer) -> FastAPI:
-    await _migrated(board.cli.SERVICE_ROOT, links)
+    await _migrated(board.config.SERVICE_ROOT, links)
     prefix = f"t{uuid.uuid4().hex[:10]}."
     return _trusting(
         board.bootstrap.build_api(

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from board.domain.authors import UNKNOWN_NICKNAME, WITHDRAWN_NICKNAME, Author, Byline, byline
+from board.domain.errors import InvalidValue, NotPermitted
 from board.domain.events import CommentAdded, PostCreated, PostUpdated
 from board.domain.model import (
     COMMENT_MAX,
@@ -16,8 +17,6 @@ from board.domain.model import (
     TITLE_MAX,
     Actor,
     Board,
-    InvalidValue,
-    NotPermitted,
     Post,
 )
 from board.entrypoints.schemas import BoardCreate, CommentCreate, PostCreate, PostUpdate

@@ -1,7 +1,8 @@
-"""Composition root: wires the board service's adapters into its two process types, api and worker."""
+"""Composition root: wires the board service's adapters into its process types (api, worker) and the rebuild."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping
 
@@ -9,19 +10,22 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from board.adapters.first_page_cache import FirstPageCache
-from board.adapters.tables import post_summaries, post_summary_comments
 from board.adapters.view_counter import ViewCounter
 from board.config import Settings
 from board.entrypoints import api, saga_handlers
-from board.entrypoints.background import PeriodicTask, checkpoint_report, view_count_flush
+from board.entrypoints.background import view_count_flush
 from board.entrypoints.errors import install_error_handlers
 from board.entrypoints.event_handlers import TOPICS, EventConsumer
 from board.service_layer import handlers
-from board.service_layer.projector import PostSummaryProjector
+from board.service_layer.projector import READ_MODEL
 from board.service_layer.unit_of_work import BoardUnitOfWork
 from chassis.app import create_app
 from chassis.auth import install_verifier
+from chassis.db import create_engine
 from chassis.lifecycle import Phase, Runtime
+from chassis.periodic import PeriodicTask
+from chassis.read_model import ReadModel, RebuildReport, checkpoint_report, rebuild
+from chassis.redis import create_redis
 from chassis.resources import attach
 from chassis.saga import SagaParticipant, command_topic
 
@@ -66,12 +70,7 @@ def build_worker(settings: Settings) -> FastAPI:
     res.add_outbox_relay()
     # the worker invalidates even when the API's cache is off, so turning it on is safe
     first_pages = first_page_cache(res.cache, settings)
-    consumer = EventConsumer(
-        uow_factory,
-        PostSummaryProjector(post_summaries, post_summary_comments),
-        first_pages,
-        service=settings.SERVICE_NAME,
-    )
+    consumer = EventConsumer(uow_factory, first_pages, service=settings.SERVICE_NAME)
     res.add_consumer("board-projector", TOPICS, consumer.handle)
     participant = SagaParticipant(SERVICE, uow_factory, saga_handlers.HANDLERS, res.faults())
     res.add_consumer(
@@ -82,7 +81,7 @@ def build_worker(settings: Settings) -> FastAPI:
     )
 
     async def record_views(counts: Mapping[uuid.UUID, int]) -> None:
-        changed = await handlers.record_views(uow_factory(), counts, post_summaries)
+        changed = await handlers.record_views(uow_factory(), counts)
         await first_pages.invalidate_committed(changed)
 
     runtime.add_background(
@@ -105,3 +104,37 @@ def build_worker(settings: Settings) -> FastAPI:
         Phase.CONSUMERS,
     )
     return create_app(settings, runtime, title="board worker", docs=False)
+
+
+def read_model(first_pages: FirstPageCache | None = None) -> ReadModel:
+    """The post list read model (``board.service_layer.projector.READ_MODEL``); with
+    ``first_pages``, a rebuild's swap is followed by invalidating every cached first page, since
+    any of them may differ from the rebuilt table."""
+    if first_pages is None:
+        return READ_MODEL
+    cache = first_pages
+
+    async def invalidate_every_first_page() -> None:
+        await cache.invalidate_committed(None)
+
+    return dataclasses.replace(READ_MODEL, after_swap=invalidate_every_first_page)
+
+
+async def rebuild_read_model(settings: Settings) -> RebuildReport:
+    """``board rebuild-read-model``: replay ``board.events`` and ``member.events`` into fresh
+    tables beside the running worker and swap them in (``chassis.read_model.rebuild``). Raises
+    ``chassis.read_model.RebuildRefused`` when another rebuild runs or a live post is missing
+    from the topics (the live read model is kept)."""
+    engine = create_engine(settings.DATABASE_URL, pool_size=2)
+    redis = create_redis(settings.REDIS_URL)
+    try:
+        return await rebuild(
+            engine,
+            settings.kafka_connection(),
+            [settings.topic(name) for name in READ_MODEL.topics],
+            read_model(first_page_cache(redis, settings)),
+            service=settings.SERVICE_NAME,
+        )
+    finally:
+        await redis.aclose()
+        await engine.dispose()

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from chassis.settings import BaseServiceSettings
+
+#: The folder holding alembic.ini and migrations/ (what ``chassis.migrations.upgrade`` needs).
+SERVICE_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Settings(BaseServiceSettings):

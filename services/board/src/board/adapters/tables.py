@@ -109,61 +109,51 @@ author_anonymizations = Table(
 
 # --- read model (CQRS): written only by the projector in `board worker` ----------------------
 
-LIVE_SUMMARIES = "post_summaries"
-REBUILD_SUMMARIES = "post_summaries_rebuild"
-LIVE_COMMENTS = "post_summary_comments"
-REBUILD_COMMENTS = "post_summary_comments_rebuild"
+#: The post list. A rebuild copies its shape from the database (``chassis.read_model.rebuild``)
+#: and gives the copy's indexes and constraints these names back on the swap.
+post_summaries = Table(
+    "post_summaries",
+    metadata,
+    Column("post_id", UUID(as_uuid=True), nullable=False),
+    Column("board_id", UUID(as_uuid=True), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("author_id", UUID(as_uuid=True), nullable=True),
+    Column("author_nickname", String(100), nullable=False),
+    Column("comment_count", Integer, nullable=False, server_default="0"),
+    Column("view_count", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The post version of the newest PostCreated/Updated/Deleted applied: the guard of the
+    # post's own fields (title, board, byline). Comment events do not move it; the
+    # comment count is derived from the comment set (``post_summary_comments``).
+    Column("version", Integer, nullable=False),
+    # A deleted post stays as a tombstone, so a late older event cannot bring it back.
+    Column("deleted", Boolean, nullable=False, server_default=false()),
+    PrimaryKeyConstraint("post_id", name="pk_post_summaries"),
+)
+_live = ~post_summaries.c.deleted
+Index(
+    "ix_post_summaries_board_created",
+    post_summaries.c.board_id,
+    post_summaries.c.created_at.desc(),
+    post_summaries.c.post_id.desc(),
+    postgresql_where=_live,
+)
+Index(
+    "ix_post_summaries_author_created",
+    post_summaries.c.author_id,
+    post_summaries.c.created_at.desc(),
+    postgresql_where=_live,
+)
+Index("ix_post_summaries_created", post_summaries.c.created_at.desc(), postgresql_where=_live)
+# Title search: ILIKE '%q%' uses a trigram GIN index instead of scanning every row.
+Index(
+    "ix_post_summaries_title_trgm",
+    post_summaries.c.title,
+    postgresql_using="gin",
+    postgresql_ops={"title": "gin_trgm_ops"},
+)
 
-
-def summaries_table(name: str, meta: MetaData) -> Table:
-    """The post list read model. A function, so a rebuild can create an identical fresh table;
-    constraint and index names derive from the table name and are renamed on the swap."""
-    table = Table(
-        name,
-        meta,
-        Column("post_id", UUID(as_uuid=True), nullable=False),
-        Column("board_id", UUID(as_uuid=True), nullable=False),
-        Column("title", String(200), nullable=False),
-        Column("author_id", UUID(as_uuid=True), nullable=True),
-        Column("author_nickname", String(100), nullable=False),
-        Column("comment_count", Integer, nullable=False, server_default="0"),
-        Column("view_count", BigInteger, nullable=False, server_default="0"),
-        Column("created_at", DateTime(timezone=True), nullable=False),
-        Column("updated_at", DateTime(timezone=True), nullable=False),
-        # The post version of the newest PostCreated/Updated/Deleted applied: the guard of the
-        # post's own fields (title, board, byline). Comment events do not move it; the
-        # comment count is derived from the comment set (``post_summary_comments``).
-        Column("version", Integer, nullable=False),
-        # A deleted post stays as a tombstone, so a late older event cannot bring it back.
-        Column("deleted", Boolean, nullable=False, server_default=false()),
-        PrimaryKeyConstraint("post_id", name=f"pk_{name}"),
-    )
-    live = ~table.c.deleted
-    Index(
-        f"ix_{name}_board_created",
-        table.c.board_id,
-        table.c.created_at.desc(),
-        table.c.post_id.desc(),
-        postgresql_where=live,
-    )
-    Index(
-        f"ix_{name}_author_created",
-        table.c.author_id,
-        table.c.created_at.desc(),
-        postgresql_where=live,
-    )
-    Index(f"ix_{name}_created", table.c.created_at.desc(), postgresql_where=live)
-    # Title search: ILIKE '%q%' uses a trigram GIN index instead of scanning every row.
-    Index(
-        f"ix_{name}_title_trgm",
-        table.c.title,
-        postgresql_using="gin",
-        postgresql_ops={"title": "gin_trgm_ops"},
-    )
-    return table
-
-
-post_summaries = summaries_table(LIVE_SUMMARIES, metadata)
 #: The comment set behind ``post_summaries.comment_count`` (chassis.child_sets): one row per
 #: comment id seen, a deleted comment as a tombstone.
-post_summary_comments = child_table(LIVE_COMMENTS, metadata)
+post_summary_comments = child_table("post_summary_comments", metadata)

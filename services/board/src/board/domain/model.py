@@ -12,6 +12,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 
+from board.domain.errors import InvalidValue, NotPermitted
 from board.domain.events import (
     CommentAdded,
     CommentDeleted,
@@ -27,18 +28,6 @@ BOARD_DESCRIPTION_MAX = 500
 TITLE_MAX = 200
 CONTENT_MAX = 20_000
 COMMENT_MAX = 2_000
-
-
-class DomainError(Exception):
-    """A business rule refused the change."""
-
-
-class NotPermitted(DomainError):
-    """The actor may not do this (not the author, not an admin)."""
-
-
-class InvalidValue(DomainError):
-    """A value breaks a limit of the model (length, format)."""
 
 
 @dataclass(frozen=True)

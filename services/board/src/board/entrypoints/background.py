@@ -1,8 +1,10 @@
-"""Background loops of the worker: the view-count flush and the projection checkpoint report.
+"""Write-behind: the worker's view-count flush moves the views counted in Redis into PostgreSQL.
 
-Each runs in a ``chassis.periodic.PeriodicTask`` (backs off during an outage, resumes by itself),
-stopped with the consumers on SIGTERM; the flush runs once more on the way out so no counted view
-waits in Redis for the next start.
+Only board has it: only board counts an event that is no domain event (a read of a post), too
+often to write each one through. ``board.bootstrap.build_worker`` runs it in a
+``chassis.periodic.PeriodicTask`` (backs off during an outage, resumes by itself), stopped with
+the consumers on SIGTERM; it runs once more on the way out so no counted view waits in Redis for
+the next start.
 """
 
 from __future__ import annotations
@@ -12,15 +14,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from chassis.db import projection_checkpoint_table
 from chassis.logging import get_logger
-from chassis.metrics import PROJECTION_CHECKPOINT
-from chassis.periodic import PeriodicTask
-
-__all__ = ["PeriodicTask", "checkpoint_report", "view_count_flush"]
 
 log = get_logger(__name__)
 
@@ -67,22 +61,3 @@ def view_count_flush(
         return moved
 
     return flush
-
-
-def checkpoint_report(
-    sessions: async_sessionmaker[AsyncSession], service: str
-) -> Callable[[], Awaitable[None]]:
-    """Publish every stored projection checkpoint as a metric, including a running rebuild's."""
-
-    async def report() -> None:
-        t = projection_checkpoint_table
-        async with sessions() as session:
-            rows = await session.execute(
-                select(t.c.projection, t.c.topic, t.c.partition, t.c.next_offset)
-            )
-            for row in rows:
-                PROJECTION_CHECKPOINT.labels(
-                    service, row.projection, row.topic, str(row.partition)
-                ).set(row.next_offset - 1)
-
-    return report

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from board.domain.model import InvalidValue, NotPermitted
+from board.domain.errors import InvalidValue, NotPermitted
 from board.service_layer.handlers import NotFound, SlugTaken
 from chassis.problems import problem_response
 

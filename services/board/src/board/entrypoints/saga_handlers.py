@@ -2,7 +2,7 @@
 
 ``chassis.saga.SagaParticipant`` applies each command once per (saga id, command, attempt),
 checks the fault flags and replies through the outbox; these handlers only translate the
-command into a service-layer call inside the participant's unit of work.
+command into a ``board.service_layer.saga_steps`` call inside the participant's unit of work.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from board.service_layer import handlers
+from board.service_layer import saga_steps
 from board.service_layer.unit_of_work import BoardUnitOfWork
 from chassis.saga import CommandHandler, CommandRejected, SagaCommand
 
@@ -32,11 +32,11 @@ def _member_id(command: SagaCommand) -> uuid.UUID:
 
 
 async def anonymize_author(uow: BoardUnitOfWork, command: SagaCommand) -> Mapping[str, Any]:
-    return await handlers.anonymize_author(uow, command.saga_id, _member_id(command))
+    return await saga_steps.anonymize_author(uow, command.saga_id, _member_id(command))
 
 
 async def restore_author(uow: BoardUnitOfWork, command: SagaCommand) -> Mapping[str, Any]:
-    return await handlers.restore_author(uow, command.saga_id, _member_id(command))
+    return await saga_steps.restore_author(uow, command.saga_id, _member_id(command))
 
 
 HANDLERS: dict[str, CommandHandler[BoardUnitOfWork]] = {

@@ -1,1 +1,1 @@
-"""Service layer: use cases, the unit of work, the read-model projection and its rebuild."""
+"""Service layer: use cases, saga steps, the unit of work and the read-model projection."""

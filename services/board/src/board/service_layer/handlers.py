@@ -1,9 +1,9 @@
 """Service layer: the board use cases, each in one unit of work with the events it publishes (outbox).
 
 Handlers receive their unit of work and inputs as parameters and never import the web framework.
-API use cases open and commit their own unit of work. The saga steps and the member-event
-handlers run inside a unit of work their caller opened, because the caller commits the effect
-together with its reply or its inbox record.
+API use cases open and commit their own unit of work. The member-event handlers run inside a
+unit of work their caller opened, because the caller commits the effect together with its inbox
+record; the saga steps live in ``saga_steps``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Table
-
+from board.adapters.tables import post_summaries
 from board.domain.model import Actor, Board, Post
 from board.service_layer import projector
 from board.service_layer.unit_of_work import BoardUnitOfWork
@@ -22,6 +21,7 @@ from board.views import present_board, present_comment, present_post
 from chassis.db import utcnow
 from chassis.idempotency import IdempotentRequest
 from chassis.messaging.envelope import event_data
+from chassis.read_model import exclude_rebuild
 
 BOARD_EVENTS = "board.events"
 
@@ -51,8 +51,9 @@ async def _keep_result(
         await key.complete(uow.session, 201, body)
 
 
-async def _publish(uow: BoardUnitOfWork, post: Post, now: dt.datetime) -> None:
-    """Stage the post's new events in the outbox (key = post id keeps them in order)."""
+async def publish_post(uow: BoardUnitOfWork, post: Post, now: dt.datetime) -> None:
+    """Stage the post's new events in the outbox (key = post id keeps them in order); the saga
+    steps (``saga_steps``) publish through it too."""
     for event in post.events:
         await uow.publish(
             BOARD_EVENTS,
@@ -116,7 +117,7 @@ async def write_post(
         now = utcnow()
         post = Post.write(board, actor, title=title, content=content, now=now)
         await uow.posts.add(post)
-        await _publish(uow, post, now)
+        await publish_post(uow, post, now)
         body = present_post(post, await uow.authors.get(actor.id))
         await _keep_result(uow, idempotency_key, body)
         await uow.commit()
@@ -137,7 +138,7 @@ async def edit_post(
         now = utcnow()
         post.edit(actor, now=now, title=title, content=content)
         await uow.posts.save(post)
-        await _publish(uow, post, now)
+        await publish_post(uow, post, now)
         body = present_post(post, await uow.authors.get(post.author_id))
         await uow.commit()
     return body
@@ -153,7 +154,7 @@ async def delete_post(uow: BoardUnitOfWork, actor: Actor, post_id: uuid.UUID) ->
         for comment in comments:
             await uow.comments.save(comment)
         await uow.posts.save(post)
-        await _publish(uow, post, now)
+        await publish_post(uow, post, now)
         await uow.commit()
 
 
@@ -177,7 +178,7 @@ async def add_comment(
         comment = post.add_comment(actor, content=content, now=now)
         await uow.comments.add(comment)
         await uow.posts.save(post)
-        await _publish(uow, post, now)
+        await publish_post(uow, post, now)
         body = present_comment(comment, await uow.authors.get(actor.id))
         await _keep_result(uow, idempotency_key, body)
         await uow.commit()
@@ -218,21 +219,21 @@ async def delete_comment(
         post.remove_comment(comment, actor, now=now)
         await uow.comments.save(comment)
         await uow.posts.save(post)
-        await _publish(uow, post, now)
+        await publish_post(uow, post, now)
         await uow.commit()
 
 
 # --- view counts (worker) ------------------------------------------------------------------------
 
 
-async def record_views(
-    uow: BoardUnitOfWork, counts: Mapping[uuid.UUID, int], summaries: Table
-) -> projector.Boards:
+async def record_views(uow: BoardUnitOfWork, counts: Mapping[uuid.UUID, int]) -> projector.Boards:
     """Add flushed view counts to the posts and copy the totals into the post list; returns
     the boards whose list changed."""
     async with uow:
+        # a live write to the read model: a rebuild's swap waits for it, and it for the swap
+        await exclude_rebuild(uow.session, projector.READ_MODEL)
         await uow.posts.add_views(counts)
-        boards = await projector.copy_view_counts(uow.session, summaries, list(counts))
+        boards = await projector.copy_view_counts(uow.session, post_summaries, list(counts))
         await uow.commit()
     return boards
 
@@ -266,47 +267,3 @@ async def note_withdrawal_cancelled(
 ) -> None:
     """MemberWithdrawalCancelled (CancelWithdrawal): lift the mark of ``saga_id``."""
     await uow.authors.lift_retiring(member_id, saga_id)
-
-
-# --- saga steps of member-withdrawal (inside the participant's unit of work) -----------------
-
-
-async def anonymize_author(
-    uow: BoardUnitOfWork, saga_id: str, member_id: uuid.UUID
-) -> dict[str, Any]:
-    """AnonymizeAuthor: the member's posts and comments lose their author; what changed is kept
-    per saga, and each changed post announces ``PostUpdated`` with ``author_id: null``.
-
-    First the semantic lock (chassis.author_lock): it waits for the member's writes in flight,
-    so their rows are anonymized here too, and refuses every later write with 403."""
-    await uow.authors.mark_retiring(member_id, saga_id)
-    now = utcnow()
-    post_ids: list[uuid.UUID] = []
-    for post in await uow.posts.by_author(member_id):
-        post.anonymize_author()
-        await uow.posts.save(post)
-        await _publish(uow, post, now)
-        post_ids.append(post.id)
-    comment_ids = await uow.comments.anonymize(member_id)
-    await uow.anonymizations.record(
-        saga_id, member_id, post_ids=post_ids, comment_ids=comment_ids, now=now
-    )
-    return {"posts": len(post_ids), "comments": len(comment_ids)}
-
-
-async def restore_author(
-    uow: BoardUnitOfWork, saga_id: str, member_id: uuid.UUID
-) -> dict[str, Any]:
-    """RestoreAuthor: undo exactly what this saga's AnonymizeAuthor changed (a no-op if nothing)."""
-    post_ids, comment_ids = await uow.anonymizations.of_saga(saga_id, member_id)
-    restored_posts = 0
-    for post in await uow.posts.by_ids(post_ids):
-        if post.author_id is None:
-            post.restore_author(member_id)
-            await uow.posts.save(post)
-            await _publish(uow, post, utcnow())
-            restored_posts += 1
-    restored_comments = await uow.comments.restore(comment_ids, member_id)
-    await uow.anonymizations.forget(saga_id, member_id)
-    await uow.authors.lift_retiring(member_id, saga_id)
-    return {"posts": restored_posts, "comments": restored_comments}

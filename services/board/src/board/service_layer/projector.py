@@ -15,13 +15,17 @@ The projection reaches the same state whatever the order and multiplicity of the
   the count of the set.
 
 Member events change the byline of every summary of that member. The same code feeds the live
-tables (the worker's consumer, deduplicated by the inbox) and fresh tables during a rebuild.
+tables (the worker's consumer, deduplicated by the inbox) and fresh tables during a rebuild:
+:data:`READ_MODEL` declares both to ``chassis.read_model``.
 
 View counts are not events. The worker's flush copies them from ``posts.view_count`` (their
 system of record) into the summaries, and a new summary starts from that value as well.
 
 Every change reports the boards whose list it changed (``RETURNING board_id``), so the worker
 can invalidate exactly those boards' cached first pages once the change is committed.
+
+Only board's read model has rebuild hooks (:func:`before_swap`), because only board's reads the
+write side (the ``authors`` copy and ``posts.view_count``): the topics alone do not rebuild it.
 """
 
 from __future__ import annotations
@@ -32,16 +36,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Table, case, func, select, update
+from sqlalchemy import Table, case, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import ScalarSelect
 
-from board.adapters.tables import authors, posts
+from board.adapters.tables import authors, post_summaries, post_summary_comments, posts
 from board.domain.authors import WITHDRAWN_NICKNAME, Author, Byline, byline
-from chassis import checkpoints, child_sets
+from chassis import child_sets
 from chassis.messaging.envelope import Envelope
+from chassis.read_model import ReadModel, RebuildRefused, Tables
 
 # --- this consumer's view of the payloads (fields it does not use are ignored) ----------------
 
@@ -324,7 +329,8 @@ class PostSummaryProjector:
 async def copy_view_counts(
     session: AsyncSession, table: Table, post_ids: Sequence[uuid.UUID]
 ) -> Boards:
-    """Set the summaries' view counts to the posts' totals (called by the view-count flush)."""
+    """Set the summaries' view counts to the posts' totals (called by the view-count flush,
+    which holds ``chassis.read_model.exclude_rebuild`` first)."""
     if not post_ids:
         return frozenset()
     return _boards(
@@ -337,9 +343,58 @@ async def copy_view_counts(
     )
 
 
-async def save_checkpoint(session: AsyncSession, projection: str, env: Envelope) -> None:
-    """Remember the next offset to read for the event's partition, with the event's effect."""
-    if env.offset >= 0:
-        await checkpoints.save_checkpoint(
-            session, projection, env.topic, env.partition, env.offset + 1
+# --- the read model, declared to chassis.read_model (live projector and rebuild) -------------
+
+#: The inbox consumer of the projector, which is also its consumer group.
+CONSUMER = "board-projector"
+#: One consumer reads both topics, so a nickname and the summaries showing it change together.
+TOPICS = ("board.events", "member.events")
+
+
+async def apply(session: AsyncSession, tables: Tables, env: Envelope) -> Boards:
+    """Project ``env`` into ``tables`` (live name -> the live table or its fresh copy); returns
+    the boards whose list changed. Raises ``pydantic.ValidationError`` for a malformed payload."""
+    projector = PostSummaryProjector(
+        tables[post_summaries.name], tables[post_summary_comments.name]
+    )
+    return await projector.apply(session, env)
+
+
+async def before_swap(session: AsyncSession, fresh: Tables, started_at: dt.datetime) -> None:
+    """In the rebuild's swap transaction: copy the view counts from ``posts`` (they are not
+    events), then refuse the swap with ``RebuildRefused`` if a live post created before the
+    rebuild started (``started_at``, UTC) is missing from the fresh table: the topics no
+    longer hold its history (retention), or the outbox relay is behind."""
+    summaries = fresh[post_summaries.name]
+    await session.execute(
+        update(summaries)
+        .where(summaries.c.post_id == posts.c.id)
+        .values(view_count=posts.c.view_count)
+    )
+    missing = await session.scalar(
+        select(func.count())
+        .select_from(posts)
+        .where(
+            posts.c.deleted_at.is_(None),
+            posts.c.created_at < started_at,
+            ~exists().where(summaries.c.post_id == posts.c.id),
         )
+    )
+    if missing:
+        raise RebuildRefused(
+            f"{missing} live posts are missing from the replayed events "
+            "(the topics' retention dropped their history, or the outbox relay is "
+            "behind); the live read model was kept"
+        )
+
+
+#: The post list. Its ``after_swap`` (every cached first page invalidated) needs Redis, so
+#: ``board.bootstrap.read_model`` binds it.
+READ_MODEL = ReadModel(
+    name=post_summaries.name,
+    consumer=CONSUMER,
+    topics=TOPICS,
+    tables=(post_summaries, post_summary_comments),
+    apply=apply,
+    before_swap=before_swap,
+)
