@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from chassis.db import create_engine, outbox_table
 from member import admin
-from member.adapters.orm import members
+from member.adapters.tables import members
 from member.bootstrap import build_api
 from member.config import Settings
 from tests.integration.member.helpers import bearer, log_in, sign_up

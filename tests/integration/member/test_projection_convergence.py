@@ -16,7 +16,7 @@ from chassis.db import create_engine, create_session_factory, inbox_table
 from chassis.messaging.envelope import Envelope
 from chassis.messaging.producer import create_producer
 from chassis.token_denylist import TokenDenyList
-from member.adapters.orm import member_activity, member_activity_items, members
+from member.adapters.tables import member_activity, member_activity_items, members
 from member.bootstrap import build_worker
 from member.config import Settings
 from member.domain.commands import (

@@ -18,7 +18,7 @@ from chassis.db import create_engine, projection_checkpoint_table
 from chassis.messaging.envelope import Envelope
 from chassis.saga import SagaCommand
 from member import admin
-from member.adapters.orm import member_activity_items
+from member.adapters.tables import member_activity_items
 from member.bootstrap import build_worker
 from member.config import Settings
 from tests.integration.member.helpers import (

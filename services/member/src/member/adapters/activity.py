@@ -26,7 +26,7 @@ from chassis.logging import get_logger
 from chassis.messaging.consumer import Handler
 from chassis.messaging.envelope import Envelope
 from chassis.metrics import PROJECTION_CHECKPOINT
-from member.adapters.orm import (
+from member.adapters.tables import (
     ACTIVITY_TABLE,
     ITEMS_TABLE,
     member_activity,
