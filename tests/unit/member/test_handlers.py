@@ -11,7 +11,7 @@ from chassis.messaging.failures import Failure, PermanentFailure, classify
 from member.domain import commands, errors
 from member.domain.model import Member, Status
 from member.domain.sessions import hash_token
-from member.service_layer import accounts, activity, participant, sessions
+from member.service_layer import accounts, activity, saga_steps, sessions
 from member.service_layer.ports import LogPosition
 from tests.unit.member.fakes import (
     FakeDenyList,
@@ -414,7 +414,7 @@ async def test_transfer_moves_points_once_per_saga(
 
     for _ in range(2):  # a retried attempt of the same saga
         async with uow:
-            assert await participant.transfer(cmd, uow) == {"transferred": 30}
+            assert await saga_steps.transfer(cmd, uow) == {"transferred": 30}
             await uow.commit()
 
     assert (member(uow, asker).points, member(uow, answerer).points) == (70, 130)
@@ -436,11 +436,11 @@ async def test_transfer_refusals_change_nothing(
     for cmd, error in refusals:
         async with uow:
             with pytest.raises(error):
-                await participant.transfer(cmd, uow)
+                await saga_steps.transfer(cmd, uow)
     member(uow, answerer).start_withdrawal("w")
     async with uow:
         with pytest.raises(errors.InvalidStateTransition):
-            await participant.transfer(commands.TransferPoints("s4", asker, answerer, 1, "q"), uow)
+            await saga_steps.transfer(commands.TransferPoints("s4", asker, answerer, 1, "q"), uow)
 
     assert member(uow, asker).points == 100
     assert uow.store.transfers == {}
@@ -449,7 +449,7 @@ async def test_transfer_refusals_change_nothing(
 async def test_zero_transfer_is_a_noop(uow: FakeUnitOfWork, passwords: FakePasswords) -> None:
     asker, answerer = await two_members(uow, passwords)
     async with uow:
-        result = await participant.transfer(
+        result = await saga_steps.transfer(
             commands.TransferPoints("s", asker, answerer, 0, "q"), uow
         )
         await uow.commit()
@@ -462,19 +462,19 @@ async def test_refund_undoes_exactly_its_saga(
 ) -> None:
     asker, answerer = await two_members(uow, passwords)
     async with uow:
-        await participant.transfer(commands.TransferPoints("s1", asker, answerer, 30, "q"), uow)
-        await participant.transfer(commands.TransferPoints("s2", asker, answerer, 20, "q"), uow)
+        await saga_steps.transfer(commands.TransferPoints("s1", asker, answerer, 30, "q"), uow)
+        await saga_steps.transfer(commands.TransferPoints("s2", asker, answerer, 20, "q"), uow)
         await uow.commit()
 
     for _ in range(2):
         async with uow:
-            result = await participant.refund(
+            result = await saga_steps.refund(
                 commands.RefundPoints("s1", asker, answerer, 30, "q"), uow
             )
             await uow.commit()
         assert result == {"refunded": 30}
     async with uow:
-        nothing = await participant.refund(
+        nothing = await saga_steps.refund(
             commands.RefundPoints("never-transferred", asker, answerer, 30, "q"), uow
         )
 
@@ -488,17 +488,17 @@ async def test_withdrawal_steps(uow: FakeUnitOfWork, passwords: FakePasswords) -
     await log_in(uow, passwords)
 
     async with uow:
-        await participant.start_withdrawal(commands.StartWithdrawal("w1", member_id), uow)
+        await saga_steps.start_withdrawal(commands.StartWithdrawal("w1", member_id), uow)
         await uow.commit()
     assert member(uow, member_id).status is Status.WITHDRAWING
     async with uow:
         with pytest.raises(errors.InvalidStateTransition):
-            await participant.start_withdrawal(commands.StartWithdrawal("w2", member_id), uow)
+            await saga_steps.start_withdrawal(commands.StartWithdrawal("w2", member_id), uow)
     deny_list = FakeDenyList()
     async with uow:
         complete = commands.CompleteWithdrawal("w1", member_id)
-        await participant.complete_withdrawal(complete, uow, deny_list)
-        await participant.complete_withdrawal(complete, uow, deny_list)
+        await saga_steps.complete_withdrawal(complete, uow, deny_list)
+        await saga_steps.complete_withdrawal(complete, uow, deny_list)
         await uow.commit()
 
     withdrawn = member(uow, member_id)
@@ -522,11 +522,11 @@ async def test_cancel_withdrawal_restores_or_does_nothing(
 ) -> None:
     member_id = await sign_up(uow, passwords)
     async with uow:
-        nothing = await participant.cancel_withdrawal(
+        nothing = await saga_steps.cancel_withdrawal(
             commands.CancelWithdrawal("w1", member_id), uow
         )
-        await participant.start_withdrawal(commands.StartWithdrawal("w1", member_id), uow)
-        undone = await participant.cancel_withdrawal(
+        await saga_steps.start_withdrawal(commands.StartWithdrawal("w1", member_id), uow)
+        undone = await saga_steps.cancel_withdrawal(
             commands.CancelWithdrawal("w1", member_id), uow
         )
         await uow.commit()
@@ -543,7 +543,7 @@ async def test_a_withdrawing_member_cannot_change_the_profile(
     empty one, so the saga's semantic lock covers the member's own service too."""
     member_id = await sign_up(uow, passwords)
     async with uow:
-        await participant.start_withdrawal(commands.StartWithdrawal("w1", member_id), uow)
+        await saga_steps.start_withdrawal(commands.StartWithdrawal("w1", member_id), uow)
         await uow.commit()
     for change in (
         commands.ChangeProfile(member_id, nickname="another-name"),

@@ -22,7 +22,7 @@ from member.config import Settings
 from member.entrypoints import api
 from member.entrypoints.errors import install_error_mapping
 from member.entrypoints.event_handlers import activity_projector
-from member.entrypoints.saga_commands import build_handlers
+from member.entrypoints.saga_handlers import build_handlers
 from member.service_layer.activity import CONSUMER, SOURCE_TOPICS
 from member.service_layer.unit_of_work import MemberUnitOfWork
 
