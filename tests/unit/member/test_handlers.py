@@ -11,7 +11,7 @@ from chassis.messaging.failures import Failure, PermanentFailure, classify
 from member.domain import commands, errors
 from member.domain.model import Member, Status
 from member.domain.sessions import hash_token
-from member.service_layer import accounts, activity, saga_steps, sessions
+from member.service_layer import activity, handlers, saga_steps
 from member.service_layer.ports import LogPosition
 from tests.unit.member.fakes import (
     FakeDenyList,
@@ -43,7 +43,7 @@ async def sign_up(
     nickname: str = "alice",
     password: str = PASSWORD,
 ) -> uuid.UUID:
-    return await accounts.register(
+    return await handlers.register(
         commands.RegisterMember(email=email, password=password, nickname=nickname), uow, passwords
     )
 
@@ -54,8 +54,8 @@ async def log_in(
     throttle: FakeThrottle | None = None,
     email: str = "alice@example.com",
     password: str = PASSWORD,
-) -> sessions.TokenPair:
-    return await sessions.log_in(
+) -> handlers.TokenPair:
+    return await handlers.log_in(
         commands.LogIn(email=email, password=password),
         uow,
         passwords=passwords,
@@ -102,8 +102,8 @@ async def test_sign_up_with_idempotency_key_returns_the_first_member(
     uow: FakeUnitOfWork, passwords: FakePasswords
 ) -> None:
     cmd = commands.RegisterMember(email="a@example.com", password="password-1", nickname="ann")
-    first = await accounts.register(cmd, uow, passwords, idempotency_key="k1")
-    again = await accounts.register(cmd, uow, passwords, idempotency_key="k1")
+    first = await handlers.register(cmd, uow, passwords, idempotency_key="k1")
+    again = await handlers.register(cmd, uow, passwords, idempotency_key="k1")
 
     assert again == first
     assert len(uow.store.members) == 1
@@ -130,14 +130,14 @@ async def test_nickname_change_publishes_profile_changed(
     member_id = await sign_up(uow, passwords)
     await sign_up(uow, passwords, email="bob@example.com", nickname="bob")
 
-    await accounts.change_profile(
+    await handlers.change_profile(
         commands.ChangeProfile(member_id=member_id, nickname="alicia"),
         uow,
         passwords,
         throttle=FakeThrottle(),
     )
     with pytest.raises(errors.DuplicateNickname):
-        await accounts.change_profile(
+        await handlers.change_profile(
             commands.ChangeProfile(member_id=member_id, nickname="BOB"),
             uow,
             passwords,
@@ -162,14 +162,14 @@ async def test_password_change_needs_the_current_password(
     pair = await log_in(uow, passwords)
 
     with pytest.raises(errors.CurrentPasswordRequired):
-        await accounts.change_profile(
+        await handlers.change_profile(
             commands.ChangeProfile(member_id=member_id, password="new-password"),
             uow,
             passwords,
             throttle=FakeThrottle(),
         )
     with pytest.raises(errors.WrongCurrentPassword):
-        await accounts.change_profile(
+        await handlers.change_profile(
             commands.ChangeProfile(
                 member_id=member_id, password="new-password", current_password="wrong-pass"
             ),
@@ -179,7 +179,7 @@ async def test_password_change_needs_the_current_password(
         )
     assert member(uow, member_id).password_hash == "hashed:password-1"
 
-    await accounts.change_profile(
+    await handlers.change_profile(
         commands.ChangeProfile(
             member_id=member_id, password="new-password", current_password="password-1"
         ),
@@ -190,7 +190,7 @@ async def test_password_change_needs_the_current_password(
 
     assert member(uow, member_id).password_hash == "hashed:new-password"
     with pytest.raises(errors.InvalidRefreshToken):  # other sessions ended with the old password
-        await sessions.refresh(
+        await handlers.refresh(
             commands.RefreshSession(pair.refresh_token), uow, tokens=FakeTokens(), refresh_ttl=TTL
         )
 
@@ -204,7 +204,7 @@ async def test_current_password_checks_are_reserved_per_member_before_the_hash_c
     throttle = FakeThrottle(limit=3)
 
     async def change(current: str) -> None:
-        await accounts.change_profile(
+        await handlers.change_profile(
             commands.ChangeProfile(
                 member_id=member_id, password="new-password", current_password=current
             ),
@@ -243,10 +243,10 @@ async def test_an_attempt_that_never_reached_the_check_is_handed_back(
 
 
 async def test_seed_admin_is_idempotent(uow: FakeUnitOfWork, passwords: FakePasswords) -> None:
-    first = await accounts.seed_admin(
+    first = await handlers.seed_admin(
         uow, passwords, email="Admin@Example.com", password="admin-pass", nickname="admin"
     )
-    second = await accounts.seed_admin(
+    second = await handlers.seed_admin(
         uow, passwords, email="admin@example.com", password="admin-pass", nickname="admin"
     )
 
@@ -343,8 +343,8 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(
     await sign_up(uow, passwords)
     first = await log_in(uow, passwords)
 
-    async def refresh(raw: str) -> sessions.TokenPair:
-        return await sessions.refresh(
+    async def refresh(raw: str) -> handlers.TokenPair:
+        return await handlers.refresh(
             commands.RefreshSession(raw), uow, tokens=FakeTokens(), refresh_ttl=TTL
         )
 
@@ -365,7 +365,7 @@ async def test_refresh_refuses_expired_and_inactive(
     pair = await log_in(uow, passwords)
     later = dt.datetime.now(dt.UTC) + TTL + dt.timedelta(seconds=1)
     with pytest.raises(errors.InvalidRefreshToken):
-        await sessions.refresh(
+        await handlers.refresh(
             commands.RefreshSession(pair.refresh_token),
             uow,
             tokens=FakeTokens(),
@@ -374,7 +374,7 @@ async def test_refresh_refuses_expired_and_inactive(
         )
     member(uow, member_id).start_withdrawal("saga")
     with pytest.raises(errors.InvalidRefreshToken):
-        await sessions.refresh(
+        await handlers.refresh(
             commands.RefreshSession(pair.refresh_token), uow, tokens=FakeTokens(), refresh_ttl=TTL
         )
     [token] = uow.store.tokens.values()
@@ -387,12 +387,12 @@ async def test_logout_revokes_and_is_repeatable(
     await sign_up(uow, passwords)
     pair = await log_in(uow, passwords)
 
-    await sessions.log_out(commands.LogOut(pair.refresh_token), uow)
-    await sessions.log_out(commands.LogOut(pair.refresh_token), uow)
-    await sessions.log_out(commands.LogOut("never-issued"), uow)
+    await handlers.log_out(commands.LogOut(pair.refresh_token), uow)
+    await handlers.log_out(commands.LogOut(pair.refresh_token), uow)
+    await handlers.log_out(commands.LogOut("never-issued"), uow)
 
     with pytest.raises(errors.InvalidRefreshToken):
-        await sessions.refresh(
+        await handlers.refresh(
             commands.RefreshSession(pair.refresh_token), uow, tokens=FakeTokens(), refresh_ttl=TTL
         )
 
@@ -526,9 +526,7 @@ async def test_cancel_withdrawal_restores_or_does_nothing(
             commands.CancelWithdrawal("w1", member_id), uow
         )
         await saga_steps.start_withdrawal(commands.StartWithdrawal("w1", member_id), uow)
-        undone = await saga_steps.cancel_withdrawal(
-            commands.CancelWithdrawal("w1", member_id), uow
-        )
+        undone = await saga_steps.cancel_withdrawal(commands.CancelWithdrawal("w1", member_id), uow)
         await uow.commit()
     assert (nothing, undone) == ({"cancelled": False}, {"cancelled": True})
     assert member(uow, member_id).status is Status.ACTIVE
@@ -550,7 +548,7 @@ async def test_a_withdrawing_member_cannot_change_the_profile(
         commands.ChangeProfile(member_id),
     ):
         with pytest.raises(errors.InvalidStateTransition):
-            await accounts.change_profile(change, uow, passwords, throttle=FakeThrottle())
+            await handlers.change_profile(change, uow, passwords, throttle=FakeThrottle())
     assert uow.events("MemberProfileChanged") == []
 
 

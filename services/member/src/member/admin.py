@@ -14,8 +14,8 @@ from chassis.migrations import upgrade
 from member.adapters.activity import RebuildReport, rebuild_activity
 from member.adapters.passwords import Argon2Passwords
 from member.config import SERVICE_ROOT, Settings
-from member.service_layer.accounts import seed_admin
 from member.service_layer.activity import SOURCE_TOPICS
+from member.service_layer.handlers import seed_admin
 from member.service_layer.unit_of_work import MemberUnitOfWork
 
 log = get_logger(__name__)
