@@ -1,13 +1,11 @@
-"""Process types of the saga deployable: `saga api`, `saga worker`, `saga migrate`."""
+"""Process types of the saga deployable: `saga api`, `saga worker`, `saga migrate` (chassis.cli.service_cli)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-from chassis.cli import run_cli, serve_http
-from chassis.logging import configure_logging
-from chassis.migrations import upgrade
+from chassis.cli import serve_http, service_cli
 from saga.bootstrap import build_api, build_worker
 from saga.config import Settings
 
@@ -25,19 +23,6 @@ def _worker() -> None:
     serve_http(settings, build_worker, port=settings.WORKER_PORT)
 
 
-def _migrate() -> None:
-    settings = Settings()
-    configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
-    upgrade(SERVICE_ROOT, settings.DATABASE_URL)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    run_cli(
-        "saga",
-        {
-            "api": ("serve the saga HTTP API", _api),
-            "worker": ("consume replies, time out steps, relay the outbox", _worker),
-            "migrate": ("apply database migrations (one-off admin process)", _migrate),
-        },
-        argv,
-    )
+    # no read model, so no rebuild-read-model command
+    service_cli("saga", Settings, api=_api, worker=_worker, service_root=SERVICE_ROOT, argv=argv)

@@ -1,4 +1,4 @@
-"""Command-line entrypoints: one CLI per deployable (api / worker / migrate / ...) plus ops tools."""
+"""Command-line entrypoints: one CLI per deployable (api / worker / migrate / rebuild-read-model) plus ops tools."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
@@ -17,6 +18,8 @@ from chassis.messaging.connection import kafka_options
 from chassis.messaging.envelope import headers_dict
 from chassis.messaging.producer import create_producer
 from chassis.messaging.topics import ALL_TOPICS, ensure_topics, with_dlqs
+from chassis.migrations import upgrade
+from chassis.read_model import RebuildRefused, RebuildReport
 from chassis.runner import serve
 from chassis.settings import BaseServiceSettings
 from chassis.tracing import configure_tracing
@@ -35,6 +38,61 @@ def run_cli(prog: str, commands: dict[str, Command], argv: Sequence[str] | None 
 
 
 S = TypeVar("S", bound=BaseServiceSettings)
+
+
+def service_cli(
+    prog: str,
+    settings: Callable[[], S],
+    *,
+    api: Callable[[], None],
+    worker: Callable[[], None],
+    service_root: Path,
+    after_migrate: Callable[[S], Coroutine[Any, Any, object]] | None = None,
+    rebuild: Callable[[S], Coroutine[Any, Any, RebuildReport]] | None = None,
+    argv: Sequence[str] | None = None,
+) -> None:
+    """The CLI every service has: ``<prog> api | worker | migrate | rebuild-read-model``.
+
+    ``api`` and ``worker`` start the process types (``main.run``, ``worker.run``). The admin
+    processes (12-factor XII) read ``settings()`` and configure logging first: ``migrate``
+    applies the migrations of ``service_root`` (the folder holding ``alembic.ini``) to every
+    head, then awaits ``after_migrate(settings)`` (member seeds its admin account);
+    ``rebuild-read-model``, offered only with ``rebuild``, awaits ``rebuild(settings)`` and
+    prints the report as one JSON line. A refused rebuild (another one runs, or the service's
+    check refused the swap) exits with status 1 and the reason, the live read model unchanged."""
+
+    def admin_settings() -> S:
+        values = settings()
+        configure_logging(values.SERVICE_NAME, values.LOG_LEVEL)
+        return values
+
+    def migrate() -> None:
+        values = admin_settings()
+        upgrade(service_root, values.DATABASE_URL, "heads")
+        if after_migrate is not None:
+            asyncio.run(after_migrate(values))
+
+    commands: dict[str, Command] = {
+        "api": ("serve the HTTP API", api),
+        "worker": ("run the consumers, the outbox relay and the background tasks", worker),
+        "migrate": ("apply the database migrations (one-off admin process)", migrate),
+    }
+    if rebuild is not None:
+        run_rebuild = rebuild
+
+        def rebuild_read_model() -> None:
+            values = admin_settings()
+            try:
+                report = asyncio.run(run_rebuild(values))
+            except RebuildRefused as exc:
+                raise SystemExit(f"{prog} rebuild-read-model refused: {exc}") from exc
+            print(json.dumps(report.to_json()))
+
+        commands["rebuild-read-model"] = (
+            "replay the event topics into fresh read-model tables and swap them in",
+            rebuild_read_model,
+        )
+    run_cli(prog, commands, argv)
 
 
 def serve_http(settings: S, factory: Callable[[S], FastAPI], *, port: int) -> None:
