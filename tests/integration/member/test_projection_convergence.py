@@ -27,7 +27,7 @@ from member.domain.commands import (
 )
 from member.entrypoints.event_handlers import activity_projector
 from member.service_layer import saga_steps
-from member.service_layer.activity import CONSUMER
+from member.service_layer.projector import CONSUMER
 from member.service_layer.unit_of_work import MemberUnitOfWork
 from tests.integration.member.helpers import sign_up
 from tests.support import projections

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import cast
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.messaging.envelope import Envelope
 from chassis.messaging.failures import Failure, PermanentFailure, classify
 from member.domain import commands, errors
 from member.domain.model import Member, Status
 from member.domain.sessions import hash_token
-from member.service_layer import activity, handlers, saga_steps
-from member.service_layer.ports import LogPosition
+from member.service_layer import handlers, projector, saga_steps
+from member.service_layer.projector import READ_MODEL
 from tests.unit.member.fakes import (
     FakeDenyList,
     FakeMembers,
@@ -553,41 +556,16 @@ async def test_a_withdrawing_member_cannot_change_the_profile(
 
 
 # --- activity projection ---------------------------------------------------------------------
-
-
-async def test_projection_ignores_duplicates_and_already_rebuilt_offsets(
-    uow: FakeUnitOfWork,
-) -> None:
-    author = uuid.uuid4()
-    first, second = str(uuid.uuid4()), str(uuid.uuid4())
-
-    async def project(event_id: str, offset: int, post_id: str = first) -> bool:
-        return await activity.project_event(
-            uow,
-            event_id=event_id,
-            event_type="PostCreated",
-            data={"post_id": post_id, "author_id": str(author)},
-            position=LogPosition("board.events", 0, offset),
-        )
-
-    assert await project("e1", 0) is True
-    assert await project("e1", 1) is False  # same event id published twice
-    uow.store.checkpoints[("board.events", 0)] = 10  # a rebuild already covered offsets < 10
-    assert await project("e2", 5, second) is False
-    assert await project("e3", 10, second) is True
-    assert await project("e4", 11) is True  # the first post again, under another id
-
-    assert uow.store.activity[author]["posts"] == 2
-    assert uow.store.checkpoints[("board.events", 0)] == 12
+# Its merge rules are SQL, proved against PostgreSQL (tests/integration/member/
+# test_projection_convergence.py); only the refusal of an unreadable body needs no database.
 
 
 async def test_an_unreadable_activity_event_is_a_permanent_failure() -> None:
-    """No retry can make a malformed body readable: the consumer must dead-letter it at once."""
+    """No retry can make a malformed body readable: the consumer must dead-letter it at once
+    (and a rebuild skip it). It is refused before any SQL: the session passed is None."""
+    env = Envelope.new(
+        "PostCreated", "board", {"post_id": "not-a-uuid", "author_id": "also-not"}, key="k"
+    )
     with pytest.raises(PermanentFailure) as raised:
-        await activity.project_event(
-            FakeUnitOfWork(),
-            event_id="e1",
-            event_type="PostCreated",
-            data={"post_id": "not-a-uuid", "author_id": "also-not"},
-        )
+        await projector.apply(cast(AsyncSession, None), READ_MODEL.live, env)
     assert classify(raised.value) is Failure.PERMANENT

@@ -5,16 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 
-from aiokafka import TopicPartition
-
 from chassis.db import create_engine, create_session_factory
 from chassis.logging import get_logger
-from chassis.messaging.consumer import Handler, replay
 from chassis.migrations import upgrade
-from member.adapters.activity import RebuildReport, rebuild_activity
 from member.adapters.passwords import Argon2Passwords
+from member.bootstrap import rebuild_read_model
 from member.config import SERVICE_ROOT, Settings
-from member.service_layer.activity import SOURCE_TOPICS
 from member.service_layer.handlers import seed_admin
 from member.service_layer.unit_of_work import MemberUnitOfWork
 
@@ -47,32 +43,7 @@ def migrate(settings: Settings) -> None:
     asyncio.run(seed_admin_account(settings))
 
 
-async def rebuild(settings: Settings) -> RebuildReport:
-    """Replay board, qna and member events from the beginning into a fresh member_activity."""
-    topics = [settings.topic(t) for t in SOURCE_TOPICS]
-
-    async def replay_all(handler: Handler) -> dict[TopicPartition, int]:
-        return await replay(settings.kafka_connection(), topics, handler)
-
-    engine = create_engine(settings.DATABASE_URL, pool_size=1)
-    try:
-        return await rebuild_activity(
-            create_session_factory(engine), replay_all, service=settings.SERVICE_NAME
-        )
-    finally:
-        await engine.dispose()
-
-
 def rebuild_command(settings: Settings) -> None:
-    report = asyncio.run(rebuild(settings))
-    print(
-        json.dumps(
-            {
-                "events": report.events,
-                "duplicates": report.duplicates,
-                "malformed": report.malformed,
-                "members": report.members,
-                "end_offsets": report.end_offsets,
-            }
-        )
-    )
+    """Rebuild the read model (``bootstrap.rebuild_read_model``) and print its report as JSON."""
+    report = asyncio.run(rebuild_read_model(settings))
+    print(json.dumps(report.to_json()))
