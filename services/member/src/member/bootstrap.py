@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.app import create_app
 from chassis.auth import JwksVerifier, install_verifier
-from chassis.db import create_engine
+from chassis.db import create_engine, create_session_factory
 from chassis.lifecycle import Phase, Runtime
+from chassis.logging import get_logger
 from chassis.periodic import PeriodicTask
 from chassis.ratelimit import Limiter
 from chassis.read_model import ReadModel, RebuildReport, checkpoint_report, rebuild
@@ -26,8 +27,11 @@ from member.entrypoints import api
 from member.entrypoints.errors import install_error_mapping
 from member.entrypoints.event_handlers import activity_projector
 from member.entrypoints.saga_handlers import build_handlers
+from member.service_layer import handlers
 from member.service_layer.projector import READ_MODEL
 from member.service_layer.unit_of_work import MemberUnitOfWork
+
+log = get_logger(__name__)
 
 #: How often the worker publishes the stored projection checkpoints as the gauge (seconds).
 CHECKPOINT_REPORT_SECONDS = 5.0
@@ -127,7 +131,7 @@ def read_model(settings: Settings) -> ReadModel:
 
 
 async def rebuild_read_model(settings: Settings) -> RebuildReport:
-    """The admin process ``member rebuild-activity``: replay ``board.events``, ``qna.events``
+    """The admin process ``member rebuild-read-model``: replay ``board.events``, ``qna.events``
     and ``member.events`` from the beginning into fresh tables and swap them in
     (``chassis.read_model.rebuild``; raises ``RebuildRefused`` while another rebuild runs)."""
     model = read_model(settings)
@@ -142,6 +146,27 @@ async def rebuild_read_model(settings: Settings) -> RebuildReport:
         )
     finally:
         await engine.dispose()
+
+
+async def seed_admin(settings: Settings) -> str | None:
+    """Run after ``member migrate``: create the ADMIN account from ADMIN_EMAIL/ADMIN_PASSWORD if
+    both are set and no account has that email yet (safe to re-run); returns the new id."""
+    if not settings.ADMIN_EMAIL or settings.ADMIN_PASSWORD is None:
+        log.info("admin.seed_skipped", reason="ADMIN_EMAIL or ADMIN_PASSWORD not set")
+        return None
+    engine = create_engine(settings.DATABASE_URL, pool_size=1)
+    try:
+        member_id = await handlers.seed_admin(
+            MemberUnitOfWork(create_session_factory(engine), settings.SERVICE_NAME),
+            Argon2Passwords(),
+            email=settings.ADMIN_EMAIL,
+            password=settings.ADMIN_PASSWORD.get_secret_value(),
+            nickname=settings.ADMIN_NICKNAME,
+        )
+    finally:
+        await engine.dispose()
+    log.info("admin.seeded" if member_id else "admin.exists", email=settings.ADMIN_EMAIL)
+    return str(member_id) if member_id else None
 
 
 def uow_factory(
