@@ -5,6 +5,9 @@ from __future__ import annotations
 import ast
 import json
 import re
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -50,17 +53,37 @@ def string_literals(source: Path) -> set[str]:
     }
 
 
+def offered_commands(deployable: str) -> set[str]:
+    """The first-level commands the deployable's CLI offers, from its own ``--help`` (argparse
+    lists them as ``{api,worker,...}``). Read from the running CLI, not its source: the services'
+    commands are defined once, in ``chassis.cli.service_cli``."""
+    folder = ROOT / DEPLOYABLE_DIRS[deployable]
+    project = tomllib.loads((folder / "pyproject.toml").read_text(encoding="utf-8"))
+    module, _, function = project["project"]["scripts"][deployable].partition(":")
+    done = subprocess.run(
+        [sys.executable, "-c", f"from {module} import {function}; {function}(['--help'])"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    choices = re.search(r"\{([^}]*)\}", done.stdout)
+    assert choices is not None, done.stdout
+    return set(choices.group(1).split(","))
+
+
 @pytest.mark.parametrize("deployable", [*IMAGES, "chassis"])
 def test_cli_implements_the_documented_commands(deployable: str) -> None:
-    """Each command of docs/CONVENTIONS.md exists in the deployable's CLI source."""
+    """Each command of docs/CONVENTIONS.md is a command of the deployable's CLI."""
     script, module = console_script(deployable)
     assert script == deployable
     assert module.is_file(), f"{module} (the `{deployable}` CLI) does not exist"
-    literals = string_literals(module)
-    missing = sorted(word for word in subcommands(deployable) if word not in literals)
-    assert not missing, f"{module} has no command named {missing}"
+    missing = sorted(subcommands(deployable) - offered_commands(deployable))
+    assert not missing, f"`{deployable} --help` offers no command named {missing}"
     if deployable == "chassis":
-        assert {"topics", "create", "dlq", "list", "replay"} <= literals
+        assert {"topics", "create", "dlq", "list", "replay"} <= string_literals(module)
 
 
 @pytest.mark.parametrize("deployable", IMAGES)
