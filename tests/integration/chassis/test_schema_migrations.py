@@ -21,7 +21,7 @@ from board.adapters.tables import metadata as board_metadata
 from chassis import schema_migrations
 from chassis.db import chassis_metadata, create_engine
 from chassis.migrations import alembic_config, upgrade
-from member.adapters.orm import metadata as member_metadata
+from member.adapters.tables import metadata as member_metadata
 from qna.adapters.tables import metadata as qna_metadata
 from saga.store import metadata as saga_metadata
 from tests.support.infra import REPO, Infra

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chassis.db import create_engine
-from member.adapters.orm import members
+from member.adapters.tables import members
 from member.config import Settings
 from tests.integration.member.helpers import PASSWORD, sign_up, unique_email, unique_nickname
 from tests.support.refusals import LONE_SURROGATE, NUL, assert_refused, raw_json

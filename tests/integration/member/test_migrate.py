@@ -1,4 +1,4 @@
-"""The admin process ``member migrate``: schema plus an idempotent admin account seed."""
+"""The admin process ``member migrate``: schema plus an idempotent admin account seed (``bootstrap.seed_admin``)."""
 
 from __future__ import annotations
 
@@ -13,16 +13,23 @@ import pytest
 from sqlalchemy import select
 
 from chassis.db import create_engine, outbox_table
-from member import admin
-from member.adapters.orm import members
+from chassis.migrations import upgrade
+from member import bootstrap
+from member.adapters.tables import members
 from member.bootstrap import build_api
-from member.config import Settings
+from member.config import SERVICE_ROOT, Settings
 from tests.integration.member.helpers import bearer, log_in, sign_up
 from tests.support.infra import REPO, Infra
 
 pytestmark = pytest.mark.integration
 
 ADMIN_PASSWORD = "admin-password-1"
+
+
+async def migrate(settings: Settings) -> None:
+    """What ``member migrate`` does, in this process and with these settings."""
+    await asyncio.to_thread(upgrade, SERVICE_ROOT, settings.DATABASE_URL, "heads")
+    await bootstrap.seed_admin(settings)
 
 
 async def test_migrate_seeds_the_admin_once(
@@ -36,7 +43,7 @@ async def test_migrate_seeds_the_admin_once(
         ADMIN_PASSWORD=ADMIN_PASSWORD,
         ADMIN_NICKNAME="운영자",
     )
-    await asyncio.to_thread(admin.migrate, settings)
+    await migrate(settings)
     # the same admin process again, as its CLI (a re-run of the Job must change nothing)
     env = {
         **os.environ,
@@ -101,7 +108,7 @@ async def test_migrate_seeds_the_admin_once(
 
 async def test_migrate_without_admin_settings_seeds_nothing(database_url: str) -> None:
     settings = Settings(DATABASE_URL=database_url, ADMIN_EMAIL=None, ADMIN_PASSWORD=None)
-    await asyncio.to_thread(admin.migrate, settings)
+    await migrate(settings)
     engine = create_engine(database_url, pool_size=1)
     try:
         async with engine.connect() as conn:

@@ -51,7 +51,7 @@ async def test_upgrade_from_0002_fills_the_points_items(database_url: str) -> No
         async with engine.connect() as conn:
             rows = await conn.execute(text("SELECT member_id, points, posts FROM member_activity"))
             assert {r.member_id: (r.points, r.posts) for r in rows} == {
-                alice: (70, 2),  # the posts wait for `member rebuild-activity`
+                alice: (70, 2),  # the posts wait for `member rebuild-read-model`
                 bob: (130, 0),
             }
     finally:

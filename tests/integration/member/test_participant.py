@@ -19,9 +19,9 @@ from chassis.messaging.failures import Failure, classify
 from chassis.redis import create_redis
 from chassis.saga import SagaCommand, SagaParticipant
 from chassis.token_denylist import TokenDenyList, deny_key, entry_ttl
-from member.adapters.orm import members
+from member.adapters.tables import members
 from member.config import Settings
-from member.entrypoints.saga_commands import build_handlers
+from member.entrypoints.saga_handlers import build_handlers
 from member.service_layer.unit_of_work import MemberUnitOfWork
 from tests.integration.member.helpers import PASSWORD, log_in, sign_up
 

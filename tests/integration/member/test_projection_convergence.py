@@ -16,7 +16,7 @@ from chassis.db import create_engine, create_session_factory, inbox_table
 from chassis.messaging.envelope import Envelope
 from chassis.messaging.producer import create_producer
 from chassis.token_denylist import TokenDenyList
-from member.adapters.orm import member_activity, member_activity_items, members
+from member.adapters.tables import member_activity, member_activity_items, members
 from member.bootstrap import build_worker
 from member.config import Settings
 from member.domain.commands import (
@@ -26,8 +26,8 @@ from member.domain.commands import (
     TransferPoints,
 )
 from member.entrypoints.event_handlers import activity_projector
-from member.service_layer import participant
-from member.service_layer.activity import CONSUMER
+from member.service_layer import saga_steps
+from member.service_layer.projector import CONSUMER
 from member.service_layer.unit_of_work import MemberUnitOfWork
 from tests.integration.member.helpers import sign_up
 from tests.support import projections
@@ -109,11 +109,11 @@ async def _history(
     ]
     sessions = create_session_factory(engine)
     steps: list[Callable[[MemberUnitOfWork], Awaitable[object]]] = [
-        lambda uow: participant.transfer(TransferPoints("accept-1", alice, bob, 30, q1), uow),
-        lambda uow: participant.transfer(TransferPoints("accept-2", alice, carol, 10, q1), uow),
-        lambda uow: participant.refund(RefundPoints("accept-2", alice, carol, 10, q1), uow),
-        lambda uow: participant.start_withdrawal(StartWithdrawal("withdraw-1", carol), uow),
-        lambda uow: participant.complete_withdrawal(
+        lambda uow: saga_steps.transfer(TransferPoints("accept-1", alice, bob, 30, q1), uow),
+        lambda uow: saga_steps.transfer(TransferPoints("accept-2", alice, carol, 10, q1), uow),
+        lambda uow: saga_steps.refund(RefundPoints("accept-2", alice, carol, 10, q1), uow),
+        lambda uow: saga_steps.start_withdrawal(StartWithdrawal("withdraw-1", carol), uow),
+        lambda uow: saga_steps.complete_withdrawal(
             CompleteWithdrawal("withdraw-1", carol), uow, deny_list
         ),
     ]

@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
-from member.domain.activity import COUNTERS, Item
 from member.domain.identity import canonical
 from member.domain.model import Member
 from member.domain.points import PointTransfer
 from member.domain.sessions import RefreshToken
-from member.service_layer.ports import AccessToken, LogPosition, StoredResult
+from member.service_layer.ports import AccessToken, StoredResult
 
 
 @dataclass
@@ -25,11 +24,6 @@ class Store:
     members: dict[uuid.UUID, Member] = field(default_factory=dict)
     tokens: dict[uuid.UUID, RefreshToken] = field(default_factory=dict)
     transfers: dict[str, PointTransfer] = field(default_factory=dict)
-    activity: dict[uuid.UUID, dict[str, int]] = field(default_factory=dict)
-    #: (counter, item id) -> [owner, weight, alive], as member_activity_items holds them
-    activity_items: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
-    checkpoints: dict[tuple[str, int], int] = field(default_factory=dict)
-    inbox: set[tuple[str, str]] = field(default_factory=set)
     idempotency: dict[tuple[str, str], tuple[str, StoredResult | None]] = field(
         default_factory=dict
     )
@@ -113,41 +107,6 @@ class FakeTransfers:
         self.store.transfers[transfer.saga_id] = transfer
 
 
-class FakeActivity:
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    async def exclude_rebuild(self) -> None:
-        return None
-
-    async def next_offset(self, topic: str, partition: int) -> int:
-        return self.store.checkpoints.get((topic, partition), 0)
-
-    async def advance(self, position: LogPosition) -> None:
-        key = (position.topic, position.partition)
-        self.store.checkpoints[key] = max(self.store.checkpoints.get(key, 0), position.offset + 1)
-
-    async def apply(self, items: Iterable[Item]) -> None:
-        owners = set()
-        for i in items:
-            stored = self.store.activity_items.setdefault(
-                (i.counter, i.item_id), [i.member_id, i.weight, i.present]
-            )
-            stored[0] = stored[0] or i.member_id
-            stored[2] = stored[2] and i.present
-            if stored[0] is not None:
-                owners.add(stored[0])
-        for owner in owners:
-            self.store.activity[owner] = {
-                c: sum(
-                    w
-                    for (counter, _), (m, w, alive) in self.store.activity_items.items()
-                    if counter == c and m == owner and alive
-                )
-                for c in COUNTERS
-            }
-
-
 class FakeIdempotency:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -176,7 +135,6 @@ class FakeUnitOfWork:
         self.members = FakeMembers(self._work)
         self.refresh_tokens = FakeRefreshTokens(self._work)
         self.transfers = FakeTransfers(self._work)
-        self.activity = FakeActivity(self._work)
         self.idempotency = FakeIdempotency(self._work)
         return self
 
@@ -199,12 +157,6 @@ class FakeUnitOfWork:
     ) -> uuid.UUID:
         self._work.outbox.append((topic, event_type, key, dict(data)))
         return uuid.uuid4()
-
-    async def first_delivery(self, consumer: str, message_id: str) -> bool:
-        if (consumer, message_id) in self._work.inbox:
-            return False
-        self._work.inbox.add((consumer, message_id))
-        return True
 
     def events(self, event_type: str | None = None) -> list[dict[str, Any]]:
         return [d for (_, t, _, d) in self.store.outbox if event_type in (None, t)]

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import cast
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.messaging.envelope import Envelope
 from chassis.messaging.failures import Failure, PermanentFailure, classify
 from member.domain import commands, errors
 from member.domain.model import Member, Status
 from member.domain.sessions import hash_token
-from member.service_layer import accounts, activity, participant, sessions
-from member.service_layer.ports import LogPosition
+from member.service_layer import handlers, projector, saga_steps
+from member.service_layer.projector import READ_MODEL
 from tests.unit.member.fakes import (
     FakeDenyList,
     FakeMembers,
@@ -43,7 +46,7 @@ async def sign_up(
     nickname: str = "alice",
     password: str = PASSWORD,
 ) -> uuid.UUID:
-    return await accounts.register(
+    return await handlers.register(
         commands.RegisterMember(email=email, password=password, nickname=nickname), uow, passwords
     )
 
@@ -54,8 +57,8 @@ async def log_in(
     throttle: FakeThrottle | None = None,
     email: str = "alice@example.com",
     password: str = PASSWORD,
-) -> sessions.TokenPair:
-    return await sessions.log_in(
+) -> handlers.TokenPair:
+    return await handlers.log_in(
         commands.LogIn(email=email, password=password),
         uow,
         passwords=passwords,
@@ -102,8 +105,8 @@ async def test_sign_up_with_idempotency_key_returns_the_first_member(
     uow: FakeUnitOfWork, passwords: FakePasswords
 ) -> None:
     cmd = commands.RegisterMember(email="a@example.com", password="password-1", nickname="ann")
-    first = await accounts.register(cmd, uow, passwords, idempotency_key="k1")
-    again = await accounts.register(cmd, uow, passwords, idempotency_key="k1")
+    first = await handlers.register(cmd, uow, passwords, idempotency_key="k1")
+    again = await handlers.register(cmd, uow, passwords, idempotency_key="k1")
 
     assert again == first
     assert len(uow.store.members) == 1
@@ -130,14 +133,14 @@ async def test_nickname_change_publishes_profile_changed(
     member_id = await sign_up(uow, passwords)
     await sign_up(uow, passwords, email="bob@example.com", nickname="bob")
 
-    await accounts.change_profile(
+    await handlers.change_profile(
         commands.ChangeProfile(member_id=member_id, nickname="alicia"),
         uow,
         passwords,
         throttle=FakeThrottle(),
     )
     with pytest.raises(errors.DuplicateNickname):
-        await accounts.change_profile(
+        await handlers.change_profile(
             commands.ChangeProfile(member_id=member_id, nickname="BOB"),
             uow,
             passwords,
@@ -162,14 +165,14 @@ async def test_password_change_needs_the_current_password(
     pair = await log_in(uow, passwords)
 
     with pytest.raises(errors.CurrentPasswordRequired):
-        await accounts.change_profile(
+        await handlers.change_profile(
             commands.ChangeProfile(member_id=member_id, password="new-password"),
             uow,
             passwords,
             throttle=FakeThrottle(),
         )
     with pytest.raises(errors.WrongCurrentPassword):
-        await accounts.change_profile(
+        await handlers.change_profile(
             commands.ChangeProfile(
                 member_id=member_id, password="new-password", current_password="wrong-pass"
             ),
@@ -179,7 +182,7 @@ async def test_password_change_needs_the_current_password(
         )
     assert member(uow, member_id).password_hash == "hashed:password-1"
 
-    await accounts.change_profile(
+    await handlers.change_profile(
         commands.ChangeProfile(
             member_id=member_id, password="new-password", current_password="password-1"
         ),
@@ -190,7 +193,7 @@ async def test_password_change_needs_the_current_password(
 
     assert member(uow, member_id).password_hash == "hashed:new-password"
     with pytest.raises(errors.InvalidRefreshToken):  # other sessions ended with the old password
-        await sessions.refresh(
+        await handlers.refresh(
             commands.RefreshSession(pair.refresh_token), uow, tokens=FakeTokens(), refresh_ttl=TTL
         )
 
@@ -204,7 +207,7 @@ async def test_current_password_checks_are_reserved_per_member_before_the_hash_c
     throttle = FakeThrottle(limit=3)
 
     async def change(current: str) -> None:
-        await accounts.change_profile(
+        await handlers.change_profile(
             commands.ChangeProfile(
                 member_id=member_id, password="new-password", current_password=current
             ),
@@ -243,10 +246,10 @@ async def test_an_attempt_that_never_reached_the_check_is_handed_back(
 
 
 async def test_seed_admin_is_idempotent(uow: FakeUnitOfWork, passwords: FakePasswords) -> None:
-    first = await accounts.seed_admin(
+    first = await handlers.seed_admin(
         uow, passwords, email="Admin@Example.com", password="admin-pass", nickname="admin"
     )
-    second = await accounts.seed_admin(
+    second = await handlers.seed_admin(
         uow, passwords, email="admin@example.com", password="admin-pass", nickname="admin"
     )
 
@@ -343,8 +346,8 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(
     await sign_up(uow, passwords)
     first = await log_in(uow, passwords)
 
-    async def refresh(raw: str) -> sessions.TokenPair:
-        return await sessions.refresh(
+    async def refresh(raw: str) -> handlers.TokenPair:
+        return await handlers.refresh(
             commands.RefreshSession(raw), uow, tokens=FakeTokens(), refresh_ttl=TTL
         )
 
@@ -365,7 +368,7 @@ async def test_refresh_refuses_expired_and_inactive(
     pair = await log_in(uow, passwords)
     later = dt.datetime.now(dt.UTC) + TTL + dt.timedelta(seconds=1)
     with pytest.raises(errors.InvalidRefreshToken):
-        await sessions.refresh(
+        await handlers.refresh(
             commands.RefreshSession(pair.refresh_token),
             uow,
             tokens=FakeTokens(),
@@ -374,7 +377,7 @@ async def test_refresh_refuses_expired_and_inactive(
         )
     member(uow, member_id).start_withdrawal("saga")
     with pytest.raises(errors.InvalidRefreshToken):
-        await sessions.refresh(
+        await handlers.refresh(
             commands.RefreshSession(pair.refresh_token), uow, tokens=FakeTokens(), refresh_ttl=TTL
         )
     [token] = uow.store.tokens.values()
@@ -387,12 +390,12 @@ async def test_logout_revokes_and_is_repeatable(
     await sign_up(uow, passwords)
     pair = await log_in(uow, passwords)
 
-    await sessions.log_out(commands.LogOut(pair.refresh_token), uow)
-    await sessions.log_out(commands.LogOut(pair.refresh_token), uow)
-    await sessions.log_out(commands.LogOut("never-issued"), uow)
+    await handlers.log_out(commands.LogOut(pair.refresh_token), uow)
+    await handlers.log_out(commands.LogOut(pair.refresh_token), uow)
+    await handlers.log_out(commands.LogOut("never-issued"), uow)
 
     with pytest.raises(errors.InvalidRefreshToken):
-        await sessions.refresh(
+        await handlers.refresh(
             commands.RefreshSession(pair.refresh_token), uow, tokens=FakeTokens(), refresh_ttl=TTL
         )
 
@@ -414,7 +417,7 @@ async def test_transfer_moves_points_once_per_saga(
 
     for _ in range(2):  # a retried attempt of the same saga
         async with uow:
-            assert await participant.transfer(cmd, uow) == {"transferred": 30}
+            assert await saga_steps.transfer(cmd, uow) == {"transferred": 30}
             await uow.commit()
 
     assert (member(uow, asker).points, member(uow, answerer).points) == (70, 130)
@@ -436,11 +439,11 @@ async def test_transfer_refusals_change_nothing(
     for cmd, error in refusals:
         async with uow:
             with pytest.raises(error):
-                await participant.transfer(cmd, uow)
+                await saga_steps.transfer(cmd, uow)
     member(uow, answerer).start_withdrawal("w")
     async with uow:
         with pytest.raises(errors.InvalidStateTransition):
-            await participant.transfer(commands.TransferPoints("s4", asker, answerer, 1, "q"), uow)
+            await saga_steps.transfer(commands.TransferPoints("s4", asker, answerer, 1, "q"), uow)
 
     assert member(uow, asker).points == 100
     assert uow.store.transfers == {}
@@ -449,7 +452,7 @@ async def test_transfer_refusals_change_nothing(
 async def test_zero_transfer_is_a_noop(uow: FakeUnitOfWork, passwords: FakePasswords) -> None:
     asker, answerer = await two_members(uow, passwords)
     async with uow:
-        result = await participant.transfer(
+        result = await saga_steps.transfer(
             commands.TransferPoints("s", asker, answerer, 0, "q"), uow
         )
         await uow.commit()
@@ -462,19 +465,19 @@ async def test_refund_undoes_exactly_its_saga(
 ) -> None:
     asker, answerer = await two_members(uow, passwords)
     async with uow:
-        await participant.transfer(commands.TransferPoints("s1", asker, answerer, 30, "q"), uow)
-        await participant.transfer(commands.TransferPoints("s2", asker, answerer, 20, "q"), uow)
+        await saga_steps.transfer(commands.TransferPoints("s1", asker, answerer, 30, "q"), uow)
+        await saga_steps.transfer(commands.TransferPoints("s2", asker, answerer, 20, "q"), uow)
         await uow.commit()
 
     for _ in range(2):
         async with uow:
-            result = await participant.refund(
+            result = await saga_steps.refund(
                 commands.RefundPoints("s1", asker, answerer, 30, "q"), uow
             )
             await uow.commit()
         assert result == {"refunded": 30}
     async with uow:
-        nothing = await participant.refund(
+        nothing = await saga_steps.refund(
             commands.RefundPoints("never-transferred", asker, answerer, 30, "q"), uow
         )
 
@@ -488,17 +491,17 @@ async def test_withdrawal_steps(uow: FakeUnitOfWork, passwords: FakePasswords) -
     await log_in(uow, passwords)
 
     async with uow:
-        await participant.start_withdrawal(commands.StartWithdrawal("w1", member_id), uow)
+        await saga_steps.start_withdrawal(commands.StartWithdrawal("w1", member_id), uow)
         await uow.commit()
     assert member(uow, member_id).status is Status.WITHDRAWING
     async with uow:
         with pytest.raises(errors.InvalidStateTransition):
-            await participant.start_withdrawal(commands.StartWithdrawal("w2", member_id), uow)
+            await saga_steps.start_withdrawal(commands.StartWithdrawal("w2", member_id), uow)
     deny_list = FakeDenyList()
     async with uow:
         complete = commands.CompleteWithdrawal("w1", member_id)
-        await participant.complete_withdrawal(complete, uow, deny_list)
-        await participant.complete_withdrawal(complete, uow, deny_list)
+        await saga_steps.complete_withdrawal(complete, uow, deny_list)
+        await saga_steps.complete_withdrawal(complete, uow, deny_list)
         await uow.commit()
 
     withdrawn = member(uow, member_id)
@@ -522,13 +525,11 @@ async def test_cancel_withdrawal_restores_or_does_nothing(
 ) -> None:
     member_id = await sign_up(uow, passwords)
     async with uow:
-        nothing = await participant.cancel_withdrawal(
+        nothing = await saga_steps.cancel_withdrawal(
             commands.CancelWithdrawal("w1", member_id), uow
         )
-        await participant.start_withdrawal(commands.StartWithdrawal("w1", member_id), uow)
-        undone = await participant.cancel_withdrawal(
-            commands.CancelWithdrawal("w1", member_id), uow
-        )
+        await saga_steps.start_withdrawal(commands.StartWithdrawal("w1", member_id), uow)
+        undone = await saga_steps.cancel_withdrawal(commands.CancelWithdrawal("w1", member_id), uow)
         await uow.commit()
     assert (nothing, undone) == ({"cancelled": False}, {"cancelled": True})
     assert member(uow, member_id).status is Status.ACTIVE
@@ -543,53 +544,28 @@ async def test_a_withdrawing_member_cannot_change_the_profile(
     empty one, so the saga's semantic lock covers the member's own service too."""
     member_id = await sign_up(uow, passwords)
     async with uow:
-        await participant.start_withdrawal(commands.StartWithdrawal("w1", member_id), uow)
+        await saga_steps.start_withdrawal(commands.StartWithdrawal("w1", member_id), uow)
         await uow.commit()
     for change in (
         commands.ChangeProfile(member_id, nickname="another-name"),
         commands.ChangeProfile(member_id),
     ):
         with pytest.raises(errors.InvalidStateTransition):
-            await accounts.change_profile(change, uow, passwords, throttle=FakeThrottle())
+            await handlers.change_profile(change, uow, passwords, throttle=FakeThrottle())
     assert uow.events("MemberProfileChanged") == []
 
 
 # --- activity projection ---------------------------------------------------------------------
-
-
-async def test_projection_ignores_duplicates_and_already_rebuilt_offsets(
-    uow: FakeUnitOfWork,
-) -> None:
-    author = uuid.uuid4()
-    first, second = str(uuid.uuid4()), str(uuid.uuid4())
-
-    async def project(event_id: str, offset: int, post_id: str = first) -> bool:
-        return await activity.project_event(
-            uow,
-            event_id=event_id,
-            event_type="PostCreated",
-            data={"post_id": post_id, "author_id": str(author)},
-            position=LogPosition("board.events", 0, offset),
-        )
-
-    assert await project("e1", 0) is True
-    assert await project("e1", 1) is False  # same event id published twice
-    uow.store.checkpoints[("board.events", 0)] = 10  # a rebuild already covered offsets < 10
-    assert await project("e2", 5, second) is False
-    assert await project("e3", 10, second) is True
-    assert await project("e4", 11) is True  # the first post again, under another id
-
-    assert uow.store.activity[author]["posts"] == 2
-    assert uow.store.checkpoints[("board.events", 0)] == 12
+# Its merge rules are SQL, proved against PostgreSQL (tests/integration/member/
+# test_projection_convergence.py); only the refusal of an unreadable body needs no database.
 
 
 async def test_an_unreadable_activity_event_is_a_permanent_failure() -> None:
-    """No retry can make a malformed body readable: the consumer must dead-letter it at once."""
+    """No retry can make a malformed body readable: the consumer must dead-letter it at once
+    (and a rebuild skip it). It is refused before any SQL: the session passed is None."""
+    env = Envelope.new(
+        "PostCreated", "board", {"post_id": "not-a-uuid", "author_id": "also-not"}, key="k"
+    )
     with pytest.raises(PermanentFailure) as raised:
-        await activity.project_event(
-            FakeUnitOfWork(),
-            event_id="e1",
-            event_type="PostCreated",
-            data={"post_id": "not-a-uuid", "author_id": "also-not"},
-        )
+        await projector.apply(cast(AsyncSession, None), READ_MODEL.live, env)
     assert classify(raised.value) is Failure.PERMANENT

@@ -8,7 +8,7 @@ Points have their sources in this database (``members`` for the sign-up grant, `
 for each saga's transfer and refund), so this migration fills the points items from them and
 recomputes ``member_activity.points``. Posts, comments, questions, answers and accepted answers
 come from the board and qna databases, which a migration of this one must not read: run
-``member rebuild-activity`` once after this migration and before starting the worker. Until then
+``member rebuild-read-model`` once after this migration and before starting the worker. Until then
 the first event for a member would recount that member's other counters from an empty set.
 
 Revision ID: 0003

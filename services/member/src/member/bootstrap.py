@@ -1,4 +1,4 @@
-"""Composition root: each process (api, worker) wired from settings; clients start in the lifespan."""
+"""Composition root: each process (api, worker, the admin processes) wired from settings; clients start in the lifespan."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.app import create_app
 from chassis.auth import JwksVerifier, install_verifier
-from chassis.lifecycle import Runtime
+from chassis.db import create_engine, create_session_factory
+from chassis.lifecycle import Phase, Runtime
+from chassis.logging import get_logger
+from chassis.periodic import PeriodicTask
 from chassis.ratelimit import Limiter
+from chassis.read_model import ReadModel, RebuildReport, checkpoint_report, rebuild
 from chassis.resources import attach
 from chassis.saga import SagaParticipant, command_topic
 from chassis.token_denylist import TokenDenyList, entry_ttl
@@ -22,9 +26,15 @@ from member.config import Settings
 from member.entrypoints import api
 from member.entrypoints.errors import install_error_mapping
 from member.entrypoints.event_handlers import activity_projector
-from member.entrypoints.saga_commands import build_handlers
-from member.service_layer.activity import CONSUMER, SOURCE_TOPICS
+from member.entrypoints.saga_handlers import build_handlers
+from member.service_layer import handlers
+from member.service_layer.projector import READ_MODEL
 from member.service_layer.unit_of_work import MemberUnitOfWork
+
+log = get_logger(__name__)
+
+#: How often the worker publishes the stored projection checkpoints as the gauge (seconds).
+CHECKPOINT_REPORT_SECONDS = 5.0
 
 
 def build_token_issuer(settings: Settings) -> JwtIssuer:
@@ -90,8 +100,9 @@ def build_worker(settings: Settings) -> FastAPI:
     res = attach(settings, runtime, database=True, redis=True, kafka=True, verifier=False)
     make_uow = uow_factory(res.sessions, settings)
     res.add_outbox_relay()
+    model = read_model(settings)
     res.add_consumer(
-        CONSUMER, list(SOURCE_TOPICS), activity_projector(make_uow, settings.SERVICE_NAME)
+        model.consumer, list(model.topics), activity_projector(make_uow, settings.SERVICE_NAME)
     )
     deny_list = TokenDenyList(res.cache, ttl_seconds=entry_ttl(settings.ACCESS_TOKEN_TTL_SECONDS))
     participant = SagaParticipant("member", make_uow, build_handlers(deny_list), res.faults())
@@ -101,7 +112,61 @@ def build_worker(settings: Settings) -> FastAPI:
         participant.handle,
         on_dead_letter=participant.on_dead_letter,
     )
+    runtime.add_background(
+        "projection checkpoint report",
+        PeriodicTask(
+            "projection checkpoint report",
+            checkpoint_report(res.sessions, settings.SERVICE_NAME),
+            CHECKPOINT_REPORT_SECONDS,
+        ),
+        Phase.CONSUMERS,
+    )
     return create_app(settings, runtime, title="member worker", docs=False)
+
+
+def read_model(settings: Settings) -> ReadModel:
+    """The ``member_activity`` read model (``service_layer/projector.py``); it needs nothing from
+    the settings, unlike board's, whose rebuild hooks use its Redis cache."""
+    return READ_MODEL
+
+
+async def rebuild_read_model(settings: Settings) -> RebuildReport:
+    """The admin process ``member rebuild-read-model``: replay ``board.events``, ``qna.events``
+    and ``member.events`` from the beginning into fresh tables and swap them in
+    (``chassis.read_model.rebuild``; raises ``RebuildRefused`` while another rebuild runs)."""
+    model = read_model(settings)
+    engine = create_engine(settings.DATABASE_URL, pool_size=2)
+    try:
+        return await rebuild(
+            engine,
+            settings.kafka_connection(),
+            [settings.topic(t) for t in model.topics],
+            model,
+            service=settings.SERVICE_NAME,
+        )
+    finally:
+        await engine.dispose()
+
+
+async def seed_admin(settings: Settings) -> str | None:
+    """Run after ``member migrate``: create the ADMIN account from ADMIN_EMAIL/ADMIN_PASSWORD if
+    both are set and no account has that email yet (safe to re-run); returns the new id."""
+    if not settings.ADMIN_EMAIL or settings.ADMIN_PASSWORD is None:
+        log.info("admin.seed_skipped", reason="ADMIN_EMAIL or ADMIN_PASSWORD not set")
+        return None
+    engine = create_engine(settings.DATABASE_URL, pool_size=1)
+    try:
+        member_id = await handlers.seed_admin(
+            MemberUnitOfWork(create_session_factory(engine), settings.SERVICE_NAME),
+            Argon2Passwords(),
+            email=settings.ADMIN_EMAIL,
+            password=settings.ADMIN_PASSWORD.get_secret_value(),
+            nickname=settings.ADMIN_NICKNAME,
+        )
+    finally:
+        await engine.dispose()
+    log.info("admin.seeded" if member_id else "admin.exists", email=settings.ADMIN_EMAIL)
+    return str(member_id) if member_id else None
 
 
 def uow_factory(

@@ -1,39 +1,25 @@
-"""Command line: one CLI for every process of the member deployable (api, worker, migrate, rebuild)."""
+"""Command line: one CLI for every process of the member deployable (api, worker, migrate, rebuild-read-model)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from chassis.cli import run_cli
-from chassis.logging import configure_logging
-from member import admin, worker
+from chassis.cli import service_cli
+from member import bootstrap, worker
 from member import main as api_process
-from member.config import Settings
-
-
-def _admin(run: Callable[[Settings], None]) -> None:
-    settings = Settings()
-    configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
-    run(settings)
+from member.config import SERVICE_ROOT, Settings
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    run_cli(
+    """``member api | worker | migrate | rebuild-read-model``; ``migrate`` then seeds the admin
+    account (``bootstrap.seed_admin``), which only member has."""
+    service_cli(
         "member",
-        {
-            "api": ("serve the HTTP API", api_process.run),
-            "worker": (
-                "run the outbox relay, activity projection and saga participant",
-                worker.run,
-            ),
-            "migrate": (
-                "apply migrations and seed the admin account",
-                lambda: _admin(admin.migrate),
-            ),
-            "rebuild-activity": (
-                "rebuild member_activity from the event topics",
-                lambda: _admin(admin.rebuild_command),
-            ),
-        },
-        argv,
+        Settings,
+        api=api_process.run,
+        worker=worker.run,
+        service_root=SERVICE_ROOT,
+        after_migrate=bootstrap.seed_admin,
+        rebuild=bootstrap.rebuild_read_model,
+        argv=argv,
     )

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from member.adapters.orm import member_activity, members
+from member.adapters.tables import member_activity, members
 from member.domain.activity import COUNTERS
 
 

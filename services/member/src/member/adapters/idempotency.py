@@ -1,4 +1,9 @@
-"""Idempotent POST: the chassis ``Idempotency-Key`` store behind the service layer's port."""
+"""Idempotent POST: the chassis ``Idempotency-Key`` store behind the service layer's port.
+
+member alone adapts ``chassis.idempotency`` to a port (``IdempotencyStore``) instead of using
+``IdempotentRequest`` as board and qna do: its sign-up use case is unit-tested with a fake of
+that port (``service_layer/ports.py`` says why member has ports).
+"""
 
 from __future__ import annotations
 

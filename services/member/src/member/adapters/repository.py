@@ -11,7 +11,7 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from member.adapters.orm import members, point_transfers, refresh_tokens
+from member.adapters.tables import members, point_transfers, refresh_tokens
 from member.domain import errors
 from member.domain.identity import canonical
 from member.domain.model import Member, Role, Status

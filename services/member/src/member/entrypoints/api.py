@@ -34,8 +34,8 @@ from member.entrypoints.schemas import (
     RefreshRequest,
     TokenPairPublic,
 )
-from member.service_layer import accounts, sessions
-from member.service_layer.sessions import BEARER, TokenPair
+from member.service_layer import handlers
+from member.service_layer.handlers import BEARER, TokenPair
 
 router = APIRouter()
 
@@ -74,7 +74,7 @@ async def sign_up(
 ) -> MemberPublic:
     """Sign up (회원 가입): a new member with 100 points. At most ``SIGN_UP_PER_ADDRESS_PER_MINUTE``
     per client address (429 with ``Retry-After`` past it)."""
-    member_id = await accounts.register(
+    member_id = await handlers.register(
         RegisterMember(email=body.email, password=body.password, nickname=body.nickname),
         uow,
         passwords,
@@ -102,7 +102,7 @@ async def update_me(
 ) -> MemberPublic:
     """Update profile (회원 정보 수정): nickname and/or password. ``current_password`` checks are
     limited per member (``LOGIN_MAX_FAILURES`` per window; 429 with ``Retry-After`` past it)."""
-    await accounts.change_profile(
+    await handlers.change_profile(
         ChangeProfile(
             member_id=principal.id,
             nickname=body.nickname,
@@ -152,7 +152,7 @@ async def log_in(
     """Exchange email and password for an access token and a refresh token. At most
     ``LOGIN_MAX_FAILURES`` password checks per email per window and
     ``LOGIN_PER_ADDRESS_PER_MINUTE`` requests per client address (429 with ``Retry-After``)."""
-    pair = await sessions.log_in(
+    pair = await handlers.log_in(
         LogIn(email=body.email, password=body.password),
         uow,
         passwords=passwords,
@@ -170,7 +170,7 @@ async def refresh(
     body: RefreshRequest, uow: Uow, tokens: Tokens, settings: SettingsDep
 ) -> TokenPairPublic:
     """Rotate a refresh token: a new pair; the old refresh token is used up."""
-    pair = await sessions.refresh(
+    pair = await handlers.refresh(
         RefreshSession(refresh_token=body.refresh_token),
         uow,
         tokens=tokens,
@@ -187,7 +187,7 @@ async def refresh(
 )
 async def log_out(body: LogoutRequest, uow: Uow) -> Response:
     """Revoke the session the refresh token belongs to."""
-    await sessions.log_out(LogOut(refresh_token=body.refresh_token), uow)
+    await handlers.log_out(LogOut(refresh_token=body.refresh_token), uow)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

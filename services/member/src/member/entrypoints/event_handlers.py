@@ -1,4 +1,4 @@
-"""Integration-event handler: envelopes from board, qna and member events feed the activity projection."""
+"""Idempotent consumer: board, qna and member integration events feed the ``member_activity`` read model."""
 
 from __future__ import annotations
 
@@ -6,23 +6,20 @@ from collections.abc import Callable
 
 from chassis.messaging.consumer import Handler
 from chassis.messaging.envelope import Envelope
-from chassis.metrics import PROJECTION_CHECKPOINT
-from member.service_layer.activity import PROJECTION, project_event
-from member.service_layer.ports import LogPosition
+from chassis.read_model import project, report_checkpoint
+from member.service_layer.projector import READ_MODEL
 from member.service_layer.unit_of_work import MemberUnitOfWork
 
 
 def activity_projector(uow_factory: Callable[[], MemberUnitOfWork], service: str) -> Handler:
-    """A consumer handler; malformed bodies raise, so after retries they land in the DLQ."""
+    """A consumer handler (group ``member-activity``): the inbox record, the projection and the
+    checkpoint commit together (``chassis.read_model.project``); the gauge is set once
+    committed. A malformed body raises ``PermanentFailure``, so it is dead-lettered at once."""
 
     async def handle(env: Envelope) -> None:
-        position = LogPosition(env.topic, env.partition, env.offset) if env.offset >= 0 else None
-        await project_event(
-            uow_factory(), event_id=env.id, event_type=env.type, data=env.data, position=position
-        )
-        if position is not None:  # reported once committed
-            PROJECTION_CHECKPOINT.labels(service, PROJECTION, env.topic, str(env.partition)).set(
-                env.offset + 1
-            )
+        async with uow_factory() as uow:
+            await project(uow, READ_MODEL, env)
+            await uow.commit()
+        report_checkpoint(service, READ_MODEL.name, env)
 
     return handle

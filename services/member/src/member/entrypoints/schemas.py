@@ -17,7 +17,7 @@ from member.domain.model import (
     Status,
 )
 from member.domain.sessions import REFRESH_TOKEN_MAX_LENGTH
-from member.service_layer.sessions import BEARER
+from member.service_layer.handlers import BEARER
 
 # Bounds checked by the schema so oversized input is refused before any work; the domain
 # applies the full rules (format, trimming, reserved names).

@@ -1,7 +1,15 @@
 """Ports: the interfaces the use cases need (repositories, unit of work, hashing, tokens, throttling).
 
-Adapters implement them against PostgreSQL, Redis, argon2 and JWT; unit tests implement them in
-memory. Repositories are read-only properties of the unit of work so both kinds fit.
+Only member has this module, because only member's use cases are unit-tested with hand-written
+fakes: sign-up, login, refresh-token rotation, the password-check throttles and the saga steps
+run with no infrastructure in ``tests/unit/member/test_handlers.py`` (fakes in
+``tests/unit/member/fakes.py``). board's and qna's use cases are shaped by SQL (row locks,
+version guards) and are tested against PostgreSQL, so they use their unit of work directly. The
+read model is not behind a port either: it is SQL merge rules (``service_layer/projector.py``),
+proved against PostgreSQL by the convergence tests.
+
+Adapters implement the ports against PostgreSQL, Redis, argon2 and JWT; the fakes implement them
+in memory. Repositories are read-only properties of the unit of work so both kinds fit.
 """
 
 from __future__ import annotations
@@ -13,7 +21,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from member.domain.activity import Item
 from member.domain.model import Member
 from member.domain.points import PointTransfer
 from member.domain.sessions import RefreshToken
@@ -69,29 +76,6 @@ class PointTransferRepository(Protocol):
 
 
 @dataclass(frozen=True)
-class LogPosition:
-    """Where an event sits in its topic; the projection's checkpoint is the next offset."""
-
-    topic: str
-    partition: int
-    offset: int
-
-
-class ActivityRepository(Protocol):
-    async def exclude_rebuild(self) -> None:
-        """Wait while a rebuild is swapping the table in (shared side of the rebuild's lock)."""
-        ...
-
-    async def next_offset(self, topic: str, partition: int) -> int: ...
-
-    async def advance(self, position: LogPosition) -> None: ...
-
-    async def apply(self, items: Iterable[Item]) -> None:
-        """Merge what an event says about counted items; recount the members they belong to."""
-        ...
-
-
-@dataclass(frozen=True)
 class StoredResult:
     status_code: int
     body: Any
@@ -106,7 +90,7 @@ class IdempotencyStore(Protocol):
 
 
 class UnitOfWork(Protocol):
-    """One business transaction: repositories, the outbox (``publish``) and the inbox."""
+    """One business transaction: repositories and the outbox (``publish``)."""
 
     @property
     def members(self) -> MemberRepository: ...
@@ -116,9 +100,6 @@ class UnitOfWork(Protocol):
 
     @property
     def transfers(self) -> PointTransferRepository: ...
-
-    @property
-    def activity(self) -> ActivityRepository: ...
 
     @property
     def idempotency(self) -> IdempotencyStore: ...
@@ -137,8 +118,6 @@ class UnitOfWork(Protocol):
     async def publish(
         self, topic: str, event_type: str, key: str, data: Mapping[str, Any]
     ) -> uuid.UUID: ...
-
-    async def first_delivery(self, consumer: str, message_id: str) -> bool: ...
 
 
 class TokenDenyList(Protocol):

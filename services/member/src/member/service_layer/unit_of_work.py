@@ -7,7 +7,6 @@ from typing import Self
 from sqlalchemy.exc import IntegrityError
 
 from chassis.db import UnitOfWork
-from member.adapters.activity import SqlActivityRepository
 from member.adapters.idempotency import SqlIdempotencyStore
 from member.adapters.repository import (
     SqlMemberRepository,
@@ -23,7 +22,6 @@ class MemberUnitOfWork(UnitOfWork):
     members: SqlMemberRepository
     refresh_tokens: SqlRefreshTokenRepository
     transfers: SqlPointTransferRepository
-    activity: SqlActivityRepository
     idempotency: SqlIdempotencyStore
 
     async def __aenter__(self) -> Self:
@@ -31,7 +29,6 @@ class MemberUnitOfWork(UnitOfWork):
         self.members = SqlMemberRepository(self.session)
         self.refresh_tokens = SqlRefreshTokenRepository(self.session)
         self.transfers = SqlPointTransferRepository(self.session)
-        self.activity = SqlActivityRepository(self.session)
         self.idempotency = SqlIdempotencyStore(self.session)
         return self
 

@@ -21,8 +21,8 @@ from member.domain.commands import (
 )
 from member.domain.model import utcnow
 from member.domain.points import refund_points, transfer_points
+from member.service_layer.handlers import publish_events
 from member.service_layer.ports import TokenDenyList, UnitOfWork
-from member.service_layer.publishing import publish_events
 
 
 async def start_withdrawal(cmd: StartWithdrawal, uow: UnitOfWork) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from chassis.saga import CommandHandler, CommandRejected, SagaCommand
 from member.domain import commands
 from member.domain.errors import MemberError
-from member.service_layer import participant
+from member.service_layer import saga_steps
 from member.service_layer.ports import TokenDenyList
 from member.service_layer.unit_of_work import MemberUnitOfWork
 
@@ -86,24 +86,24 @@ def build_handlers(deny_list: TokenDenyList) -> dict[str, CommandHandler[MemberU
     member's access tokens (``chassis.token_denylist``)."""
 
     async def complete(cmd: commands.CompleteWithdrawal, uow: MemberUnitOfWork) -> dict[str, Any]:
-        return await participant.complete_withdrawal(cmd, uow, deny_list)
+        return await saga_steps.complete_withdrawal(cmd, uow, deny_list)
 
     return {
         "StartWithdrawal": _handler(
             lambda c: commands.StartWithdrawal(c.saga_id, _member_id(c)),
-            participant.start_withdrawal,
+            saga_steps.start_withdrawal,
         ),
         "CancelWithdrawal": _handler(
             lambda c: commands.CancelWithdrawal(c.saga_id, _member_id(c)),
-            participant.cancel_withdrawal,
+            saga_steps.cancel_withdrawal,
         ),
         "CompleteWithdrawal": _handler(
             lambda c: commands.CompleteWithdrawal(c.saga_id, _member_id(c)), complete
         ),
-        "TransferPoints": _handler(_transfer, participant.transfer),
+        "TransferPoints": _handler(_transfer, saga_steps.transfer),
         # TransferPoints is now the pivot of answer-acceptance and no saga sends RefundPoints.
         # The handler stays so that a RefundPoints an earlier definition left in flight, or
         # parked in saga.member.commands.dlq for an operator, can still be applied (exactly
         # once, by saga id).
-        "RefundPoints": _handler(_refund, participant.refund),
+        "RefundPoints": _handler(_refund, saga_steps.refund),
     }
