@@ -78,17 +78,17 @@ def source_copy(tmp_path: Path) -> Path:
         (
             "member/domain/model.py",
             "import member.entrypoints",
-            {"domain-stdlib", "member-layers", "adapters-below-entrypoints"},
+            {"domain-stdlib", "service-layers", "adapters-below-entrypoints"},
         ),
         ("board/domain/events.py", "import sqlalchemy", {"domain-stdlib"}),
         ("qna/domain/model.py", "import chassis.db", {"domain-stdlib"}),
-        ("qna/service_layer/handlers.py", "import qna.entrypoints.api", {"qna-layers"}),
-        ("board/views.py", "import board.service_layer.handlers", {"board-layers"}),
-        ("member/config.py", "import member.service_layer.accounts", {"member-layers"}),
+        ("qna/service_layer/handlers.py", "import qna.entrypoints.api", {"service-layers"}),
+        ("board/views.py", "import board.service_layer.handlers", {"service-layers"}),
+        ("member/config.py", "import member.service_layer.handlers", {"service-layers"}),
         (
             "board/adapters/repository.py",
             "import board.bootstrap",
-            {"adapters-below-entrypoints", "board-layers"},
+            {"adapters-below-entrypoints", "service-layers"},
         ),
         ("saga/orchestrator.py", "import qna.domain.model", {"deployables-independent"}),
         (
