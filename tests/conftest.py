@@ -8,10 +8,23 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
+from chassis import cli as chassis_cli
 from chassis.messaging.topics import ALL_TOPICS, ensure_topics, with_dlqs
 from tests.support.infra import Infra, provide_infra
 from tests.support.kafka import delete_topics_with_prefix
 from tests.support.tokens import TokenIssuer
+
+
+@pytest.fixture(autouse=True)
+def _cli_keeps_test_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CLI run in-process (``board_cli(["rebuild-read-model"])``) must not configure logging.
+
+    ``chassis.logging.configure_logging`` installs a new processor chain and caches each logger
+    on first use; in the test process that detaches ``structlog.testing.capture_logs`` from every
+    logger first used afterwards, so a later test that asserts on log events (e.g. the outbox
+    relay's ``outage.started``) sees none. A CLI run as a subprocess configures its own logging.
+    """
+    monkeypatch.setattr(chassis_cli, "configure_logging", lambda *args, **kwargs: None)
 
 
 @pytest.fixture(scope="session")
