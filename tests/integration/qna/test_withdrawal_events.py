@@ -50,7 +50,7 @@ def withdrawal_messages(first: str, second: str) -> dict[str, Apply]:
             elif name == "cancelled":
                 await handlers.note_withdrawal_cancelled(uow, message, member, str(saga))
             else:
-                await handlers.update_author(uow, message, member, withdrawn=True)
+                await handlers.note_withdrawal(uow, message, member)
 
         return apply
 
