@@ -74,8 +74,7 @@ comments = Table(
 
 # --- local copy of member nicknames (fed by member.events; never a call to member) ----------
 
-#: The semantic lock of ``chassis.author_lock`` lives here too: MemberWithdrawalStarted and
-#: AnonymizeAuthor mark the member, MemberWithdrawalCancelled and RestoreAuthor lift their mark.
+#: With the semantic lock that AnonymizeAuthor marks (chassis.author_lock).
 authors = authors_table(metadata)
 
 # --- what AnonymizeAuthor changed, per saga, so RestoreAuthor undoes exactly that -----------

@@ -86,8 +86,7 @@ question_comments = Table(
 
 # ---------------------------------------------------------------- members, as member.events tell
 
-#: The semantic lock of ``chassis.author_lock`` lives here too: MemberWithdrawalStarted and
-#: RetireAuthor mark the member, MemberWithdrawalCancelled and RestoreAuthor lift their mark.
+#: With the semantic lock that RetireAuthor marks (chassis.author_lock).
 authors = authors_table(metadata)
 
 # ---------------------------------------------------------------- what a RetireAuthor changed
