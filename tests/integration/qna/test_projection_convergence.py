@@ -274,3 +274,27 @@ async def test_a_nickname_change_racing_a_new_question_reaches_it(
                 )
             )
         assert shown == "새이름"
+
+
+async def test_a_withdrawn_members_nickname_is_erased_from_the_read_model(
+    settings: Settings, issuer: TokenIssuer
+) -> None:
+    """A withdrawn member's nickname outlives the withdrawal in the read model: MemberWithdrawn
+    erases it from the projector's copy and from the member's summaries, and a nickname event
+    that comes later (a newer profile version, as a replay from a dead-letter topic may bring)
+    writes it back nowhere, in either order."""
+    async with _api_only(settings, issuer) as qna:
+        leaving = qna.member()
+        asked = await qna.ask(leaving, "Still here?")
+        question = (await projections.outbox_events(qna.engine))[0]
+        assert question.type == "QuestionAsked"
+        named = _member_event("MemberRegistered", leaving, nickname="leaving", profile_version=1)
+        gone = _member_event("MemberWithdrawn", leaving)
+        late = _member_event("MemberProfileChanged", leaving, nickname="back", profile_version=2)
+        for events in ([named, question, gone, late], [late, gone, named, question]):
+            summaries, _ = await _project(qna, events)
+            [summary] = summaries
+            assert summary["id"] == uuid.UUID(asked["id"])
+            assert (summary["author_nickname"], summary["author_withdrawn"]) == (None, True)
+            [copy] = await projections.rows(qna.engine, tables.question_summary_authors)
+            assert (copy["nickname"], copy["withdrawn"]) == (None, True), events

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from chassis import author_lock
@@ -50,7 +51,7 @@ def withdrawal_messages(first: str, second: str) -> dict[str, Apply]:
             elif name == "cancelled":
                 await handlers.note_withdrawal_cancelled(uow, message, member, str(saga))
             else:
-                await handlers.update_author(uow, message, member, withdrawn=True)
+                await handlers.note_withdrawal(uow, message, member)
 
         return apply
 
@@ -140,3 +141,36 @@ async def test_member_events_refuse_and_lift_through_the_worker(qna: QnaHarness)
 
     await qna.publish_member_event("MemberWithdrawn", member_id=str(leaving.id))
     await wait_for(refused, timeout=20, message="MemberWithdrawn did not refuse")
+
+
+async def test_a_withdrawn_members_nickname_is_erased_and_stays_erased(qna: QnaHarness) -> None:
+    """A withdrawn member's nickname outlives the withdrawal in qna's copy: MemberWithdrawn
+    erases it, and a nickname event that comes later (a newer profile version, as a replay from
+    a dead-letter topic may bring) does not write it back; the member stays refused."""
+    sessions = create_session_factory(qna.engine)
+    member, a = uuid.uuid4(), tables.authors
+
+    async def copied() -> tuple[str | None, int, bool]:
+        async with sessions() as session:
+            row = (
+                await session.execute(
+                    select(a.c.nickname, a.c.profile_version, a.c.withdrawn).where(
+                        a.c.member_id == member
+                    )
+                )
+            ).one()
+        return row.nickname, row.profile_version, row.withdrawn
+
+    def message() -> str:
+        return str(uuid.uuid4())
+
+    await handlers.note_nickname(QnaUnitOfWork(sessions), message(), member, "leaving", 1)
+    assert await copied() == ("leaving", 1, False)
+    await handlers.note_nickname(QnaUnitOfWork(sessions), message(), member, "older", 0)
+    assert await copied() == ("leaving", 1, False)
+
+    await handlers.note_withdrawal(QnaUnitOfWork(sessions), message(), member)
+    assert await copied() == (None, 1, True)
+    await handlers.note_nickname(QnaUnitOfWork(sessions), message(), member, "back", 2)
+    assert await copied() == (None, 1, True)
+    assert await _refused(sessions, member) == "the member has withdrawn"

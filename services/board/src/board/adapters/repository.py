@@ -227,11 +227,11 @@ class CommentRepository:
         return len(rows.all())
 
 
-class AuthorRepository:
-    """The local copy of member nicknames."""
+class AuthorRepository(author_lock.AuthorCopy):
+    """The local copy of member nicknames, with the semantic lock (``chassis.author_lock``)."""
 
     def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+        super().__init__(session, authors)
 
     async def get(self, member_id: uuid.UUID | None) -> Author | None:
         if member_id is None:
@@ -240,55 +240,6 @@ class AuthorRepository:
             await self.session.execute(select(authors).where(authors.c.member_id == member_id))
         ).first()
         return Author(row.member_id, row.nickname, row.withdrawn) if row else None
-
-    async def remember(
-        self, member_id: uuid.UUID, nickname: str, profile_version: int, now: dt.datetime
-    ) -> bool:
-        """Keep ``nickname`` unless a newer one is already known; True if it was kept."""
-        stmt = insert(authors).values(
-            member_id=member_id,
-            nickname=nickname,
-            withdrawn=False,
-            profile_version=profile_version,
-            updated_at=now,
-        )
-        kept = await self.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["member_id"],
-                set_={
-                    "nickname": nickname,
-                    "profile_version": stmt.excluded.profile_version,
-                    "updated_at": now,
-                },
-                # a withdrawn member's nickname is erased and stays erased, and an event
-                # older than the copy (a replay from a DLQ) does not bring an old name back
-                where=authors.c.withdrawn.is_(False)
-                & (authors.c.profile_version <= stmt.excluded.profile_version),
-            ).returning(authors.c.member_id)
-        )
-        return kept.first() is not None
-
-    async def hold_for_write(self, member_id: uuid.UUID) -> None:
-        """Semantic lock, writer side: ``FOR SHARE`` on the member's row; 403 while withdrawing."""
-        await author_lock.hold_for_write(self.session, authors, member_id)
-
-    async def mark_retiring(self, member_id: uuid.UUID, saga_id: str) -> None:
-        """Semantic lock, AnonymizeAuthor's side: waits for writes in flight, then refuses more."""
-        await author_lock.mark_retiring(self.session, authors, member_id, saga_id)
-
-    async def lift_retiring(self, member_id: uuid.UUID, saga_id: str) -> None:
-        """RestoreAuthor: the member may write again (unless withdrawn)."""
-        await author_lock.lift(self.session, authors, member_id, saga_id)
-
-    async def mark_withdrawn(self, member_id: uuid.UUID, now: dt.datetime) -> None:
-        await self.session.execute(
-            insert(authors)
-            .values(member_id=member_id, nickname=None, withdrawn=True, updated_at=now)
-            .on_conflict_do_update(
-                index_elements=["member_id"],
-                set_={"nickname": None, "withdrawn": True, "updated_at": now},
-            )
-        )
 
 
 class AnonymizationRepository:

@@ -17,10 +17,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
-    text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.dialects.postgresql import UUID
 
+from chassis.author_lock import authors_table
 from chassis.child_sets import child_table
 
 metadata = MetaData()
@@ -74,25 +74,8 @@ comments = Table(
 
 # --- local copy of member nicknames (fed by member.events; never a call to member) ----------
 
-authors = Table(
-    "authors",
-    metadata,
-    Column("member_id", UUID(as_uuid=True), primary_key=True),
-    Column("nickname", String(100), nullable=True),
-    Column("withdrawn", Boolean, nullable=False, server_default=false()),
-    #: The member's profile version of ``nickname``: an older event never overwrites it.
-    Column("profile_version", Integer, nullable=False, server_default="0"),
-    #: Semantic lock (chassis.author_lock): the withdrawal sagas that refuse the member's
-    #: writes, marked by MemberWithdrawalStarted and by AnonymizeAuthor; MemberWithdrawalCancelled
-    #: and RestoreAuthor remove their saga's mark (migration 0005).
-    Column(
-        "writes_refused_by_sagas",
-        ARRAY(String(64)),
-        nullable=False,
-        server_default=text("'{}'"),
-    ),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
+#: With the semantic lock that AnonymizeAuthor marks (chassis.author_lock).
+authors = authors_table(metadata)
 
 # --- what AnonymizeAuthor changed, per saga, so RestoreAuthor undoes exactly that -----------
 

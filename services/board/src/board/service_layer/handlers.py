@@ -246,13 +246,13 @@ async def note_nickname(
 ) -> bool:
     """MemberRegistered / MemberProfileChanged: keep the local copy of the nickname; False when
     the copy is newer (or the member has withdrawn), and the event changes nothing."""
-    return await uow.authors.remember(member_id, nickname, profile_version, utcnow())
+    return await uow.authors.remember_nickname(member_id, nickname, profile_version)
 
 
 async def note_withdrawal(uow: BoardUnitOfWork, member_id: uuid.UUID) -> None:
     """MemberWithdrawn: the nickname is erased, the member is shown as withdrawn, and their
     writes are refused for good (``withdrawn`` outlives every saga's mark)."""
-    await uow.authors.mark_withdrawn(member_id, utcnow())
+    await uow.authors.mark_withdrawn(member_id)
 
 
 async def note_withdrawal_started(uow: BoardUnitOfWork, member_id: uuid.UUID, saga_id: str) -> None:

@@ -149,59 +149,19 @@ class QuestionRepository:
         return sorted(ids)
 
 
-class AuthorRepository:
-    """The local copy of members (nickname, withdrawn), fed by member.events."""
+class AuthorRepository(author_lock.AuthorCopy):
+    """The local copy of members (nickname, withdrawn), fed by member.events, with the semantic
+    lock (``chassis.author_lock``)."""
 
     def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+        super().__init__(session, tables.authors)
 
     async def actor(self, member_id: uuid.UUID, *, is_admin: bool) -> Actor:
         """The caller of a write, holding the semantic lock on their row (chassis.author_lock):
         ``FOR SHARE`` until the transaction ends; 403 while the member is withdrawing or withdrawn.
         Take it before any question row, in the order RetireAuthor locks them."""
-        withdrawn = await author_lock.hold_for_write(self.session, tables.authors, member_id)
+        withdrawn = await self.hold_for_write(member_id)
         return Actor(id=member_id, is_admin=is_admin, withdrawn=withdrawn)
-
-    async def mark_retiring(self, member_id: uuid.UUID, saga_id: str) -> None:
-        """Semantic lock, RetireAuthor's side: waits for writes in flight, then refuses more."""
-        await author_lock.mark_retiring(self.session, tables.authors, member_id, saga_id)
-
-    async def lift_retiring(self, member_id: uuid.UUID, saga_id: str) -> None:
-        """RestoreAuthor: the member may write again (unless withdrawn)."""
-        await author_lock.lift(self.session, tables.authors, member_id, saga_id)
-
-    async def upsert(
-        self,
-        member_id: uuid.UUID,
-        *,
-        nickname: str | None = None,
-        profile_version: int = 0,
-        withdrawn: bool | None = None,
-    ) -> None:
-        """Change the local copy; a nickname older than the copy's (by profile version, as after
-        a replay from a DLQ) is ignored."""
-        values: dict[str, Any] = {}
-        if nickname is not None:
-            values["nickname"] = nickname
-            values["profile_version"] = profile_version
-        if withdrawn is not None:
-            values["withdrawn"] = withdrawn
-        a = tables.authors
-        stmt = pg_insert(a).values(member_id=member_id, **values)
-        await self.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[a.c.member_id],
-                set_={
-                    **{k: stmt.excluded[k] for k in values},
-                    "updated_at": stmt.excluded.updated_at,
-                },
-                where=(a.c.profile_version <= stmt.excluded.profile_version)
-                if nickname is not None
-                else None,
-            )
-            if values
-            else stmt.on_conflict_do_nothing()
-        )
 
 
 class RetirementRepository:

@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
+from chassis.author_lock import authors_table
 from chassis.child_sets import child_table
 
 metadata = MetaData()
@@ -85,25 +86,8 @@ question_comments = Table(
 
 # ---------------------------------------------------------------- members, as member.events tell
 
-authors = Table(
-    "authors",
-    metadata,
-    Column("member_id", UUID(as_uuid=True), primary_key=True),
-    Column("nickname", String(100), nullable=True),
-    Column("withdrawn", Boolean, nullable=False, server_default=text("false")),
-    #: The member's profile version of ``nickname``: an older event never overwrites it.
-    Column("profile_version", Integer, nullable=False, server_default=text("0")),
-    #: Semantic lock (chassis.author_lock): the withdrawal sagas that refuse the member's
-    #: writes, marked by MemberWithdrawalStarted and by RetireAuthor; MemberWithdrawalCancelled
-    #: and RestoreAuthor remove their saga's mark (migration 0005).
-    Column(
-        "writes_refused_by_sagas",
-        ARRAY(String(64)),
-        nullable=False,
-        server_default=text("'{}'"),
-    ),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
-)
+#: With the semantic lock that RetireAuthor marks (chassis.author_lock).
+authors = authors_table(metadata)
 
 # ---------------------------------------------------------------- what a RetireAuthor changed
 

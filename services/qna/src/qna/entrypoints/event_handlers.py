@@ -27,13 +27,20 @@ from qna.service_layer.projector import READ_MODEL
 from qna.service_layer.unit_of_work import QnaUnitOfWork
 
 
-class MemberEvent(BaseModel):
-    """qna's view of a member event: only the fields it uses (others are ignored)."""
+class MemberNamedEvent(BaseModel):
+    """MemberRegistered / MemberProfileChanged, as qna reads them: only the fields it uses
+    (others are ignored)."""
 
     member_id: uuid.UUID
-    nickname: str | None = None
+    nickname: str
     #: 0 for an event from before member versioned its profile
     profile_version: int = 0
+
+
+class MemberWithdrawnEvent(BaseModel):
+    """MemberWithdrawn: the member whose copy is erased and refused for good."""
+
+    member_id: uuid.UUID
 
 
 class MemberWithdrawalEvent(BaseModel):
@@ -48,17 +55,13 @@ def member_events_handler(
 ) -> Callable[[Envelope], Awaitable[None]]:
     async def handle(env: Envelope) -> None:
         if env.type in ("MemberRegistered", "MemberProfileChanged"):
-            event = MemberEvent.model_validate(env.data)
-            await handlers.update_author(
-                uow_factory(),
-                env.id,
-                event.member_id,
-                nickname=event.nickname,
-                profile_version=event.profile_version,
+            named = MemberNamedEvent.model_validate(env.data)
+            await handlers.note_nickname(
+                uow_factory(), env.id, named.member_id, named.nickname, named.profile_version
             )
         elif env.type == "MemberWithdrawn":
-            event = MemberEvent.model_validate(env.data)
-            await handlers.update_author(uow_factory(), env.id, event.member_id, withdrawn=True)
+            gone = MemberWithdrawnEvent.model_validate(env.data)
+            await handlers.note_withdrawal(uow_factory(), env.id, gone.member_id)
         elif env.type == "MemberWithdrawalStarted":
             going = MemberWithdrawalEvent.model_validate(env.data)
             await handlers.note_withdrawal_started(

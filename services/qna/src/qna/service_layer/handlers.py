@@ -244,23 +244,26 @@ async def check_acceptance(
 # ---------------------------------------------------------------- member.events (local author copy)
 
 
-async def update_author(
-    uow: QnaUnitOfWork,
-    message_id: str,
-    member_id: uuid.UUID,
-    *,
-    nickname: str | None = None,
-    profile_version: int = 0,
-    withdrawn: bool | None = None,
+async def note_nickname(
+    uow: QnaUnitOfWork, message_id: str, member_id: uuid.UUID, nickname: str, profile_version: int
 ) -> None:
-    """Keep the local copy of a member (idempotent: the inbox records the message id; order-safe:
-    an older nickname than the copy's is ignored)."""
+    """MemberRegistered / MemberProfileChanged: keep the local copy of the nickname, unless the
+    copy is newer (by profile version, as after a replay from a dead-letter topic) or the member
+    has withdrawn. Idempotent: the inbox records the message id."""
     async with uow:
         if not await uow.first_delivery("qna-authors", message_id):
             return
-        await uow.authors.upsert(
-            member_id, nickname=nickname, profile_version=profile_version, withdrawn=withdrawn
-        )
+        await uow.authors.remember_nickname(member_id, nickname, profile_version)
+        await uow.commit()
+
+
+async def note_withdrawal(uow: QnaUnitOfWork, message_id: str, member_id: uuid.UUID) -> None:
+    """MemberWithdrawn: the nickname is erased, the member is shown as withdrawn, and their
+    writes are refused for good (``withdrawn`` outlives every saga's mark)."""
+    async with uow:
+        if not await uow.first_delivery("qna-authors", message_id):
+            return
+        await uow.authors.mark_withdrawn(member_id)
         await uow.commit()
 
 

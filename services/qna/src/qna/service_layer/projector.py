@@ -245,21 +245,23 @@ async def _apply_member_event(session: AsyncSession, t: _Tables, event: _MemberE
         }
         summary_values: dict[str, Any] = {"author_nickname": event.nickname}
     else:
-        values = {"withdrawn": True}
-        summary_values = {"author_withdrawn": True}
+        # the nickname of a withdrawn member is erased here as in the write model's copy
+        values = {"withdrawn": True, "nickname": None}
+        summary_values = {"author_withdrawn": True, "author_nickname": None}
     stmt = pg_insert(a).values(member_id=event.member_id, **values)
     kept = await session.execute(
         stmt.on_conflict_do_update(
             index_elements=[a.c.member_id],
             set_={k: stmt.excluded[k] for k in values},
-            # an older nickname (a replay from a DLQ) never overwrites a newer one
-            where=(a.c.profile_version <= stmt.excluded.profile_version)
+            # an older nickname (a replay from a DLQ) never overwrites a newer one, and none
+            # comes back after the withdrawal erased it
+            where=~a.c.withdrawn & (a.c.profile_version <= stmt.excluded.profile_version)
             if isinstance(event, _MemberNamed)
             else None,
         ).returning(a.c.member_id)
     )
     if kept.first() is None:
-        return  # older than the copy: the summaries keep the newer nickname
+        return  # older than the copy, or withdrawn: the summaries keep what they show
     await session.execute(
         update(s).where(s.c.author_id == event.member_id).values(**summary_values)
     )
