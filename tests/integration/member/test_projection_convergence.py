@@ -109,12 +109,12 @@ async def _history(
     ]
     sessions = create_session_factory(engine)
     steps: list[Callable[[MemberUnitOfWork], Awaitable[object]]] = [
-        lambda uow: saga_steps.transfer(TransferPoints("accept-1", alice, bob, 30, q1), uow),
-        lambda uow: saga_steps.transfer(TransferPoints("accept-2", alice, carol, 10, q1), uow),
-        lambda uow: saga_steps.refund(RefundPoints("accept-2", alice, carol, 10, q1), uow),
-        lambda uow: saga_steps.start_withdrawal(StartWithdrawal("withdraw-1", carol), uow),
+        lambda uow: saga_steps.transfer(uow, TransferPoints("accept-1", alice, bob, 30, q1)),
+        lambda uow: saga_steps.transfer(uow, TransferPoints("accept-2", alice, carol, 10, q1)),
+        lambda uow: saga_steps.refund(uow, RefundPoints("accept-2", alice, carol, 10, q1)),
+        lambda uow: saga_steps.start_withdrawal(uow, StartWithdrawal("withdraw-1", carol)),
         lambda uow: saga_steps.complete_withdrawal(
-            CompleteWithdrawal("withdraw-1", carol), uow, deny_list
+            uow, CompleteWithdrawal("withdraw-1", carol), deny_list
         ),
     ]
     for step in steps:

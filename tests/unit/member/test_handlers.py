@@ -417,7 +417,7 @@ async def test_transfer_moves_points_once_per_saga(
 
     for _ in range(2):  # a retried attempt of the same saga
         async with uow:
-            assert await saga_steps.transfer(cmd, uow) == {"transferred": 30}
+            assert await saga_steps.transfer(uow, cmd) == {"transferred": 30}
             await uow.commit()
 
     assert (member(uow, asker).points, member(uow, answerer).points) == (70, 130)
@@ -439,11 +439,11 @@ async def test_transfer_refusals_change_nothing(
     for cmd, error in refusals:
         async with uow:
             with pytest.raises(error):
-                await saga_steps.transfer(cmd, uow)
+                await saga_steps.transfer(uow, cmd)
     member(uow, answerer).start_withdrawal("w")
     async with uow:
         with pytest.raises(errors.InvalidStateTransition):
-            await saga_steps.transfer(commands.TransferPoints("s4", asker, answerer, 1, "q"), uow)
+            await saga_steps.transfer(uow, commands.TransferPoints("s4", asker, answerer, 1, "q"))
 
     assert member(uow, asker).points == 100
     assert uow.store.transfers == {}
@@ -453,7 +453,7 @@ async def test_zero_transfer_is_a_noop(uow: FakeUnitOfWork, passwords: FakePassw
     asker, answerer = await two_members(uow, passwords)
     async with uow:
         result = await saga_steps.transfer(
-            commands.TransferPoints("s", asker, answerer, 0, "q"), uow
+            uow, commands.TransferPoints("s", asker, answerer, 0, "q")
         )
         await uow.commit()
     assert result == {"transferred": 0}
@@ -465,20 +465,20 @@ async def test_refund_undoes_exactly_its_saga(
 ) -> None:
     asker, answerer = await two_members(uow, passwords)
     async with uow:
-        await saga_steps.transfer(commands.TransferPoints("s1", asker, answerer, 30, "q"), uow)
-        await saga_steps.transfer(commands.TransferPoints("s2", asker, answerer, 20, "q"), uow)
+        await saga_steps.transfer(uow, commands.TransferPoints("s1", asker, answerer, 30, "q"))
+        await saga_steps.transfer(uow, commands.TransferPoints("s2", asker, answerer, 20, "q"))
         await uow.commit()
 
     for _ in range(2):
         async with uow:
             result = await saga_steps.refund(
-                commands.RefundPoints("s1", asker, answerer, 30, "q"), uow
+                uow, commands.RefundPoints("s1", asker, answerer, 30, "q")
             )
             await uow.commit()
         assert result == {"refunded": 30}
     async with uow:
         nothing = await saga_steps.refund(
-            commands.RefundPoints("never-transferred", asker, answerer, 30, "q"), uow
+            uow, commands.RefundPoints("never-transferred", asker, answerer, 30, "q")
         )
 
     assert nothing == {"refunded": 0}
@@ -491,17 +491,17 @@ async def test_withdrawal_steps(uow: FakeUnitOfWork, passwords: FakePasswords) -
     await log_in(uow, passwords)
 
     async with uow:
-        await saga_steps.start_withdrawal(commands.StartWithdrawal("w1", member_id), uow)
+        await saga_steps.start_withdrawal(uow, commands.StartWithdrawal("w1", member_id))
         await uow.commit()
     assert member(uow, member_id).status is Status.WITHDRAWING
     async with uow:
         with pytest.raises(errors.InvalidStateTransition):
-            await saga_steps.start_withdrawal(commands.StartWithdrawal("w2", member_id), uow)
+            await saga_steps.start_withdrawal(uow, commands.StartWithdrawal("w2", member_id))
     deny_list = FakeDenyList()
     async with uow:
         complete = commands.CompleteWithdrawal("w1", member_id)
-        await saga_steps.complete_withdrawal(complete, uow, deny_list)
-        await saga_steps.complete_withdrawal(complete, uow, deny_list)
+        await saga_steps.complete_withdrawal(uow, complete, deny_list)
+        await saga_steps.complete_withdrawal(uow, complete, deny_list)
         await uow.commit()
 
     withdrawn = member(uow, member_id)
@@ -526,10 +526,10 @@ async def test_cancel_withdrawal_restores_or_does_nothing(
     member_id = await sign_up(uow, passwords)
     async with uow:
         nothing = await saga_steps.cancel_withdrawal(
-            commands.CancelWithdrawal("w1", member_id), uow
+            uow, commands.CancelWithdrawal("w1", member_id)
         )
-        await saga_steps.start_withdrawal(commands.StartWithdrawal("w1", member_id), uow)
-        undone = await saga_steps.cancel_withdrawal(commands.CancelWithdrawal("w1", member_id), uow)
+        await saga_steps.start_withdrawal(uow, commands.StartWithdrawal("w1", member_id))
+        undone = await saga_steps.cancel_withdrawal(uow, commands.CancelWithdrawal("w1", member_id))
         await uow.commit()
     assert (nothing, undone) == ({"cancelled": False}, {"cancelled": True})
     assert member(uow, member_id).status is Status.ACTIVE
@@ -544,7 +544,7 @@ async def test_a_withdrawing_member_cannot_change_the_profile(
     empty one, so the saga's semantic lock covers the member's own service too."""
     member_id = await sign_up(uow, passwords)
     async with uow:
-        await saga_steps.start_withdrawal(commands.StartWithdrawal("w1", member_id), uow)
+        await saga_steps.start_withdrawal(uow, commands.StartWithdrawal("w1", member_id))
         await uow.commit()
     for change in (
         commands.ChangeProfile(member_id, nickname="another-name"),

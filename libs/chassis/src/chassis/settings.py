@@ -75,6 +75,9 @@ class BaseServiceSettings(BaseSettings):
 
     OUTBOX_POLL_SECONDS: float = Field(default=0.05, gt=0)
     OUTBOX_BATCH_SIZE: int = Field(default=100, ge=1)
+    #: Period of a worker's checkpoint report (``chassis.read_model.checkpoint_report``): the
+    #: ``projection_checkpoint_offset`` gauge from the stored checkpoints, rebuilds included.
+    CHECKPOINT_REPORT_SECONDS: float = Field(default=5.0, gt=0)
 
     SHUTDOWN_DRAIN_SECONDS: float = Field(default=1.0, ge=0)
     #: Bound on each step of the SIGTERM sequence (``chassis.lifecycle``): uvicorn's drain of

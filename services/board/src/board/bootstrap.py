@@ -99,7 +99,7 @@ def build_worker(settings: Settings) -> FastAPI:
         PeriodicTask(
             "projection checkpoint report",
             checkpoint_report(res.sessions, settings.SERVICE_NAME),
-            settings.VIEW_FLUSH_SECONDS,
+            settings.CHECKPOINT_REPORT_SECONDS,
         ),
         Phase.CONSUMERS,
     )

@@ -33,9 +33,6 @@ from member.service_layer.unit_of_work import MemberUnitOfWork
 
 log = get_logger(__name__)
 
-#: How often the worker publishes the stored projection checkpoints as the gauge (seconds).
-CHECKPOINT_REPORT_SECONDS = 5.0
-
 
 def build_token_issuer(settings: Settings) -> JwtIssuer:
     """Fails fast (KeyConfigurationError) when no usable signing key is configured."""
@@ -117,7 +114,7 @@ def build_worker(settings: Settings) -> FastAPI:
         PeriodicTask(
             "projection checkpoint report",
             checkpoint_report(res.sessions, settings.SERVICE_NAME),
-            CHECKPOINT_REPORT_SECONDS,
+            settings.CHECKPOINT_REPORT_SECONDS,
         ),
         Phase.CONSUMERS,
     )

@@ -23,9 +23,6 @@ from qna.entrypoints.saga_handlers import HANDLERS
 from qna.service_layer.projector import READ_MODEL
 from qna.service_layer.unit_of_work import QnaUnitOfWork
 
-#: How often the worker publishes the stored projection checkpoints as the gauge (seconds).
-CHECKPOINT_REPORT_SECONDS = 5.0
-
 
 def uow_factory(sessions: async_sessionmaker[AsyncSession]) -> Callable[[], QnaUnitOfWork]:
     def make() -> QnaUnitOfWork:
@@ -77,7 +74,7 @@ def build_worker(settings: Settings) -> FastAPI:
         PeriodicTask(
             "projection checkpoint report",
             checkpoint_report(res.sessions, settings.SERVICE_NAME),
-            CHECKPOINT_REPORT_SECONDS,
+            settings.CHECKPOINT_REPORT_SECONDS,
         ),
         Phase.CONSUMERS,
     )

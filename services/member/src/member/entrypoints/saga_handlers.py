@@ -70,11 +70,11 @@ def _refund(command: SagaCommand) -> commands.RefundPoints:
 
 def _handler(
     parse: Callable[[SagaCommand], C],
-    use_case: Callable[[C, MemberUnitOfWork], Awaitable[dict[str, Any]]],
+    use_case: Callable[[MemberUnitOfWork, C], Awaitable[dict[str, Any]]],
 ) -> CommandHandler[MemberUnitOfWork]:
     async def handle(uow: MemberUnitOfWork, command: SagaCommand) -> Mapping[str, Any]:
         try:
-            return await use_case(parse(command), uow)
+            return await use_case(uow, parse(command))
         except MemberError as exc:
             raise CommandRejected(str(exc)) from exc
 
@@ -85,8 +85,8 @@ def build_handlers(deny_list: TokenDenyList) -> dict[str, CommandHandler[MemberU
     """The handlers by command type; ``deny_list`` is where CompleteWithdrawal refuses the
     member's access tokens (``chassis.token_denylist``)."""
 
-    async def complete(cmd: commands.CompleteWithdrawal, uow: MemberUnitOfWork) -> dict[str, Any]:
-        return await saga_steps.complete_withdrawal(cmd, uow, deny_list)
+    async def complete(uow: MemberUnitOfWork, cmd: commands.CompleteWithdrawal) -> dict[str, Any]:
+        return await saga_steps.complete_withdrawal(uow, cmd, deny_list)
 
     return {
         "StartWithdrawal": _handler(

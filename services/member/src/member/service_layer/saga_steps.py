@@ -3,7 +3,9 @@
 The saga participant (chassis.saga.SagaParticipant) opens the unit of work, logs the command
 and stages the reply; these functions only apply the effect. Each is idempotent by saga id
 (a retried attempt of the same saga has no second effect), and each compensation succeeds as a
-no-op when its forward command never took effect.
+no-op when its forward command never took effect. Like board's and qna's steps, each takes the
+unit of work first; member passes its values as the command dataclasses of
+``member.domain.commands`` (its use cases are unit-tested with those).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from member.service_layer.handlers import publish_events
 from member.service_layer.ports import TokenDenyList, UnitOfWork
 
 
-async def start_withdrawal(cmd: StartWithdrawal, uow: UnitOfWork) -> dict[str, Any]:
+async def start_withdrawal(uow: UnitOfWork, cmd: StartWithdrawal) -> dict[str, Any]:
     """ACTIVE → WITHDRAWING: logins and refreshes are refused from now on."""
     member = await uow.members.get(cmd.member_id, for_update=True)
     if member is None:
@@ -38,7 +40,7 @@ async def start_withdrawal(cmd: StartWithdrawal, uow: UnitOfWork) -> dict[str, A
     return {"member_id": str(member.id), "status": member.status.value}
 
 
-async def cancel_withdrawal(cmd: CancelWithdrawal, uow: UnitOfWork) -> dict[str, Any]:
+async def cancel_withdrawal(uow: UnitOfWork, cmd: CancelWithdrawal) -> dict[str, Any]:
     """Compensation of StartWithdrawal: back to ACTIVE (a no-op if this saga changed nothing)."""
     member = await uow.members.get(cmd.member_id, for_update=True)
     if member is None or not member.cancel_withdrawal(cmd.saga_id):
@@ -49,8 +51,8 @@ async def cancel_withdrawal(cmd: CancelWithdrawal, uow: UnitOfWork) -> dict[str,
 
 
 async def complete_withdrawal(
-    cmd: CompleteWithdrawal,
     uow: UnitOfWork,
+    cmd: CompleteWithdrawal,
     deny_list: TokenDenyList,
     *,
     now: dt.datetime | None = None,
@@ -77,7 +79,7 @@ async def complete_withdrawal(
 
 
 async def transfer(
-    cmd: TransferPoints, uow: UnitOfWork, *, now: dt.datetime | None = None
+    uow: UnitOfWork, cmd: TransferPoints, *, now: dt.datetime | None = None
 ) -> dict[str, Any]:
     """Pay the bounty from the asker to the answerer (답변 채택 step 2)."""
     if cmd.amount < 0:
@@ -108,7 +110,7 @@ async def transfer(
 
 
 async def refund(
-    cmd: RefundPoints, uow: UnitOfWork, *, now: dt.datetime | None = None
+    uow: UnitOfWork, cmd: RefundPoints, *, now: dt.datetime | None = None
 ) -> dict[str, Any]:
     """Undo exactly what this saga's TransferPoints moved, if anything.
 
