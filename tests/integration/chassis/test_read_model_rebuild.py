@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from chassis import child_sets
 from chassis.db import UnitOfWork, projection_checkpoint_table
-from chassis.messaging.consumer import ConsumerRunner
+from chassis.messaging.consumer import ConsumerRunner, TopicsNotFound
 from chassis.messaging.envelope import Envelope, to_kafka
 from chassis.messaging.topics import ensure_topics
 from chassis.read_model import (
@@ -440,6 +440,26 @@ async def test_a_refused_swap_keeps_the_live_tables_and_drops_the_fresh_ones(toy
     assert await toy.checkpoints("toy_totals_rebuild") == {}
     await toy.rebuild()  # the lock was released
     assert {r[2] for r in (await toy.rows())["toy_totals"]} == {f"owner {n} v1" for n in range(4)}
+
+
+async def test_a_topic_that_does_not_exist_fails_the_rebuild_before_the_swap(toy: Toy) -> None:
+    """One missing topic (not created, another prefix) must not give a read model rebuilt from
+    the other topics alone: the rebuild names it and the live tables stay as they were."""
+    await toy.name_owners(version=1)
+    await toy.add_items(6)
+    await toy.rebuild()
+    live = await toy.rows()
+    missing = f"{toy.prefix}toy.missing"
+    with pytest.raises(TopicsNotFound, match=missing):
+        await rebuild(
+            toy.engine,
+            toy.infra.kafka_bootstrap,
+            [missing, *toy.topics],
+            toy.model,
+            service=SERVICE,
+        )
+    assert await toy.rows() == live
+    assert not await toy.exists("toy_totals_rebuild")
 
 
 async def test_a_second_rebuild_at_the_same_time_is_refused(toy: Toy) -> None:

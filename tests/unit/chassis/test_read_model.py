@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis import cli
+from chassis.messaging.consumer import TopicsNotFound
 from chassis.messaging.envelope import Envelope
 from chassis.read_model import (
     ReadModel,
@@ -278,3 +279,51 @@ def test_without_a_read_model_there_is_no_rebuild_command(
         calls.run(["rebuild-read-model"])
     assert exit_.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def _failing(exc: Exception) -> Any:
+    def rebuild(settings: BaseServiceSettings) -> Coroutine[Any, Any, RebuildReport]:
+        async def run() -> RebuildReport:
+            raise exc
+
+        return run()
+
+    return rebuild
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason"),
+    [
+        (ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 1)"), "unreachable"),
+        (TopicsNotFound(["toy.events"]), "topics not found: toy.events"),
+        (RebuildRefused("another rebuild of toy is running"), "refused: another rebuild"),
+    ],
+)
+def test_rebuild_read_model_names_what_an_operator_can_fix_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, exc: Exception, reason: str
+) -> None:
+    calls = Calls(monkeypatch)
+    with pytest.raises(SystemExit) as exited:
+        calls.run(["rebuild-read-model"], rebuild=_failing(exc))
+    assert isinstance(exited.value.code, str)  # printed to stderr, exit status 1
+    assert exited.value.code.startswith("toy rebuild-read-model ")
+    assert reason in exited.value.code
+
+
+def test_migrate_with_the_database_unreachable_exits_with_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = Calls(monkeypatch)
+
+    def unreachable(*args: Any) -> None:
+        raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 1)")
+
+    monkeypatch.setattr(cli, "upgrade", unreachable)
+    with pytest.raises(SystemExit, match="toy migrate failed: a dependency is unreachable"):
+        calls.run(["migrate"])
+
+
+def test_an_admin_process_keeps_the_traceback_of_a_bug(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = Calls(monkeypatch)
+    with pytest.raises(KeyError):
+        calls.run(["rebuild-read-model"], rebuild=_failing(KeyError("bug")))

@@ -15,7 +15,9 @@ from fastapi import FastAPI
 
 from chassis.logging import configure_logging
 from chassis.messaging.connection import kafka_options
+from chassis.messaging.consumer import TopicsNotFound
 from chassis.messaging.envelope import headers_dict
+from chassis.messaging.failures import describe, is_transient
 from chassis.messaging.producer import create_producer
 from chassis.messaging.topics import ALL_TOPICS, ensure_topics, with_dlqs
 from chassis.migrations import upgrade
@@ -59,12 +61,31 @@ def service_cli(
     head, then awaits ``after_migrate(settings)`` (member seeds its admin account);
     ``rebuild-read-model``, offered only with ``rebuild``, awaits ``rebuild(settings)`` and
     prints the report as one JSON line. A refused rebuild (another one runs, or the service's
-    check refused the swap) exits with status 1 and the reason, the live read model unchanged."""
+    check refused the swap) exits with status 1 and the reason, the live read model unchanged.
+    So does an admin process that cannot reach its database or Kafka, or whose topics do not
+    exist: one line naming the cause, no traceback (what an operator can fix is not a bug)."""
 
     def admin_settings() -> S:
         values = settings()
         configure_logging(values.SERVICE_NAME, values.LOG_LEVEL)
         return values
+
+    def admin(command: str, run: Callable[[], None]) -> Callable[[], None]:
+        def guarded() -> None:
+            try:
+                run()
+            except RebuildRefused as exc:
+                raise SystemExit(f"{prog} {command} refused: {exc}") from exc
+            except TopicsNotFound as exc:
+                raise SystemExit(f"{prog} {command} failed: {exc}") from exc
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise  # a bug: keep the traceback
+                raise SystemExit(
+                    f"{prog} {command} failed: a dependency is unreachable: {describe(exc)}"
+                ) from exc
+
+        return guarded
 
     def migrate() -> None:
         values = admin_settings()
@@ -75,22 +96,22 @@ def service_cli(
     commands: dict[str, Command] = {
         "api": ("serve the HTTP API", api),
         "worker": ("run the consumers, the outbox relay and the background tasks", worker),
-        "migrate": ("apply the database migrations (one-off admin process)", migrate),
+        "migrate": (
+            "apply the database migrations (one-off admin process)",
+            admin("migrate", migrate),
+        ),
     }
     if rebuild is not None:
         run_rebuild = rebuild
 
         def rebuild_read_model() -> None:
             values = admin_settings()
-            try:
-                report = asyncio.run(run_rebuild(values))
-            except RebuildRefused as exc:
-                raise SystemExit(f"{prog} rebuild-read-model refused: {exc}") from exc
+            report = asyncio.run(run_rebuild(values))
             print(json.dumps(report.to_json()))
 
         commands["rebuild-read-model"] = (
             "replay the event topics into fresh read-model tables and swap them in",
-            rebuild_read_model,
+            admin("rebuild-read-model", rebuild_read_model),
         )
     run_cli(prog, commands, argv)
 

@@ -246,7 +246,9 @@ async def rebuild(
     does not copy is not kept either: grants, triggers, row-level security, and tables outside
     the model whose foreign keys reference the model's (refused before the replay).
 
-    Raises :class:`RebuildRefused`, and whatever ``apply``, the database or Kafka raise."""
+    Raises :class:`RebuildRefused`; ``chassis.messaging.consumer.TopicsNotFound`` when one of
+    ``topics`` does not exist (a read model rebuilt from the others would silently lack its
+    events); and whatever ``apply``, the database or Kafka raise."""
     sessions = create_session_factory(engine)
     fresh_meta = MetaData()
     # one writer at a time (this process, event by event): child sets need no parent locks

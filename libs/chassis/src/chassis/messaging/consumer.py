@@ -91,6 +91,18 @@ DeadLetterHook = Callable[[Envelope, BaseException], Awaitable[None]]
 POLL_MS = 200
 
 
+class TopicsNotFound(LookupError):
+    """A topic to replay does not exist on the brokers (never created, another
+    ``KAFKA_TOPIC_PREFIX``, or no permission to describe it). ``topics``: the missing names."""
+
+    def __init__(self, topics: list[str]) -> None:
+        super().__init__(
+            f"topics not found: {', '.join(topics)} (created by `chassis topics create` "
+            "with the same KAFKA_TOPIC_PREFIX)"
+        )
+        self.topics = topics
+
+
 @dataclass
 class _DeadLetter:
     """A dead-letter decision whose DLQ publish has yet to succeed."""
@@ -613,7 +625,10 @@ async def replay(
     ``handler`` for each envelope. Used to rebuild read models; returns the end offsets reached.
 
     ``start_offsets`` (e.g. the end offsets a previous call returned) resumes those partitions
-    there instead of at the beginning: a rebuild catches up with what arrived meanwhile."""
+    there instead of at the beginning: a rebuild catches up with what arrived meanwhile.
+
+    Raises :class:`TopicsNotFound` when any of ``topics`` does not exist: replaying the others
+    alone would rebuild a read model that silently lacks a topic's events."""
     consumer = AIOKafkaConsumer(
         **kafka_options(kafka),
         enable_auto_commit=False,
@@ -622,18 +637,14 @@ async def replay(
     )
     await consumer.start()
     try:
+        if any(not consumer.partitions_for_topic(t) for t in topics):
+            await consumer._client.force_metadata_update()  # the first metadata may be partial
+        missing = [t for t in topics if not consumer.partitions_for_topic(t)]
+        if missing:
+            raise TopicsNotFound(missing)
         partitions = [
-            TopicPartition(t, p)
-            for t in topics
-            for p in sorted(consumer.partitions_for_topic(t) or [])
+            TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t))
         ]
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = [
-                TopicPartition(t, p)
-                for t in topics
-                for p in sorted(consumer.partitions_for_topic(t) or [])
-            ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         start = dict(start_offsets or {})
