@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from sqlalchemy import Column, Integer, MetaData, String, Table, select, text, update
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from structlog.testing import capture_logs
 
 from chassis import child_sets
 from chassis.db import UnitOfWork, projection_checkpoint_table
@@ -498,3 +499,34 @@ async def test_after_the_swap_the_live_checkpoint_covers_what_was_replayed(toy: 
         await toy.wait_caught_up()
         assert len((await toy.rows())["toy_items"]) == 7
     assert (await toy.rows())["toy_totals"] != rebuilt["toy_totals"]  # one count moved
+
+
+async def test_what_arrives_during_a_long_replay_is_caught_up_before_the_lock(toy: Toy) -> None:
+    # 150 events arrive while phase 1 is held: more than the locked catch-up should take on,
+    # so an unlocked pass catches them up and the live projector is held for none of them.
+    await toy.name_owners(version=1)
+    await toy.add_items(10)
+    phase_one_started = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def held_apply(session: AsyncSession, tables: Tables, env: Envelope) -> object:
+        if not phase_one_started.is_set():
+            phase_one_started.set()
+            await go_on.wait()
+        return await apply(session, tables, env)
+
+    async with toy.live_projector():
+        await toy.wait_caught_up()
+        with capture_logs() as logs:
+            task = asyncio.create_task(
+                toy.rebuild(dataclasses.replace(toy.model, apply=held_apply))
+            )
+            await asyncio.wait_for(phase_one_started.wait(), 30)
+            await toy.add_items(150)
+            await toy.wait_caught_up()
+            go_on.set()
+            report = await asyncio.wait_for(task, 60)
+    assert report.rows["toy_items"] == 160
+    (caught_up,) = [e for e in logs if e["event"] == "read_model.caught_up"]
+    assert caught_up["events_under_lock"] == 0
+    assert await toy.counts() == toy.expected_counts(removed=0)

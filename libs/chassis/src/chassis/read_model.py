@@ -53,6 +53,12 @@ Tables = Mapping[str, Table]
 REBUILD_SUFFIX = "_rebuild"
 _MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names (NAMEDATALEN - 1)
 
+#: After the replay, catch-up passes run without the lock until one of them finds at most
+#: ``LOCKED_CATCH_UP_EVENTS`` new events (at most ``UNLOCKED_CATCH_UP_PASSES`` passes), so the
+#: catch-up that holds the live projector is only what arrived during the last pass.
+UNLOCKED_CATCH_UP_PASSES = 5
+LOCKED_CATCH_UP_EVENTS = 100
+
 
 @dataclass(frozen=True)
 class ReadModel:
@@ -229,8 +235,9 @@ async def rebuild(
        fresh tables and checkpoint ``<name>_rebuild`` (the progress ``checkpoint_report``
        shows). An event whose failure is permanent (``PermanentFailure``,
        ``pydantic.ValidationError``: what the live consumer dead-letters at once, see
-       ``chassis.messaging.failures.classify``) is counted as skipped. The live projector
-       keeps running.
+       ``chassis.messaging.failures.classify``) is counted as skipped. Then catch-up passes the
+       same way, from the offsets reached, until one finds at most ``LOCKED_CATCH_UP_EVENTS``
+       new events (at most ``UNLOCKED_CATCH_UP_PASSES``). The live projector keeps running.
     4. Phase 2, one transaction: the read-model lock ``hashtextextended('read-model:<name>',
        0)`` exclusively (live writers wait in :func:`exclude_rebuild`, readers go on); the
        catch-up replay from the offsets phase 1 reached (a savepoint per event);
@@ -302,6 +309,13 @@ async def rebuild(
                 applied=counts["applied"],
                 skipped=counts["skipped"],
             )
+            # Catch up without the lock while the backlog is large: what arrived during a long
+            # replay would otherwise be replayed with the live projector held, as long again.
+            for _ in range(UNLOCKED_CATCH_UP_PASSES):
+                before = counts.total()
+                reached = await replay(kafka, list(topics), replay_one, start_offsets=reached)
+                if counts.total() - before <= LOCKED_CATCH_UP_EVENTS:
+                    break
             async with sessions() as session, session.begin():
                 await session.execute(
                     select(func.pg_advisory_xact_lock(_lock_key("read-model", model.name)))
@@ -316,7 +330,13 @@ async def rebuild(
                     else:
                         counts["applied"] += 1
 
+                before = counts.total()
                 reached = await replay(kafka, list(topics), catch_up, start_offsets=reached)
+                log.info(
+                    "read_model.caught_up",
+                    read_model=model.name,
+                    events_under_lock=counts.total() - before,
+                )
                 if model.before_swap is not None:
                     await model.before_swap(session, fresh, started)
                 await _swap(session, model)
