@@ -1,4 +1,8 @@
-"""Value object: how an author is shown, from the service's local copy of member nicknames."""
+"""Value object: how an author is shown, from the service's local copy of member nicknames.
+
+Only board has it as a module: board's read model and API join its author copy for every
+byline; qna stores the byline in its read model's own author copy (``service_layer/projector.py``).
+"""
 
 from __future__ import annotations
 

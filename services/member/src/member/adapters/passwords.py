@@ -1,4 +1,8 @@
-"""Password hashing with argon2id, run in a worker thread so the event loop keeps serving."""
+"""Password hashing with argon2id, run in a worker thread so the event loop keeps serving.
+
+Only member has it: member is the only service that holds credentials (docs/CONVENTIONS.md
+"One shape for every service").
+"""
 
 from __future__ import annotations
 

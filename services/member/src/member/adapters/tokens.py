@@ -1,7 +1,9 @@
 """Access tokens: EdDSA (Ed25519) JWTs with a ``kid``, and the JWKS that publishes the public keys.
 
 The JWKS holds the current key plus the previous public keys, so a key rotation does not
-invalidate tokens that are still live: verifiers find the old ``kid`` until those expire.
+invalidate tokens that are still live: verifiers find the old ``kid`` until those expire. Only
+member has it: member issues the tokens, every other process only verifies them
+(``chassis.auth``).
 """
 
 from __future__ import annotations

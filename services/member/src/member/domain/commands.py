@@ -1,4 +1,8 @@
-"""Commands: what a caller asks the member context to do (imperative names)."""
+"""Commands: what a caller asks the member context to do (imperative names).
+
+Only member has it: its use cases take these dataclasses so that the unit tests can call them
+against the fakes of ``service_layer/ports.py``; board and qna pass plain values.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Domain service: moving points between two members for a saga, and undoing exactly that move."""
+"""Domain service: moving points between two members for a saga, and undoing exactly that move.
+
+Only member has it: points are member data, moved by the answer-acceptance saga's pivot.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Entity: a refresh token, stored only as its hash; tokens of one login form a family that rotates."""
+"""Entity: a refresh token, stored only as its hash; tokens of one login form a family that rotates.
+
+Only member has it: logins and refresh tokens are member's alone.
+"""
 
 from __future__ import annotations
 
