@@ -21,7 +21,12 @@ import httpx
 
 from tests.chaos import invariants
 from tests.chaos.load import Load, Request
-from tests.chaos.stack import GATEWAY_URL, STEP_TIMEOUT_SECONDS, ChaosStack, Fault
+from tests.chaos.stack import (
+    PROCESS_PORTS,
+    STEP_TIMEOUT_SECONDS,
+    ChaosStack,
+    Fault,
+)
 
 #: Seconds after a fault is lifted (and the system is ready again) in which a failed request
 #: is still put down to the fault.
@@ -196,25 +201,41 @@ async def saga_worker_kills(ctx: Context) -> None:
     await with_load(ctx, faults, sagas=6.0)
 
 
+#: The processes that degrade around Redis instead of failing readiness (docs/CONVENTIONS.md
+#: "Degraded dependencies"). member's worker is not among them: the withdrawal pivot waits Redis out.
+DEGRADED_AROUND_REDIS = (
+    "gateway",
+    "member-api",
+    "board-api",
+    "qna-api",
+    "saga-api",
+    "board-worker",
+)
+
+
 async def redis_stopped(ctx: Context) -> None:
-    """Redis stopped under load: rate limits count per replica, caches are bypassed, and the gateway
-    stays ready. No request may fail, so no window is granted."""
+    """Redis stopped under load: rate limits count per replica, caches are bypassed, and the
+    gateway, every api and board's worker stay ready (each polled every 0.5 s). No request may
+    fail, so no window is granted."""
 
     async def fault() -> None:
         stopped = await asyncio.to_thread(ctx.stack.stop_server, "redis")
         deadline = time.monotonic() + ctx.scale.redis_down
-        not_ready = 0
+        not_ready: Counter[str] = Counter()
         async with httpx.AsyncClient() as http:
             while time.monotonic() < deadline:
-                try:
-                    ready = (await http.get(f"{GATEWAY_URL}/readyz", timeout=2)).status_code
-                except httpx.HTTPError:
-                    ready = 0
-                not_ready += ready != 200
+                for name in DEGRADED_AROUND_REDIS:
+                    url = f"http://127.0.0.1:{PROCESS_PORTS[name]}/readyz"
+                    try:
+                        ready = (await http.get(url, timeout=2)).status_code
+                    except httpx.HTTPError:
+                        ready = 0
+                    not_ready[name] += ready != 200
                 await asyncio.sleep(0.5)
         await asyncio.to_thread(ctx.stack.start_server, stopped)
-        if not_ready:
-            ctx.extra.append(f"the gateway was not ready {not_ready} time(s) while Redis was down")
+        for name, times in sorted(not_ready.items()):
+            if times:
+                ctx.extra.append(f"{name} was not ready {times} time(s) while Redis was down")
         ctx.recover = max(ctx.recover, await probe(ctx.stack, ctx.load))
 
     await with_load(ctx, fault)
