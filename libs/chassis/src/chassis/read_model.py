@@ -36,13 +36,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from chassis.checkpoints import save_checkpoint
 from chassis.child_sets import mark_single_writer
-from chassis.db import UnitOfWork, create_session_factory, projection_checkpoint_table, utcnow
+from chassis.db import (
+    UnitOfWork,
+    create_engine,
+    create_session_factory,
+    projection_checkpoint_table,
+    utcnow,
+)
 from chassis.logging import get_logger
 from chassis.messaging.connection import KafkaTarget
 from chassis.messaging.consumer import replay
 from chassis.messaging.envelope import Envelope
 from chassis.messaging.failures import Failure, classify
 from chassis.metrics import PROJECTION_CHECKPOINT
+from chassis.settings import BaseServiceSettings
 
 log = get_logger(__name__)
 
@@ -176,6 +183,24 @@ def report_checkpoint(service: str, projection: str, env: Envelope) -> None:
         PROJECTION_CHECKPOINT.labels(service, projection, env.topic, str(env.partition)).set(
             env.offset
         )
+
+
+def live_projector(
+    uow_factory: Callable[[], UnitOfWork], model: ReadModel, service: str
+) -> Callable[[Envelope], Awaitable[None]]:
+    """A consumer handler for ``model`` (group ``model.consumer``): one unit of work per event
+    (:func:`project`: the shared lock, the inbox, ``apply``, the checkpoint), committed, then
+    :func:`report_checkpoint`. A permanent failure of ``apply`` propagates, so the consumer
+    dead-letters the event at once. A service whose projector does more in the same
+    transaction (board's author copy) writes its own handler around :func:`project`."""
+
+    async def handle(env: Envelope) -> None:
+        async with uow_factory() as uow:
+            await project(uow, model, env)
+            await uow.commit()
+        report_checkpoint(service, model.name, env)
+
+    return handle
 
 
 def checkpoint_report(
@@ -367,6 +392,23 @@ async def rebuild(
         rows=rows,
         end_offsets={f"{tp.topic}:{tp.partition}": n for tp, n in sorted(reached.items())},
     )
+
+
+async def rebuild_from_settings(settings: BaseServiceSettings, model: ReadModel) -> RebuildReport:
+    """The admin process ``<service> rebuild-read-model``: :func:`rebuild` of ``model`` on the
+    service's database (a pool of 2: the rebuild lock and one session) and its topics under
+    ``KAFKA_TOPIC_PREFIX``. Raises what :func:`rebuild` raises."""
+    engine = create_engine(settings.DATABASE_URL, pool_size=2)
+    try:
+        return await rebuild(
+            engine,
+            settings.kafka_connection(),
+            [settings.topic(name) for name in model.topics],
+            model,
+            service=settings.SERVICE_NAME,
+        )
+    finally:
+        await engine.dispose()
 
 
 def _fresh_name(live: str) -> str:

@@ -21,10 +21,9 @@ from board.service_layer.projector import READ_MODEL
 from board.service_layer.unit_of_work import BoardUnitOfWork
 from chassis.app import create_app
 from chassis.auth import install_verifier
-from chassis.db import create_engine
 from chassis.lifecycle import Phase, Runtime
 from chassis.periodic import PeriodicTask
-from chassis.read_model import ReadModel, RebuildReport, checkpoint_report, rebuild
+from chassis.read_model import ReadModel, RebuildReport, checkpoint_report, rebuild_from_settings
 from chassis.redis import create_redis
 from chassis.resources import attach
 from chassis.saga import SagaParticipant, command_topic
@@ -125,16 +124,8 @@ async def rebuild_read_model(settings: Settings) -> RebuildReport:
     tables beside the running worker and swap them in (``chassis.read_model.rebuild``). Raises
     ``chassis.read_model.RebuildRefused`` when another rebuild runs or a live post is missing
     from the topics (the live read model is kept)."""
-    engine = create_engine(settings.DATABASE_URL, pool_size=2)
     redis = create_redis(settings.REDIS_URL)
     try:
-        return await rebuild(
-            engine,
-            settings.kafka_connection(),
-            [settings.topic(name) for name in READ_MODEL.topics],
-            read_model(first_page_cache(redis, settings)),
-            service=settings.SERVICE_NAME,
-        )
+        return await rebuild_from_settings(settings, read_model(first_page_cache(redis, settings)))
     finally:
         await redis.aclose()
-        await engine.dispose()

@@ -15,7 +15,7 @@ from chassis.lifecycle import Phase, Runtime
 from chassis.logging import get_logger
 from chassis.periodic import PeriodicTask
 from chassis.ratelimit import Limiter
-from chassis.read_model import ReadModel, RebuildReport, checkpoint_report, rebuild
+from chassis.read_model import ReadModel, RebuildReport, checkpoint_report, rebuild_from_settings
 from chassis.resources import attach
 from chassis.saga import SagaParticipant, command_topic
 from chassis.token_denylist import TokenDenyList, entry_ttl
@@ -131,18 +131,7 @@ async def rebuild_read_model(settings: Settings) -> RebuildReport:
     """The admin process ``member rebuild-read-model``: replay ``board.events``, ``qna.events``
     and ``member.events`` from the beginning into fresh tables and swap them in
     (``chassis.read_model.rebuild``; raises ``RebuildRefused`` while another rebuild runs)."""
-    model = read_model(settings)
-    engine = create_engine(settings.DATABASE_URL, pool_size=2)
-    try:
-        return await rebuild(
-            engine,
-            settings.kafka_connection(),
-            [settings.topic(t) for t in model.topics],
-            model,
-            service=settings.SERVICE_NAME,
-        )
-    finally:
-        await engine.dispose()
+    return await rebuild_from_settings(settings, read_model(settings))
 
 
 async def seed_admin(settings: Settings) -> str | None:

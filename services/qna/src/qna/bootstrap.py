@@ -9,10 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.app import create_app
 from chassis.auth import install_verifier
-from chassis.db import create_engine
 from chassis.lifecycle import Phase, Runtime
 from chassis.periodic import PeriodicTask
-from chassis.read_model import ReadModel, RebuildReport, checkpoint_report, rebuild
+from chassis.read_model import ReadModel, RebuildReport, checkpoint_report, rebuild_from_settings
 from chassis.resources import attach
 from chassis.saga import SagaParticipant, command_topic
 from qna.config import Settings
@@ -96,15 +95,4 @@ async def rebuild_read_model(settings: Settings) -> RebuildReport:
     from the beginning into fresh tables beside the running worker and swap them in
     (``chassis.read_model.rebuild``). Raises ``chassis.read_model.RebuildRefused`` while another
     rebuild runs (the live read model is kept)."""
-    model = read_model(settings)
-    engine = create_engine(settings.DATABASE_URL, pool_size=2)  # the rebuild lock + one session
-    try:
-        return await rebuild(
-            engine,
-            settings.kafka_connection(),
-            [settings.topic(t) for t in model.topics],
-            model,
-            service=settings.SERVICE_NAME,
-        )
-    finally:
-        await engine.dispose()
+    return await rebuild_from_settings(settings, read_model(settings))

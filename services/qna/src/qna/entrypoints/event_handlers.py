@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from pydantic import BaseModel, Field
 
 from chassis.messaging.envelope import Envelope
-from chassis.read_model import project, report_checkpoint
+from chassis.read_model import live_projector
 from qna.service_layer import handlers
 from qna.service_layer.projector import READ_MODEL
 from qna.service_layer.unit_of_work import QnaUnitOfWork
@@ -82,11 +82,4 @@ def read_model_handler(
     """The live projector of ``READ_MODEL``: one transaction per event (the rebuild lock shared,
     the inbox, the projection, the checkpoint: ``chassis.read_model.project``), then the gauge
     ``projection_checkpoint_offset`` := the offset just applied."""
-
-    async def handle(env: Envelope) -> None:
-        async with uow_factory() as uow:
-            await project(uow, READ_MODEL, env)
-            await uow.commit()
-        report_checkpoint(service, READ_MODEL.name, env)
-
-    return handle
+    return live_projector(uow_factory, READ_MODEL, service)
