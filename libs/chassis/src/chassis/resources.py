@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
@@ -18,7 +19,10 @@ from chassis.messaging.consumer import ConsumerRunner, DeadLetterHook, Handler
 from chassis.messaging.failures import Backoff
 from chassis.messaging.outbox import OutboxRelay
 from chassis.messaging.producer import create_producer
+from chassis.periodic import PeriodicTask
+from chassis.read_model import checkpoint_report
 from chassis.redis import create_redis
+from chassis.saga import SagaParticipant, command_topic
 from chassis.settings import BaseServiceSettings
 
 
@@ -93,6 +97,29 @@ class Resources:
         # consumers")
         self.runtime.health.add_check(f"consumer {group_id}", runner.check)
         return runner
+
+    def add_saga_participant(self, participant: SagaParticipant[Any]) -> ConsumerRunner:
+        """The participant's consumer: group ``<service>-saga`` on ``saga.<service>.commands``;
+        a command dead-lettered there is answered with a FAILURE reply (``on_dead_letter``), so
+        its saga does not wait for a reply that never comes."""
+        return self.add_consumer(
+            f"{participant.service}-saga",
+            [command_topic(participant.service)],
+            participant.handle,
+            on_dead_letter=participant.on_dead_letter,
+        )
+
+    def add_checkpoint_report(self) -> None:
+        """A worker's periodic task: every stored projection checkpoint (rebuilds included) as
+        the ``projection_checkpoint_offset`` gauge, every ``CHECKPOINT_REPORT_SECONDS``
+        (``chassis.read_model.checkpoint_report``)."""
+        name = "projection checkpoint report"
+        task = PeriodicTask(
+            name,
+            checkpoint_report(self.sessions, self.settings.SERVICE_NAME),
+            self.settings.CHECKPOINT_REPORT_SECONDS,
+        )
+        self.runtime.add_background(name, task, Phase.CONSUMERS)
 
     def add_outbox_relay(self) -> OutboxRelay:
         s = self.settings

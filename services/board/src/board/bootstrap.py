@@ -23,10 +23,10 @@ from chassis.app import create_app
 from chassis.auth import install_verifier
 from chassis.lifecycle import Phase, Runtime
 from chassis.periodic import PeriodicTask
-from chassis.read_model import ReadModel, RebuildReport, checkpoint_report, rebuild_from_settings
+from chassis.read_model import ReadModel, RebuildReport, rebuild_from_settings
 from chassis.redis import create_redis
 from chassis.resources import attach
-from chassis.saga import SagaParticipant, command_topic
+from chassis.saga import SagaParticipant
 
 SERVICE = "board"
 
@@ -71,12 +71,8 @@ def build_worker(settings: Settings) -> FastAPI:
     first_pages = first_page_cache(res.cache, settings)
     consumer = EventConsumer(uow_factory, first_pages, service=settings.SERVICE_NAME)
     res.add_consumer("board-projector", TOPICS, consumer.handle)
-    participant = SagaParticipant(SERVICE, uow_factory, saga_handlers.HANDLERS, res.faults())
-    res.add_consumer(
-        "board-saga",
-        [command_topic(SERVICE)],
-        participant.handle,
-        on_dead_letter=participant.on_dead_letter,
+    res.add_saga_participant(
+        SagaParticipant(SERVICE, uow_factory, saga_handlers.HANDLERS, res.faults())
     )
 
     async def record_views(counts: Mapping[uuid.UUID, int]) -> None:
@@ -93,15 +89,7 @@ def build_worker(settings: Settings) -> FastAPI:
         ),
         Phase.CONSUMERS,
     )
-    runtime.add_background(
-        "projection checkpoint report",
-        PeriodicTask(
-            "projection checkpoint report",
-            checkpoint_report(res.sessions, settings.SERVICE_NAME),
-            settings.CHECKPOINT_REPORT_SECONDS,
-        ),
-        Phase.CONSUMERS,
-    )
+    res.add_checkpoint_report()
     return create_app(settings, runtime, title="board worker", docs=False)
 
 

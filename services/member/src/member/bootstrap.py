@@ -11,13 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chassis.app import create_app
 from chassis.auth import JwksVerifier, install_verifier
 from chassis.db import create_engine, create_session_factory
-from chassis.lifecycle import Phase, Runtime
+from chassis.lifecycle import Runtime
 from chassis.logging import get_logger
-from chassis.periodic import PeriodicTask
 from chassis.ratelimit import Limiter
-from chassis.read_model import ReadModel, RebuildReport, checkpoint_report, rebuild_from_settings
+from chassis.read_model import ReadModel, RebuildReport, rebuild_from_settings
 from chassis.resources import attach
-from chassis.saga import SagaParticipant, command_topic
+from chassis.saga import SagaParticipant
 from chassis.token_denylist import TokenDenyList, entry_ttl
 from member.adapters.login_throttle import RedisLoginThrottle, RedisPasswordCheckThrottle
 from member.adapters.passwords import Argon2Passwords
@@ -102,22 +101,10 @@ def build_worker(settings: Settings) -> FastAPI:
         model.consumer, list(model.topics), activity_projector(make_uow, settings.SERVICE_NAME)
     )
     deny_list = TokenDenyList(res.cache, ttl_seconds=entry_ttl(settings.ACCESS_TOKEN_TTL_SECONDS))
-    participant = SagaParticipant("member", make_uow, build_handlers(deny_list), res.faults())
-    res.add_consumer(
-        "member-saga",
-        [command_topic("member")],
-        participant.handle,
-        on_dead_letter=participant.on_dead_letter,
+    res.add_saga_participant(
+        SagaParticipant("member", make_uow, build_handlers(deny_list), res.faults())
     )
-    runtime.add_background(
-        "projection checkpoint report",
-        PeriodicTask(
-            "projection checkpoint report",
-            checkpoint_report(res.sessions, settings.SERVICE_NAME),
-            settings.CHECKPOINT_REPORT_SECONDS,
-        ),
-        Phase.CONSUMERS,
-    )
+    res.add_checkpoint_report()
     return create_app(settings, runtime, title="member worker", docs=False)
 
 

@@ -9,11 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.app import create_app
 from chassis.auth import install_verifier
-from chassis.lifecycle import Phase, Runtime
-from chassis.periodic import PeriodicTask
-from chassis.read_model import ReadModel, RebuildReport, checkpoint_report, rebuild_from_settings
+from chassis.lifecycle import Runtime
+from chassis.read_model import ReadModel, RebuildReport, rebuild_from_settings
 from chassis.resources import attach
-from chassis.saga import SagaParticipant, command_topic
+from chassis.saga import SagaParticipant
 from qna.config import Settings
 from qna.entrypoints import api, internal_api
 from qna.entrypoints.errors import install_domain_error_handlers
@@ -61,22 +60,8 @@ def build_worker(settings: Settings) -> FastAPI:
     res.add_consumer(
         model.consumer, list(model.topics), read_model_handler(make_uow, settings.SERVICE_NAME)
     )
-    participant = SagaParticipant("qna", make_uow, HANDLERS, res.faults())
-    res.add_consumer(
-        "qna-saga",
-        [command_topic("qna")],
-        participant.handle,
-        on_dead_letter=participant.on_dead_letter,
-    )
-    runtime.add_background(
-        "projection checkpoint report",
-        PeriodicTask(
-            "projection checkpoint report",
-            checkpoint_report(res.sessions, settings.SERVICE_NAME),
-            settings.CHECKPOINT_REPORT_SECONDS,
-        ),
-        Phase.CONSUMERS,
-    )
+    res.add_saga_participant(SagaParticipant("qna", make_uow, HANDLERS, res.faults()))
+    res.add_checkpoint_report()
     app = create_app(settings, runtime, title="qna worker", docs=False)
     app.state.uow_factory = make_uow
     app.state.resources = res
