@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -141,6 +141,22 @@ def toy_model(**hooks: Any) -> ReadModel:
         apply=apply,
         **hooks,
     )
+
+
+def held_at_the_first_event() -> tuple[
+    asyncio.Event, asyncio.Event, Callable[[AsyncSession, Tables, Envelope], Awaitable[object]]
+]:
+    """An ``apply`` that stops at the rebuild's first event until ``go_on`` is set, so a test can
+    act while phase 1 is under way; ``started`` is set when it stops."""
+    started, go_on = asyncio.Event(), asyncio.Event()
+
+    async def held_apply(session: AsyncSession, tables: Tables, env: Envelope) -> object:
+        if not started.is_set():
+            started.set()
+            await go_on.wait()
+        return await apply(session, tables, env)
+
+    return started, go_on, held_apply
 
 
 # ------------------------------------------------------------------------------ the harness
@@ -373,14 +389,7 @@ async def test_a_rebuild_equals_the_live_read_model_and_keeps_the_migrated_names
 async def test_events_produced_during_a_rebuild_are_lost_nowhere(toy: Toy) -> None:
     await toy.name_owners(version=1)
     await toy.add_items(40)
-    phase_one_started = asyncio.Event()
-    go_on = asyncio.Event()
-
-    async def held_apply(session: AsyncSession, tables: Tables, env: Envelope) -> object:
-        if not phase_one_started.is_set():
-            phase_one_started.set()
-            await go_on.wait()
-        return await apply(session, tables, env)
+    phase_one_started, go_on, held_apply = held_at_the_first_event()
 
     async def during_phase_two(session: AsyncSession, tables: Tables, started: Any) -> None:
         # the catch-up is done and the lock held: the live projector waits for the swap
@@ -506,14 +515,7 @@ async def test_what_arrives_during_a_long_replay_is_caught_up_before_the_lock(to
     # so an unlocked pass catches them up and the live projector is held for none of them.
     await toy.name_owners(version=1)
     await toy.add_items(10)
-    phase_one_started = asyncio.Event()
-    go_on = asyncio.Event()
-
-    async def held_apply(session: AsyncSession, tables: Tables, env: Envelope) -> object:
-        if not phase_one_started.is_set():
-            phase_one_started.set()
-            await go_on.wait()
-        return await apply(session, tables, env)
+    phase_one_started, go_on, held_apply = held_at_the_first_event()
 
     async with toy.live_projector():
         await toy.wait_caught_up()
