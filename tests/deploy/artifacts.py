@@ -30,11 +30,20 @@ DEPLOYABLE_DIRS: dict[str, str] = {
     "qna": "services/qna",
     "saga": "saga",
     "gateway": "gateway",
+    "web": "web",
     "chassis": "libs/chassis",
 }
-IMAGES = ("member", "board", "qna", "saga", "gateway")
+IMAGES = ("member", "board", "qna", "saga", "gateway", "web")
 IMAGE_REPOSITORY = "ghcr.io/example/msa-board"
 SERVICES_WITH_DATABASE = ("member", "board", "qna", "saga")
+# Deployables with one long-running process, named after the deployable itself (compose
+# service, Kubernetes Deployment and Service `gateway`, `web`) rather than `<svc>-api`.
+SINGLE_PROCESS = ("gateway", "web")
+
+
+def api_process(deployable: str) -> str:
+    """The name of the process serving a deployable's HTTP port: `gateway`, `web`, `<svc>-api`."""
+    return deployable if deployable in SINGLE_PROCESS else f"{deployable}-api"
 
 
 # ------------------------------------------------------------------ docs/CONVENTIONS.md
