@@ -309,6 +309,11 @@ def connection_allowed(docs: tuple[Manifest, ...], src: Endpoint, dst: Endpoint,
     )
 
 
+def ingress_allowed(docs: tuple[Manifest, ...], src: Endpoint, dst: Endpoint, port: int) -> bool:
+    """Whether dst's own policies admit src on port, whatever src's egress rules say."""
+    return _direction_allows(of_kind(docs, "NetworkPolicy"), dst, "Ingress", src, port)
+
+
 def endpoint(docs: tuple[Manifest, ...], workload_name: str) -> Endpoint:
     for workload in workloads(docs):
         if workload["metadata"]["name"] == workload_name:

@@ -27,6 +27,7 @@ from tests.deploy.artifacts import (
     effective_replicas,
     endpoint,
     image_deployable,
+    ingress_allowed,
     is_app_image,
     is_convention_command,
     of_kind,
@@ -601,8 +602,9 @@ def trusted_proxies(
 
 def test_web_is_reached_only_through_the_gateway_whose_trust_covers_it() -> None:
     """Only the gateway may call web (so web may believe its X-Forwarded-For from the pod
-    network), and the gateway believes web's pod network in turn: web's API calls carry the
-    browser's address, so each browser keeps its own rate-limit bucket behind the front end."""
+    network), by web's own policy too, not only by the callers' egress rules; and the gateway
+    believes web's pod network in turn: web's API calls carry the browser's address, so each
+    browser keeps its own rate-limit bucket behind the front end."""
     for overlay in OVERLAYS:
         docs = rendered(overlay)
         web = endpoint(docs, "web")
@@ -614,6 +616,12 @@ def test_web_is_reached_only_through_the_gateway_whose_trust_covers_it() -> None
             if connection_allowed(docs, Endpoint(pod_labels(w)), web, port)
         }
         assert callers == {"gateway"}, f"{overlay}: {sorted(callers)}"
+        admitted = {
+            w["metadata"]["name"]
+            for w in workloads(docs)
+            if ingress_allowed(docs, Endpoint(pod_labels(w)), web, port)
+        }
+        assert admitted == {"gateway"}, f"{overlay}: web's policy admits {sorted(admitted)}"
         gateway_trusts = trusted_proxies(docs, "gateway")
         for network in trusted_proxies(docs, "web"):  # the pod network, where web's pods live
             assert any(
