@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from web.adapters.gateway_client import ApiError
+from web.i18n import N_
 
 Translate = Callable[[str], str]
 
@@ -31,16 +32,16 @@ class FormErrors:
 
 #: Messages for the statuses a form can meet, in English (translated through the catalog).
 STATUS_MESSAGES: dict[int, str] = {
-    400: "The request was not understood. Please check the form.",
-    401: "Your session has ended. Please log in again.",
-    403: "You are not allowed to do this.",
-    404: "This item no longer exists.",
-    409: "This conflicts with the current state. Reload the page and try again.",
-    413: "The text is too long.",
-    422: "Please correct the highlighted fields.",
-    429: "Too many attempts. Please wait a moment and try again.",
+    400: N_("The request was not understood. Please check the form."),
+    401: N_("Your session has ended. Please log in again."),
+    403: N_("You are not allowed to do this."),
+    404: N_("This item no longer exists."),
+    409: N_("This conflicts with the current state. Reload the page and try again."),
+    413: N_("The text is too long."),
+    422: N_("Please correct the highlighted fields."),
+    429: N_("Too many attempts. Please wait a moment and try again."),
 }
-UNAVAILABLE = "The service is temporarily unavailable. Please try again in a moment."
+UNAVAILABLE = N_("The service is temporarily unavailable. Please try again in a moment.")
 
 
 def from_api_error(
@@ -65,7 +66,7 @@ def from_api_error(
         form_field = names.get(api_field, api_field)
         if form_field and form_field not in result.fields:
             result.fields[form_field] = str(
-                entry.get("msg") or translate("This value is not valid.")
+                entry.get("msg") or translate(N_("This value is not valid."))
             )
     detail = problem.get("detail")
     if error.status == 422 and result.fields:

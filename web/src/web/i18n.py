@@ -89,3 +89,9 @@ def _accept_language(header: str) -> list[str]:
         if quality > 0:
             weighted.append((-quality, index, tag))
     return [tag for _, _, tag in sorted(weighted)]
+
+
+def N_(message: str) -> str:  # noqa: N802 - the name gettext's tools look for
+    """Mark ``message`` for extraction into the catalog without translating it here; it is
+    translated where it is shown (``Pages.gettext``), in the visitor's language."""
+    return message
