@@ -30,11 +30,20 @@ DEPLOYABLE_DIRS: dict[str, str] = {
     "qna": "services/qna",
     "saga": "saga",
     "gateway": "gateway",
+    "web": "web",
     "chassis": "libs/chassis",
 }
-IMAGES = ("member", "board", "qna", "saga", "gateway")
+IMAGES = ("member", "board", "qna", "saga", "gateway", "web")
 IMAGE_REPOSITORY = "ghcr.io/example/msa-board"
 SERVICES_WITH_DATABASE = ("member", "board", "qna", "saga")
+# Deployables with one long-running process, named after the deployable itself (compose
+# service, Kubernetes Deployment and Service `gateway`, `web`) rather than `<svc>-api`.
+SINGLE_PROCESS = ("gateway", "web")
+
+
+def api_process(deployable: str) -> str:
+    """The name of the process serving a deployable's HTTP port: `gateway`, `web`, `<svc>-api`."""
+    return deployable if deployable in SINGLE_PROCESS else f"{deployable}-api"
 
 
 # ------------------------------------------------------------------ docs/CONVENTIONS.md
@@ -298,6 +307,11 @@ def connection_allowed(docs: tuple[Manifest, ...], src: Endpoint, dst: Endpoint,
     return _direction_allows(policies, src, "Egress", dst, port) and _direction_allows(
         policies, dst, "Ingress", src, port
     )
+
+
+def ingress_allowed(docs: tuple[Manifest, ...], src: Endpoint, dst: Endpoint, port: int) -> bool:
+    """Whether dst's own policies admit src on port, whatever src's egress rules say."""
+    return _direction_allows(of_kind(docs, "NetworkPolicy"), dst, "Ingress", src, port)
 
 
 def endpoint(docs: tuple[Manifest, ...], workload_name: str) -> Endpoint:

@@ -9,11 +9,14 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import TypeAdapter
 
 from tests.deploy.artifacts import (
     ROOT,
     SERVICES_WITH_DATABASE,
+    SINGLE_PROCESS,
     Manifest,
+    api_process,
     compose_project,
     conventions_env_vars,
     conventions_ports,
@@ -88,6 +91,34 @@ def test_env_example_documents_every_variable() -> None:
     assert not missing, f".env.example does not mention {sorted(missing)}"
 
 
+# The web front end's own settings in .env.example: the example states web.config.Settings'
+# defaults, so a default changed in code must change here too (and in docker-compose.yml,
+# which test_defaults_equal_the_documented_example ties to the example).
+WEB_SETTINGS_IN_THE_EXAMPLE = (
+    "SESSION_IDLE_SECONDS",
+    "SESSION_MAX_AGE_SECONDS",
+    "ANON_SESSION_SECONDS",
+    "REFRESH_MARGIN_SECONDS",
+    "WEB_REDIS_KEY_PREFIX",
+    "GATEWAY_TIMEOUT_SECONDS",
+    "SAGA_POLL_SECONDS",
+    "DEFAULT_LOCALE",
+)
+
+
+def test_the_example_states_the_web_defaults(project: Manifest) -> None:
+    from web.config import Settings
+
+    example = env_example()
+    web_env = services(project)["web"]["environment"]
+    for name in WEB_SETTINGS_IN_THE_EXAMPLE:
+        field = Settings.model_fields[name]
+        assert field.annotation is not None, name
+        value = TypeAdapter(field.annotation).validate_python(example[name])
+        assert value == field.default, f".env.example {name}={example[name]}, code: {field.default}"
+        assert web_env[name] == example[name], name
+
+
 def test_no_real_secret_in_the_example() -> None:
     for key, value in env_example().items():
         if re.search(r"PASSWORD|SECRET|TOKEN|PRIVATE", key):
@@ -156,7 +187,8 @@ def test_every_process_type_is_present(project: Manifest) -> None:
         for kind in ("api", "worker", "migrate"):
             assert f"{name}-{kind}" in svc
     assert argv(svc["kafka-topics"]) == ["chassis", "topics", "create"]
-    assert argv(svc["gateway"]) == ["gateway", "api"]
+    for name in SINGLE_PROCESS:
+        assert argv(svc[name]) == [name, "api"]
 
 
 def test_processes_wait_for_migrations_and_healthy_infrastructure(project: Manifest) -> None:
@@ -176,6 +208,35 @@ def test_processes_wait_for_migrations_and_healthy_infrastructure(project: Manif
     gateway = svc["gateway"]["depends_on"]
     for name in SERVICES_WITH_DATABASE:
         assert gateway[f"{name}-api"]["condition"] == "service_healthy"
+    assert gateway["web"]["condition"] == "service_healthy"
+
+
+def test_web_waits_for_redis_only(project: Manifest) -> None:
+    """web has no database and no Kafka client, and its readiness never needs the gateway
+    (which waits for web): Redis, for its sessions, is its one dependency."""
+    web = services(project)["web"]["depends_on"]
+    assert {d: c["condition"] for d, c in web.items()} == {"redis": "service_healthy"}
+
+
+def test_the_gateway_and_web_address_each_other_by_service_name(project: Manifest) -> None:
+    svc, ports = services(project), conventions_ports()
+    assert svc["gateway"]["environment"]["WEB_URL"] == f"http://web:{ports['web'][0]}"
+    assert svc["web"]["environment"]["GATEWAY_URL"] == f"http://gateway:{ports['gateway'][0]}"
+    for name in SERVICES_WITH_DATABASE:
+        upstream = f"http://{name}-api:{ports[name][0]}"
+        assert svc["gateway"]["environment"][f"{name.upper()}_URL"] == upstream
+
+
+def test_every_process_is_health_checked_on_its_own_readiness(project: Manifest) -> None:
+    """compose's healthcheck calls /readyz on the port the process serves it on: an API's
+    HTTP_PORT, a worker's WORKER_PORT (what `depends_on: service_healthy` waits for)."""
+    for name, service in app_services(project).items():
+        if service.get("restart") in (None, "no"):
+            continue  # a one-shot job
+        env = service["environment"]
+        port = env["WORKER_PORT"] if argv(service)[1] == "worker" else env["HTTP_PORT"]
+        check = " ".join(service["healthcheck"]["test"])
+        assert f"http://127.0.0.1:{port}/readyz" in check, f"{name}: {check}"
 
 
 def test_one_shot_jobs_do_not_restart(project: Manifest) -> None:
@@ -197,12 +258,13 @@ def test_only_the_gateway_is_published(project: Manifest) -> None:
 
 def test_trusted_proxy_hops(project: Manifest) -> None:
     """Clients reach the published gateway directly: it believes no one's X-Forwarded-For.
-    The APIs, which only containers of the project's network can reach, believe that network."""
+    The APIs and web, which only containers of the project's network can reach, believe that
+    network (web gets a browser's address and scheme from the gateway)."""
     for name, service in app_services(project).items():
         value = service.get("environment", {}).get("FORWARDED_ALLOW_IPS")
         if name == "gateway":
             assert value == "", "the gateway must trust no proxy by default"
-        elif name.endswith("-api"):
+        elif name.endswith("-api") or name == "web":
             networks = [ipaddress.ip_network(item) for item in value.split(",")]
             assert networks, name
             assert all(n.is_private for n in networks), f"{name}: {value}"
@@ -221,8 +283,8 @@ def test_ports_follow_the_conventions(project: Manifest) -> None:
     svc = services(project)
     for deployable, (http, worker) in conventions_ports().items():
         names = (
-            ["gateway"]
-            if deployable == "gateway"
+            [deployable]
+            if deployable in SINGLE_PROCESS
             else [f"{deployable}-api", f"{deployable}-worker"]
         )
         for name in names:
@@ -246,7 +308,7 @@ def test_prometheus_scrapes_every_process() -> None:
     }
     expected = set()
     for deployable, (http, worker) in conventions_ports().items():
-        expected.add(f"gateway:{http}" if deployable == "gateway" else f"{deployable}-api:{http}")
+        expected.add(f"{api_process(deployable)}:{http}")
         if worker is not None:
             expected.add(f"{deployable}-worker:{worker}")
     assert targets == expected

@@ -15,6 +15,7 @@ from tests.deploy.artifacts import (
     OVERLAYS,
     ROOT,
     SERVICES_WITH_DATABASE,
+    SINGLE_PROCESS,
     Endpoint,
     Manifest,
     by_name,
@@ -26,6 +27,7 @@ from tests.deploy.artifacts import (
     effective_replicas,
     endpoint,
     image_deployable,
+    ingress_allowed,
     is_app_image,
     is_convention_command,
     of_kind,
@@ -41,9 +43,9 @@ pytestmark = pytest.mark.deploy
 
 APP_DEPLOYMENTS = {
     *(f"{svc}-{kind}" for svc in SERVICES_WITH_DATABASE for kind in ("api", "worker")),
-    "gateway",
+    *SINGLE_PROCESS,
 }
-AUTOSCALED = {f"{svc}-api" for svc in SERVICES_WITH_DATABASE} | {"gateway"}
+AUTOSCALED = {f"{svc}-api" for svc in SERVICES_WITH_DATABASE} | set(SINGLE_PROCESS)
 JOBS = {f"{svc}-migrate" for svc in SERVICES_WITH_DATABASE} | {"kafka-topics"}
 INFRA = {"member-db", "board-db", "qna-db", "saga-db", "kafka", "redis"}
 # Third-party images that cannot run on a read-only root filesystem, and why.
@@ -222,7 +224,8 @@ def test_each_process_type_has_its_workload(docs: tuple[Manifest, ...]) -> None:
         assert argv[f"{svc}-api"] == [svc, "api"]
         assert argv[f"{svc}-worker"] == [svc, "worker"]
         assert argv[f"{svc}-migrate"] == [svc, "migrate"]
-    assert argv["gateway"] == ["gateway", "api"]
+    for name in SINGLE_PROCESS:
+        assert argv[name] == [name, "api"]
     assert argv["kafka-topics"] == ["chassis", "topics", "create"]
 
 
@@ -253,7 +256,7 @@ def test_replica_counts_per_overlay() -> None:
         assert effective_replicas(production, deployment) >= 2, deployment["metadata"]["name"]
 
 
-def test_apis_and_gateway_are_autoscaled(docs: tuple[Manifest, ...]) -> None:
+def test_apis_gateway_and_web_are_autoscaled(docs: tuple[Manifest, ...]) -> None:
     targets = {
         h["spec"]["scaleTargetRef"]["name"]: h for h in of_kind(docs, "HorizontalPodAutoscaler")
     }
@@ -467,6 +470,16 @@ def test_only_the_gateway_accepts_traffic_from_the_ingress_controller(
         ("member-api", "board-api", 8002, False),
         ("board-worker", "member-api", 8001, False),
         ("member-api", "gateway", 8000, False),
+        # The web front end: reached through the gateway only, calls the gateway only.
+        ("gateway", "web", 8005, True),
+        ("web", "gateway", 8000, True),
+        ("web", "member-api", 8001, False),
+        ("web", "board-api", 8002, False),
+        ("web", "qna-api", 8003, False),
+        ("web", "saga-api", 8004, False),
+        ("member-api", "web", 8005, False),
+        ("board-worker", "web", 8005, False),
+        ("saga-worker", "web", 8005, False),
     ],
 )
 def test_application_traffic(src: str, dst: str, port: int, allowed: bool) -> None:
@@ -499,7 +512,7 @@ def test_kafka_and_redis_clients() -> None:
             continue
         src = endpoint(docs, name)
         uses_kafka = name.endswith(("-api", "-worker")) or name == "kafka-topics"
-        uses_redis = name.endswith(("-api", "-worker")) or name == "gateway"
+        uses_redis = name.endswith(("-api", "-worker")) or name in SINGLE_PROCESS
         assert connection_allowed(docs, src, kafka, 9092) is uses_kafka, name
         assert connection_allowed(docs, src, redis, 6379) is uses_redis, name
 
@@ -552,14 +565,15 @@ def test_dns_is_allowed_for_every_pod(docs: tuple[Manifest, ...]) -> None:
 
 
 def test_trusted_proxy_hops_are_set_where_a_proxy_stands_in_front() -> None:
-    """The gateway believes X-Forwarded-For from the Ingress controller only, the APIs from the
-    gateway only (docs/CONVENTIONS.md "Fairness"); a broad range is safe only while the network
-    policies keep everyone else away from the port."""
+    """The gateway believes X-Forwarded-For from the Ingress controller and web (whose API
+    calls carry a browser's address), the APIs and web from the gateway only (docs/CONVENTIONS.md
+    "Fairness"); a broad range is safe only while the network policies keep everyone else away
+    from the port."""
     for overlay in OVERLAYS:
         docs = rendered(overlay)
         for workload in workloads(docs):
             name = workload["metadata"]["name"]
-            if not name.endswith("-api") and name != "gateway":
+            if not name.endswith("-api") and name not in SINGLE_PROCESS:
                 continue
             for container in containers(workload):
                 value = configmap_env(docs, container).get("FORWARDED_ALLOW_IPS", "")
@@ -575,3 +589,90 @@ def test_trusted_proxy_hops_are_set_where_a_proxy_stands_in_front() -> None:
                         Endpoint({"app": "intruder"}, namespace="default"),
                     ):
                         assert not connection_allowed(docs, intruder, dst, port), name
+
+
+def trusted_proxies(
+    docs: tuple[Manifest, ...], deployment: str
+) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The networks a Deployment believes X-Forwarded-For from (FORWARDED_ALLOW_IPS)."""
+    (container,) = containers(by_name(docs, "Deployment")[deployment])
+    value = configmap_env(docs, container)["FORWARDED_ALLOW_IPS"]
+    return [ipaddress.ip_network(item.strip()) for item in value.split(",")]
+
+
+def test_web_is_reached_only_through_the_gateway_whose_trust_covers_it() -> None:
+    """Only the gateway may call web (so web may believe its X-Forwarded-For from the pod
+    network), by web's own policy too, not only by the callers' egress rules; and the gateway
+    believes web's pod network in turn: web's API calls carry the browser's address, so each
+    browser keeps its own rate-limit bucket behind the front end."""
+    for overlay in OVERLAYS:
+        docs = rendered(overlay)
+        web = endpoint(docs, "web")
+        (container,) = containers(by_name(docs, "Deployment")["web"])
+        (port,) = (p["containerPort"] for p in container["ports"])
+        callers = {
+            w["metadata"]["name"]
+            for w in workloads(docs)
+            if connection_allowed(docs, Endpoint(pod_labels(w)), web, port)
+        }
+        assert callers == {"gateway"}, f"{overlay}: {sorted(callers)}"
+        admitted = {
+            w["metadata"]["name"]
+            for w in workloads(docs)
+            if ingress_allowed(docs, Endpoint(pod_labels(w)), web, port)
+        }
+        assert admitted == {"gateway"}, f"{overlay}: web's policy admits {sorted(admitted)}"
+        gateway_trusts = trusted_proxies(docs, "gateway")
+        for network in trusted_proxies(docs, "web"):  # the pod network, where web's pods live
+            assert any(
+                network.network_address in g and network.broadcast_address in g
+                for g in gateway_trusts
+            ), f"{overlay}: the gateway does not believe web's pods ({network})"
+
+
+URL = re.compile(r"^https?://([a-z0-9-]+):(\d+)(/.*)?$")
+
+
+def test_every_upstream_address_is_a_service_its_caller_may_reach(
+    docs: tuple[Manifest, ...],
+) -> None:
+    """Each *_URL http://<name>:<port> in a Deployment's own ConfigMap (the gateway's MEMBER_URL ...
+    WEB_URL, web's GATEWAY_URL, saga's QNA_URL) names a Service with that port whose pods the
+    Deployment's NetworkPolicy lets it reach."""
+    maps, services = by_name(docs, "ConfigMap"), by_name(docs, "Service")
+    checked = set()
+    for deployment in of_kind(docs, "Deployment"):
+        name = deployment["metadata"]["name"]
+        src = Endpoint(pod_labels(deployment))
+        for container in containers(deployment):
+            own = [
+                maps[s["configMapRef"]["name"]].get("data", {})
+                for s in container.get("envFrom", [])
+                if "configMapRef" in s and not s["configMapRef"]["name"].startswith("platform")
+            ]
+            for key, value in ((k, v) for data in own for k, v in data.items()):
+                match = URL.match(value)
+                if not key.endswith("_URL") or not match:
+                    continue
+                host, port = match.group(1), int(match.group(2))
+                assert host in services, f"{name}: {key}={value} names no Service"
+                service = services[host]["spec"]
+                (service_port,) = (p for p in service["ports"] if p["port"] == port)
+                targets = [
+                    w
+                    for w in workloads(docs)
+                    if selector_matches({"matchLabels": service["selector"]}, pod_labels(w))
+                ]
+                assert targets, f"{name}: Service {host} selects no workload"
+                for target in targets:
+                    named = {
+                        p["name"]: p["containerPort"]
+                        for c in containers(target)
+                        for p in c.get("ports", [])
+                    }
+                    target_port = named.get(service_port["targetPort"], service_port["targetPort"])
+                    assert connection_allowed(
+                        docs, src, Endpoint(pod_labels(target)), int(target_port)
+                    ), f"{name}: {key}={value} is blocked by the network policies"
+                checked.add((name, key))
+    assert {("gateway", "WEB_URL"), ("web", "GATEWAY_URL"), ("saga-api", "QNA_URL")} <= checked
