@@ -21,7 +21,8 @@ from gateway.auth import TokenRevoked
 from gateway.bootstrap import build_api
 from gateway.config import Settings
 from gateway.pool import ConnectFailed, UpstreamReply
-from gateway.proxy import Proxy
+from gateway.proxy import Proxy, admit
+from gateway.routes import ANONYMOUS
 
 HTML = [(b"content-type", b"text/html; charset=utf-8")]
 
@@ -286,3 +287,12 @@ async def test_nothing_reserved_or_ambiguous_is_sent_to_web(gateway: Gateway, pa
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert web.sent == []
+
+
+async def test_admit_reads_no_token_for_an_anonymous_route() -> None:
+    """The rule itself, whatever header the proxy hands over."""
+    auth, limiter = RevokedAuth(), Keys()
+    found = await admit(auth, limiter, ANONYMOUS, "Bearer x.y.z", "192.0.2.9")  # type: ignore[arg-type]
+    assert found is None
+    assert auth.read == []
+    assert limiter.counted == ["ip:192.0.2.9"]
