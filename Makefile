@@ -14,9 +14,9 @@ INFRA := bash deploy/local/infra.sh
 UV_RUN := uv run --no-sync
 # Development settings for the tests and `make run` (loopback addresses, local passwords).
 LOCAL_ENV := deploy/local/local.env
-MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src tests deploy/local benchmarks tools
+MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src web/src tests deploy/local benchmarks tools
 
-.PHONY: help sync infra-up infra-down infra-status infra-reset run test chaos fuzz lint fmt k8s-validate
+.PHONY: help sync infra-up infra-down infra-status infra-reset run test chaos fuzz lint fmt k8s-validate i18n
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -74,3 +74,7 @@ k8s-validate: ## render and validate the Kubernetes manifests offline
 	else \
 		echo "k8s-validate: skipped (deploy/k8s/validate.sh does not exist yet)"; \
 	fi
+
+i18n: sync ## extract the web front end's messages and merge them into its ko/en catalogs (web/src/web/locale)
+	$(UV_RUN) pybabel extract -F web/babel.cfg --no-location --sort-output --omit-header -o web/src/web/locale/messages.pot web
+	$(UV_RUN) pybabel update -i web/src/web/locale/messages.pot -d web/src/web/locale -D messages --no-fuzzy-matching --ignore-obsolete

@@ -283,6 +283,12 @@ async def test_an_admin_sets_and_clears_fault_flags(
         ("qna", "retire-author", "fail"),
         ("member", "transfer-points", "delay"),
     }
+    # every command a flag can be set on, for an admin screen (additive field)
+    offered = listed.json()["commands"]
+    assert set(offered) == {"member", "board", "qna"}
+    assert "transfer-points" in offered["member"]
+    assert "retire-author" in offered["qna"]
+    assert offered["board"] == sorted(offered["board"]) and "anonymize-author" in offered["board"]
     await client.put("/api/admin/faults/qna/retire-author", json={"mode": "off"}, headers=admin)
     assert await faults.get("qna", "retire-author") is None
 

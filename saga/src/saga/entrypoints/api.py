@@ -147,10 +147,11 @@ async def set_fault(
 
 @router.get("/api/admin/faults", response_model=FaultsPublic)
 async def list_faults(faults: Faults, _: AdminPrincipal) -> FaultsPublic:
-    """The fault flags that are on (admin only)."""
+    """The fault flags that are on, and the commands a flag can be set on (admin only)."""
     items = []
-    for service in SERVICES:
-        for command in known_commands(service):
+    commands = {service: known_commands(service) for service in SERVICES}
+    for service, names in commands.items():
+        for command in names:
             fault = await faults.get(service, command)
             if fault is not None:
                 items.append(
@@ -158,4 +159,4 @@ async def list_faults(faults: Faults, _: AdminPrincipal) -> FaultsPublic:
                         service=service, command=command, mode=fault.mode, delay_ms=fault.delay_ms
                     )
                 )
-    return FaultsPublic(items=items)
+    return FaultsPublic(items=items, commands=commands)

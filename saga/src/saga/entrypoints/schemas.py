@@ -61,4 +61,8 @@ class FaultPublic(BaseModel):
 
 
 class FaultsPublic(BaseModel):
+    """The fault flags that are on, and every participant command a flag can be set on
+    (``{service: [command, ...]}``, kebab case) so an admin screen can offer them all."""
+
     items: list[FaultPublic]
+    commands: dict[str, list[str]]

@@ -1,0 +1,1 @@
+"""Entry points of the web deployable: the HTML pages and their form handlers."""

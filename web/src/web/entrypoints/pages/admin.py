@@ -1,0 +1,116 @@
+"""Admin fault-injection screen: make a saga participant's command fail or stall, then watch the saga compensate (a trainee's lever on the saga pattern)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from web.adapters.gateway_client import ApiError
+from web.entrypoints.deps import Api, CsrfForm, Member
+from web.entrypoints.rendering import Pages, pages
+from web.forms import FormErrors, from_api_error
+from web.i18n import N_
+
+router = APIRouter()
+
+MODES = ("off", "fail", "delay")
+#: Longer than the saga's step timeout shows a timeout; shorter, a slow but successful step.
+DEFAULT_DELAY_MS = 3000
+
+
+async def _render(
+    request: Request,
+    renderer: Pages,
+    api: Api,
+    *,
+    errors: FormErrors | None = None,
+    applied: str | None = None,
+    status: int = 200,
+) -> Response:
+    context: dict[str, Any] = {
+        "errors": errors or FormErrors(),
+        "applied": applied,
+        "modes": MODES,
+        "default_delay_ms": DEFAULT_DELAY_MS,
+    }
+    try:
+        listed = await api.get("/api/admin/faults")
+    except ApiError as exc:
+        # 404: the saga service runs without FAULT_INJECTION; 403: not an admin after all.
+        context["unavailable"] = exc.status
+        return renderer.render(request, "admin_faults.html", context, status=status)
+    active = {(f["service"], f["command"]): f for f in listed.get("items", [])}
+    context["services"] = [
+        {
+            "name": service,
+            "commands": [
+                {"name": command, "fault": active.get((service, command))} for command in commands
+            ],
+        }
+        for service, commands in sorted(listed.get("commands", {}).items())
+    ]
+    return renderer.render(request, "admin_faults.html", context, status=status)
+
+
+@router.get("/admin/faults", response_class=HTMLResponse)
+async def faults_page(
+    request: Request,
+    member: Member,
+    api: Api,
+    renderer: Annotated[Pages, Depends(pages)],
+    applied: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """Every participant command with its flag; admins only (the API decides, too)."""
+    if not member.is_admin:
+        return renderer.render(request, "error.html", {"status": 403}, status=403)
+    return await _render(request, renderer, api, applied=applied)
+
+
+@router.post("/admin/faults")
+async def set_fault(
+    request: Request,
+    member: Member,
+    form: CsrfForm,
+    api: Api,
+    renderer: Annotated[Pages, Depends(pages)],
+) -> Response:
+    """Set one flag (``service``, ``command``, ``mode``, ``delay_ms``), then back to the list."""
+    if not member.is_admin:
+        return renderer.render(request, "error.html", {"status": 403}, status=403)
+    service, command = form.get("service", ""), form.get("command", "")
+    mode = form.get("mode", "off")
+    body: dict[str, Any] = {"mode": mode}
+    if mode == "delay":
+        raw = form.get("delay_ms", "").strip()
+        if not raw.isdigit():
+            errors = FormErrors(
+                renderer.gettext(request, N_("Please correct the highlighted fields.")),
+                {
+                    f"{service}/{command}": renderer.gettext(
+                        request, N_("Give the delay in milliseconds.")
+                    )
+                },
+                status=422,
+            )
+            return await _render(request, renderer, api, errors=errors, status=422)
+        body["delay_ms"] = int(raw)
+    try:
+        await api.call(
+            "PUT",
+            f"/api/admin/faults/{quote(service, safe='')}/{quote(command, safe='')}",
+            json=body,
+        )
+    except ApiError as exc:
+        errors = from_api_error(exc, lambda text: renderer.gettext(request, text))
+        if errors.fields or not errors.message:
+            errors.fields = {
+                f"{service}/{command}": errors.message or next(iter(errors.fields.values()))
+            }
+        else:
+            errors.fields[f"{service}/{command}"] = errors.message
+        return await _render(request, renderer, api, errors=errors, status=errors.status)
+    target = f"/admin/faults?applied={quote(f'{service}/{command}', safe='')}"
+    return RedirectResponse(target, status_code=303)

@@ -1,0 +1,119 @@
+"""Server-side rendering: Jinja2 templates in the visitor's language, HTML error pages instead of problem documents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from babel.support import Translations
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from web.config import Settings
+from web.i18n import LANG_COOKIE, LOCALES, LocaleChoice, choose_locale
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+class Pages:
+    """One Jinja2 environment per language, each with its gettext catalog installed
+    (``{% trans %}`` and ``_()`` in templates); rendering picks the request's language.
+
+    Every template sees ``request``, ``locale`` (a ``LocaleChoice``), ``locales``,
+    ``session`` (``request.state.session`` when the session layer set it, else ``None``),
+    ``csrf_token`` (the session's, else ``""``), ``settings`` and ``lang_url(code)``."""
+
+    def __init__(self, settings: Settings, catalogs: dict[str, Translations]) -> None:
+        self.settings = settings
+        self.catalogs = catalogs
+        loader = FileSystemLoader(TEMPLATES)
+        self._envs: dict[str, Environment] = {}
+        for code, translations in catalogs.items():
+            env = Environment(
+                loader=loader,
+                autoescape=select_autoescape(["html"]),
+                extensions=["jinja2.ext.i18n"],
+                trim_blocks=True,
+                lstrip_blocks=True,
+            )
+            env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+            self._envs[code] = env
+
+    def locale(self, request: Request) -> LocaleChoice:
+        """The request's language (cached on ``request.state``)."""
+        chosen: LocaleChoice | None = getattr(request.state, "locale", None)
+        if chosen is None:
+            chosen = choose_locale(
+                request.cookies.get(LANG_COOKIE),
+                request.headers.get("accept-language"),
+                self.settings.DEFAULT_LOCALE,
+            )
+            request.state.locale = chosen
+        return chosen
+
+    def gettext(self, request: Request, message: str) -> str:
+        """``message`` translated into the request's language (for flashes and form errors)."""
+        return str(self.catalogs[self.locale(request).code].gettext(message))
+
+    def render(
+        self,
+        request: Request,
+        template: str,
+        context: dict[str, Any] | None = None,
+        *,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> HTMLResponse:
+        chosen = self.locale(request)
+        session = getattr(request.state, "session", None)
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        values: dict[str, Any] = {
+            "request": request,
+            "locale": chosen,
+            "locales": LOCALES,
+            "session": session,
+            "csrf_token": getattr(session, "csrf", "") if session is not None else "",
+            "settings": self.settings,
+            "lang_url": lambda code: f"/lang/{code}?next={quote(here, safe='')}",
+            "here": here,
+        }
+        values.update(context or {})
+        html = self._envs[chosen.code].get_template(template).render(values)
+        response = HTMLResponse(html, status_code=status, headers=headers)
+        # a page in a language the header did not pick must not be cached for another visitor
+        response.headers["Vary"] = "Accept-Language, Cookie"
+        response.headers["Content-Language"] = chosen.code
+        return response
+
+
+def pages(request: Request) -> Pages:
+    """The app's ``Pages`` (set by bootstrap)."""
+    found: Pages = request.app.state.pages
+    return found
+
+
+def install_error_pages(app: FastAPI, renderer: Pages) -> None:
+    """Answer 4xx/5xx raised by routing or validation with an HTML page in the visitor's
+    language: a browser shows a page, never a problem document. ``/healthz``, ``/readyz`` and
+    ``/metrics`` keep their own answers."""
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        return renderer.render(
+            request,
+            "error.html",
+            {"status": exc.status_code},
+            status=exc.status_code,
+            headers=dict(exc.headers or {}),
+        )
+
+    async def invalid_request(request: Request, exc: Exception) -> Response:
+        # a hand-edited query string (?page=abc): the link is wrong, not the server
+        return renderer.render(request, "error.html", {"status": 400}, status=400)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
