@@ -80,6 +80,7 @@ _REPLACED_REQUEST = frozenset(
         b"x-request-id",
         b"x-forwarded-for",
         b"x-forwarded-proto",
+        b"x-forwarded-host",
     }
 )
 _DROPPED_REQUEST = HOP_BY_HOP | _REPLACED_REQUEST
@@ -294,13 +295,16 @@ def forward_request_headers(
 ) -> ForwardedRequest:
     """Everything but hop-by-hop headers goes upstream (Authorization untouched, Idempotency-Key,
     Content-Type, Accept, traceparent ...), plus the request id, ``X-Forwarded-For`` (see
-    ``forwarded_for``) and ``X-Forwarded-Proto: <scheme>``, the scheme the client used as
-    this gateway's server resolved it. The client's own forwarding headers are dropped."""
+    ``forwarded_for``), ``X-Forwarded-Proto: <scheme>``, the scheme the client used as this
+    gateway's server resolved it, and ``X-Forwarded-Host: <the client's Host>`` (the upstream
+    gets the upstream's own ``Host``; web compares a form post's ``Origin`` with the host the
+    browser asked for). The client's own forwarding headers are dropped."""
     headers: list[tuple[bytes, bytes]] = []
     size = 0
     authorization: bytes | None = None
     content_length: bytes | None = None
     connection: bytes | None = None
+    host: bytes | None = None
     for name, value in raw:
         size += len(name) + len(value)
         if name in _DROPPED_REQUEST:
@@ -308,6 +312,8 @@ def forward_request_headers(
                 content_length = value
             elif name == b"connection":
                 connection = value
+            elif name == b"host":
+                host = value
             continue
         if name == b"authorization":
             authorization = value
@@ -321,6 +327,8 @@ def forward_request_headers(
     headers.append((b"x-request-id", request_id.encode()))
     headers.extend(forwarded_for(client_ip))
     headers.append((b"x-forwarded-proto", scheme.encode()))
+    if host:
+        headers.append((b"x-forwarded-host", host))
     length: int | None = None
     if content_length is not None:
         try:

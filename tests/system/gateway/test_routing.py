@@ -91,6 +91,7 @@ async def test_the_headers_services_rely_on_are_forwarded(
     # The gateway trusts no proxy by default: the client's own chain is replaced by its address.
     assert got["x-forwarded-for"] == "127.0.0.1"
     assert got["x-forwarded-proto"] == "http"
+    assert got["x-forwarded-host"] == client.base_url.netloc.decode()
     assert "x-hop" not in got
     # The gateway's own span sits between the caller's and the service's: same trace.
     assert got["traceparent"].split("-")[1] == trace_id
@@ -149,6 +150,8 @@ async def test_every_page_path_reaches_the_web_front_end(
     assert seen["headers"]["cookie"] == "msa_session=s1; lang=ko"
     assert "authorization" not in seen["headers"]
     assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"
+    # web gets its own address as Host; the browser's is here, for a form post's Origin check
+    assert seen["headers"]["x-forwarded-host"] == client.base_url.netloc.decode()
 
 
 async def test_a_revoked_or_garbage_token_does_not_lock_a_page(client: httpx.AsyncClient) -> None:

@@ -180,6 +180,7 @@ async def test_cookies_and_a_form_body_reach_web_unchanged(gateway: Gateway) -> 
     assert sent.headers[b"accept-language"] == [b"ko-KR,ko;q=0.9"]
     assert sent.headers[b"x-forwarded-for"] == [b"192.0.2.7"]
     assert sent.headers[b"x-forwarded-proto"] == [b"http"]
+    assert sent.headers[b"x-forwarded-host"] == [b"test"]  # the Origin check's other half
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
