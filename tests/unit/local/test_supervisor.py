@@ -185,6 +185,9 @@ def test_every_url_of_our_processes_follows_the_offset() -> None:
     }
     for key, value in shared.items():
         assert not any(f"127.0.0.1:{port}" in value for port in ours), (key, value)
+    specs = {s.name: s for s in run.long_running_processes(shared, list(run.DEPLOYABLES))}
+    assert specs["web"].env["GATEWAY_URL"] == "http://127.0.0.1:18000"
+    assert specs["gateway"].env["WEB_URL"] == "http://127.0.0.1:18005"
 
 
 def test_web_runs_as_one_api_process_stopped_after_the_gateway() -> None:
