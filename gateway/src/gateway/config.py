@@ -47,9 +47,9 @@ class Settings(BaseServiceSettings):
     CORS_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     UPSTREAM_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
-    #: A page may wait on the slowest API call it makes (``routes.SLOW``, 10 s, through the
-    #: front end's own deadline of 12 s): the gateway waits longer, so the front end can still
-    #: answer with a readable page rather than the gateway with a 504.
+    #: A page may wait on the slowest API call it makes (``routes.SLOW``, 10 s), which web bounds
+    #: with its own ``GATEWAY_TIMEOUT_SECONDS`` (12 s): the gateway waits longer, so web can
+    #: still answer with a readable page rather than the gateway with a 504.
     WEB_TIMEOUT_SECONDS: float = Field(default=15.0, gt=0)
     UPSTREAM_CONNECT_TIMEOUT_SECONDS: float = Field(default=1.0, gt=0)
     UPSTREAM_RETRY_ATTEMPTS: int = Field(default=3, ge=1)

@@ -167,8 +167,8 @@ class _Template:
 RESERVED = frozenset(
     {"api", "docs", "openapi", "internal", ".well-known", "healthz", "readyz", "metrics"}
 )
-#: Characters a path segment may carry as they are (RFC 3986 ``pchar`` without ``%``); any other
-#: one is percent-encoded again on the way to the front end.
+#: Characters a page path may carry as they are (the ``/`` separator and RFC 3986 ``pchar``
+#: without ``%``); any other one is percent-encoded again on the way to the front end.
 _PCHAR_SAFE = "/!$&'()*+,;=:@-._~"
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~/\-]+").fullmatch
 
