@@ -9,22 +9,23 @@ style of a Procfile runner such as foreman or honcho:
    development Ed25519 signing key for member in ``.local/keys/jwt-dev.pem``.
 3. Admin processes (12-factor XII): run each service's ``migrate`` against its own
    database, then ``chassis topics create``; any failure stops everything.
-4. Process types (12-factor VIII): start every ``api`` and ``worker`` and the gateway,
-   each with its own ``SERVICE_NAME``, port and (database per service) its own
-   ``DATABASE_URL``. Their output (logs to stdout, 12-factor XI) is shown together,
+4. Process types (12-factor VIII): start every ``api`` and ``worker``, the gateway and
+   the web front end, each with its own ``SERVICE_NAME``, port and (database per service)
+   its own ``DATABASE_URL``. Their output (logs to stdout, 12-factor XI) is shown together,
    each line prefixed with the process name.
 5. Graceful shutdown (12-factor IX): on Ctrl-C or SIGTERM, stop the gateway first
-   (no new requests come in), then the APIs, then the workers, waiting for each and
-   killing only what does not exit in time. If a process dies on its own, everything
+   (no new requests come in), then the APIs and web (a page in flight may still call the
+   APIs, through a gateway that is gone: it shows a readable message), then the workers,
+   waiting for each and killing only what does not exit in time. If a process dies on its own, everything
    is stopped and the exit code is 1, unless a restart policy is set (below).
 
 Three settings, for running a second copy of the system beside the first (the fault
 suite in tests/chaos does):
 
 - ``RUN_PORT_OFFSET`` (default 0) is added to every port: 10000 gives the gateway
-  18000, the APIs 18001-18004 and the workers 19101-19104. The services' URLs
-  (``MEMBER_URL`` ... ``SAGA_URL``, ``JWKS_URL``) follow, unless the environment sets them
-  to a value other than ``local.env``'s.
+  18000, the APIs 18001-18004, web 18005 and the workers 19101-19104. The URLs of our own
+  processes (``MEMBER_URL`` ... ``SAGA_URL``, ``WEB_URL``, ``GATEWAY_URL``, ``JWKS_URL``)
+  follow, unless the environment sets them to a value other than ``local.env``'s.
 - ``RUN_RESTART=on-failure`` restarts a process that exits on its own, after a capped
   exponential backoff, as Kubernetes restarts the container of a pod
   (``restartPolicy``); each exit and restart is logged. The default, ``never``, stops
@@ -84,12 +85,17 @@ class Deployable:
     name: str
     cli: Path  # its cli.py; the deployable is skipped while this file is missing
     http_port: int
-    worker_port: int | None = None  # None: no worker process (the gateway)
+    worker_port: int | None = None  # None: no worker process (the gateway, web)
     has_database: bool = True
 
     @property
     def database_setting(self) -> str:
         return f"{self.name.upper()}_DATABASE_URL"
+
+    @property
+    def url_setting(self) -> str:
+        """The setting that tells the other processes where its api is (``WEB_URL`` ...)."""
+        return f"{self.name.upper()}_URL"
 
 
 DEPLOYABLES = (
@@ -98,6 +104,7 @@ DEPLOYABLES = (
     Deployable("qna", REPO / "services/qna/src/qna/cli.py", 8003, 9103),
     Deployable("saga", REPO / "saga/src/saga/cli.py", 8004, 9104),
     Deployable("gateway", REPO / "gateway/src/gateway/cli.py", 8000, has_database=False),
+    Deployable("web", REPO / "web/src/web/cli.py", 8005, has_database=False),
 )
 
 
@@ -255,14 +262,16 @@ def explicit_settings(environ: Mapping[str, str], defaults: Mapping[str, str]) -
 
 
 def apply_port_offset(shared: dict[str, str], explicit: set[str]) -> None:
-    """Point the services' URLs at the offset ports, except those set in ``explicit``."""
+    """Point the URL of every process of ours (``<NAME>_URL``: the services, the gateway, web)
+    at its offset port, except those set in ``explicit``: an offset copy whose web called the
+    first copy's gateway, or whose gateway sent pages to the first copy's web, would be wired
+    to the wrong system."""
     offset = port_offset(shared)
     if not offset:
         return
     for d in DEPLOYABLES:
-        key = f"{d.name.upper()}_URL"
-        if d.has_database and key not in explicit:
-            shared[key] = f"http://127.0.0.1:{d.http_port + offset}"
+        if d.url_setting not in explicit:
+            shared[d.url_setting] = f"http://127.0.0.1:{d.http_port + offset}"
     if "JWKS_URL" not in explicit:
         shared["JWKS_URL"] = f"{shared['MEMBER_URL']}/.well-known/jwks.json"
 

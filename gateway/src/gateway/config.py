@@ -25,6 +25,8 @@ class Settings(BaseServiceSettings):
     BOARD_URL: str = "http://127.0.0.1:8002"
     QNA_URL: str = "http://127.0.0.1:8003"
     SAGA_URL: str = "http://127.0.0.1:8004"
+    #: The web front end: every page path outside the API (``routes.FRONT_END``).
+    WEB_URL: str = "http://127.0.0.1:8005"
 
     # Empty means "the member service's JWKS": MEMBER_URL + /.well-known/jwks.json.
     # The other JWKS_* settings (cache, refetch bound, fetch timeout, backoff) are the chassis'.
@@ -45,6 +47,10 @@ class Settings(BaseServiceSettings):
     CORS_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     UPSTREAM_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
+    #: A page may wait on the slowest API call it makes (``routes.SLOW``, 10 s), which web bounds
+    #: with its own ``GATEWAY_TIMEOUT_SECONDS`` (12 s): the gateway waits longer, so web can
+    #: still answer with a readable page rather than the gateway with a 504.
+    WEB_TIMEOUT_SECONDS: float = Field(default=15.0, gt=0)
     UPSTREAM_CONNECT_TIMEOUT_SECONDS: float = Field(default=1.0, gt=0)
     UPSTREAM_RETRY_ATTEMPTS: int = Field(default=3, ge=1)
     UPSTREAM_RETRY_BACKOFF_SECONDS: float = Field(default=0.05, ge=0)
@@ -82,4 +88,14 @@ class Settings(BaseServiceSettings):
             "board": self.BOARD_URL,
             "qna": self.QNA_URL,
             "saga": self.SAGA_URL,
+            "web": self.WEB_URL,
+        }
+
+    def upstream_timeouts(self) -> dict[str, float]:
+        """Seconds for a whole exchange with each upstream, by name, where the route names none
+        (``Route.timeout``): ``WEB_TIMEOUT_SECONDS`` for the front end, else
+        ``UPSTREAM_TIMEOUT_SECONDS``."""
+        return {
+            name: self.WEB_TIMEOUT_SECONDS if name == "web" else self.UPSTREAM_TIMEOUT_SECONDS
+            for name in self.upstream_urls()
         }

@@ -19,10 +19,10 @@ from chassis.openapi import PROBLEM_SCHEMAS, problem_response
 from chassis.problems import NotFound, ServiceUnavailable
 from chassis.swagger_ui import OFFLINE_PARAMETERS, asset_url
 from gateway.proxy import Proxy, request_id_of
-from gateway.routes import ROUTES, TOKEN, UPSTREAMS, Access
+from gateway.routes import ROUTES, SERVICES, TOKEN, Access
 
 GATEWAY = "gateway"
-DOCUMENTS = (GATEWAY, *UPSTREAMS)
+DOCUMENTS = (GATEWAY, *SERVICES)
 _PARAM = re.compile(r"\{[^}/]*\}")
 
 router = APIRouter(include_in_schema=False)
@@ -118,7 +118,7 @@ async def openapi_document(name: str, request: Request) -> JSONResponse:
     """The OpenAPI document of the gateway itself or of one upstream service."""
     if name == GATEWAY:
         return JSONResponse(request.app.openapi())
-    if name not in UPSTREAMS:
+    if name not in SERVICES:
         raise NotFound(f"no API document named {name!r}")
     proxy: Proxy = request.app.state.proxy
     reply = await proxy.upstreams.call(

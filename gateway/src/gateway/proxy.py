@@ -2,10 +2,12 @@
 
 For every request that is not the gateway's own (health, metrics, docs, dashboard):
 
-1. the route table resolves the method and path (404 / 405 problem otherwise);
+1. the route table resolves the method and path (404 / 405 problem otherwise); a page path
+   outside the API resolves to the web front end (``routes.FRONT_END``);
 2. the request shape is bounded: query string (414), headers (431), body (413);
 3. the caller is identified from the bearer token (``auth.py``) and counted (``ratelimit.py``,
-   429); a protected route without a valid token is refused (401);
+   429); a protected route without a valid token is refused (401); a front-end page reads no
+   token and is counted by client address;
 4. the request goes to its upstream through that upstream's connection pool (``pool.py``) and
    circuit breaker (``breaker.py``): a per-route deadline (504), retries for idempotent methods
    only, 503 when the upstream cannot be reached or its circuit is open;
@@ -41,7 +43,7 @@ from gateway.config import Settings
 from gateway.metrics import BREAKER_STATE, RouteMetrics
 from gateway.pool import ConnectionPool, ResponseTooLarge, UpstreamError, UpstreamReply
 from gateway.ratelimit import RateLimiter, client_key
-from gateway.routes import TOKEN, Access, RouteTable
+from gateway.routes import ANONYMOUS, TOKEN, Access, RouteTable
 
 log = get_logger(__name__)
 tracer = trace.get_tracer("gateway")
@@ -78,6 +80,7 @@ _REPLACED_REQUEST = frozenset(
         b"x-request-id",
         b"x-forwarded-for",
         b"x-forwarded-proto",
+        b"x-forwarded-host",
     }
 )
 _DROPPED_REQUEST = HOP_BY_HOP | _REPLACED_REQUEST
@@ -262,6 +265,12 @@ class ForwardedRequest:
     authorization: str | None
     content_length: int | None
 
+    def without_authorization(self) -> ForwardedRequest:
+        """The same request without its ``Authorization`` header (an ``ANONYMOUS`` route's
+        upstream never checks one, so it does not get it)."""
+        headers = [(n, v) for n, v in self.headers if n != b"authorization"]
+        return ForwardedRequest(headers, None, self.content_length)
+
 
 def forwarded_for(client_ip: str) -> list[tuple[bytes, bytes]]:
     """The forwarding header the services read: ``X-Forwarded-For: <client>``, one address.
@@ -286,13 +295,16 @@ def forward_request_headers(
 ) -> ForwardedRequest:
     """Everything but hop-by-hop headers goes upstream (Authorization untouched, Idempotency-Key,
     Content-Type, Accept, traceparent ...), plus the request id, ``X-Forwarded-For`` (see
-    ``forwarded_for``) and ``X-Forwarded-Proto: <scheme>``, the scheme the client used as
-    this gateway's server resolved it. The client's own forwarding headers are dropped."""
+    ``forwarded_for``), ``X-Forwarded-Proto: <scheme>``, the scheme the client used as this
+    gateway's server resolved it, and ``X-Forwarded-Host: <the client's Host>`` (the upstream
+    gets the upstream's own ``Host``; web compares a form post's ``Origin`` with the host the
+    browser asked for). The client's own forwarding headers are dropped."""
     headers: list[tuple[bytes, bytes]] = []
     size = 0
     authorization: bytes | None = None
     content_length: bytes | None = None
     connection: bytes | None = None
+    host: bytes | None = None
     for name, value in raw:
         size += len(name) + len(value)
         if name in _DROPPED_REQUEST:
@@ -300,6 +312,8 @@ def forward_request_headers(
                 content_length = value
             elif name == b"connection":
                 connection = value
+            elif name == b"host":
+                host = value
             continue
         if name == b"authorization":
             authorization = value
@@ -313,6 +327,8 @@ def forward_request_headers(
     headers.append((b"x-request-id", request_id.encode()))
     headers.extend(forwarded_for(client_ip))
     headers.append((b"x-forwarded-proto", scheme.encode()))
+    if host:
+        headers.append((b"x-forwarded-host", host))
     length: int | None = None
     if content_length is not None:
         try:
@@ -391,10 +407,14 @@ async def admit(
     A revoked token (its member withdrew, ``TokenRevoked``) is refused with 401 on every route
     whose upstream reads the token, PUBLIC ones included: the upstream would accept the
     signature and act for the withdrawn member. Only where the upstream ignores the header
-    (``reads_token=False``: sign-up, login, refresh, logout) is it let through as anonymous."""
+    (``reads_token=False``: sign-up, login, refresh, logout) is it let through as anonymous.
+
+    An ``ANONYMOUS`` route (the front end's pages) does not look at the header at all: the
+    request is counted by ``client_ip`` like any anonymous one, and no token, valid, stale or
+    revoked, changes its fate."""
     principal: Principal | None = None
     refusal: Unauthorized | ServiceUnavailable | None = None
-    if authorization:
+    if authorization and access is not ANONYMOUS:
         try:
             principal = await auth.authenticate(authorization)
         except (Unauthorized, ServiceUnavailable) as exc:
@@ -423,7 +443,7 @@ class Proxy:
         self.auth = auth
         self.limiter = limiter
         self.settings = settings
-        self.default_timeout = settings.UPSTREAM_TIMEOUT_SECONDS
+        self.default_timeouts = settings.upstream_timeouts()
         self.max_body = settings.MAX_BODY_BYTES
         self.max_headers = settings.MAX_HEADER_BYTES
         self.max_query = settings.MAX_QUERY_BYTES
@@ -450,6 +470,8 @@ class Proxy:
             max_bytes=self.max_headers,
             scheme=scope.get("scheme", "http"),
         )
+        if route.access is ANONYMOUS:
+            incoming = incoming.without_authorization()
         await admit(
             self.auth,
             self.limiter,
@@ -471,7 +493,7 @@ class Proxy:
             target,
             incoming.headers,
             body,
-            timeout=route.timeout or self.default_timeout,
+            timeout=route.timeout or self.default_timeouts[route.upstream],
             route=route.name,
         )
         await send(

@@ -2,9 +2,12 @@
 
 Read the table top to bottom to see the whole public surface of the system (docs/services/*.md,
 docs/sagas.md), plus two additive endpoints the services publish (the member a sign-up's
-``Location`` points at, and the list of fault flags). Nothing else is routed: an unknown path is a
-404, a known path with another method a 405, and no ``/internal/**`` path of any service is
-reachable from outside. The table is also the source of ``Allow`` (OPTIONS, 405) and of HEAD
+``Location`` points at, and the list of fault flags). Beside the table, one fallback: the web
+front end (``FRONT_END``) serves every page path, a path outside the reserved prefixes
+(``/api``, ``/docs``, ``/openapi``, ``/internal``, ``/.well-known`` and the health and metrics
+endpoints). Nothing else is routed: an unknown path under a reserved prefix is a 404, a known
+path with another method a 405, and no ``/internal/**`` path of any service is reachable from
+outside. The table and the fallback are also the source of ``Allow`` (OPTIONS, 405) and of HEAD
 wherever a GET is (``chassis.methods``).
 """
 
@@ -25,6 +28,10 @@ class Access(Enum):
 
     PUBLIC = auto()  # no token needed; a valid one still keys the rate limit by user
     TOKEN = auto()  # a valid access token, or 401 at the edge
+    #: The token is not read at all and not forwarded; the caller is counted by its address.
+    #: The web front end's pages: a browser sends its session cookie, never a bearer token, and
+    #: a stale one sent along must not lock a page (nor reach a process that never checks it).
+    ANONYMOUS = auto()
 
 
 @dataclass(frozen=True)
@@ -46,9 +53,12 @@ class Route:
         return f"{self.method} {self.path}"
 
 
-MEMBER, BOARD, QNA, SAGA = "member", "board", "qna", "saga"
-UPSTREAMS = (MEMBER, BOARD, QNA, SAGA)
-PUBLIC, TOKEN = Access.PUBLIC, Access.TOKEN
+MEMBER, BOARD, QNA, SAGA, WEB = "member", "board", "qna", "saga", "web"
+#: The services behind the API, each with its OpenAPI document (``docs.py``).
+SERVICES = (MEMBER, BOARD, QNA, SAGA)
+#: Everything the gateway forwards to: the services and the web front end (which has no API).
+UPSTREAMS = (*SERVICES, WEB)
+PUBLIC, TOKEN, ANONYMOUS = Access.PUBLIC, Access.TOKEN, Access.ANONYMOUS
 #: Password hashing (argon2) and the synchronous pre-check before a saga starts take longer.
 SLOW = 10.0
 
@@ -150,12 +160,71 @@ class _Template:
         return "".join(pieces)
 
 
+#: First path segments that never reach the front end, whatever their case: the API and the
+#: gateway's own endpoints (``/docs``, ``/openapi/{name}.json``, health and metrics), and the
+#: names whose meaning is fixed elsewhere (``/internal/**`` of every service, ``/.well-known``,
+#: RFC 8615), so an unknown path there stays the gateway's 404 problem, never an HTML page.
+RESERVED = frozenset(
+    {"api", "docs", "openapi", "internal", ".well-known", "healthz", "readyz", "metrics"}
+)
+#: Characters a page path may carry as they are (the ``/`` separator and RFC 3986 ``pchar``
+#: without ``%``); any other one is percent-encoded again on the way to the front end.
+_PCHAR_SAFE = "/!$&'()*+,;=:@-._~"
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~/\-]+").fullmatch
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """The fallback after the table: every page path goes to ``upstream`` (the web front end).
+
+    A page path is ``/``, or a path of non-empty segments other than ``.`` and ``..`` whose
+    first segment is not in ``reserved``. Such a path is matched by one pseudo-route per method,
+    named ``GET /{page...}`` / ``POST /{page...}`` in metrics, spans and logs, so the labels stay
+    bounded however many pages there are. Its access is ``ANONYMOUS``: the browser
+    authenticates to the front end with its session cookie; cookies, ``Set-Cookie``,
+    ``Location`` and bodies pass both ways unchanged like on any route (the pool follows no
+    redirect). The deadline is ``WEB_TIMEOUT_SECONDS`` (``config.py``).
+    """
+
+    upstream: str
+    methods: tuple[str, ...] = ("GET", "POST")
+    reserved: frozenset[str] = RESERVED
+    path: str = "/{page...}"
+
+    def routes(self) -> dict[str, Route]:
+        """The pseudo-routes by method."""
+        return {
+            method: Route(method, self.path, self.upstream, ANONYMOUS, reads_token=False)
+            for method in self.methods
+        }
+
+    def upstream_path(self, path: str) -> str | None:
+        """The path to request from the front end for ``path`` (percent-decoded, as ASGI gives
+        it), re-encoded so a decoded ``?``, ``#`` or ``%`` stays part of the path; None when
+        ``path`` is no page path."""
+        if path == "/":
+            return path
+        first, slash, rest = path.partition("/")
+        if first or not slash:
+            return None  # not an absolute path (an ASGI server gives one; a test may not)
+        segments = rest.split("/")
+        if segments[0].lower() in self.reserved:
+            return None
+        if any(segment in ("", ".", "..") for segment in segments):
+            # an empty segment (``//api/boards``, a trailing slash) or a dot segment would be
+            # read, or normalised away, differently by the next hop than it was checked here
+            return None
+        return path if _PLAIN_PATH(path) else quote(path, safe=_PCHAR_SAFE)
+
+
 class RouteTable:
     """The table, indexed for the hot path: a dict for static paths, then the templates with the
-    same number of segments."""
+    same number of segments; then, for a path the table does not know, the front end."""
 
-    def __init__(self, routes: Iterable[Route]) -> None:
+    def __init__(self, routes: Iterable[Route], front_end: FrontEnd | None = None) -> None:
         self.routes = tuple(routes)
+        self.front_end = front_end
+        self._front_routes = front_end.routes() if front_end is not None else {}
         self._static: dict[str, dict[str, Route]] = {}
         templates: dict[str, _Template] = {}
         for route in self.routes:
@@ -172,8 +241,8 @@ class RouteTable:
 
     @property
     def methods(self) -> frozenset[str]:
-        """Every method some route has (CORS allows these)."""
-        return frozenset(route.method for route in self.routes)
+        """Every method some route or the front end has (CORS allows these)."""
+        return frozenset(route.method for route in self.routes) | frozenset(self._front_routes)
 
     def _lookup(self, path: str) -> tuple[dict[str, Route], str] | None:
         """The path's routes by method, and the path to request upstream; None if unknown."""
@@ -184,6 +253,10 @@ class RouteTable:
             target = template.upstream_path(path)
             if target is not None:
                 return template.by_method, target
+        if self.front_end is not None:
+            target = self.front_end.upstream_path(path)
+            if target is not None:
+                return self._front_routes, target
         return None
 
     def allowed(self, path: str) -> frozenset[str] | None:
@@ -204,4 +277,5 @@ class RouteTable:
         return RouteMatch(route, target)
 
 
-TABLE = RouteTable(ROUTES)
+FRONT_END = FrontEnd(WEB)
+TABLE = RouteTable(ROUTES, FRONT_END)

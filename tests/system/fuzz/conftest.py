@@ -1,4 +1,4 @@
-"""One stack with a gateway for the fuzzer and the authorization matrix, started once."""
+"""One stack with a gateway and web for the fuzzer and the authorization matrix, started once."""
 
 from __future__ import annotations
 
@@ -13,6 +13,6 @@ from tests.system.saga.stack import Stack
 
 @pytest.fixture(scope="session")
 async def gateway_stack(infra: Infra) -> AsyncIterator[Stack]:
-    """Member, board, qna and saga (api + worker each) and a gateway, as real processes."""
+    """Member, board, qna and saga (api + worker each), a gateway and web, as real processes."""
     async with fuzz_stack(infra) as stack:
         yield stack

@@ -2,8 +2,9 @@
 → the status the public contract promises (docs/CONVENTIONS.md "Status codes"), sent through a real
 gateway to the real services.
 
-The routes come from ``gateway.routes.ROUTES`` and the gateway's own endpoints, so a route
-added without a rule in ``EXPECTED`` fails this test. Each case builds its own resources (a
+The routes come from ``gateway.routes.ROUTES``, the front-end fallback (``FRONT_END``: the web
+pages) and the gateway's own endpoints, so a route added without a rule in ``EXPECTED`` fails
+this test. Each case builds its own resources (a
 post, a comment, a question, an answer, a saga) owned by ``member``, so a DELETE in one case
 never changes what another sees.
 
@@ -28,7 +29,7 @@ from fastapi.routing import APIRoute
 from chassis.swagger_ui import asset_url
 from gateway.bootstrap import build_api
 from gateway.config import Settings
-from gateway.routes import ROUTES
+from gateway.routes import FRONT_END, ROUTES
 from saga.entrypoints.api import known_commands
 from tests.support.infra import wait_for
 from tests.system.saga.stack import ADMIN_EMAIL, ADMIN_PASSWORD, Stack
@@ -93,6 +94,11 @@ EXPECTED: dict[str, tuple[int, int, int, int, int]] = {
     "GET /healthz":                                     (200, 200, 200, 200, 200),
     "GET /readyz":                                      (200, 200, 200, 200, 200),
     "GET /metrics":                                     (200, 200, 200, 200, 200),
+    # the web front end: the edge reads no bearer token there (a browser has its session
+    # cookie), so every caller is a guest to it; a POST without the session's CSRF token is
+    # refused by web before anything else
+    "GET /{page...}":                                   (200, 200, 200, 200, 200),
+    "POST /{page...}":                                  (403, 403, 403, 403, 403),
 }
 # fmt: on
 
@@ -130,7 +136,8 @@ def gateway_endpoints(app: FastAPI) -> list[str]:
 
 
 def _all_routes() -> list[str]:
-    return [r.name for r in ROUTES] + gateway_endpoints(build_api(Settings()))
+    pages = [route.name for route in FRONT_END.routes().values()]
+    return [r.name for r in ROUTES] + pages + gateway_endpoints(build_api(Settings()))
 
 
 ROUTE_NAMES = _all_routes()
@@ -460,6 +467,8 @@ BUILD: dict[str, Builder] = {
     "GET /healthz": _fixed("/healthz"),
     "GET /readyz": _fixed("/readyz"),
     "GET /metrics": _fixed("/metrics"),
+    "GET /{page...}": _fixed("/"),
+    "POST /{page...}": _fixed("/login"),  # a form a guest may post: only the CSRF token is missing
 }
 
 

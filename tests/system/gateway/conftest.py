@@ -1,5 +1,6 @@
-"""Real processes for the gateway's system tests: echo upstreams standing in for the four services,
-and gateway processes configured per test module. Nothing here needs the real services."""
+"""Real processes for the gateway's system tests: echo upstreams standing in for the four services and
+the web front end, and gateway processes configured per test module. Nothing here needs the real
+services."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tests.support.infra import Infra
 from tests.support.processes import ServiceProcess, cli, free_port
 from tests.support.tokens import TokenIssuer
 
-UPSTREAMS = ("member", "board", "qna", "saga")
+UPSTREAMS = ("member", "board", "qna", "saga", "web")
 
 
 def url(process: ServiceProcess) -> str:

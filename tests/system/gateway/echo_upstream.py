@@ -6,7 +6,9 @@ received, so a test can see which service the gateway reached, and with which pa
 - ``ECHO_JWKS_FILE``: served at ``/.well-known/jwks.json`` (read on every request, so a test
   rotates keys by rewriting the file), as the member service does.
 - Per request: ``X-Echo-Status: 503`` answers with that status, ``X-Echo-Delay: 2.5`` answers
-  after that many seconds, ``X-Echo-Pad: 100000`` adds that many bytes to the answer.
+  after that many seconds, ``X-Echo-Pad: 100000`` adds that many bytes to the answer; each
+  ``X-Echo-Set-Cookie`` header becomes one ``Set-Cookie`` of the answer, and
+  ``X-Echo-Location`` its ``Location`` (with ``X-Echo-Status: 303``, a form's redirect).
 - For every later request: ``PUT /_echo/mode {"status": 500 | null, "delay": 0.0}`` (sent to
   the echo directly, not through the gateway).
 - A body holding a JSON-escaped NUL (``\\u0000``) gets a 500, as a service gets when
@@ -101,12 +103,18 @@ async def echo(request: Request) -> Response:
         "items": [seen],  # so list readers (the dashboard) find a page
         "pad": "x" * int(request.headers.get("x-echo-pad", "0") or 0),
     }
-    return Response(
+    response = Response(
         json.dumps(content),
         status_code=status,
         media_type="application/json",
         headers={"X-Echo-Upstream": NAME},
     )
+    for name, value in request.headers.raw:
+        if name == b"x-echo-set-cookie":
+            response.raw_headers.append((b"set-cookie", value))
+        elif name == b"x-echo-location":
+            response.raw_headers.append((b"location", value))
+    return response
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ from tests.support.tokens import TokenIssuer
 pytestmark = pytest.mark.system
 
 PARAMS = {"service": "qna", "command": "retire-author"}
-GET_TEMPLATES = sorted({r.path for r in ROUTES if r.method == "GET"})
+#: Every routed GET, and pages of the web front end (``routes.FRONT_END``).
+GET_TEMPLATES = sorted({r.path for r in ROUTES if r.method == "GET"} | {"/", "/boards/1/posts"})
 PROTECTED_GETS = sorted({r.path for r in ROUTES if r.method == "GET" and r.access is TOKEN})
 #: Headers that differ between any two answers.
 PER_ANSWER = {"date"}
@@ -106,11 +107,12 @@ async def test_a_cors_preflight_is_still_answered_by_cors(client: httpx.AsyncCli
     assert "allow" not in response.headers
 
 
+@pytest.mark.parametrize("path", ["/api/boards", "/boards"])
 @pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PUT"])
 async def test_a_method_the_path_lacks_is_405_with_allow_on_the_wire(
-    client: httpx.AsyncClient, method: str
+    client: httpx.AsyncClient, method: str, path: str
 ) -> None:
-    response = await client.request(method, "/api/boards")
+    response = await client.request(method, path)
     assert response.status_code == 405
     assert response.headers["allow"] == "GET, HEAD, OPTIONS, POST"
     assert response.headers["content-type"] == "application/problem+json"

@@ -1,14 +1,18 @@
-"""Malformed requests and headers: the gateway answers them itself, and never with a 5xx."""
+"""Malformed requests and headers: the gateway answers them itself, and never with a 5xx; odd page
+paths reach the web front end as the gateway decoded them."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import unquote
 
 import httpx
 import pytest
 
+from tests.support.http import raw_request
 from tests.support.processes import ServiceProcess
 from tests.support.tokens import TokenIssuer
 
@@ -43,6 +47,15 @@ def assert_not_5xx(response: httpx.Response) -> None:
         ("PROPFIND", "/api/boards", {}),
         ("TRACE", "/api/members/me", {}),
         ("DELETE", "/docs", {}),
+        ("GET", "/%00", {}),
+        ("GET", "/..%2F..%2Finternal%2Fx", {}),
+        ("GET", "/" + "x" * 5000, {}),
+        ("GET", "/?q=%ff%00&page=-1", {}),
+        ("POST", "/login", {"content": b"\xff\xfe\x00"}),
+        ("POST", "/login", {"content": b"x" * (2 * 1024 * 1024)}),
+        ("PUT", "/login", {}),
+        ("PROPFIND", "/", {}),
+        ("TRACE", "/", {}),
     ],
 )
 async def test_malformed_requests_never_get_a_5xx(
@@ -60,6 +73,34 @@ async def test_malformed_requests_never_get_a_5xx(
     assert_not_5xx(response)
 
 
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/%ZZ",
+        "/a%2Fb",
+        "/%EA%B2%8C%EC%8B%9C%ED%8C%90",
+        "/a%3Fb%23c%25",
+        "/%5C%5Cevil.example",
+        "/;jsessionid=1",
+        "/boards/%2e%2e%2e",
+        "/" + "x" * 5000,
+    ],
+)
+async def test_odd_page_paths_reach_web_as_the_gateway_decoded_them(
+    gateway: ServiceProcess, target: str
+) -> None:
+    """Kind: a path that means one thing at the edge and another behind it. Whatever a page path
+    holds (an encoded ``/``, ``?``, ``#`` or ``\\``), web gets the path the
+    gateway checked, re-encoded so that web decodes exactly that; and no 5xx. (A NUL or invalid
+    UTF-8 is refused with 422 by the edge's input guard before any routing, as on the API.)"""
+    assert gateway.port is not None
+    status, headers, body = await raw_request(gateway.port, "GET", target)
+    assert status == 200, body[:300]
+    assert headers["x-echo-upstream"] == "web"
+    # both uvicorns decode the path they get with urllib's unquote
+    assert unquote(json.loads(body)["raw_path"]) == unquote(target)
+
+
 async def test_oversized_requests_get_their_own_status(client: httpx.AsyncClient) -> None:
     body = await client.post("/api/auth/login", content=b"x" * (1024 * 1024 + 1))
     assert body.status_code == 413
@@ -67,7 +108,9 @@ async def test_oversized_requests_get_their_own_status(client: httpx.AsyncClient
     assert headers.status_code == 431
     query = await client.get("/api/questions?q=" + "a" * 9000)
     assert query.status_code == 414
-    for response in (body, headers, query):
+    form = await client.post("/login", content=b"x" * (1024 * 1024 + 1))
+    assert form.status_code == 413
+    for response in (body, headers, query, form):
         assert response.headers["content-type"] == "application/problem+json"
 
 

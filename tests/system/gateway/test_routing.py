@@ -1,5 +1,6 @@
 """Routing through a real gateway process: every route of the table reaches the right upstream, with the
-headers the services rely on; everything else is a problem document from the gateway."""
+headers the services rely on; every page path reaches the web front end, with the browser's cookies
+and web's answer unchanged; everything else is a problem document from the gateway."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import httpx
 import pytest
 
 from gateway.routes import ROUTES, TOKEN, Route
+from tests.support.http import raw_request
 from tests.support.infra import wait_for
 from tests.support.processes import ServiceProcess
 from tests.support.tokens import TokenIssuer
@@ -89,6 +91,7 @@ async def test_the_headers_services_rely_on_are_forwarded(
     # The gateway trusts no proxy by default: the client's own chain is replaced by its address.
     assert got["x-forwarded-for"] == "127.0.0.1"
     assert got["x-forwarded-proto"] == "http"
+    assert got["x-forwarded-host"] == client.base_url.netloc.decode()
     assert "x-hop" not in got
     # The gateway's own span sits between the caller's and the service's: same trace.
     assert got["traceparent"].split("-")[1] == trace_id
@@ -117,14 +120,107 @@ async def test_the_access_log_carries_the_request_id(
     await wait_for(logged, timeout=10, message="the access log line")
 
 
-@pytest.mark.parametrize(
-    "path", ["/nope", "/api", "/internal/questions/1/answers/2/acceptance-check", "/api/boards/"]
-)
-async def test_unknown_paths_are_a_problem_404(client: httpx.AsyncClient, path: str) -> None:
-    response = await client.get(path)
-    assert response.status_code == 404
+#: Page paths: ``/`` and everything outside the reserved prefixes.
+PAGES = ["/", "/login", "/boards", f"/boards/{uuid.uuid4()}/posts", "/static/app.css", "/apis"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_every_page_path_reaches_the_web_front_end(
+    client: httpx.AsyncClient, issuer: TokenIssuer, method: str, path: str
+) -> None:
+    body = b"title=t&csrf_token=x" if method == "POST" else None
+    response = await client.request(
+        method,
+        path,
+        params={"page": "2"},
+        headers={
+            # a browser's form post; a bearer token sent along is neither checked nor forwarded
+            **issuer.headers(),
+            "Cookie": "msa_session=s1; lang=ko",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+        content=body,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["x-echo-upstream"] == "web"
+    seen = response.json()
+    assert (seen["method"], seen["path"], seen["query"]) == (method, path, "page=2")
+    assert seen["body"] == (body or b"").decode()
+    assert seen["headers"]["cookie"] == "msa_session=s1; lang=ko"
+    assert "authorization" not in seen["headers"]
+    assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"
+    # web gets its own address as Host; the browser's is here, for a form post's Origin check
+    assert seen["headers"]["x-forwarded-host"] == client.base_url.netloc.decode()
+
+
+async def test_a_revoked_or_garbage_token_does_not_lock_a_page(client: httpx.AsyncClient) -> None:
+    for value in ("Bearer x.y.z", "Basic dXNlcjpwdw==", "Bearer " + "e30." * 3):
+        response = await client.get("/", headers={"Authorization": value})
+        assert response.status_code == 200, response.text
+        assert response.headers["x-echo-upstream"] == "web"
+
+
+async def test_several_set_cookie_headers_and_a_303_come_back_as_web_sent_them(
+    client: httpx.AsyncClient,
+) -> None:
+    """Kind: a proxy that folds repeated headers or follows a redirect itself (see
+    tests/unit/gateway/test_front_end.py), checked here on the wire through uvicorn and httpx."""
+    cookies = [
+        "msa_session=abc; HttpOnly; Path=/; SameSite=Lax",
+        "lang=en; Path=/; Expires=Wed, 09 Jun 2027 10:18:14 GMT",
+    ]
+    response = await client.post(
+        "/login",
+        content=b"email=a&password=b",
+        headers=[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("X-Echo-Status", "303"),
+            ("X-Echo-Location", "/mypage?welcome=1"),
+            *[("X-Echo-Set-Cookie", cookie) for cookie in cookies],
+        ],
+    )
+    assert response.status_code == 303  # the client follows it, not the gateway
+    assert response.headers["location"] == "/mypage?welcome=1"
+    assert response.headers.get_list("set-cookie") == cookies
+    assert response.json()["method"] == "POST"
+
+
+async def test_a_page_path_with_another_method_is_405(client: httpx.AsyncClient) -> None:
+    response = await client.delete("/boards")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS, POST"
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["status"] == 404
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api",
+        "/api/nope",
+        "/API/boards",
+        "/internal/questions/1/answers/2/acceptance-check",
+        "/.well-known/jwks.json",
+        "/docs/nope",
+        "/openapi",
+        "/metrics/x",
+        "/api/boards/",
+        "/boards/",
+        "/boards//posts",
+        "//api/boards",
+        "/boards/../api/boards",
+        "/%2e%2e/internal/x",
+        "/boards/%2E/posts",
+    ],
+)
+async def test_unknown_paths_are_a_problem_404(gateway: ServiceProcess, path: str) -> None:
+    """Sent byte for byte (an HTTP client would normalise the dot segments away first)."""
+    assert gateway.port is not None
+    status, headers, body = await raw_request(gateway.port, "GET", path)
+    assert status == 404, body[:200]
+    assert headers["content-type"] == "application/problem+json"
+    assert b'"status":404' in body.replace(b" ", b"")
+    assert "x-echo-upstream" not in headers
 
 
 async def test_a_known_path_with_another_method_is_405(client: httpx.AsyncClient) -> None:
@@ -197,11 +293,28 @@ async def test_readiness_health_and_metrics(
     assert count is not None
     assert count >= 1
     assert await metric(gateway, "gateway_breaker_state", upstream="board") == 0
+    assert await metric(gateway, "gateway_breaker_state", upstream="web") == 0
     served = await metric(
         gateway, "http_requests_total", service="gateway", route="/api/boards", status="200"
     )
     assert served is not None
     assert served >= 1
+    await client.get(f"/questions/{uuid.uuid4()}")
+    await client.get("/")
+    pages = await metric(
+        gateway,
+        "gateway_upstream_requests_total",
+        upstream="web",
+        route="GET /{page...}",
+        outcome="success",
+    )
+    assert pages is not None
+    assert pages >= 2
+    served_pages = await metric(
+        gateway, "http_requests_total", service="gateway", route="/{page...}", status="200"
+    )
+    assert served_pages is not None
+    assert served_pages >= 2
 
 
 async def test_docs_list_every_service_through_the_gateway(client: httpx.AsyncClient) -> None:
@@ -241,6 +354,7 @@ async def test_docs_list_every_service_through_the_gateway(client: httpx.AsyncCl
     assert saga["paths"] == {}
     own = (await client.get("/openapi/gateway.json")).json()
     assert "/api/me/dashboard" in own["paths"]
-    missing = await client.get("/openapi/nope.json")
-    assert missing.status_code == 404
-    assert missing.headers["content-type"] == "application/problem+json"
+    for name in ("nope", "web"):  # web is an upstream without an API document
+        missing = await client.get(f"/openapi/{name}.json")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"

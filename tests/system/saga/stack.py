@@ -2,7 +2,9 @@
 
 Fresh databases (migrated with each CLI's ``migrate``), one topic prefix, a Redis database of
 the saga tests' own (fault flags are global keys), fault injection on, and a JWT key for member.
-Opt-in: a ``gateway api`` process in front of the four apis (the API gateway pattern end to end).
+Also a ``gateway api`` process in front of the four apis (the API gateway pattern end to end;
+on unless turned off) and, opt-in, a ``web api`` process behind it serving the pages (the
+front end the browser tests drive).
 
 Run it by hand for the latency benchmark (Ctrl-C stops it)::
 
@@ -54,11 +56,17 @@ class Stack:
 
     @property
     def gateway_url(self) -> str:
-        """The gateway in front of the four apis."""
+        """The gateway in front of the four apis (and of web's pages, when the stack runs web)."""
         return f"http://127.0.0.1:{self.ports['gateway-api']}"
 
+    @property
+    def web_url(self) -> str:
+        """The web front end itself; a browser goes through ``gateway_url``."""
+        return f"http://127.0.0.1:{self.ports['web-api']}"
+
     def launch(self, name: str) -> ServiceProcess:
-        """Start ``<service>-api``, ``<service>-worker`` or ``gateway-api`` without waiting."""
+        """Start ``<service>-api``, ``<service>-worker``, ``gateway-api`` or ``web-api`` without
+        waiting."""
         service, kind = name.split("-")
         process = ServiceProcess(name, cli(service, kind), self.env[service], port=self.ports[name])
         self.processes[name] = process.start()
@@ -82,8 +90,11 @@ class Stack:
         return self.processes[name].output()
 
     def stop(self) -> None:
-        for process in list(self.processes.values()):
-            process.terminate(timeout=20)
+        """Stop every process: the gateway first (no new request comes in), then web, whose
+        pages in flight may still call the APIs, then the services (in the order started)."""
+        edge = [n for n in ("gateway-api", "web-api") if n in self.processes]
+        for name in [*edge, *(n for n in self.processes if n not in edge)]:
+            self.processes[name].terminate(timeout=20)
 
 
 def _jwt_private_key() -> str:
@@ -121,21 +132,31 @@ async def running_stack(
     saga_env: dict[str, str] | None = None,
     gateway: bool = True,
     gateway_env: dict[str, str] | None = None,
+    web: bool = False,
+    web_env: dict[str, str] | None = None,
     redis_db: int = REDIS_DB,
 ) -> AsyncIterator[Stack]:
     """The stack, torn down on exit; ``extra_env`` goes to every process, ``saga_env`` to the
     saga api and worker only (e.g. the orchestrator's retry policy).
 
     ``gateway`` (on unless turned off) adds ``gateway-api`` in front of the four apis (``stack.url("gateway")``),
-    configured by ``gateway_env`` on top of its defaults. ``redis_db`` keeps the fault flags
-    (global keys) of one suite away from another's.
+    configured by ``gateway_env`` on top of its defaults. ``web`` (off unless turned on; needs
+    the gateway) adds ``web-api``, the front end: it calls this stack's gateway, the gateway
+    sends it every page path (``stack.gateway_url`` + ``/`` is the home page), and its session
+    keys in Redis have a prefix of this stack's own; ``web_env`` configures it on top. Without
+    web, the gateway's ``WEB_URL`` names a port nothing of the stack listens on (a page is a
+    503), never another copy's front end. ``redis_db`` keeps the fault flags (global keys) of
+    one suite away from another's.
     """
+    if web and not gateway:
+        raise ValueError("web calls the API through the gateway: running_stack(web=True) needs it")
     prefix = f"s{uuid.uuid4().hex[:10]}."
     redis_url = f"{infra.redis_url.rsplit('/', 1)[0]}/{redis_db}"
     databases = {s: await infra.create_database(s) for s in SERVICES}
     ports = {f"{s}-{k}": free_port() for s in SERVICES for k in ("api", "worker")}
     if gateway:
         ports["gateway-api"] = free_port()
+        ports["web-api"] = free_port()
     common = {
         "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
         "KAFKA_TOPIC_PREFIX": prefix,
@@ -185,8 +206,19 @@ async def running_stack(
             "JWKS_URL": "",  # derived from MEMBER_URL
             "RATE_LIMIT_PER_MINUTE": "0",
             "RATE_LIMIT_KEY_PREFIX": f"{prefix}gateway:ratelimit:",
+            "WEB_URL": f"http://127.0.0.1:{ports['web-api']}",
             "UPSTREAM_TIMEOUT_SECONDS": "10",
             **(gateway_env or {}),
+        }
+    if web:
+        env["web"] = {
+            **{k: v for k, v in common.items() if k not in ("JWKS_URL", "KAFKA_TOPIC_PREFIX")},
+            "SERVICE_NAME": "web",
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_PORT": str(ports["web-api"]),
+            "GATEWAY_URL": f"http://127.0.0.1:{ports['gateway-api']}",
+            "WEB_REDIS_KEY_PREFIX": f"{prefix}web:",
+            **(web_env or {}),
         }
     stack = Stack(prefix, redis_url, databases, env, ports)
     try:
@@ -198,6 +230,7 @@ async def running_stack(
         await asyncio.gather(*(asyncio.to_thread(_migrate, s, env[s]) for s in SERVICES))
         names = [f"{s}-{k}" for s in SERVICES for k in ("api", "worker")]
         names += ["gateway-api"] if gateway else []
+        names += ["web-api"] if web else []
         for name in names:
             stack.launch(name)
         for name in names:

@@ -150,6 +150,8 @@ def test_cors_origins_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch
 def test_defaults_follow_the_conventions(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("SERVICE_NAME", "HTTP_PORT", "MEMBER_URL", "BOARD_URL", "QNA_URL", "SAGA_URL"):
         monkeypatch.delenv(name, raising=False)
+    for name in ("WEB_URL", "UPSTREAM_TIMEOUT_SECONDS", "WEB_TIMEOUT_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
     settings = Settings()
     assert (settings.SERVICE_NAME, settings.HTTP_PORT) == ("gateway", 8000)
     assert settings.upstream_urls() == {
@@ -157,4 +159,13 @@ def test_defaults_follow_the_conventions(monkeypatch: pytest.MonkeyPatch) -> Non
         "board": "http://127.0.0.1:8002",
         "qna": "http://127.0.0.1:8003",
         "saga": "http://127.0.0.1:8004",
+        "web": "http://127.0.0.1:8005",
+    }
+    # the front end may wait on the slowest API call (10 s) plus its own margin
+    assert settings.upstream_timeouts() == {
+        "member": 5.0,
+        "board": 5.0,
+        "qna": 5.0,
+        "saga": 5.0,
+        "web": 15.0,
     }

@@ -15,7 +15,7 @@ import pytest
 from chassis.methods import allow_header
 from gateway.bootstrap import build_api
 from gateway.config import Settings
-from gateway.routes import ROUTES
+from gateway.routes import FRONT_END, ROUTES
 
 #: Every routed path template, with its methods: the table is the only source.
 TEMPLATES: dict[str, set[str]] = {}
@@ -32,7 +32,9 @@ OWN = {
     "/openapi/board.json": {"GET"},
     "/api/me/dashboard": {"GET"},
 }
-PATHS = {**TEMPLATES, **OWN}
+#: Page paths (the web front end, ``routes.FRONT_END``): any path outside the reserved prefixes.
+PAGES = {page: set(FRONT_END.methods) for page in ("/", "/boards", "/sagas/1/steps")}
+PATHS = {**TEMPLATES, **OWN, **PAGES}
 PARAMS = {"service": "qna", "command": "retire-author"}
 
 
@@ -98,15 +100,23 @@ async def test_head_where_there_is_no_get_is_405(client: httpx.AsyncClient, temp
     assert response.content == b""
 
 
-@pytest.mark.parametrize("method", ["OPTIONS", "HEAD", "TRACE", "FOO"])
-async def test_unknown_paths_stay_404_or_501(client: httpx.AsyncClient, method: str) -> None:
-    response = await client.request(method, "/api/nothing-here")
+@pytest.mark.parametrize("path", ["/api/nothing-here", "/internal/x", "/docs/x", "/boards/"])
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "OPTIONS", "HEAD", "TRACE", "FOO"])
+async def test_unknown_paths_stay_404_or_501(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    """Under the reserved prefixes, and on a path that is no page, nothing is sent to the front
+    end: the gateway's own problem, whatever the method."""
+    response = await client.request(method, path)
     assert response.status_code == (501 if method == "FOO" else 404)
     if method == "HEAD":
         assert response.content == b""
+    else:
+        assert response.headers["content-type"] == "application/problem+json"
 
 
 def test_cors_allows_the_tables_methods() -> None:
     from gateway.routes import TABLE
 
     assert TABLE.methods == {"GET", "POST", "PUT", "PATCH", "DELETE"}
+    assert set(FRONT_END.methods) <= TABLE.methods

@@ -61,6 +61,7 @@ def test_hop_by_hop_and_gateway_owned_headers_are_replaced() -> None:
         (b"x-request-id", b"rid-1"),
         (b"x-forwarded-for", b"10.1.2.3"),
         (b"x-forwarded-proto", b"http"),
+        (b"x-forwarded-host", b"gateway.example"),
     ]
     assert out.content_length == 12
 
@@ -81,10 +82,17 @@ def test_the_client_s_forwarding_headers_are_replaced_by_the_gateway_s() -> None
             (b"x-forwarded-for", b"192.0.2.1"),
             (b"x-forwarded-for", b"192.0.2.2, 10.1.2.3"),  # ASGI names are lower case
             (b"x-forwarded-proto", b"https"),
+            (b"x-forwarded-host", b"evil.example"),
+            (b"host", b"localhost:8000"),
         ]
     )
     forwarding = [(n, v) for n, v in out.headers if n.lower().startswith(b"x-forwarded-")]
-    assert forwarding == [(b"x-forwarded-for", b"10.1.2.3"), (b"x-forwarded-proto", b"http")]
+    assert forwarding == [
+        (b"x-forwarded-for", b"10.1.2.3"),
+        (b"x-forwarded-proto", b"http"),
+        # the host the client asked for, for web's origin check of a form post
+        (b"x-forwarded-host", b"localhost:8000"),
+    ]
     assert forwarded_for("10.1.2.3") == [(b"x-forwarded-for", b"10.1.2.3")]
 
 

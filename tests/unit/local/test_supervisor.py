@@ -139,6 +139,8 @@ def test_urls_sourced_unchanged_from_local_env_still_follow_the_offset() -> None
     assert shared["MEMBER_URL"] == "http://127.0.0.1:8101"
     assert shared["JWKS_URL"] == "http://127.0.0.1:8101/.well-known/jwks.json"
     assert shared["QNA_URL"] == "http://qna.example:80"
+    assert shared["WEB_URL"] == "http://127.0.0.1:8105"
+    assert shared["GATEWAY_URL"] == "http://127.0.0.1:8100"
 
 
 def test_a_port_offset_moves_every_port_and_the_urls_that_were_not_set_explicitly() -> None:
@@ -154,3 +156,50 @@ def test_a_port_offset_moves_every_port_and_the_urls_that_were_not_set_explicitl
     assert specs["gateway"].env["HTTP_PORT"] == "18000"
     assert specs["board-api"].env["HTTP_PORT"] == "18002"
     assert specs["saga-worker"].env["WORKER_PORT"] == "19104"
+    assert specs["web"].env["HTTP_PORT"] == "18005"
+
+
+def test_every_url_of_our_processes_follows_the_offset() -> None:
+    """Kind: a second copy of the system silently wired to the first one. Web calls the gateway
+    (``GATEWAY_URL``) and the gateway sends pages to web (``WEB_URL``): an offset copy that moved
+    only the services' URLs had its pages served by, and its forms posted through, the first
+    copy."""
+    run = load_supervisor()
+    defaults = run.read_env_file(run.ENV_FILE)
+    shared = {**defaults, "RUN_PORT_OFFSET": "10000"}
+    run.apply_port_offset(shared, run.explicit_settings(shared, defaults))
+    offset_ports = {d.url_setting: d.http_port + 10000 for d in run.DEPLOYABLES}
+    assert set(offset_ports) == {
+        "MEMBER_URL",
+        "BOARD_URL",
+        "QNA_URL",
+        "SAGA_URL",
+        "GATEWAY_URL",
+        "WEB_URL",
+    }
+    for key, port in offset_ports.items():
+        assert shared[key] == f"http://127.0.0.1:{port}", key
+    # and nothing in local.env still names one of our default ports
+    ours = {str(d.http_port) for d in run.DEPLOYABLES} | {
+        str(d.worker_port) for d in run.DEPLOYABLES if d.worker_port
+    }
+    for key, value in shared.items():
+        assert not any(f"127.0.0.1:{port}" in value for port in ours), (key, value)
+    specs = {s.name: s for s in run.long_running_processes(shared, list(run.DEPLOYABLES))}
+    assert specs["web"].env["GATEWAY_URL"] == "http://127.0.0.1:18000"
+    assert specs["gateway"].env["WEB_URL"] == "http://127.0.0.1:18005"
+
+
+def test_web_runs_as_one_api_process_stopped_after_the_gateway() -> None:
+    run = load_supervisor()
+    shared = {f"{s}_DATABASE_URL": "db" for s in ("MEMBER", "BOARD", "QNA", "SAGA")}
+    specs = {s.name: s for s in run.long_running_processes(shared, list(run.DEPLOYABLES))}
+    web = specs["web"]
+    assert web.command[-2:] == ["web", "api"]
+    assert web.tier == run.API  # the gateway (tier GATEWAY) stops first
+    assert web.env["HTTP_PORT"] == "8005"
+    assert web.env["SERVICE_NAME"] == "web"
+    assert "DATABASE_URL" not in web.env
+    assert not any(name.startswith("web-") for name in specs)  # no worker, no migration
+    admin = run.admin_processes(shared, list(run.DEPLOYABLES))
+    assert "web-migrate" not in {spec.name for spec in admin}
