@@ -205,6 +205,7 @@ async def saga_worker_kills(ctx: Context) -> None:
 #: "Degraded dependencies"). member's worker is not among them: the withdrawal pivot waits Redis out.
 DEGRADED_AROUND_REDIS = (
     "gateway",
+    "web",
     "member-api",
     "board-api",
     "qna-api",

@@ -48,6 +48,7 @@ SERVICES = ("member", "board", "qna", "saga")
 #: Every long-running process run.py starts, with the port its /readyz answers on.
 PROCESS_PORTS: dict[str, int] = {
     "gateway": 8000 + PORT_OFFSET,
+    "web": 8005 + PORT_OFFSET,
     **{f"{s}-api": 8001 + i + PORT_OFFSET for i, s in enumerate(SERVICES)},
     **{f"{s}-worker": 9101 + i + PORT_OFFSET for i, s in enumerate(SERVICES)},
 }
