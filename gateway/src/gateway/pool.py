@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from chassis.http import no_cookie_jar
+
 
 class UpstreamError(Exception):
     """The exchange failed before a complete response arrived."""
@@ -66,6 +68,9 @@ class ConnectionPool:
             ),
             follow_redirects=False,
             trust_env=False,
+            # One client serves every visitor: web's Set-Cookie (a session) must go back to
+            # the one browser it was meant for, never into the next visitor's request.
+            cookies=no_cookie_jar(),
         )
         # No default Accept, Accept-Encoding, Connection or User-Agent: forward only the caller's.
         self.client.headers.clear()

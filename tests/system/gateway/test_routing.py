@@ -186,6 +186,23 @@ async def test_several_set_cookie_headers_and_a_303_come_back_as_web_sent_them(
     assert response.json()["method"] == "POST"
 
 
+async def test_one_visitors_set_cookie_never_reaches_another_visitors_request(
+    client: httpx.AsyncClient,
+) -> None:
+    """Kind: a client shared by many callers that keeps cookies (httpx's default jar). The
+    gateway's pool stored web's first ``Set-Cookie: msa_session=...`` and sent it with every
+    later cookieless request: every visitor shared the first visitor's session."""
+    first = await client.get("/", headers={"X-Echo-Set-Cookie": "msa_session=first; Path=/"})
+    assert first.headers.get_list("set-cookie") == ["msa_session=first; Path=/"]
+    client.cookies.clear()  # the next request is another browser's: it has no cookie
+    for path in ("/", "/boards"):
+        seen = (await client.get(path)).json()
+        assert "cookie" not in seen["headers"], seen["headers"]
+    # a browser's own cookie still passes, alone
+    seen = (await client.get("/", headers={"Cookie": "msa_session=mine"})).json()
+    assert seen["headers"]["cookie"] == "msa_session=mine"
+
+
 async def test_a_page_path_with_another_method_is_405(client: httpx.AsyncClient) -> None:
     response = await client.delete("/boards")
     assert response.status_code == 405

@@ -8,7 +8,7 @@ import itertools
 import httpx
 
 from chassis.faults import kebab
-from chassis.http import RetryTransport
+from chassis.http import RetryTransport, create_http_client, no_cookie_jar
 from chassis.lifecycle import Phase, Runtime
 
 
@@ -142,3 +142,27 @@ async def test_a_loop_that_keeps_crashing_is_restarted_with_growing_capped_pause
     assert 0.015 <= pauses[0] < 0.04
     assert pauses[2] >= 0.06
     assert all(p < 0.12 for p in pauses)
+
+
+async def test_a_shared_client_keeps_no_cookie_between_callers() -> None:
+    """Kind: httpx keeps every answer's cookies and sends them with later requests, so a
+    client shared by many users carried one user's session into another's request."""
+    seen: list[str | None] = []
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        return httpx.Response(200, headers={"Set-Cookie": "session=alice; Path=/"})
+
+    for client in (
+        httpx.AsyncClient(transport=httpx.MockTransport(upstream), cookies=no_cookie_jar()),
+        create_http_client("http://upstream"),
+    ):
+        if not isinstance(client._transport, httpx.MockTransport):
+            client._transport = httpx.MockTransport(upstream)
+        async with client:
+            await client.get("http://upstream/a")
+            await client.get("http://upstream/b")
+            await client.get("http://upstream/c", headers={"Cookie": "session=bob"})
+        assert seen == [None, None, "session=bob"]
+        assert len(client.cookies) == 0
+        seen.clear()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
+from urllib.request import Request
 
 import httpx
 
@@ -52,6 +54,29 @@ class RetryTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+class _KeepNoCookies(DefaultCookiePolicy):
+    """A policy that neither stores a cookie from an answer nor sends one with a request."""
+
+    def set_ok(self, cookie: Cookie, request: Request) -> bool:
+        return False
+
+    def return_ok(self, cookie: Cookie, request: Request) -> bool:
+        return False
+
+
+def no_cookie_jar() -> CookieJar:
+    """A cookie jar that never keeps nor sends a cookie: pass it as ``cookies=`` to every
+    ``httpx.AsyncClient`` that several callers share.
+
+    httpx keeps the cookies of every answer in the client and sends them with every later
+    request (a browser's behaviour). A client shared by many users, such as the gateway's
+    pool to an upstream, web's client to the gateway, or a service calling another with a
+    user's token, would then carry one user's ``Set-Cookie`` (a session) into another user's
+    request. A cookie a caller means to send is in its own ``Cookie`` header, which passes
+    unchanged."""
+    return CookieJar(policy=_KeepNoCookies())
+
+
 def create_http_client(
     base_url: str = "",
     *,
@@ -60,7 +85,8 @@ def create_http_client(
     attempts: int = 3,
     max_connections: int = 200,
 ) -> httpx.AsyncClient:
-    """A pooled client: create one per upstream in the lifespan and close it on shutdown."""
+    """A pooled client: create one per upstream in the lifespan and close it on shutdown.
+    It keeps no cookies (``no_cookie_jar``)."""
     transport = RetryTransport(
         httpx.AsyncHTTPTransport(
             limits=httpx.Limits(
@@ -73,4 +99,5 @@ def create_http_client(
         base_url=base_url,
         transport=transport,
         timeout=httpx.Timeout(timeout, connect=connect_timeout),
+        cookies=no_cookie_jar(),  # shared by every caller: no one's cookie reaches another
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from chassis.http import no_cookie_jar
 from chassis.logging import get_logger
 from web.config import Settings
 
@@ -80,6 +81,8 @@ class GatewayClient:
             timeout=timeout,
             transport=self._transport,
             follow_redirects=False,
+            # one client calls the API for every visitor: no one's cookie may reach another
+            cookies=no_cookie_jar(),
         )
 
     async def aclose(self) -> None:
