@@ -203,7 +203,7 @@ def member_body(nickname: str = "alice", role: str = "MEMBER") -> dict[str, Any]
 
 class TokenMint:
     """Issues numbered token pairs like member does: each refresh token is single-use, and
-    presenting a spent one revokes the family (every later refresh is refused), as DESIGN §4."""
+    presenting a spent one revokes the family (every later refresh is refused), as member does (docs/services/member.md)."""
 
     def __init__(self, expires_in: int = 900) -> None:
         self.expires_in = expires_in

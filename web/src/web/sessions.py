@@ -15,7 +15,7 @@ cookie is worthless anywhere but here.
   ``ANON_SESSION_SECONDS``. Signing in always starts a new session id (no session fixation).
 - **Refresh, single-flight.** An access token closer than ``REFRESH_MARGIN_SECONDS`` to its
   expiry is refreshed before use. Member rotates refresh tokens and treats the reuse of a spent
-  one as theft, revoking the whole family (DESIGN §4), so two tabs of one member that refreshed
+  one as theft, revoking the whole family (docs/services/member.md), so two tabs of one member that refreshed
   at once would log that member out everywhere. Hence one refresh per session at a time: one
   task per session in this process, and across replicas a Redis lock (``SET NX PX``) whose
   waiters watch the session for the new pair; the holder writes the pair only if the session

@@ -174,7 +174,7 @@ async def withdraw(
     renderer: Annotated[Pages, Depends(pages)],
 ) -> Response:
     """``DELETE /api/members/me`` (202 ``{saga_id}``), then the saga's live page. The session
-    remembers the saga: its COMPLETED outcome reaches this session as a 401 (DESIGN §3)."""
+    remembers the saga: its COMPLETED outcome reaches this session as a 401 (docs/sagas.md)."""
     try:
         key = str(uuid.UUID(form.get("idempotency_key", "")))
     except ValueError:

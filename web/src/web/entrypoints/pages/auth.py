@@ -156,7 +156,7 @@ def _signup_page(
         {
             "values": values,
             "errors": errors or FormErrors(),
-            # one key per form shown: a double submit creates one account (DESIGN §4 Idempotency)
+            # one key per form shown: a double submit creates one account (Idempotency-Key)
             "idempotency_key": values.get("idempotency_key") or str(uuid.uuid4()),
         },
         status=errors.status if errors else 200,
