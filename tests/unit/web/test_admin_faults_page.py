@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -11,7 +12,7 @@ from fastapi.testclient import TestClient
 from tests.unit.web.fakes import World, csrf_of, log_in, member_body, ok, problem
 
 EN = {"Accept-Language": "en"}
-LISTED = {
+LISTED: dict[str, Any] = {
     "items": [{"service": "member", "command": "transfer-points", "mode": "fail", "delay_ms": 0}],
     "commands": {
         "member": ["transfer-points"],
@@ -38,9 +39,10 @@ def admin(world: World) -> Iterator[TestClient]:
 
 def _set(client: TestClient, **fields: str) -> httpx.Response:
     token = csrf_of(client.get("/admin/faults").text)
-    return client.post(
+    answer: httpx.Response = client.post(
         "/admin/faults", data={"csrf_token": token, **fields}, follow_redirects=False
     )
+    return answer
 
 
 def test_every_command_is_listed_with_its_flag(admin: TestClient, world: World) -> None:
