@@ -12,7 +12,7 @@ from chassis.lifecycle import Phase, Runtime
 from chassis.resources import attach
 from web.adapters.gateway_client import GatewayClient
 from web.config import Settings
-from web.entrypoints.pages import home
+from web.entrypoints.pages import boards, home, questions
 from web.entrypoints.rendering import Pages, install_error_pages
 from web.i18n import load_catalogs
 
@@ -35,7 +35,7 @@ def build_api(settings: Settings, gateway: GatewayClient | None = None) -> FastA
         runtime,
         title="web",
         description=DESCRIPTION,
-        routers=[home.router],
+        routers=[home.router, boards.router, questions.router],
         docs=False,  # web serves pages; the API and its documentation are the gateway's
     )
     install_error_pages(app, renderer)
