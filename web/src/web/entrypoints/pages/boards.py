@@ -125,6 +125,7 @@ async def post_list(
         board = await _board(api, bid)
         if board is None:
             return renderer.render(request, "error.html", {"status": 404}, status=404)
+        context["board"] = board
         listing = await api.get(
             f"/api/boards/{bid}/posts", params={"page": page, "size": size, "q": search}
         )
@@ -137,7 +138,6 @@ async def post_list(
         )
     items: list[dict[str, Any]] = listing.get("items", [])
     context.update(
-        board=board,
         posts=without(items, deleted),
         total=listing.get("total", 0),
         can_write=may_write(viewer, board),
