@@ -8,10 +8,10 @@ import pytest
 
 from tests.unit.web.content_fakes import (
     ADMIN_ID,
-    CSRF,
     MEMBER_ID,
     OTHER_ID,
-    FakeGateway,
+    Account,
+    ContentGateway,
     member,
     web_client,
 )
@@ -56,12 +56,12 @@ def _page(*items: dict[str, object], total: int | None = None) -> dict[str, obje
 
 
 @pytest.fixture
-def gateway() -> FakeGateway:
-    fake = FakeGateway()
-    fake.on("GET", "/api/boards", BOARDS)
-    fake.on("GET", f"/api/boards/{FREE}/posts", _page(_post(), total=45))
-    fake.on("GET", f"/api/boards/{NOTICE}/posts", _page())
-    fake.on("GET", f"/api/posts/{POST}", _post(content="first line\nsecond <line>"))
+def gateway() -> ContentGateway:
+    fake = ContentGateway()
+    fake.answer("GET", "/api/boards", BOARDS)
+    fake.answer("GET", f"/api/boards/{FREE}/posts", _page(_post(), total=45))
+    fake.answer("GET", f"/api/boards/{NOTICE}/posts", _page())
+    fake.answer("GET", f"/api/posts/{POST}", _post(content="first line\nsecond <line>"))
     comment = {
         "id": COMMENT,
         "post_id": POST,
@@ -70,7 +70,7 @@ def gateway() -> FakeGateway:
         "created_at": WHEN,
         "updated_at": WHEN,
     }
-    fake.on(
+    fake.answer(
         "GET",
         f"/api/posts/{POST}/comments",
         {"items": [comment], "total": 1, "page": 1, "size": 50},
@@ -93,7 +93,7 @@ def _hidden(html: str, name: str) -> str:
 # --- lists --------------------------------------------------------------------------------------
 
 
-def test_the_board_list_links_every_board(gateway: FakeGateway) -> None:
+def test_the_board_list_links_every_board(gateway: ContentGateway) -> None:
     with web_client(gateway) as client:
         page = client.get("/boards")
     assert page.status_code == 200
@@ -102,8 +102,8 @@ def test_the_board_list_links_every_board(gateway: FakeGateway) -> None:
     assert "Only admins write here." in page.text
 
 
-@pytest.mark.parametrize("failure", ["down", "unreachable"])
-def test_an_api_outage_is_a_200_page_that_says_so(gateway: FakeGateway, failure: str) -> None:
+@pytest.mark.parametrize("failure", ["outage", "unreachable"])
+def test_an_api_outage_is_a_200_page_that_says_so(gateway: ContentGateway, failure: str) -> None:
     """Web answers no 502-504 for an upstream's failure: the gateway's breaker would count it
     as web's outage and close the whole site."""
     getattr(gateway, failure)("GET", "/api/boards")
@@ -115,9 +115,9 @@ def test_an_api_outage_is_a_200_page_that_says_so(gateway: FakeGateway, failure:
         assert "temporarily unavailable" in page.text
 
 
-def test_an_outage_of_the_post_list_keeps_the_page_and_says_so(gateway: FakeGateway) -> None:
-    gateway.down("GET", f"/api/boards/{FREE}/posts")
-    gateway.down("GET", f"/api/posts/{POST}")
+def test_an_outage_of_the_post_list_keeps_the_page_and_says_so(gateway: ContentGateway) -> None:
+    gateway.outage("GET", f"/api/boards/{FREE}/posts")
+    gateway.outage("GET", f"/api/posts/{POST}")
     with web_client(gateway, member()) as client:
         listing = client.get(f"/boards/{FREE}")
         detail = client.get(f"/posts/{POST}")
@@ -128,7 +128,7 @@ def test_an_outage_of_the_post_list_keeps_the_page_and_says_so(gateway: FakeGate
     assert "The service is temporarily unavailable" in detail.text
 
 
-def test_paging_and_search_go_to_the_api_as_given(gateway: FakeGateway) -> None:
+def test_paging_and_search_go_to_the_api_as_given(gateway: ContentGateway) -> None:
     with web_client(gateway) as client:
         page = client.get(f"/boards/{FREE}", params={"page": 2, "size": 10, "q": "  hello "})
     assert page.status_code == 200
@@ -140,14 +140,14 @@ def test_paging_and_search_go_to_the_api_as_given(gateway: FakeGateway) -> None:
     assert 'value="hello"' in page.text
 
 
-def test_a_hand_edited_page_number_is_a_400_page_not_an_api_call(gateway: FakeGateway) -> None:
+def test_a_hand_edited_page_number_is_a_400_page_not_an_api_call(gateway: ContentGateway) -> None:
     with web_client(gateway) as client:
         page = client.get(f"/boards/{FREE}", params={"page": "x"})
     assert page.status_code == 400
     assert gateway.calls_to("GET", f"/api/boards/{FREE}/posts") == []
 
 
-def test_an_unknown_board_is_a_404_page(gateway: FakeGateway) -> None:
+def test_an_unknown_board_is_a_404_page(gateway: ContentGateway) -> None:
     with web_client(gateway) as client:
         page = client.get(f"/boards/{POST}")
     assert page.status_code == 404
@@ -168,21 +168,21 @@ def test_an_unknown_board_is_a_404_page(gateway: FakeGateway) -> None:
     ],
 )
 def test_the_notice_board_shows_the_write_button_only_to_admins(
-    gateway: FakeGateway, session: object, board: str, shown: bool
+    gateway: ContentGateway, session: Account | None, board: str, shown: bool
 ) -> None:
-    with web_client(gateway, session) as client:  # type: ignore[arg-type]
+    with web_client(gateway, session) as client:
         page = client.get(f"/boards/{board}")
     assert (f'href="/boards/{board}/write"' in page.text) is shown
 
 
-def test_the_notice_boards_refusal_reads_as_a_message_on_the_form(gateway: FakeGateway) -> None:
+def test_the_notice_boards_refusal_reads_as_a_message_on_the_form(gateway: ContentGateway) -> None:
     gateway.refuse(
         "POST",
         f"/api/boards/{NOTICE}/posts",
         403,
         detail="only an admin may post on the notice board",
     )
-    form = {"csrf_token": CSRF, "idempotency_key": KEY, "title": "mine", "content": "text"}
+    form = {"idempotency_key": KEY, "title": "mine", "content": "text"}
     with web_client(gateway, member()) as client:
         english = client.post(f"/boards/{NOTICE}/write", data=form)
         korean = client.post(
@@ -198,7 +198,7 @@ def test_the_notice_boards_refusal_reads_as_a_message_on_the_form(gateway: FakeG
 
 
 def test_a_list_without_the_new_post_shows_a_row_that_refreshes_itself(
-    gateway: FakeGateway,
+    gateway: ContentGateway,
 ) -> None:
     with web_client(gateway, member()) as client:
         page = client.get(f"/boards/{FREE}", params={"created": NEW_POST})
@@ -214,7 +214,7 @@ def test_a_list_without_the_new_post_shows_a_row_that_refreshes_itself(
     )
 
 
-def test_the_polls_stop_after_about_ten_seconds(gateway: FakeGateway) -> None:
+def test_the_polls_stop_after_about_ten_seconds(gateway: ContentGateway) -> None:
     with web_client(gateway, member()) as client:
         last = client.get(f"/boards/{FREE}", params={"created": NEW_POST, "poll": 9})
         spent = client.get(f"/boards/{FREE}", params={"created": NEW_POST, "poll": 10})
@@ -225,8 +225,8 @@ def test_the_polls_stop_after_about_ten_seconds(gateway: FakeGateway) -> None:
     assert 'http-equiv="refresh"' not in spent.text
 
 
-def test_the_row_goes_once_the_read_model_lists_the_post(gateway: FakeGateway) -> None:
-    gateway.on("GET", f"/api/boards/{FREE}/posts", _page(_post(NEW_POST), _post()))
+def test_the_row_goes_once_the_read_model_lists_the_post(gateway: ContentGateway) -> None:
+    gateway.answer("GET", f"/api/boards/{FREE}/posts", _page(_post(NEW_POST), _post()))
     with web_client(gateway, member()) as client:
         fragment = client.get(
             f"/boards/{FREE}", params={"created": NEW_POST, "poll": 3, "fragment": 1}
@@ -239,7 +239,7 @@ def test_the_row_goes_once_the_read_model_lists_the_post(gateway: FakeGateway) -
     assert f'href="/posts/{NEW_POST}"' in fragment.text
 
 
-def test_a_search_or_a_later_page_does_not_wait_for_the_new_post(gateway: FakeGateway) -> None:
+def test_a_search_or_a_later_page_does_not_wait_for_the_new_post(gateway: ContentGateway) -> None:
     with web_client(gateway, member()) as client:
         searched = client.get(f"/boards/{FREE}", params={"created": NEW_POST, "q": "x"})
         second = client.get(f"/boards/{FREE}", params={"created": NEW_POST, "page": 2})
@@ -249,7 +249,7 @@ def test_a_search_or_a_later_page_does_not_wait_for_the_new_post(gateway: FakeGa
 
 
 def test_a_deleted_post_is_left_out_while_the_read_model_still_lists_it(
-    gateway: FakeGateway,
+    gateway: ContentGateway,
 ) -> None:
     with web_client(gateway, member()) as client:
         page = client.get(f"/boards/{FREE}", params={"deleted": POST})
@@ -260,15 +260,15 @@ def test_a_deleted_post_is_left_out_while_the_read_model_still_lists_it(
 
 
 def test_writing_a_post_redirects_to_it_and_a_double_submit_creates_one(
-    gateway: FakeGateway,
+    gateway: ContentGateway,
 ) -> None:
     """Both submits carry the form's one Idempotency-Key: the service returns the first
     result to the second, so the member lands on the same post twice."""
-    gateway.on("POST", f"/api/boards/{FREE}/posts", _post(NEW_POST), status=201)
+    gateway.answer("POST", f"/api/boards/{FREE}/posts", _post(NEW_POST), status=201)
     with web_client(gateway, member()) as client:
         form_page = client.get(f"/boards/{FREE}/write")
         key = _hidden(form_page.text, "idempotency_key")
-        form = {"csrf_token": CSRF, "idempotency_key": key, "title": "Hi", "content": "there"}
+        form = {"idempotency_key": key, "title": "Hi", "content": "there"}
         first = client.post(f"/boards/{FREE}/write", data=form, follow_redirects=False)
         second = client.post(f"/boards/{FREE}/write", data=form, follow_redirects=False)
     assert first.status_code == second.status_code == 303
@@ -279,20 +279,20 @@ def test_writing_a_post_redirects_to_it_and_a_double_submit_creates_one(
     assert calls[0].token == "token-of-alice"
 
 
-def test_every_rendered_form_has_its_own_key(gateway: FakeGateway) -> None:
+def test_every_rendered_form_has_its_own_key(gateway: ContentGateway) -> None:
     with web_client(gateway, member()) as client:
         one = _hidden(client.get(f"/boards/{FREE}/write").text, "idempotency_key")
         two = _hidden(client.get(f"/boards/{FREE}/write").text, "idempotency_key")
     assert one != two
 
 
-def test_the_new_post_links_back_to_a_list_that_waits_for_it(gateway: FakeGateway) -> None:
+def test_the_new_post_links_back_to_a_list_that_waits_for_it(gateway: ContentGateway) -> None:
     with web_client(gateway, member()) as client:
         page = client.get(f"/posts/{POST}", params={"created": 1})
     assert f'href="/boards/{FREE}?created={POST}"' in page.text
 
 
-def test_validation_errors_land_on_their_fields_and_keep_the_input(gateway: FakeGateway) -> None:
+def test_validation_errors_land_on_their_fields_and_keep_the_input(gateway: ContentGateway) -> None:
     gateway.refuse(
         "POST",
         f"/api/boards/{FREE}/posts",
@@ -306,7 +306,7 @@ def test_validation_errors_land_on_their_fields_and_keep_the_input(gateway: Fake
             }
         ],
     )
-    form = {"csrf_token": CSRF, "idempotency_key": KEY, "title": "", "content": "kept <text>"}
+    form = {"idempotency_key": KEY, "title": "", "content": "kept <text>"}
     with web_client(gateway, member()) as client:
         page = client.post(f"/boards/{FREE}/write", data=form)
     assert page.status_code == 422
@@ -318,17 +318,17 @@ def test_validation_errors_land_on_their_fields_and_keep_the_input(gateway: Fake
     assert _hidden(main, "idempotency_key") == KEY  # a refused request stored nothing under it
 
 
-def test_a_domain_refusal_naming_a_field_lands_on_it(gateway: FakeGateway) -> None:
+def test_a_domain_refusal_naming_a_field_lands_on_it(gateway: ContentGateway) -> None:
     gateway.refuse("POST", f"/api/boards/{FREE}/posts", 422, detail="title must not be blank")
-    form = {"csrf_token": CSRF, "idempotency_key": KEY, "title": "  ", "content": "x"}
+    form = {"idempotency_key": KEY, "title": "  ", "content": "x"}
     with web_client(gateway, member()) as client:
         page = client.post(f"/boards/{FREE}/write", data=form)
     assert '<p class="error" id="e-f-title">title must not be blank</p>' in page.text
 
 
-def test_a_write_during_an_outage_keeps_the_form_and_answers_200(gateway: FakeGateway) -> None:
-    gateway.down("POST", f"/api/boards/{FREE}/posts")
-    form = {"csrf_token": CSRF, "idempotency_key": KEY, "title": "Hi", "content": "there"}
+def test_a_write_during_an_outage_keeps_the_form_and_answers_200(gateway: ContentGateway) -> None:
+    gateway.outage("POST", f"/api/boards/{FREE}/posts")
+    form = {"idempotency_key": KEY, "title": "Hi", "content": "there"}
     with web_client(gateway, member()) as client:
         page = client.post(f"/boards/{FREE}/write", data=form)
     assert page.status_code == 200
@@ -341,7 +341,7 @@ def test_a_write_during_an_outage_keeps_the_form_and_answers_200(gateway: FakeGa
 # --- a post and its comments --------------------------------------------------------------------
 
 
-def test_the_post_shows_its_comments_and_only_the_allowed_buttons(gateway: FakeGateway) -> None:
+def test_the_post_shows_its_comments_and_only_the_allowed_buttons(gateway: ContentGateway) -> None:
     with web_client(gateway, member()) as client:
         page = client.get(f"/posts/{POST}")
     main = _main(page.text)
@@ -354,7 +354,7 @@ def test_the_post_shows_its_comments_and_only_the_allowed_buttons(gateway: FakeG
     assert comments.params == {"page": 1, "size": 50}
 
 
-def test_a_guest_sees_no_buttons_and_a_login_link(gateway: FakeGateway) -> None:
+def test_a_guest_sees_no_buttons_and_a_login_link(gateway: ContentGateway) -> None:
     with web_client(gateway) as client:
         page = client.get(f"/posts/{POST}")
     main = _main(page.text)
@@ -363,7 +363,7 @@ def test_a_guest_sees_no_buttons_and_a_login_link(gateway: FakeGateway) -> None:
     assert f'href="/login?next=/posts/{POST}"' in main
 
 
-def test_an_admin_may_change_anything(gateway: FakeGateway) -> None:
+def test_an_admin_may_change_anything(gateway: ContentGateway) -> None:
     with web_client(gateway, member(ADMIN_ID, role="ADMIN")) as client:
         page = client.get(f"/posts/{POST}", params={"edit_comment": COMMENT})
     main = _main(page.text)
@@ -371,7 +371,7 @@ def test_an_admin_may_change_anything(gateway: FakeGateway) -> None:
     assert f'action="/posts/{POST}/comments/{COMMENT}/edit"' in main  # opened in place
 
 
-def test_a_missing_post_is_a_404_page(gateway: FakeGateway) -> None:
+def test_a_missing_post_is_a_404_page(gateway: ContentGateway) -> None:
     gateway.refuse("GET", f"/api/posts/{NEW_POST}", 404, detail="post not found")
     with web_client(gateway) as client:
         page = client.get(f"/posts/{NEW_POST}")
@@ -379,13 +379,13 @@ def test_a_missing_post_is_a_404_page(gateway: FakeGateway) -> None:
     assert "post not found" in page.text
 
 
-def test_editing_a_post_patches_it(gateway: FakeGateway) -> None:
-    gateway.on("PATCH", f"/api/posts/{POST}", _post())
+def test_editing_a_post_patches_it(gateway: ContentGateway) -> None:
+    gateway.answer("PATCH", f"/api/posts/{POST}", _post())
     with web_client(gateway, member()) as client:
         form_page = client.get(f"/posts/{POST}/edit")
         done = client.post(
             f"/posts/{POST}/edit",
-            data={"csrf_token": CSRF, "title": "new", "content": "words"},
+            data={"title": "new", "content": "words"},
             follow_redirects=False,
         )
     assert 'value="title of bbbb"' in form_page.text
@@ -395,19 +395,19 @@ def test_editing_a_post_patches_it(gateway: FakeGateway) -> None:
     assert call.json == {"title": "new", "content": "words"}
 
 
-def test_deleting_a_post_goes_back_to_a_list_without_it(gateway: FakeGateway) -> None:
-    gateway.on("DELETE", f"/api/posts/{POST}", None, status=204)
+def test_deleting_a_post_goes_back_to_a_list_without_it(gateway: ContentGateway) -> None:
+    gateway.answer("DELETE", f"/api/posts/{POST}", None, status=204)
     with web_client(gateway, member()) as client:
         done = client.post(
             f"/posts/{POST}/delete",
-            data={"csrf_token": CSRF, "board_id": FREE},
+            data={"board_id": FREE},
             follow_redirects=False,
         )
     assert done.status_code == 303
     assert done.headers["location"] == f"/boards/{FREE}?deleted={POST}"
 
 
-def test_a_refused_delete_shows_why_on_the_post(gateway: FakeGateway) -> None:
+def test_a_refused_delete_shows_why_on_the_post(gateway: ContentGateway) -> None:
     gateway.refuse(
         "DELETE",
         f"/api/posts/{POST}",
@@ -415,12 +415,12 @@ def test_a_refused_delete_shows_why_on_the_post(gateway: FakeGateway) -> None:
         detail="only the author or an admin may change this post",
     )
     with web_client(gateway, member(OTHER_ID)) as client:
-        page = client.post(f"/posts/{POST}/delete", data={"csrf_token": CSRF, "board_id": FREE})
+        page = client.post(f"/posts/{POST}/delete", data={"board_id": FREE})
     assert page.status_code == 403
     assert "only the author or an admin may change this post" in _main(page.text)
 
 
-def test_a_comment_is_added_once_and_the_page_goes_to_it(gateway: FakeGateway) -> None:
+def test_a_comment_is_added_once_and_the_page_goes_to_it(gateway: ContentGateway) -> None:
     created = {
         "id": COMMENT,
         "post_id": POST,
@@ -429,10 +429,10 @@ def test_a_comment_is_added_once_and_the_page_goes_to_it(gateway: FakeGateway) -
         "created_at": WHEN,
         "updated_at": WHEN,
     }
-    gateway.on("POST", f"/api/posts/{POST}/comments", created, status=201)
+    gateway.answer("POST", f"/api/posts/{POST}/comments", created, status=201)
     with web_client(gateway, member()) as client:
         key = _hidden(client.get(f"/posts/{POST}").text, "idempotency_key")
-        form = {"csrf_token": CSRF, "idempotency_key": key, "content": "c", "cpage": "1"}
+        form = {"idempotency_key": key, "content": "c", "cpage": "1"}
         done = client.post(f"/posts/{POST}/comments", data=form, follow_redirects=False)
     assert done.status_code == 303
     assert done.headers["location"] == f"/posts/{POST}?cpage=1#c-{COMMENT}"
@@ -441,14 +441,14 @@ def test_a_comment_is_added_once_and_the_page_goes_to_it(gateway: FakeGateway) -
     assert call.json == {"content": "c"}
 
 
-def test_a_refused_comment_shows_on_the_comment_form(gateway: FakeGateway) -> None:
+def test_a_refused_comment_shows_on_the_comment_form(gateway: ContentGateway) -> None:
     gateway.refuse(
         "POST",
         f"/api/posts/{POST}/comments",
         422,
         errors=[{"loc": ["body", "content"], "msg": "too long", "type": "string_too_long"}],
     )
-    form = {"csrf_token": CSRF, "idempotency_key": KEY, "content": "my words"}
+    form = {"idempotency_key": KEY, "content": "my words"}
     with web_client(gateway, member()) as client:
         page = client.post(f"/posts/{POST}/comments", data=form)
     assert page.status_code == 422
@@ -456,20 +456,20 @@ def test_a_refused_comment_shows_on_the_comment_form(gateway: FakeGateway) -> No
     assert "my words</textarea>" in page.text
 
 
-def test_editing_and_deleting_a_comment(gateway: FakeGateway) -> None:
+def test_editing_and_deleting_a_comment(gateway: ContentGateway) -> None:
     path = f"/api/posts/{POST}/comments/{COMMENT}"
-    gateway.on("PATCH", path, {})
-    gateway.on("DELETE", path, None, status=204)
+    gateway.answer("PATCH", path, {})
+    gateway.answer("DELETE", path, None, status=204)
     with web_client(gateway, member(OTHER_ID)) as client:
         shown = client.get(f"/posts/{POST}")
         edited = client.post(
             f"/posts/{POST}/comments/{COMMENT}/edit",
-            data={"csrf_token": CSRF, "content": "better", "cpage": "1"},
+            data={"content": "better", "cpage": "1"},
             follow_redirects=False,
         )
         deleted = client.post(
             f"/posts/{POST}/comments/{COMMENT}/delete",
-            data={"csrf_token": CSRF, "cpage": "1"},
+            data={"cpage": "1"},
             follow_redirects=False,
         )
     assert f'action="/posts/{POST}/comments/{COMMENT}/delete"' in shown.text  # bob's own
@@ -479,7 +479,7 @@ def test_editing_and_deleting_a_comment(gateway: FakeGateway) -> None:
     assert len(gateway.calls_to("DELETE", path)) == 1
 
 
-def test_a_refused_comment_edit_reopens_the_form_with_the_message(gateway: FakeGateway) -> None:
+def test_a_refused_comment_edit_reopens_the_form_with_the_message(gateway: ContentGateway) -> None:
     gateway.refuse(
         "PATCH",
         f"/api/posts/{POST}/comments/{COMMENT}",
@@ -489,7 +489,7 @@ def test_a_refused_comment_edit_reopens_the_form_with_the_message(gateway: FakeG
     with web_client(gateway, member(OTHER_ID)) as client:
         page = client.post(
             f"/posts/{POST}/comments/{COMMENT}/edit",
-            data={"csrf_token": CSRF, "content": "mine now"},
+            data={"content": "mine now"},
             headers={"Accept-Language": "ko"},
         )
     assert page.status_code == 403
@@ -497,8 +497,20 @@ def test_a_refused_comment_edit_reopens_the_form_with_the_message(gateway: FakeG
     assert "mine now</textarea>" in page.text
 
 
-def test_the_pages_are_korean_by_default(gateway: FakeGateway) -> None:
+def test_the_pages_are_korean_by_default(gateway: ContentGateway) -> None:
     with web_client(gateway) as client:
         page = client.get(f"/boards/{FREE}", headers={"Accept-Language": "ko"})
     assert "제목 검색" in page.text
     assert "작성자" in page.text
+
+
+def test_after_a_write_the_next_page_says_lists_may_lag(gateway: ContentGateway) -> None:
+    gateway.answer("POST", f"/api/boards/{FREE}/posts", _post(POST), status=201)
+    form = {"idempotency_key": KEY, "title": "Hi", "content": "there"}
+    with web_client(gateway, member()) as client:
+        landed = client.post(f"/boards/{FREE}/write", data=form)
+        again = client.get(f"/posts/{POST}")
+    assert landed.status_code == 200
+    assert str(landed.url).endswith(f"/posts/{POST}?created=1")
+    assert "Saved. Lists may take a moment to show the change." in landed.text
+    assert "Saved." not in again.text  # one-shot

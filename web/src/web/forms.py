@@ -8,13 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from web.adapters.gateway_client import ApiError
+from web.i18n import N_
 
 Translate = Callable[[str], str]
-
-
-def N_(message: str) -> str:  # noqa: N802 (gettext's conventional name, which pybabel extracts)
-    """Mark ``message`` for the catalog without translating it here (gettext's no-op marker)."""
-    return message
 
 
 @dataclass

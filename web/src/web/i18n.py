@@ -20,6 +20,12 @@ LANG_COOKIE = "lang"
 LANG_COOKIE_SECONDS = 365 * 24 * 3600
 
 
+def N_(message: str) -> str:  # noqa: N802 (the gettext convention's name, which pybabel extracts)
+    """Mark ``message`` for the catalog without translating it here (it is translated where it
+    is shown, in the visitor's language): ``make i18n`` extracts every ``N_("...")``."""
+    return message
+
+
 def load_catalogs(directory: Path = LOCALE_DIR) -> dict[str, Translations]:
     """Read ``<directory>/<locale>/LC_MESSAGES/messages.po`` for every locale in ``LOCALES`` and
     compile it in memory.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -47,6 +47,30 @@ class ApiResponse:
     status: int
     body: Any
     headers: httpx.Headers
+
+
+class GatewayPort(Protocol):
+    """What web needs of the gateway (``GatewayClient``; unit tests pass a fake of this port)."""
+
+    async def open(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        client_ip: str | None = None,
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> ApiResponse:
+        """See ``GatewayClient.request``."""
+        ...
 
 
 class GatewayClient:

@@ -25,7 +25,8 @@ class Pages:
 
     Every template sees ``request``, ``locale`` (a ``LocaleChoice``), ``locales``,
     ``session`` (``request.state.session`` when the session layer set it, else ``None``),
-    ``csrf_token`` (the session's, else ``""``), ``settings`` and ``lang_url(code)``."""
+    ``csrf_token`` (the session's, else ``""``), ``settings``, ``lang_url(code)`` and ``flash``
+    (``request.state.flash``: a ``web.sessions.Flash`` set by the session layer, or ``None``)."""
 
     def __init__(self, settings: Settings, catalogs: dict[str, Translations]) -> None:
         self.settings = settings
@@ -80,6 +81,8 @@ class Pages:
             "settings": self.settings,
             "lang_url": lambda code: f"/lang/{code}?next={quote(here, safe='')}",
             "here": here,
+            # the session layer's one-shot message (web.entrypoints.deps), if any
+            "flash": getattr(request.state, "flash", None),
         }
         values.update(context or {})
         html = self._envs[chosen.code].get_template(template).render(values)

@@ -213,7 +213,7 @@ async def write_post(
         board = {"id": bid, "name": form.get("board_name", ""), "slug": ""}
         return _post_form(renderer, request, board=board, values=values, key=key, errors=errors)
     post_id = str(created.body["id"])
-    await flash_saved(request, renderer)
+    await flash_saved(request)
     return RedirectResponse(f"/posts/{post_id}?created=1", status_code=303)
 
 
@@ -338,7 +338,7 @@ async def edit_post(
         return _post_form(
             renderer, request, board=None, values=values, key=None, post=post, errors=errors
         )
-    await flash_saved(request, renderer)
+    await flash_saved(request)
     return RedirectResponse(f"/posts/{pid}", status_code=303)
 
 
@@ -361,7 +361,7 @@ async def delete_post(
     except ApiError as error:
         errors = from_api_error(error, _translator(renderer, request))
         return await _post_page(renderer, request, api, viewer, pid, action_error=errors)
-    await flash_saved(request, renderer, deleted=True)
+    await flash_saved(request, deleted=True)
     board_id = parse_id(form.get("board_id"))
     target = f"/boards/{board_id}?deleted={pid}" if board_id else "/boards"
     return RedirectResponse(target, status_code=303)
@@ -397,7 +397,7 @@ async def add_comment(
             comment_errors=errors,
             comment_key=key,
         )
-    await flash_saved(request, renderer)
+    await flash_saved(request)
     return RedirectResponse(
         f"/posts/{pid}?cpage={_last_page(form)}#c-{created.body['id']}", status_code=303
     )
@@ -442,7 +442,7 @@ async def edit_comment(
             edit_values=values,
             edit_errors=errors,
         )
-    await flash_saved(request, renderer)
+    await flash_saved(request)
     return RedirectResponse(f"/posts/{pid}?cpage={cpage}#c-{cid}", status_code=303)
 
 
@@ -468,5 +468,5 @@ async def delete_comment(
         return await _post_page(
             renderer, request, api, viewer, pid, cpage=cpage, action_error=errors
         )
-    await flash_saved(request, renderer, deleted=True)
+    await flash_saved(request, deleted=True)
     return RedirectResponse(f"/posts/{pid}?cpage={cpage}#comments", status_code=303)

@@ -16,9 +16,10 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from web.adapters.gateway_client import ApiError
-from web.entrypoints.deps import LoginRequired
+from web.entrypoints.deps import LoginRequired, flash
 from web.entrypoints.rendering import Pages
-from web.forms import N_, UNAVAILABLE
+from web.forms import UNAVAILABLE
+from web.i18n import N_
 from web.sessions import Session
 
 #: How many times a list lacking a just-created item asks again, about a second apart: the
@@ -137,11 +138,10 @@ SAVED = N_("Saved. Lists may take a moment to show the change.")
 DELETED = N_("Deleted. Lists may take a moment to show the change.")
 
 
-async def flash_saved(request: Request, renderer: Pages, *, deleted: bool = False) -> None:
+async def flash_saved(request: Request, *, deleted: bool = False) -> None:
     """The one-shot message of the page a write redirects to: the change is made, and the
     lists (read models, eventually consistent) may not show it for a moment."""
-    text = renderer.gettext(request, DELETED if deleted else SAVED)
-    request.state.flash_after_redirect = text
+    await flash(request, DELETED if deleted else SAVED, "ok")
 
 
 def page_url(request: Request, param: str = "page") -> Callable[[int], str]:

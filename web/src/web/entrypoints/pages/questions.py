@@ -29,7 +29,8 @@ from web.entrypoints.pages.content import (
     without,
 )
 from web.entrypoints.rendering import Pages, pages
-from web.forms import N_, FormErrors, from_api_error, idempotency_key, new_idempotency_key
+from web.forms import FormErrors, from_api_error, idempotency_key, new_idempotency_key
+from web.i18n import N_
 
 router = APIRouter()
 Renderer = Annotated[Pages, Depends(pages)]
@@ -186,7 +187,7 @@ async def ask(
     except ApiError as error:
         errors = from_api_error(error, _translator(renderer, request), form_fields=values)
         return _question_form(renderer, request, values=values, key=key, errors=errors)
-    await flash_saved(request, renderer)
+    await flash_saved(request)
     return RedirectResponse(f"/questions/{created.body['id']}?created=1", status_code=303)
 
 
@@ -347,7 +348,7 @@ async def edit_question(
         return _question_form(
             renderer, request, values=values, key=None, question={"id": qid}, errors=errors
         )
-    await flash_saved(request, renderer)
+    await flash_saved(request)
     return RedirectResponse(f"/questions/{qid}", status_code=303)
 
 
@@ -370,7 +371,7 @@ async def delete_question(
     except ApiError as error:
         errors = from_api_error(error, _translator(renderer, request))
         return await _question_page(renderer, request, api, viewer, qid, action_error=errors)
-    await flash_saved(request, renderer, deleted=True)
+    await flash_saved(request, deleted=True)
     return RedirectResponse(f"/questions?deleted={qid}", status_code=303)
 
 
@@ -408,7 +409,7 @@ async def answer(
             answer_errors=errors,
             answer_key=key,
         )
-    await flash_saved(request, renderer)
+    await flash_saved(request)
     return RedirectResponse(f"/questions/{qid}#a-{created.body['id']}", status_code=303)
 
 
@@ -441,7 +442,7 @@ async def edit_answer(
             edit_values=values,
             edit_errors=errors,
         )
-    await flash_saved(request, renderer)
+    await flash_saved(request)
     return RedirectResponse(f"/questions/{qid}#a-{aid}", status_code=303)
 
 
@@ -464,7 +465,7 @@ async def delete_answer(
     except ApiError as error:
         errors = from_api_error(error, _translator(renderer, request))
         return await _question_page(renderer, request, api, viewer, qid, action_error=errors)
-    await flash_saved(request, renderer, deleted=True)
+    await flash_saved(request, deleted=True)
     return RedirectResponse(f"/questions/{qid}#answers", status_code=303)
 
 
@@ -534,7 +535,7 @@ async def add_comment(
             comment_errors=errors,
             comment_key=key,
         )
-    await flash_saved(request, renderer)
+    await flash_saved(request)
     return RedirectResponse(f"/questions/{qid}#c-{created.body['id']}", status_code=303)
 
 
@@ -567,7 +568,7 @@ async def edit_comment(
             edit_values=values,
             edit_errors=errors,
         )
-    await flash_saved(request, renderer)
+    await flash_saved(request)
     return RedirectResponse(f"/questions/{qid}#c-{cid}", status_code=303)
 
 
@@ -590,5 +591,5 @@ async def delete_comment(
     except ApiError as error:
         errors = from_api_error(error, _translator(renderer, request))
         return await _question_page(renderer, request, api, viewer, qid, action_error=errors)
-    await flash_saved(request, renderer, deleted=True)
+    await flash_saved(request, deleted=True)
     return RedirectResponse(f"/questions/{qid}#comments", status_code=303)
