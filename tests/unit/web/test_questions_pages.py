@@ -520,9 +520,15 @@ def test_editing_a_question_no_longer_open_says_why(gateway: ContentGateway) -> 
             f"/questions/{QID}/edit",
             data={"title": "T2", "content": "C2", "bounty": "10"},
         )
+        korean = client.post(
+            f"/questions/{QID}/edit",
+            data={"title": "T2", "content": "C2", "bounty": "10"},
+            headers={"Accept-Language": "ko"},
+        )
     assert page.status_code == 409
     assert "cannot edit a question that is RESOLVED; only OPEN ones" in page.text
     assert 'value="T2"' in page.text
+    assert "해결된 질문은 수정할 수 없습니다" in korean.text
 
 
 def test_deleting_the_question_goes_to_a_list_without_it(gateway: ContentGateway) -> None:
