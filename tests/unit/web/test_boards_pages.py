@@ -514,3 +514,21 @@ def test_after_a_write_the_next_page_says_lists_may_lag(gateway: ContentGateway)
     assert str(landed.url).endswith(f"/posts/{POST}?created=1")
     assert "Saved. Lists may take a moment to show the change." in landed.text
     assert "Saved." not in again.text  # one-shot
+
+
+def test_a_refused_edit_whose_form_cannot_show_still_says_why(gateway: ContentGateway) -> None:
+    """Alice may not edit bob's comment, so the page has no edit form for it: the refusal is
+    shown above the post instead of being lost."""
+    gateway.refuse(
+        "PATCH",
+        f"/api/posts/{POST}/comments/{COMMENT}",
+        403,
+        detail="only the author or an admin may change this comment",
+    )
+    with web_client(gateway, member()) as client:
+        page = client.post(f"/posts/{POST}/comments/{COMMENT}/edit", data={"content": "x"})
+    assert page.status_code == 403
+    assert (
+        '<p class="error form-error" role="alert">only the author or an admin may change this comment</p>'
+        in page.text
+    )

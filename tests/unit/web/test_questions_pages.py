@@ -547,3 +547,34 @@ def test_an_unknown_question_is_a_404_page(gateway: ContentGateway) -> None:
     assert page.status_code == 404
     assert "질문을 찾을 수 없습니다" in page.text
     assert not_an_id.status_code == 404
+
+
+def test_an_answer_refused_because_the_question_moved_on_says_why(gateway: ContentGateway) -> None:
+    """The question was resolved while bob typed: the answer form is gone from the page, and
+    the refusal is shown above the question instead."""
+    gateway.answer("GET", f"/api/questions/{QID}", _question("RESOLVED", accepted=BOBS))
+    gateway.refuse(
+        "POST",
+        f"/api/questions/{QID}/answers",
+        409,
+        detail="only an OPEN question takes answers; it is RESOLVED",
+    )
+    with web_client(gateway, member(OTHER_ID, nickname="bob")) as client:
+        page = client.post(
+            f"/questions/{QID}/answers", data={"idempotency_key": KEY, "content": "late"}
+        )
+    assert page.status_code == 409
+    assert "only an OPEN question takes answers; it is RESOLVED</p>" in page.text
+
+
+def test_an_edit_refused_on_someone_elses_comment_says_why(gateway: ContentGateway) -> None:
+    gateway.refuse(
+        "PATCH",
+        f"/api/questions/{QID}/comments/{COMMENT}",
+        403,
+        detail="only the comment's author or an admin may edit it",
+    )
+    with web_client(gateway, member()) as client:
+        page = client.post(f"/questions/{QID}/comments/{COMMENT}/edit", data={"content": "x"})
+    assert page.status_code == 403
+    assert "only the comment&#39;s author or an admin may edit it</p>" in page.text

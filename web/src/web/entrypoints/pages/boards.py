@@ -272,6 +272,12 @@ async def _post_page(
         )
     except ApiError as error:
         return error_page(renderer, request, error)
+    items: list[dict[str, Any]] = comments.get("items", [])
+    if edit_errors and not any(
+        str(c.get("id")) == editing and may_change(viewer, c.get("author")) for c in items
+    ):
+        # the edit form is not on the page (not theirs, or gone): say why above the post
+        action_error, edit_errors = edit_errors, None
     status = 200
     for errors in (comment_errors, edit_errors, action_error):
         if errors:
@@ -282,7 +288,7 @@ async def _post_page(
         {
             "post": post,
             "can_change": may_change(viewer, post.get("author")),
-            "comments": comments.get("items", []),
+            "comments": items,
             "comments_total": comments.get("total", 0),
             "cpage": cpage,
             "csize": COMMENTS_PER_PAGE,

@@ -277,6 +277,20 @@ async def _question_page(
         question = await api.get(f"/api/questions/{question_id}")
     except ApiError as error:
         return error_page(renderer, request, error)
+    allowed = _permissions(viewer, question)
+    editing_shown = any(
+        str(a.get("id")) == editing_answer and allowed["answer_changeable"](a)
+        for a in question.get("answers", [])
+    ) or any(
+        str(c.get("id")) == editing_comment and allowed["comment_changeable"](c)
+        for c in question.get("comments", [])
+    )
+    # a refusal whose form is not on the page (the question moved on, the item is not theirs
+    # or is gone) is said above the question instead of lost
+    if edit_errors and not editing_shown:
+        action_error, edit_errors = edit_errors, None
+    if answer_errors and not allowed["can_answer"]:
+        action_error, answer_errors = answer_errors, None
     status = 200
     for errors in (answer_errors, comment_errors, edit_errors, action_error):
         if errors:
@@ -300,7 +314,7 @@ async def _question_page(
         "content_max": CONTENT_MAX,
         "comment_max": COMMENT_MAX,
     }
-    context.update(_permissions(viewer, question))
+    context.update(allowed)
     return renderer.render(request, "question.html", context, status=status)
 
 
