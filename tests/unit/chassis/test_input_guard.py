@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from chassis.input_guard import InputGuard, body_errors, path_errors, query_errors
+from chassis.input_guard import InputGuard, body_errors, form_errors, path_errors, query_errors
 
 
 def kinds(errors: list[Any]) -> list[tuple[list[Any], str]]:
@@ -169,6 +169,34 @@ async def test_a_refused_body_never_reaches_the_app() -> None:
         {"loc": ["body", "t"], "msg": problem["errors"][0]["msg"], "type": "nul_character"}
     ]
     assert app.messages == []
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"csrf_token=abc&title=plain+text", []),
+        (b"title=%ED%95%9C%EA%B8%80&n=1", []),  # percent-encoded UTF-8 (한글)
+        (b"title=a%00b", [(["body", "title"], "nul_character")]),
+        (b"ti%00tle=x", [(["body", "ti\\u0000tle"], "nul_character")]),
+        (b"title=%FF", [(["body", "title"], "utf8_invalid")]),
+        (b"title=%ED%A0%80", [(["body", "title"], "utf8_invalid")]),  # an encoded surrogate
+        (b"a=\x00", [(["body", "a"], "nul_character")]),  # a raw NUL byte
+    ],
+)
+def test_form_fields(body: bytes, expected: Any) -> None:
+    assert kinds(form_errors(body)) == expected
+
+
+async def test_a_form_body_with_a_nul_is_refused_before_the_app() -> None:
+    app = Recorder()
+    form = b"application/x-www-form-urlencoded; charset=utf-8"
+    status, problem = await call(InputGuard(app), [b"csrf_token=t&title=a%00"], content_type=form)
+    assert status == 422
+    assert [e["loc"] for e in problem["errors"]] == [["body", "title"]]
+    assert app.messages == []
+    status, _ = await call(InputGuard(app), [b"csrf_token=t&title=ok"], content_type=form)
+    assert status == 204
+    assert app.body == b"csrf_token=t&title=ok"
 
 
 async def test_other_content_types_and_the_gateway_mode_pass_bodies_through() -> None:

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from fastapi.testclient import TestClient
 
 from web.adapters.gateway_client import ApiError, ApiResponse, GatewayUnreachable
 from web.adapters.session_records import RecordsUnavailable
+from web.bootstrap import build_api
+from web.config import Settings
+from web.sessions import SESSION_COOKIE, SessionStore
+
+SETTINGS = Settings(REDIS_URL="redis://127.0.0.1:1/0", REFRESH_MARGIN_SECONDS=30)
 
 
 class Clock:
@@ -225,3 +232,51 @@ class TokenMint:
             raise problem(401, "the refresh token was already used; session revoked")
         self.valid_refresh.discard(token)
         return self.pair()
+
+
+class World:
+    """The app wired to fakes: gateway, session records, clock, token issuer."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.records = MemoryRecords(self.clock)
+        self.gateway = FakeGateway()
+        self.mint = TokenMint()
+        self.me = member_body("alice")
+        self.app = build_api(SETTINGS, self.gateway, records=self.records, clock=self.clock)
+        self.gateway.on("POST /api/auth/login", lambda call: ok(self.mint.pair()))
+        self.gateway.on("POST /api/auth/refresh", self._refresh)
+        self.gateway.on("POST /api/auth/logout", ok(None, 204))
+        self.gateway.on("GET /api/members/me", self._me)
+        self.gateway.on("POST /api/probe-write", self._me)
+
+    def _refresh(self, call: Call) -> Any:
+        return ok(self.mint.refresh(call.json["refresh_token"]))
+
+    def _me(self, call: Call) -> Any:
+        if call.token not in self.mint.valid_access:
+            raise problem(401, "the token is not valid")
+        return ok(self.me)
+
+    @property
+    def store(self) -> SessionStore:
+        found: SessionStore = self.app.state.sessions
+        return found
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]*)"', html)
+    assert found is not None, "the page has no CSRF field"
+    return found.group(1)
+
+
+def log_in(client: TestClient) -> str:
+    """Log in through the pages; returns the signed-in session's cookie."""
+    token = csrf_of(client.get("/login").text)
+    answer = client.post(
+        "/login",
+        data={"csrf_token": token, "email": "alice@example.com", "password": "pw-123456"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    return str(client.cookies[SESSION_COOKIE])

@@ -311,8 +311,8 @@ def test_validation_errors_land_on_their_fields_and_keep_the_input(gateway: Cont
         page = client.post(f"/boards/{FREE}/write", data=form)
     assert page.status_code == 422
     main = _main(page.text)
-    assert 'aria-invalid="true" aria-describedby="e-f-title"' in main
-    assert '<p class="error" id="e-f-title">This field is required.</p>' in main
+    assert 'aria-invalid="true" aria-describedby="e-title"' in main
+    assert '<p class="error" id="e-title">This field is required.</p>' in main
     assert "Please correct the highlighted fields." in main
     assert "kept &lt;text&gt;</textarea>" in main
     assert _hidden(main, "idempotency_key") == KEY  # a refused request stored nothing under it
@@ -323,7 +323,7 @@ def test_a_domain_refusal_naming_a_field_lands_on_it(gateway: ContentGateway) ->
     form = {"idempotency_key": KEY, "title": "  ", "content": "x"}
     with web_client(gateway, member()) as client:
         page = client.post(f"/boards/{FREE}/write", data=form)
-    assert '<p class="error" id="e-f-title">title must not be blank</p>' in page.text
+    assert '<p class="error" id="e-title">title must not be blank</p>' in page.text
 
 
 def test_a_write_during_an_outage_keeps_the_form_and_answers_200(gateway: ContentGateway) -> None:

@@ -215,7 +215,7 @@ def test_a_bad_bounty_is_the_apis_422_on_the_bounty_field(gateway: ContentGatewa
     assert english.status_code == 422
     (call, _) = gateway.calls_to("POST", "/api/questions")
     assert call.json["bounty"] == "lots"  # as typed: the API names the field
-    assert '<p class="error" id="e-f-bounty">Enter a whole number.</p>' in english.text
+    assert '<p class="error" id="e-bounty">Enter a whole number.</p>' in english.text
     assert 'value="lots"' in english.text
     assert 'value="T"' in english.text
     assert "정수를 입력하세요." in korean.text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,19 +11,8 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 from fastapi.testclient import TestClient
 
-from tests.unit.web.fakes import (
-    Call,
-    Clock,
-    FakeGateway,
-    MemoryRecords,
-    TokenMint,
-    member_body,
-    ok,
-    problem,
-)
+from tests.unit.web.fakes import SETTINGS, Call, World, csrf_of, log_in, ok, problem
 from web.adapters.gateway_client import ApiError
-from web.bootstrap import build_api
-from web.config import Settings
 from web.entrypoints.deps import Api, CsrfForm, Member
 from web.sessions import (
     SESSION_COOKIE,
@@ -35,7 +23,6 @@ from web.sessions import (
     session_key,
 )
 
-SETTINGS = Settings(REDIS_URL="redis://127.0.0.1:1/0", REFRESH_MARGIN_SECONDS=30)
 probe = APIRouter()
 
 
@@ -52,64 +39,17 @@ async def probe_form(form: CsrfForm, member: Member, api: Api) -> str:
     return "written"
 
 
-class World:
-    """The app wired to fakes: gateway, session records, clock, token issuer."""
-
-    def __init__(self) -> None:
-        self.clock = Clock()
-        self.records = MemoryRecords(self.clock)
-        self.gateway = FakeGateway()
-        self.mint = TokenMint()
-        self.me = member_body("alice")
-        self.app = build_api(SETTINGS, self.gateway, records=self.records, clock=self.clock)
-        self.app.include_router(probe)
-        self.gateway.on("POST /api/auth/login", lambda call: ok(self.mint.pair()))
-        self.gateway.on("POST /api/auth/refresh", self._refresh)
-        self.gateway.on("POST /api/auth/logout", ok(None, 204))
-        self.gateway.on("GET /api/members/me", self._me)
-        self.gateway.on("POST /api/probe-write", self._me)
-
-    def _refresh(self, call: Call) -> Any:
-        return ok(self.mint.refresh(call.json["refresh_token"]))
-
-    def _me(self, call: Call) -> Any:
-        if call.token not in self.mint.valid_access:
-            raise problem(401, "the token is not valid")
-        return ok(self.me)
-
-    @property
-    def store(self) -> SessionStore:
-        found: SessionStore = self.app.state.sessions
-        return found
-
-
 @pytest.fixture
 def world() -> World:
-    return World()
+    built = World()
+    built.app.include_router(probe)
+    return built
 
 
 @pytest.fixture
 def client(world: World) -> Iterator[TestClient]:
     with TestClient(world.app, base_url="http://web.test") as test_client:
         yield test_client
-
-
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]*)"', html)
-    assert found is not None, "the page has no CSRF field"
-    return found.group(1)
-
-
-def log_in(client: TestClient) -> str:
-    """Log in through the pages; returns the signed-in session's cookie."""
-    token = csrf_of(client.get("/login").text)
-    answer = client.post(
-        "/login",
-        data={"csrf_token": token, "email": "alice@example.com", "password": "pw-123456"},
-        follow_redirects=False,
-    )
-    assert answer.status_code == 303, answer.text
-    return str(client.cookies[SESSION_COOKIE])
 
 
 # -- sign-in ------------------------------------------------------------------------------

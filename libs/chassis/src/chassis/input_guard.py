@@ -9,7 +9,10 @@ service for everyone behind the same breaker. So ``InputGuard``, an ASGI middlew
 - the path, percent-decoded (``loc: ["path"]``);
 - every query parameter name and value (``loc: ["query", <name>]``);
 - every header value (``loc: ["header", <lower-case name>]``);
-- every string of a JSON request body, object keys included (``loc: ["body", <key>, <index>, ...]``).
+- every string of a JSON request body, object keys included (``loc: ["body", <key>, <index>, ...]``);
+- every field name and value of an HTML form's body (``application/x-www-form-urlencoded``,
+  ``loc: ["body", <name>]``): the web front end passes form fields on, and one of them must not
+  reach its session store, its logs or a service as text no store can take.
 
 The answer is the validation problem's shape: 422 ``application/problem+json`` with
 ``errors: [{loc, msg, type}]``; ``type`` is ``nul_character``, ``lone_surrogate`` or
@@ -35,8 +38,10 @@ Decisions, and why:
   RFC 8259 §8.1 excludes and whose escapes the byte search would miss. A body that is not JSON
   (or not UTF-8) is left to the app, whose own 422 (``json_invalid``) or 400 says more. The body
   is buffered (the route reads it whole anyway) and replayed to the app unchanged. Only
-  ``application/json`` and ``application/*+json`` bodies are looked at: those are the only ones
-  FastAPI parses into a model. A buffered body is bounded (413 past ``max_body_bytes``).
+  ``application/json`` and ``application/*+json`` bodies are looked at, and forms: those are
+  the only ones the processes parse (a JSON model, the web front end's forms). A form's
+  syntax is the query string's, checked the same way. A buffered body is bounded (413 past
+  ``max_body_bytes``).
 - **The gateway checks the path, the query and the headers, not bodies** (``check_bodies=False``).
   It routes on the path and query and keys rate limits, logs and forwarded headers on them, so
   those are checked there; but it never parses or stores a body: it forwards the bytes to a
@@ -127,8 +132,9 @@ def path_errors(scope: Scope) -> list[InputError]:
     return [error] if error else []
 
 
-def query_errors(query: bytes) -> list[InputError]:
-    """Each parameter of ``query`` (``a=1&b=2``, ``+`` for space) as Starlette splits it."""
+def query_errors(query: bytes, where: str = "query") -> list[InputError]:
+    """Each parameter of ``query`` (``a=1&b=2``, ``+`` for space) as Starlette splits it;
+    ``where`` names it in ``loc`` (``"body"`` for a form body, which has the same syntax)."""
     if not query or (query.isascii() and b"%" not in query and b"\x00" not in query):
         return []
     errors: list[InputError] = []
@@ -140,9 +146,14 @@ def query_errors(query: bytes) -> list[InputError]:
         value = _percent_decoded(raw_value.replace(b"+", b" "))
         label = name if name is not None else unquote_to_bytes(raw_name).decode("utf-8", "replace")
         if name is None or value is None:
-            errors.append(_utf8_error(("query", label), "a percent-encoded query parameter"))
+            what = (
+                "a percent-encoded form field"
+                if where == "body"
+                else "a percent-encoded query parameter"
+            )
+            errors.append(_utf8_error((where, label), what))
             continue
-        error = text_error(("query", label), name) or text_error(("query", label), value)
+        error = text_error((where, label), name) or text_error((where, label), value)
         if error is not None:
             errors.append(error)
     return errors
@@ -204,6 +215,18 @@ def body_errors(body: bytes) -> list[InputError]:
     return errors
 
 
+def form_errors(body: bytes) -> list[InputError]:
+    """The fields of an ``application/x-www-form-urlencoded`` body a store cannot take
+    (``loc: ["body", <name>]``): a percent-encoded NUL, or bytes that are not UTF-8 (a strict
+    decoder also refuses an encoded surrogate, so none can arise)."""
+    return query_errors(body, "body")[:MAX_ERRORS]
+
+
+def is_form(content_type: bytes) -> bool:
+    """``application/x-www-form-urlencoded``, parameters ignored."""
+    return content_type.split(b";", 1)[0].strip().lower() == b"application/x-www-form-urlencoded"
+
+
 def is_json(content_type: bytes) -> bool:
     """``application/json`` or ``application/<anything>+json``, parameters ignored (as FastAPI)."""
     media = content_type.split(b";", 1)[0].strip().lower()
@@ -240,14 +263,18 @@ class InputGuard:
             await self._refuse(scope, receive, send, errors)
             return
         content_type = next((v for k, v in headers if k == b"content-type"), None)
-        if not self.check_bodies or content_type is None or not is_json(content_type):
+        check = None
+        if self.check_bodies and content_type is not None:
+            check = body_errors if is_json(content_type) else None
+            check = form_errors if is_form(content_type) else check
+        if check is None:
             await self.app(scope, receive, send)
             return
         body, disconnect = await self._read(receive)
         if body is None:
             await self._answer(scope, receive, send, 413, "the request body is too large")
             return
-        errors = body_errors(body) if disconnect is None else []
+        errors = check(body) if disconnect is None else []
         if errors:
             await self._refuse(scope, receive, send, errors)
             return
