@@ -32,7 +32,7 @@ from web.forms import FormErrors, from_api_error, idempotency_key, new_idempoten
 router = APIRouter()
 Renderer = Annotated[Pages, Depends(pages)]
 
-#: The board only admins post on (DESIGN §4: seeded ``notice``, "only admins may post"). The
+#: The board only admins post on (docs/services/board.md, "Seeded boards": ``notice``). The
 #: public board shape has no admin-only flag, so the slug is the contract the page reads.
 NOTICE_SLUG = "notice"
 #: Limits of board's API (services/board: schemas and domain), repeated as the form's

@@ -35,7 +35,7 @@ from web.i18n import N_
 router = APIRouter()
 Renderer = Annotated[Pages, Depends(pages)]
 
-#: The question states (DESIGN §3, answer-acceptance) and their labels on the page.
+#: The question states (docs/services/qna.md; docs/sagas.md, answer-acceptance) and their labels.
 STATUSES: dict[str, str] = {
     "OPEN": N_("Open"),
     "ACCEPTING": N_("Accepting"),
@@ -179,7 +179,8 @@ async def ask(
     request: Request, renderer: Renderer, member: Member, form: CsrfForm, api: Api
 ) -> Response:
     """``POST /api/questions`` with the form's Idempotency-Key; 303 to the new question. The
-    bounty is checked against the balance only at acceptance (DESIGN §3, "Points")."""
+    bounty is checked against the balance only at acceptance (docs/sagas.md: the
+    transfer-points step refuses a short balance)."""
     values, body = _question_values(form)
     key = idempotency_key(form)
     try:
