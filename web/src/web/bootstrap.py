@@ -15,7 +15,7 @@ from web.adapters.gateway_client import GatewayClient, GatewayPort
 from web.adapters.session_records import RedisSessionRecords, SessionRecords
 from web.config import Settings
 from web.entrypoints.deps import SessionCookieMiddleware, install_session_handlers
-from web.entrypoints.pages import account, admin, auth, home, mypage, sagas
+from web.entrypoints.pages import account, admin, auth, boards, home, mypage, questions, sagas
 from web.entrypoints.rendering import Pages, install_error_pages
 from web.i18n import load_catalogs
 from web.sessions import Clock, SessionStore
@@ -52,6 +52,8 @@ def build_api(
             account.router,
             sagas.router,
             mypage.router,
+            boards.router,
+            questions.router,
             admin.router,
         ],
         docs=False,  # web serves pages; the API and its documentation are the gateway's

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,17 +44,90 @@ STATUS_MESSAGES: dict[int, str] = {
 }
 UNAVAILABLE = N_("The service is temporarily unavailable. Please try again in a moment.")
 
+#: A field's message by the validation error's ``type`` (pydantic's error types, which the
+#: services' 422 ``errors[]`` carry), so a field reads the same in either language whatever
+#: English ``msg`` the service wrote.
+FIELD_MESSAGES: dict[str, str] = {
+    "missing": N_("This field is required."),
+    "string_too_short": N_("This field is required."),
+    "string_too_long": N_("This text is too long."),
+    "string_type": N_("Enter text here."),
+    "int_type": N_("Enter a whole number."),
+    "int_parsing": N_("Enter a whole number."),
+    "int_from_float": N_("Enter a whole number."),
+    "greater_than_equal": N_("This number is too small."),
+    "less_than_equal": N_("This number is too large."),
+    "greater_than": N_("This number is too small."),
+    "less_than": N_("This number is too large."),
+    "extra_forbidden": N_("This field is not accepted."),
+}
+INVALID_VALUE = N_("This value is not valid.")
+
+#: Details the board and Q&A services write for people (their domain refusals, verbatim), put
+#: in the catalog so a Korean page shows them in Korean. A detail not listed is shown as the
+#: service wrote it: still readable, only in English.
+API_DETAILS: tuple[str, ...] = (
+    N_("board not found"),
+    N_("post not found"),
+    N_("comment not found"),
+    N_("only an admin may post on the notice board"),
+    N_("only the author or an admin may change this post"),
+    N_("only the author or an admin may change this comment"),
+    N_("no such question"),
+    N_("no such answer"),
+    N_("the question has no such answer"),
+    N_("the question has no such comment"),
+    N_("a withdrawn member cannot ask questions"),
+    N_("a withdrawn member cannot answer"),
+    N_("a withdrawn member cannot comment"),
+    N_("only the author or an admin may edit this question"),
+    N_("only the author or an admin may delete this question"),
+    N_("only the answer's author or an admin may edit it"),
+    N_("only the answer's author or an admin may delete it"),
+    N_("only the comment's author or an admin may edit it"),
+    N_("only the comment's author or an admin may delete it"),
+    N_("cannot edit an accepted answer"),
+    N_("cannot delete an accepted answer"),
+    N_("cannot edit an answer while the question is ACCEPTING"),
+    N_("cannot delete an answer while the question is ACCEPTING"),
+    N_("cannot edit a question that is ACCEPTING; only OPEN ones"),
+    N_("cannot edit a question that is RESOLVED; only OPEN ones"),
+    N_("cannot edit a question that is CLOSED; only OPEN ones"),
+    N_("cannot delete a question that is ACCEPTING; only OPEN ones"),
+    N_("cannot delete a question that is RESOLVED; only OPEN ones"),
+    N_("cannot delete a question that is CLOSED; only OPEN ones"),
+    N_("only an OPEN question takes answers; it is ACCEPTING"),
+    N_("only an OPEN question takes answers; it is RESOLVED"),
+    N_("only an OPEN question takes answers; it is CLOSED"),
+    N_("only an OPEN question can accept an answer; it is ACCEPTING"),
+    N_("only an OPEN question can accept an answer; it is RESOLVED"),
+    N_("only an OPEN question can accept an answer; it is CLOSED"),
+    N_("only the asker may accept an answer"),
+    N_("the asker cannot accept their own answer"),
+    N_("the answer's author has withdrawn"),
+    N_("the answer is not on this question"),
+    N_("the member has withdrawn"),
+    N_("the member is withdrawing"),
+)
+
 
 def from_api_error(
-    error: ApiError, translate: Translate, field_names: dict[str, str] | None = None
+    error: ApiError,
+    translate: Translate,
+    field_names: dict[str, str] | None = None,
+    form_fields: Collection[str] = (),
 ) -> FormErrors:
     """Map ``error`` onto a form.
 
     A 422's ``errors[].loc`` (``["body", "title"]``) names the API field; ``field_names`` maps
-    an API field to the form's field when they differ (default: the same name). The API's
-    ``detail`` is shown as the form message for a 4xx other than 422 when it has one, since the
-    services write it for people (``"nickname already taken"``); an outage gets ``UNAVAILABLE``."""
-    if error.unavailable:
+    an API field to the form's field when they differ (default: the same name). The field's
+    message is chosen by the error's ``type`` (``FIELD_MESSAGES``), translated. A 422 without
+    ``errors`` whose ``detail`` starts with the name of one of ``form_fields`` (a domain check:
+    ``"title must not be blank"``) is shown on that field. The API's ``detail`` is shown as the
+    form message for a 4xx other than 422 when it has one, since the services write it for
+    people (``"nickname already taken"``, translated when ``API_DETAILS`` knows it); an outage
+    (502-504, and any 5xx: web answers no 5xx for an upstream's failure) gets ``UNAVAILABLE``."""
+    if error.unavailable or error.status >= 500:
         return FormErrors(translate(UNAVAILABLE), status=200)
     names = field_names or {}
     result = FormErrors(status=error.status if 400 <= error.status < 500 else 200)
@@ -65,10 +139,13 @@ def from_api_error(
         api_field = loc[0] if loc else ""
         form_field = names.get(api_field, api_field)
         if form_field and form_field not in result.fields:
-            result.fields[form_field] = str(
-                entry.get("msg") or translate(N_("This value is not valid."))
-            )
+            result.fields[form_field] = _field_message(entry, translate)
     detail = problem.get("detail")
+    if error.status == 422 and not result.fields and isinstance(detail, str):
+        api_field = detail.split(" ", 1)[0]
+        form_field = names.get(api_field, api_field)
+        if form_field in form_fields:
+            result.fields[form_field] = translate(detail)
     if error.status == 422 and result.fields:
         result.message = translate(STATUS_MESSAGES[422])
     elif isinstance(detail, str) and detail and error.status != 401:
@@ -77,3 +154,36 @@ def from_api_error(
     else:
         result.message = translate(STATUS_MESSAGES.get(error.status, UNAVAILABLE))
     return result
+
+
+def _field_message(entry: Mapping[str, Any], translate: Translate) -> str:
+    known = FIELD_MESSAGES.get(str(entry.get("type") or ""))
+    if known is not None:
+        return translate(known)
+    msg = entry.get("msg")
+    return translate(str(msg)) if msg else translate(INVALID_VALUE)
+
+
+# --- idempotent form submission ----------------------------------------------------------------
+
+#: The hidden field every create form carries (one UUID per rendered form).
+IDEMPOTENCY_FIELD = "idempotency_key"
+
+
+def new_idempotency_key() -> str:
+    """A fresh key for a form being rendered: a random UUID (RFC 9562 version 4)."""
+    return str(uuid.uuid4())
+
+
+def idempotency_key(form: Mapping[str, str]) -> str:
+    """The key the submitted form was rendered with, sent as ``Idempotency-Key`` so a double
+    submit (two clicks, a resend after a timeout) creates one item: the service stores the
+    first result under the key with the effect and returns it to the retry. A missing or
+    malformed key (a hand-made request) gets a fresh one: the call still works, only without
+    the double-submit guard. The same key is rendered again when the form comes back with an
+    error: a refused request stored nothing under it (the claim rolls back with the effect)."""
+    raw = form.get(IDEMPOTENCY_FIELD, "")
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        return new_idempotency_key()
