@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import (
     Browser,
@@ -31,6 +32,7 @@ from playwright.async_api import (
     expect,
 )
 
+from tests.e2e.flows import GatewayApi
 from tests.support.infra import REPO, Infra
 from tests.system.saga.stack import Stack, running_stack
 
@@ -73,6 +75,13 @@ async def stack(infra: Infra) -> AsyncIterator[Stack]:
 def base_url(stack: Stack) -> str:
     """The product's front door: the gateway, which serves the pages at ``/``."""
     return stack.gateway_url
+
+
+@pytest.fixture(scope="session")
+async def api(base_url: str) -> AsyncIterator[GatewayApi]:
+    """The gateway's public API, to check what the pages did."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        yield GatewayApi(http)
 
 
 @pytest.fixture(scope="session")
