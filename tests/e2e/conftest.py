@@ -7,7 +7,7 @@ fresh browser context (cookies, locale, 1280x800 viewport) per page a test opens
 Why the async API and our own fixtures, not pytest-playwright: that plugin's synchronous
 session fixtures leave an event loop running, and every pytest-asyncio test collected after
 them (this repository runs one session-wide loop) then fails with "Runner.run() cannot be
-called from a running event loop" (docs/web.md).
+called from a running event loop".
 
 Chromium is Debian's (``make browser``), launched by its path: nothing is downloaded. A
 missing browser fails the tests, never skips them, so a machine without it cannot pass.
@@ -26,6 +26,7 @@ import pytest
 from playwright.async_api import (
     Browser,
     BrowserContext,
+    Dialog,
     Page,
     ViewportSize,
     async_playwright,
@@ -129,6 +130,10 @@ def screens(request: pytest.FixtureRequest) -> Screens:
 OpenPage = Callable[..., Awaitable[Page]]
 
 
+async def _accept(dialog: Dialog) -> None:
+    await dialog.accept()
+
+
 @pytest.fixture
 async def open_page(browser: Browser, base_url: str) -> AsyncIterator[OpenPage]:
     """Opens pages, each in a context of its own (a separate visitor: its own cookie jar),
@@ -140,7 +145,11 @@ async def open_page(browser: Browser, base_url: str) -> AsyncIterator[OpenPage]:
         context = await browser.new_context(base_url=base_url, locale=locale, viewport=VIEWPORT)
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
-        return await context.new_page()
+        page = await context.new_page()
+        # the visitor answers "OK" to every confirmation (data-confirm buttons); Playwright
+        # would otherwise dismiss it, and the form would never be sent
+        page.on("dialog", _accept)
+        return page
 
     yield open_one
     for context in contexts:

@@ -193,3 +193,60 @@ async def reload_until(
         except AssertionError:
             if time.monotonic() > deadline:
                 raise
+
+
+async def comment(page: Page, text: str) -> None:
+    """Add a comment on the post or question shown."""
+    form = page.locator("form#comment-form")
+    await form.locator("[name=content]").fill(text)
+    await submit(form)
+    await expect(page.locator(".comment").get_by_text(text, exact=True)).to_be_visible()
+
+
+async def ask(page: Page, title: str, content: str, bounty: int) -> str:
+    """Ask a question with a bounty; ends on the question's page and returns its id."""
+    await page.goto("/questions")
+    await page.get_by_role("link", name=re.compile("ask", re.IGNORECASE)).first.click()
+    form = form_with(page, "bounty")
+    await form.locator("[name=title]").fill(title)
+    await form.locator("[name=content]").fill(content)
+    await form.locator("[name=bounty]").fill(str(bounty))
+    await submit(form)
+    await expect(page).to_have_url(re.compile(r"/questions/[0-9a-f-]{36}"))
+    await expect(page.get_by_role("heading", level=1)).to_have_text(title)
+    return page_id(page, "questions")
+
+
+async def answer(page: Page, question_id: str, text: str) -> None:
+    """Answer the question from its page."""
+    await page.goto(f"/questions/{question_id}")
+    form = page.locator("form#answer-form")
+    await form.locator("[name=content]").fill(text)
+    await submit(form)
+    await expect(page.locator(".answer").get_by_text(text, exact=True)).to_be_visible()
+
+
+async def accept(page: Page, question_id: str, answer_text: str) -> str:
+    """Accept the answer reading ``answer_text`` on the question's page; ends on the live
+    saga view and returns the saga's id."""
+    await page.goto(f"/questions/{question_id}")
+    the_answer = page.locator(".answer").filter(has_text=answer_text)
+    await the_answer.get_by_role("button", name=re.compile("accept", re.IGNORECASE)).click()
+    await expect(page).to_have_url(re.compile(r"/sagas/[0-9a-f-]{36}"))
+    return page_id(page, "sagas")
+
+
+async def withdraw(page: Page, person: Person) -> str:
+    """Withdraw from the account page, confirming; ends on the live saga view."""
+    await page.goto("/account")
+    await page.get_by_role("link", name=re.compile("withdraw", re.IGNORECASE)).first.click()
+    form = page.locator("main form").filter(
+        has=page.get_by_role("button", name=re.compile("withdraw", re.IGNORECASE))
+    )
+    for password in await form.locator("input[type=password]").all():
+        await password.fill(person.password)
+    for checkbox in await form.locator("input[type=checkbox]").all():
+        await checkbox.check()
+    await submit(form)
+    await expect(page).to_have_url(re.compile(r"/sagas/[0-9a-f-]{36}"))
+    return page_id(page, "sagas")
