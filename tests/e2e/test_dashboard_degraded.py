@@ -10,7 +10,13 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import Screens
-from tests.e2e.flows import GatewayApi, Person, reload_until, sign_up_and_log_in
+from tests.e2e.flows import (
+    SIGNUP_POINTS,
+    GatewayApi,
+    Person,
+    reload_until,
+    sign_up_and_log_in,
+)
 from tests.system.saga.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -29,24 +35,29 @@ async def test_my_page_says_which_part_is_missing_while_qna_is_down(
     main = page.locator("main")
     await page.goto("/me")
     # everything is there once qna's list has the question (its read model lags the write)
-    await reload_until(page, main.get_by_text(title))
-    await expect(main.get_by_text(person.nickname).first).to_be_visible()
-    notice = main.get_by_text(UNAVAILABLE)
-    await expect(notice).to_have_count(0)
-    await screens.shot(page, "my-page", docs=True)
+    questions = main.locator("[data-part=recent_questions]")
+    await reload_until(page, questions.get_by_text(title))
+    degraded = main.locator("[data-degraded]")
+    await expect(degraded).to_have_count(0)
+    await expect(main.get_by_text(UNAVAILABLE)).to_have_count(0)
 
     stack.kill("qna-api")
     try:
-        await reload_until(page, notice)
-        # the notice names the questions; profile, points and posts are still shown
-        await expect(main.get_by_text(title)).to_have_count(0)
-        await expect(notice.first).to_contain_text(re.compile("question", re.I))
-        await expect(main.get_by_text(person.nickname).first).to_be_visible()
-        await expect(main.get_by_text("100").first).to_be_visible()
+        await reload_until(page, questions.and_(degraded))
+        # only the questions are missing, said in words; profile, points and activity stay
+        await expect(degraded).to_have_count(1)
+        await expect(questions).to_contain_text(UNAVAILABLE)
+        await expect(questions.get_by_text(title)).to_have_count(0)
+        summary = main.get_by_role("status").filter(has_text=re.compile("question", re.I))
+        await expect(summary).to_have_count(1)
+        member = main.locator("[data-part=member]")
+        await expect(member.locator(".nickname")).to_have_text(person.nickname)
+        await expect(member.locator(".points")).to_have_text(str(SIGNUP_POINTS))
+        await expect(main.locator("[data-part=activity]")).to_be_visible()
         await screens.shot(page, "my-page-degraded", docs=True)
     finally:
         await asyncio.to_thread(stack.start, "qna-api")
 
-    # back up: the gateway's breaker closes again and the part returns
-    await reload_until(page, main.get_by_text(title))
-    await expect(notice).to_have_count(0)
+    # qna is back: once the gateway's breaker lets calls through again, so is the part
+    await reload_until(page, questions.get_by_text(title), timeout=90)
+    await expect(degraded).to_have_count(0)
