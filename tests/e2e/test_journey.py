@@ -39,7 +39,7 @@ async def test_two_members_from_sign_up_to_withdrawal(
 
     # sign up and log in, each in a browser of their own
     await asker_page.goto("/signup")
-    await screens.shot(asker_page, "signup", docs=True)
+    await screens.shot(asker_page, "signup")
     for page, person in ((asker_page, asker), (answerer_page, answerer)):
         await sign_up(page, person)
         await log_in(page, person)

@@ -42,9 +42,10 @@ async def test_each_browser_has_its_own_session_and_sign_in_renews_it(
     assert signed_in_cookie
     assert signed_in_cookie != guest_cookie
     # a browser that never signed in is a guest, with a session and a token of its own
-    strangers_token = await csrf_token(stranger)
-    await expect_signed_out(stranger)
+    await stranger.goto("/")
     await expect(stranger.locator("header")).not_to_contain_text(person.nickname)
+    await expect_signed_out(stranger)
+    strangers_token = await csrf_token(stranger)
     assert await session_cookie(stranger) not in ("", guest_cookie, signed_in_cookie)
     assert strangers_token != guest_token
     # the cookie planted before the sign-in (session fixation) is worth nothing now
