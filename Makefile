@@ -16,7 +16,7 @@ UV_RUN := uv run --no-sync
 LOCAL_ENV := deploy/local/local.env
 MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src web/src tests deploy/local benchmarks tools
 
-.PHONY: help sync infra-up infra-down infra-status infra-reset run test chaos fuzz lint fmt k8s-validate i18n
+.PHONY: help sync infra-up infra-down infra-status infra-reset browser run test chaos fuzz lint fmt k8s-validate i18n
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -37,12 +37,34 @@ infra-status: ## show whether each piece of infrastructure is up
 infra-reset: ## stop the infrastructure and delete its data
 	$(INFRA) reset
 
+# The browser tests (tests/e2e) drive Debian's Chromium through Playwright by its path: no browser
+# is downloaded. fonts-nanum gives it Hangul glyphs (without a Korean font every Korean screen
+# renders as empty boxes). CHROMIUM_EXECUTABLE points the tests at another Chromium.
+CHROMIUM_EXECUTABLE ?= /usr/lib/chromium/chromium
+BROWSER_PACKAGES := chromium fonts-nanum
+
+browser: ## install Debian's chromium and a Korean font for the browser tests (only when missing)
+	@missing=(); \
+	[ -x "$(CHROMIUM_EXECUTABLE)" ] || missing+=(chromium); \
+	fc-list :lang=ko 2>/dev/null | grep -q . || missing+=(fonts-nanum); \
+	if [ $${#missing[@]} -eq 0 ]; then echo "browser: $(CHROMIUM_EXECUTABLE) and a Korean font are installed"; exit 0; fi; \
+	command -v apt-get >/dev/null || { echo "browser: apt-get not found; install Chromium and a Korean font, and set CHROMIUM_EXECUTABLE" >&2; exit 1; }; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=(); \
+	elif command -v sudo >/dev/null; then sudo=(sudo); \
+	else echo "browser: need root or sudo to run apt-get install $${missing[*]}" >&2; exit 1; fi; \
+	echo "browser: installing Debian packages: $${missing[*]}"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then "$${sudo[@]}" apt-get update -q; fi; \
+	"$${sudo[@]}" apt-get install -y -q --no-install-recommends "$${missing[@]}" || \
+	{ "$${sudo[@]}" apt-get update -q && "$${sudo[@]}" apt-get install -y -q --no-install-recommends "$${missing[@]}"; }; \
+	[ -x "$(CHROMIUM_EXECUTABLE)" ] || { echo "browser: $(CHROMIUM_EXECUTABLE) missing after the install; set CHROMIUM_EXECUTABLE" >&2; exit 1; }
+
 run: sync infra-up ## migrate, create topics, run every service and the gateway (Ctrl-C stops)
 	exec .venv/bin/python deploy/local/run.py
 
-test: sync infra-up k8s-validate ## the whole suite: unit, integration, system, deploy, and the short fault suite (its own infrastructure)
+test: sync browser infra-up k8s-validate ## the whole suite: unit, integration, system, browser (tests/e2e), deploy, and the short fault suite (its own infrastructure)
 	set -a; source $(LOCAL_ENV); set +a; \
-	export MSA_TEST_INFRA="$${MSA_TEST_INFRA:-local}"; \
+	export MSA_TEST_INFRA="$${MSA_TEST_INFRA:-local}" CHROMIUM_EXECUTABLE="$(CHROMIUM_EXECUTABLE)"; \
 	$(UV_RUN) pytest tests $(PYTEST_ARGS)
 
 chaos: sync ## the full fault suite on an instance of its own (SCENARIO=name for one; ~12 min)
