@@ -226,6 +226,19 @@ def test_withdrawal_completed_is_the_401_and_logs_the_member_out(
     assert session_key(cookie) not in world.records.data
 
 
+def test_withdrawal_starts_with_a_whole_token_life_ahead(client: TestClient, world: World) -> None:
+    """member refuses to refresh a WITHDRAWING member's tokens, and this session reads a 401
+    during its withdrawal as COMPLETED: a refresh due mid-saga would log the member out while
+    the saga could still compensate. So the DELETE goes with a token refreshed just before."""
+    log_in(client)
+    world.clock.advance(world.mint.expires_in - 120)  # 2 minutes left: no refresh due yet
+    before = world.mint.refreshes
+    start_withdrawal(client, world)
+    assert world.mint.refreshes == before + 1
+    delete = world.gateway.called("DELETE /api/members/me")[-1]
+    assert delete.token == f"access-{world.mint.issued}"  # the new token, a whole life ahead
+
+
 def test_withdrawal_compensated_shows_the_reason_and_the_account_stays(
     client: TestClient, world: World
 ) -> None:

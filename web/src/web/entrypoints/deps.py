@@ -255,6 +255,21 @@ class ApiCaller:
             )
             return await self._send(method, path, session, json, params, idempotency_key, timeout)
 
+    async def renew_token(self) -> None:
+        """Refresh the signed-in member's access token now, whatever its age (single-flight
+        like every refresh). Raises as ``call`` does."""
+        session = self._session
+        if session is None or not session.signed_in:
+            return
+        client = self._request.client
+        await self._use(
+            await store(self._request).fresh(
+                session,
+                rejected_token=session.access_token,
+                client_ip=client.host if client else None,
+            )
+        )
+
     async def _use(self, session: Session) -> Session:
         self._session = session
         self._request.state.session = session

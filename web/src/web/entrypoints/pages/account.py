@@ -185,6 +185,12 @@ async def withdraw(
         )
         return _withdraw_page(request, renderer, errors=errors, idempotency_key=key)
     try:
+        # A whole token life ahead first. member refuses to refresh a WITHDRAWING member's
+        # tokens, and this session reads a 401 during its withdrawal as the COMPLETED outcome:
+        # a refresh needed mid-saga would end the session while the saga might still
+        # compensate. With a fresh token, the only 401 before the token expires is the
+        # deny-list entry the pivot writes (docs/web.md, "Sagas you can watch").
+        await api.renew_token()
         answer = await api.call("DELETE", "/api/members/me", idempotency_key=key)
     except ApiError as exc:
         errors = from_api_error(exc, lambda text: renderer.gettext(request, text))
