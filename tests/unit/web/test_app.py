@@ -72,3 +72,21 @@ def test_static_assets_are_served_by_web_itself(client: TestClient) -> None:
     page = client.get("/")
     assert "http://" not in page.text.replace('xmlns="http://', "")
     assert "https://" not in page.text
+
+
+def test_a_bug_is_an_html_500_page_and_the_connection_stays_usable() -> None:
+    """Kind: an unexpected exception answered as the chassis' problem document (raw JSON in
+    the browser); the page must be HTML in the visitor's language, and the next request on
+    the same connection must be served."""
+    app = build_api(Settings(REDIS_URL="redis://127.0.0.1:1/0"))
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise KeyError("a bug")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        page = client.get("/boom", headers={"Accept-Language": "en"})
+        assert page.status_code == 500
+        assert page.headers["content-type"].startswith("text/html")
+        assert "Something went wrong on our side" in page.text
+        assert client.get("/").status_code == 200

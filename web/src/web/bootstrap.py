@@ -16,7 +16,7 @@ from web.adapters.session_records import RedisSessionRecords, SessionRecords
 from web.config import Settings
 from web.entrypoints.deps import SessionCookieMiddleware, install_session_handlers
 from web.entrypoints.pages import account, admin, auth, boards, home, mypage, questions, sagas
-from web.entrypoints.rendering import Pages, install_error_pages
+from web.entrypoints.rendering import ErrorPageMiddleware, Pages, install_error_pages
 from web.i18n import load_catalogs
 from web.sessions import Clock, SessionStore
 
@@ -57,7 +57,11 @@ def build_api(
             admin.router,
         ],
         docs=False,  # web serves pages; the API and its documentation are the gateway's
-        middleware=[Middleware(SessionCookieMiddleware)],
+        # the error page outermost, so a failure in the session layer is a page too
+        middleware=[
+            Middleware(ErrorPageMiddleware, pages=renderer),
+            Middleware(SessionCookieMiddleware),
+        ],
     )
     install_error_pages(app, renderer)
     install_session_handlers(app, renderer)

@@ -11,12 +11,21 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from opentelemetry import trace
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chassis.logging import get_logger
 from web.config import Settings
 from web.i18n import LANG_COOKIE, LOCALES, LocaleChoice, choose_locale
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+log = get_logger(__name__)
+#: What a browser gets when even the error page cannot be rendered (a broken base template).
+BARE_500 = (
+    "<!doctype html><html><head><meta charset=utf-8><title>500</title></head><body>"
+    '<h1>Something went wrong on our side</h1><p><a href="/">Home</a></p></body></html>'
+)
 
 
 class Pages:
@@ -120,3 +129,44 @@ def install_error_pages(app: FastAPI, renderer: Pages) -> None:
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
+
+
+class ErrorPageMiddleware:
+    """An unexpected exception (a bug: a template error, a KeyError) becomes the HTML 500 page
+    in the visitor's language, not the chassis' problem document: a browser shows a page.
+
+    It answers like the chassis' request context does (``chassis.app``): it logs the
+    exception, records it on the span, and does not re-raise, so the gateway's keep-alive
+    connection survives. Only an answer already started is left to the server to cut."""
+
+    def __init__(self, app: ASGIApp, pages: Pages) -> None:
+        self.app = app
+        self.pages = pages
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception as exc:
+            if started:
+                raise
+            trace.get_current_span().record_exception(exc)
+            log.exception("unhandled_error", path=scope.get("path", ""))
+            try:
+                answer: Response = self.pages.render(
+                    Request(scope), "error.html", {"status": 500}, status=500
+                )
+            except Exception:
+                log.exception("error_page_failed", path=scope.get("path", ""))
+                answer = HTMLResponse(BARE_500, status_code=500)
+            await answer(scope, receive, send)
