@@ -259,6 +259,12 @@ class RouteTable:
                 return self._front_routes, target
         return None
 
+    def is_page(self, path: str) -> bool:
+        """True when ``path`` (percent-decoded, as ASGI gives it) is a page path, one the front
+        end serves: the gateway's own answers there are HTML pages (``pages.py``)."""
+        found = self._lookup(path)
+        return found is not None and found[0] is self._front_routes
+
     def allowed(self, path: str) -> frozenset[str] | None:
         """The methods the table has for ``path`` (``chassis.methods.AllowedMethods``: the
         source of ``Allow`` for OPTIONS, HEAD and 405); None when the path is not routed."""
