@@ -262,6 +262,8 @@ class RouteTable:
     def is_page(self, path: str) -> bool:
         """True when ``path`` (percent-decoded, as ASGI gives it) is a page path, one the front
         end serves: the gateway's own answers there are HTML pages (``pages.py``)."""
+        if self.front_end is None or self.front_end.upstream_path(path) is None:
+            return False  # the common case at the API (a reserved first segment), decided cheaply
         found = self._lookup(path)
         return found is not None and found[0] is self._front_routes
 
