@@ -15,6 +15,7 @@ from chassis.token_denylist import TokenDenyList
 from gateway import compose, docs
 from gateway.auth import EdgeAuth, VerifiedTokens, build_denied_members, build_verifier
 from gateway.config import Settings
+from gateway.pages import PageErrorMiddleware
 from gateway.proxy import Proxy, Upstreams
 from gateway.ratelimit import RateLimiter
 from gateway.routes import TABLE
@@ -63,6 +64,9 @@ def build_api(settings: Settings) -> FastAPI:
         allowed_methods=TABLE.allowed,
         # inside the request context: a preflight answer also carries X-Request-ID
         middleware=[
+            # outside CORS and the method rules, so that their refusals on a page path are
+            # pages too; inside the request context, so a page carries X-Request-ID
+            Middleware(PageErrorMiddleware, is_page=TABLE.is_page),
             Middleware(
                 CORSMiddleware,
                 allow_origins=settings.CORS_ORIGINS,
@@ -77,7 +81,7 @@ def build_api(settings: Settings) -> FastAPI:
                 ],
                 expose_headers=["X-Request-ID", "Location", "Retry-After"],
                 max_age=600,
-            )
+            ),
         ],
     )
     app.state.proxy = proxy

@@ -12,6 +12,9 @@ For every request that is not the gateway's own (health, metrics, docs, dashboar
    circuit breaker (``breaker.py``): a per-route deadline (504), retries for idempotent methods
    only, 503 when the upstream cannot be reached or its circuit is open;
 5. the upstream's answer, 4xx and 5xx included, goes back as it is, minus hop-by-hop headers.
+
+The refusals and failures of steps 1-4 are problem documents; on a page path ``pages.py``
+turns them into an HTML page, and leaves the answer of step 5 alone.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from gateway.auth import EdgeAuth, TokenRevoked
 from gateway.breaker import CircuitBreaker
 from gateway.config import Settings
 from gateway.metrics import BREAKER_STATE, RouteMetrics
+from gateway.pages import mark_relayed
 from gateway.pool import ConnectionPool, ResponseTooLarge, UpstreamError, UpstreamReply
 from gateway.ratelimit import RateLimiter, client_key
 from gateway.routes import ANONYMOUS, TOKEN, Access, RouteTable
@@ -496,6 +500,7 @@ class Proxy:
             timeout=route.timeout or self.default_timeouts[route.upstream],
             route=route.name,
         )
+        mark_relayed(scope)  # web's answer, whatever its type, is not the gateway's to rewrite
         await send(
             {"type": "http.response.start", "status": reply.status, "headers": reply_headers(reply)}
         )

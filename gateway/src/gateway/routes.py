@@ -259,6 +259,14 @@ class RouteTable:
                 return self._front_routes, target
         return None
 
+    def is_page(self, path: str) -> bool:
+        """True when ``path`` (percent-decoded, as ASGI gives it) is a page path, one the front
+        end serves: the gateway's own answers there are HTML pages (``pages.py``)."""
+        if self.front_end is None or self.front_end.upstream_path(path) is None:
+            return False  # the common case at the API (a reserved first segment), decided cheaply
+        found = self._lookup(path)
+        return found is not None and found[0] is self._front_routes
+
     def allowed(self, path: str) -> frozenset[str] | None:
         """The methods the table has for ``path`` (``chassis.methods.AllowedMethods``: the
         source of ``Allow`` for OPTIONS, HEAD and 405); None when the path is not routed."""

@@ -112,10 +112,14 @@ async def test_a_cors_preflight_is_still_answered_by_cors(client: httpx.AsyncCli
 async def test_a_method_the_path_lacks_is_405_with_allow_on_the_wire(
     client: httpx.AsyncClient, method: str, path: str
 ) -> None:
+    """On a page path the refusal is the gateway's HTML page (test_error_pages.py)."""
     response = await client.request(method, path)
     assert response.status_code == 405
     assert response.headers["allow"] == "GET, HEAD, OPTIONS, POST"
-    assert response.headers["content-type"] == "application/problem+json"
+    expected = (
+        "application/problem+json" if path.startswith("/api/") else "text/html; charset=utf-8"
+    )
+    assert response.headers["content-type"] == expected
 
 
 @pytest.mark.parametrize("method", ["PROPFIND", "PURGE", "QUERY"])

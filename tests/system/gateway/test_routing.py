@@ -204,10 +204,12 @@ async def test_one_visitors_set_cookie_never_reaches_another_visitors_request(
 
 
 async def test_a_page_path_with_another_method_is_405(client: httpx.AsyncClient) -> None:
+    """The refusal is the gateway's page (test_error_pages.py), not sent to web."""
     response = await client.delete("/boards")
     assert response.status_code == 405
     assert response.headers["allow"] == "GET, HEAD, OPTIONS, POST"
-    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert "x-echo-upstream" not in response.headers
 
 
 @pytest.mark.parametrize(

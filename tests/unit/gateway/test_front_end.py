@@ -8,6 +8,9 @@ real processes are in tests/system/gateway/test_routing.py.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,10 +20,11 @@ import pytest
 from prometheus_client import REGISTRY
 
 from chassis.auth import Principal
+from chassis.problems import TooManyRequests
 from gateway.auth import TokenRevoked
 from gateway.bootstrap import build_api
 from gateway.config import Settings
-from gateway.pool import ConnectFailed, UpstreamReply
+from gateway.pool import ConnectFailed, ResponseTooLarge, UpstreamReply
 from gateway.proxy import Proxy, admit
 from gateway.routes import ANONYMOUS
 
@@ -233,7 +237,6 @@ async def test_a_page_has_the_front_end_s_deadline_not_the_api_s(gateway: Gatewa
     client = gateway(too_slow, UPSTREAM_TIMEOUT_SECONDS=5, WEB_TIMEOUT_SECONDS=0.2)
     response = await client.get("/questions")
     assert response.status_code == 504
-    assert response.headers["content-type"] == "application/problem+json"
 
 
 async def test_a_page_get_is_retried_and_a_form_post_is_not(gateway: Gateway) -> None:
@@ -258,7 +261,7 @@ async def test_web_has_its_own_circuit_breaker(gateway: Gateway) -> None:
         assert (await client.get("/")).status_code == 503
     response = await client.get("/")
     assert response.status_code == 503
-    assert "circuit open" in response.json()["detail"]
+    assert response.headers["content-type"] == "text/html; charset=utf-8"  # a page (below)
     assert int(response.headers["retry-after"]) >= 1
     assert len(down.sent) == 2  # the open circuit sent nothing
     assert proxy_of(client).upstreams["member"].breaker.allow()  # the services' are their own
@@ -297,3 +300,155 @@ async def test_admit_reads_no_token_for_an_anonymous_route() -> None:
     assert found is None
     assert auth.read == []
     assert limiter.counted == ["ip:192.0.2.9"]
+
+
+# --- The gateway's own answers on a page path are pages (docs/gateway.md "Error pages") ---
+
+
+class Refusing:
+    """Stands in for the rate limiter: every request is over the limit."""
+
+    async def check(self, key: str) -> None:
+        raise TooManyRequests("rate limit exceeded", retry_after=17)
+
+
+def assert_error_page(response: httpx.Response, status: int) -> str:
+    """The answer is the gateway's self-contained HTML page for ``status``; returns its text."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["cache-control"] == "no-store"
+    html = response.text
+    assert html.startswith("<!doctype html>")
+    assert int(response.headers["content-length"]) == len(response.content)
+    # both languages on one page, Korean first, each marked
+    assert '<html lang="ko">' in html
+    assert 0 < html.index('<section lang="ko">') < html.index('<section lang="en">')
+    assert html.count('<a href="/">') == 2  # home, in each language
+    assert f"HTTP {status}" in html
+    assert response.headers["x-request-id"] in html
+    # nothing loaded from anywhere, and the one inline style allowed by the page's own CSP
+    assert not re.search(r"<script|<link|<img|src=|url\(", html)
+    style = re.search(r"<style>(.*?)</style>", html, re.S)
+    assert style is not None
+    digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp
+    assert f"style-src 'sha256-{digest}'" in csp
+    return html
+
+
+async def test_a_rate_limited_page_is_a_page_with_retry_after(gateway: Gateway) -> None:
+    """Kind: the gateway's own refusal shown to a browser as raw JSON. Every page view costs
+    several requests of one address's budget; the refusal must read as a page."""
+    web = ScriptedWeb([page()])
+    client = gateway(web)
+    proxy_of(client).limiter = Refusing()  # type: ignore[assignment]
+    response = await client.get("/boards")
+    html = assert_error_page(response, 429)
+    assert response.headers["retry-after"] == "17"
+    assert "요청이 너무 많습니다" in html
+    assert "Too many requests" in html
+    assert "17초" in html
+    assert "17 s" in html
+    assert web.sent == []
+    # the API keeps its problem document: clients are written against it
+    api = await client.get("/api/boards")
+    assert api.status_code == 429
+    assert api.headers["content-type"] == "application/problem+json"
+    assert api.json()["status"] == 429
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "TRACE"])
+async def test_a_method_a_page_lacks_is_a_405_page_with_allow(
+    gateway: Gateway, method: str
+) -> None:
+    """PUT, DELETE and PATCH are refused by the route table, TRACE by the method rules before
+    it: both are pages, with ``Allow``."""
+    web = ScriptedWeb([page()])
+    client = gateway(web)
+    response = await client.request(method, "/boards/1")
+    assert_error_page(response, 405)
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS, POST"
+    assert web.sent == []
+    api = await client.request(method, "/api/boards")
+    assert api.status_code == 405
+    assert api.headers["content-type"] == "application/problem+json"
+
+
+async def test_an_unimplemented_method_on_a_page_is_a_501_page(gateway: Gateway) -> None:
+    client = gateway(ScriptedWeb([page()]))
+    assert_error_page(await client.request("PROPFIND", "/boards"), 501)
+    api = await client.request("PROPFIND", "/api/boards")
+    assert api.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_form_over_the_body_limit_is_a_413_page(gateway: Gateway) -> None:
+    web = ScriptedWeb([page()])
+    client = gateway(web, MAX_BODY_BYTES=1024)
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    response = await client.post("/boards/1/posts", content=b"body=" + b"x" * 2000, headers=form)
+    html = assert_error_page(response, 413)
+    assert "보낸 내용이 너무 큽니다" in html
+    assert "What you sent is too large" in html
+    assert web.sent == []
+
+
+async def test_a_long_query_and_large_headers_are_414_and_431_pages(gateway: Gateway) -> None:
+    client = gateway(ScriptedWeb([page()]), MAX_QUERY_BYTES=256, MAX_HEADER_BYTES=1024)
+    assert_error_page(await client.get("/questions?q=" + "x" * 300), 414)
+    assert_error_page(await client.get("/questions", headers={"cookie": "c=" + "x" * 2000}), 431)
+
+
+async def test_web_behind_an_open_breaker_is_a_503_page(gateway: Gateway) -> None:
+    down = ScriptedWeb([ConnectFailed("refused")])
+    client = gateway(
+        down, UPSTREAM_RETRY_ATTEMPTS=1, BREAKER_FAILURE_THRESHOLD=1, BREAKER_RESET_SECONDS=60
+    )
+    assert_error_page(await client.get("/"), 503)  # web cannot be reached
+    response = await client.get("/boards")
+    html = assert_error_page(response, 503)  # and now its circuit is open
+    assert int(response.headers["retry-after"]) >= 1
+    assert "잠시 사용할 수 없습니다" in html
+    assert "Temporarily unavailable" in html
+    assert len(down.sent) == 1
+    head = await client.head("/boards")  # the page's headers, without its body
+    assert head.status_code == 503
+    assert head.headers["content-type"] == "text/html; charset=utf-8"
+    assert int(head.headers["content-length"]) > 0
+    assert head.content == b""
+
+
+async def test_web_past_its_deadline_is_a_504_page(gateway: Gateway) -> None:
+    slow = ScriptedWeb([page()], delay=1.0)
+    client = gateway(slow, WEB_TIMEOUT_SECONDS=0.2)
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    html = assert_error_page(await client.post("/questions", content=b"a=1", headers=form), 504)
+    assert "응답 시간이 초과되었습니다" in html
+    assert "The page took too long" in html
+
+
+async def test_an_answer_too_large_to_pass_on_is_a_502_page(gateway: Gateway) -> None:
+    client = gateway(ScriptedWeb([ResponseTooLarge("more than 16 MiB")]))
+    assert_error_page(await client.get("/boards"), 502)
+
+
+async def test_a_bug_at_the_edge_is_a_500_page(gateway: Gateway) -> None:
+    client = gateway(ScriptedWeb([RuntimeError("a bug in the gateway")]))
+    html = assert_error_page(await client.get("/boards"), 500)
+    assert "a bug" not in html  # nothing of the exception reaches the visitor
+
+
+async def test_web_s_own_answers_pass_unchanged_whatever_their_type(gateway: Gateway) -> None:
+    """Only the gateway's own answers are rewritten: web's error page, and even a problem
+    document web chose to send, come back as web gave them."""
+    problem = UpstreamReply(
+        503, [(b"content-type", b"application/problem+json")], b'{"status":503}'
+    )
+    web = ScriptedWeb([page(503, b"<p>web's own</p>"), problem])
+    client = gateway(web, UPSTREAM_RETRY_ATTEMPTS=1)
+    first = await client.post("/boards", content=b"a=1")
+    assert (first.status_code, first.text) == (503, "<p>web's own</p>")
+    second = await client.post("/boards", content=b"a=1")
+    assert second.status_code == 503
+    assert second.headers["content-type"] == "application/problem+json"
+    assert second.content == b'{"status":503}'

@@ -1,7 +1,8 @@
 """HTTP method semantics at the edge (RFC 9110 §9), over the whole route table and the gateway's own
 endpoints: OPTIONS is 204 with Allow, a method the path lacks is 405 with Allow (TRACE and CONNECT
 included), a method nobody implements is 501. The gateway app answers these itself (no upstream
-is involved); HEAD against real upstreams is in tests/system/gateway/test_http_methods.py."""
+is involved); HEAD against real upstreams is in tests/system/gateway/test_http_methods.py. On a page
+path the refusals are the gateway's HTML pages (tests/unit/gateway/test_front_end.py)."""
 
 from __future__ import annotations
 
@@ -54,8 +55,13 @@ async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-def assert_problem(response: httpx.Response, status: int) -> None:
+def assert_refusal(response: httpx.Response, status: int, template: str) -> None:
+    """A problem document, or on a page path the gateway's HTML page (``gateway.pages``)."""
     assert response.status_code == status, response.text
+    if template in PAGES:
+        assert response.headers["content-type"] == "text/html; charset=utf-8"
+        assert f"HTTP {status}" in response.text
+        return
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["status"] == status
 
@@ -79,7 +85,7 @@ async def test_a_method_the_path_lacks_is_405_with_allow(
     lacking = sorted({"GET", "POST", "PUT", "PATCH", "DELETE"} - PATHS[template])
     for method in [*lacking, "TRACE", "CONNECT"]:
         response = await client.request(method, concrete(template))
-        assert_problem(response, 405)
+        assert_refusal(response, 405, template)
         assert response.headers["allow"] == allow_header(PATHS[template]), method
 
 
@@ -89,7 +95,7 @@ async def test_a_method_nobody_implements_is_501(
     client: httpx.AsyncClient, template: str, method: str
 ) -> None:
     """Kind: an unknown method answered as if the resource lacked it (RFC 9110 §9.1: 501)."""
-    assert_problem(await client.request(method, concrete(template)), 501)
+    assert_refusal(await client.request(method, concrete(template)), 501, template)
 
 
 @pytest.mark.parametrize("template", [t for t, m in PATHS.items() if "GET" not in m], ids=str)

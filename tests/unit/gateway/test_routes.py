@@ -272,3 +272,26 @@ def test_a_duplicate_route_is_refused() -> None:
 
 def test_route_names_label_metrics() -> None:
     assert TABLE.resolve("GET", f"/api/posts/{QID}").route.name == "GET /api/posts/{post_id}"
+
+
+@pytest.mark.parametrize(
+    ("path", "page"),
+    [
+        ("/", True),
+        ("/boards", True),
+        ("/questions/1/answers", True),
+        ("/static/app.css", True),
+        ("/api/boards", False),  # a table path
+        ("/api/nothing", False),  # an unknown API path: the 404 problem
+        ("/API/boards", False),
+        ("/docs", False),
+        ("/healthz", False),
+        ("/.well-known/jwks.json", False),
+        ("/boards/", False),  # an empty segment: no page path
+        ("/a/../api", False),
+    ],
+)
+def test_is_page_is_the_front_end_fallback_and_nothing_else(path: str, page: bool) -> None:
+    """The rule that decides whether the gateway's own answer is an HTML page (``pages.py``)."""
+    assert TABLE.is_page(path) is page
+    assert RouteTable(ROUTES).is_page(path) is False  # no front end, no page

@@ -31,6 +31,23 @@ access_log = get_logger("access")
 unexpected_log = get_logger("chassis.problems")
 
 
+def report_unexpected(scope: Scope, exc: Exception) -> int:
+    """Record an exception no handler answered on the current span, log it, and return the
+    status to answer it with: 503 for a transient infrastructure failure (a database or Redis
+    that cannot be reached, ``chassis.messaging.failures``), a dependency outage the gateway's
+    breaker counts (docs/CONVENTIONS.md "Status codes"), logged as a warning; 500 for anything
+    else, a bug, logged with its traceback. Shared by every layer that answers such an
+    exception itself instead of letting it reach the server."""
+    trace.get_current_span().record_exception(exc)
+    if is_transient(exc):
+        unexpected_log.warning(
+            "dependency_unavailable", path=scope.get("path", ""), error=describe(exc)
+        )
+        return 503
+    unexpected_log.exception("unhandled_error", path=scope.get("path", ""))
+    return 500
+
+
 class RequestContextMiddleware:
     """Echo or mint ``X-Request-ID``, bind it to every log line, and write the access log.
 
@@ -78,28 +95,16 @@ class RequestContextMiddleware:
         except Exception as exc:
             if started and not complete:
                 raise  # half an answer is out: only closing the connection can end it
-            trace.get_current_span().record_exception(exc)
-            # A transient infrastructure failure (a database or Redis that cannot be reached,
-            # chassis.messaging.failures) is a dependency outage, not a bug: 503, which the
-            # gateway's breaker counts (docs/CONVENTIONS.md "Status codes").
-            outage = is_transient(exc)
-            if outage:
-                unexpected_log.warning(
-                    "dependency_unavailable", path=scope.get("path", ""), error=describe(exc)
-                )
-            else:
-                unexpected_log.exception("unhandled_error", path=scope.get("path", ""))
+            status = report_unexpected(scope, exc)
             if not started:
                 # Once a complete answer is out (a background task failed after it), the
                 # client has its answer; otherwise it gets the 503 or the 500 problem.
-                answer = (
-                    problem_response(
-                        503, "a dependency is unavailable", instance=scope.get("path", "")
-                    )
-                    if outage
-                    else problem_response(
-                        500, "an unexpected error occurred", instance=scope.get("path", "")
-                    )
+                answer = problem_response(
+                    status,
+                    "a dependency is unavailable"
+                    if status == 503
+                    else "an unexpected error occurred",
+                    instance=scope.get("path", ""),
                 )
                 await answer(scope, receive, send_wrapper)
         finally:
