@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.unit.web.fakes import World, csrf_of, log_in, member_body, ok, problem
+from tests.unit.web.fakes import World, csrf_of, csrf_of_form, log_in, member_body, ok, problem
 
 EN = {"Accept-Language": "en"}
 LISTED: dict[str, Any] = {
@@ -38,7 +38,9 @@ def admin(world: World) -> Iterator[TestClient]:
 
 
 def _set(client: TestClient, **fields: str) -> httpx.Response:
-    token = csrf_of(client.get("/admin/faults").text)
+    # the token of the row's own form, as the browser would send it
+    row = f'name="command" value="{fields.get("command", "")}"'
+    token = csrf_of_form(client.get("/admin/faults").text, "/admin/faults", containing=row)
     answer: httpx.Response = client.post(
         "/admin/faults", data={"csrf_token": token, **fields}, follow_redirects=False
     )
