@@ -109,3 +109,14 @@ def test_a_member_who_is_not_an_admin_gets_a_403_page() -> None:
     assert refused.status_code == 403
     assert not world.gateway.called("GET /api/admin/faults")
     assert not [call for call in world.gateway.calls if call.method == "PUT"]
+
+
+@pytest.mark.parametrize("typed", ["²", "٣٠٠", "1_000", "-5", "1e3", " "])
+def test_a_delay_that_is_not_ascii_digits_is_a_field_error_not_a_500(
+    admin: TestClient, world: World, typed: str
+) -> None:
+    # "²".isdigit() is True and int("²") raises: the page must not trust isdigit()
+    page = _set(admin, service="qna", command="confirm-acceptance", mode="delay", delay_ms=typed)
+    assert page.status_code == 422
+    assert "Give the delay in milliseconds." in page.text
+    assert not [call for call in world.gateway.calls if call.method == "PUT"]

@@ -578,3 +578,15 @@ def test_an_edit_refused_on_someone_elses_comment_says_why(gateway: ContentGatew
         page = client.post(f"/questions/{QID}/comments/{COMMENT}/edit", data={"content": "x"})
     assert page.status_code == 403
     assert "only the comment&#39;s author or an admin may edit it</p>" in page.text
+
+
+@pytest.mark.parametrize("typed", ["²", "٣", "1_0"])
+def test_a_bounty_in_other_digits_goes_as_typed_for_the_api_to_name(
+    gateway: ContentGateway, typed: str
+) -> None:
+    gateway.answer("POST", "/api/questions", {**_question(), "id": NEW_Q}, status=201)
+    form = {"idempotency_key": KEY, "title": "T", "content": "C", "bounty": typed}
+    with web_client(gateway, member()) as client:
+        client.post("/questions/ask", data=form, follow_redirects=False)
+    (call,) = gateway.calls_to("POST", "/api/questions")
+    assert call.json["bounty"] == typed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -162,6 +163,23 @@ def _field_message(entry: Mapping[str, Any], translate: Translate) -> str:
         return translate(known)
     msg = entry.get("msg")
     return translate(str(msg)) if msg else translate(INVALID_VALUE)
+
+
+# --- numbers typed into a form ------------------------------------------------------------------
+
+#: A whole number as a form sends it: ASCII digits, an optional sign, at most 9 digits (below
+#: any bound the API sets, far below an int's). ``str.isdigit`` is not this test: it is True
+#: for "²" or "①", which ``int`` refuses, and ``int`` takes Arabic-Indic digits, "1_000" and
+#: surrounding whitespace, which no form field means.
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,9}", re.ASCII)
+
+
+def whole_number(raw: str | None) -> int | None:
+    """``raw`` (leading and trailing blanks ignored) as an int, or ``None`` when it is not a
+    whole number written with ASCII digits: the caller answers a field error (4xx), never
+    lets a ``ValueError`` become a 500."""
+    text = (raw or "").strip()
+    return int(text) if _WHOLE_NUMBER.fullmatch(text) else None
 
 
 # --- idempotent form submission ----------------------------------------------------------------

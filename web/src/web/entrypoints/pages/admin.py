@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from web.adapters.gateway_client import ApiError
 from web.entrypoints.deps import Api, CsrfForm, Member
 from web.entrypoints.rendering import Pages, pages
-from web.forms import FormErrors, from_api_error
+from web.forms import FormErrors, from_api_error, whole_number
 from web.i18n import N_
 
 router = APIRouter()
@@ -84,8 +84,8 @@ async def set_fault(
     mode = form.get("mode", "off")
     body: dict[str, Any] = {"mode": mode}
     if mode == "delay":
-        raw = form.get("delay_ms", "").strip()
-        if not raw.isdigit():
+        delay_ms = whole_number(form.get("delay_ms"))
+        if delay_ms is None or delay_ms < 0:
             errors = FormErrors(
                 renderer.gettext(request, N_("Please correct the highlighted fields.")),
                 {
@@ -96,7 +96,7 @@ async def set_fault(
                 status=422,
             )
             return await _render(request, renderer, api, errors=errors, status=422)
-        body["delay_ms"] = int(raw)
+        body["delay_ms"] = delay_ms
     try:
         await api.call(
             "PUT",

@@ -27,7 +27,13 @@ from web.entrypoints.pages.content import (
     without,
 )
 from web.entrypoints.rendering import Pages, pages
-from web.forms import FormErrors, from_api_error, idempotency_key, new_idempotency_key
+from web.forms import (
+    FormErrors,
+    from_api_error,
+    idempotency_key,
+    new_idempotency_key,
+    whole_number,
+)
 
 router = APIRouter()
 Renderer = Annotated[Pages, Depends(pages)]
@@ -411,10 +417,8 @@ async def add_comment(
 
 def _last_page(form: dict[str, str]) -> int:
     """The comment page the form was on (a new comment lands on the last one)."""
-    try:
-        return max(1, min(int(form.get("cpage", "1")), 1_000_000))
-    except ValueError:
-        return 1
+    number = whole_number(form.get("cpage"))
+    return 1 if number is None else max(1, min(number, 1_000_000))
 
 
 @router.post("/posts/{post_id}/comments/{comment_id}/edit", response_class=HTMLResponse)

@@ -7,7 +7,6 @@ the answer-acceptance saga (202): the page hands over to the live saga view.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -29,7 +28,13 @@ from web.entrypoints.pages.content import (
     without,
 )
 from web.entrypoints.rendering import Pages, pages
-from web.forms import FormErrors, from_api_error, idempotency_key, new_idempotency_key
+from web.forms import (
+    FormErrors,
+    from_api_error,
+    idempotency_key,
+    new_idempotency_key,
+    whole_number,
+)
 from web.i18n import N_
 
 router = APIRouter()
@@ -52,7 +57,6 @@ SEARCH_MAX = 200
 
 Page = Annotated[int, Query(ge=1, le=1_000_000)]
 Size = Annotated[int, Query(ge=1, le=100)]
-_INTEGER = re.compile(r"^[+-]?\d{1,9}$")
 
 
 def _translator(renderer: Pages, request: Request) -> Any:
@@ -73,8 +77,8 @@ def _question_values(form: dict[str, str]) -> tuple[dict[str, str], dict[str, An
     }
     body: dict[str, Any] = {"title": values["title"], "content": values["content"]}
     if values["bounty"]:
-        raw = values["bounty"]
-        body["bounty"] = int(raw) if _INTEGER.match(raw) else raw
+        number = whole_number(values["bounty"])
+        body["bounty"] = values["bounty"] if number is None else number
     return values, body
 
 
