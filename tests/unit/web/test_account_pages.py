@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.unit.web.fakes import Call, World, csrf_of, log_in, ok, problem
+from web.adapters.gateway_client import ApiError
 from web.sessions import SESSION_COOKIE, session_key
 
 EN = {"Accept-Language": "en"}
@@ -85,7 +86,87 @@ def test_schema_errors_land_on_their_fields(client: TestClient, world: World) ->
     )
     page = client.post("/signup", data={"csrf_token": token(client, "/signup"), "email": "x"})
     assert page.status_code == 422
-    assert 'id="e-email">not an email' in page.text
+    assert 'id="e-email">Enter a valid email address.' in page.text
+
+
+def _too(kind: str, field: str, **ctx: int) -> ApiError:
+    entry: dict[str, Any] = {"loc": ["body", field], "msg": "pydantic's text", "type": kind}
+    if ctx:
+        entry["ctx"] = ctx
+    return problem(422, "the request is not valid", errors=[entry])
+
+
+@pytest.mark.parametrize(
+    ("refusal", "field", "english", "korean"),
+    [
+        (
+            _too("string_too_short", "password", min_length=8),
+            "password",
+            "Too short: at least 8 characters.",
+            "너무 짧습니다. 8자 이상 입력하세요.",
+        ),
+        (
+            _too("string_too_short", "email", min_length=3),
+            "email",
+            "Too short: at least 3 characters.",
+            "너무 짧습니다. 3자 이상 입력하세요.",
+        ),
+        (
+            _too("string_too_long", "password", max_length=128),
+            "password",
+            "Too long: at most 128 characters.",
+            "너무 깁니다. 128자 이하로 입력하세요.",
+        ),
+        (
+            _too("string_too_short", "nickname", min_length=1),
+            "nickname",
+            "This field is required.",
+            "필수 항목입니다.",
+        ),
+    ],
+    ids=["short-password", "short-email", "long-password", "blank"],
+)
+def test_a_length_refusal_says_the_bound_on_any_field(
+    client: TestClient, world: World, refusal: ApiError, field: str, english: str, korean: str
+) -> None:
+    world.gateway.on("POST /api/members", refusal)
+    for lang, text in (("en", english), ("ko", korean)):
+        page = client.post(
+            "/signup",
+            data={"csrf_token": token(client, "/signup"), "email": "x", "password": "1234567"},
+            headers={"Accept-Language": lang},
+        )
+        assert page.status_code == 422
+        assert f'id="e-{field}">{text}</p>' in page.text
+
+
+def _said_once(page: str, text: str) -> None:
+    main = page.split('<main id="main"', 1)[1]
+    assert main.count(text) == 1, main
+    assert "Please correct the highlighted fields." in main
+
+
+@pytest.mark.parametrize(
+    ("status", "detail", "field"),
+    [
+        (409, "this email is already registered", "email"),
+        (422, "nickname must be 2 to 20 characters", "nickname"),
+    ],
+)
+def test_a_sign_up_refusal_on_a_field_is_said_once(
+    client: TestClient, world: World, status: int, detail: str, field: str
+) -> None:
+    world.gateway.on("POST /api/members", problem(status, detail))
+    page = client.post("/signup", data={"csrf_token": token(client, "/signup"), "email": "a@b.c"})
+    assert f'id="e-{field}">{detail}' in page.text
+    _said_once(page.text, detail)
+
+
+def test_a_nickname_refusal_on_the_profile_is_said_once(client: TestClient, world: World) -> None:
+    log_in(client)
+    world.gateway.on("PATCH /api/members/me", problem(422, "nickname must be 2 to 20 characters"))
+    page = client.post("/account/profile", data={"csrf_token": token(client), "nickname": "a"})
+    _said_once(page.text, "nickname must be 2 to 20 characters")
 
 
 # -- profile and password -----------------------------------------------------------------
@@ -159,6 +240,7 @@ def test_a_wrong_current_password_is_shown_on_its_field(client: TestClient, worl
     )
     assert page.status_code == 403
     assert 'id="e-current_password">the current password is wrong' in page.text
+    _said_once(page.text, "the current password is wrong")
 
 
 # -- withdrawal and the saga view ---------------------------------------------------------

@@ -303,6 +303,7 @@ def test_validation_errors_land_on_their_fields_and_keep_the_input(gateway: Cont
                 "loc": ["body", "title"],
                 "msg": "String should have at least 1 character",
                 "type": "string_too_short",
+                "ctx": {"min_length": 1},
             }
         ],
     )
@@ -446,13 +447,20 @@ def test_a_refused_comment_shows_on_the_comment_form(gateway: ContentGateway) ->
         "POST",
         f"/api/posts/{POST}/comments",
         422,
-        errors=[{"loc": ["body", "content"], "msg": "too long", "type": "string_too_long"}],
+        errors=[
+            {
+                "loc": ["body", "content"],
+                "msg": "too long",
+                "type": "string_too_long",
+                "ctx": {"max_length": 2000},
+            }
+        ],
     )
     form = {"idempotency_key": KEY, "content": "my words"}
     with web_client(gateway, member()) as client:
         page = client.post(f"/posts/{POST}/comments", data=form)
     assert page.status_code == 422
-    assert '<p class="error" id="e-new-comment">This text is too long.</p>' in page.text
+    assert '<p class="error" id="e-new-comment">Too long: at most 2000 characters.</p>' in page.text
     assert "my words</textarea>" in page.text
 
 

@@ -87,7 +87,7 @@ async def set_fault(
         delay_ms = whole_number(form.get("delay_ms"))
         if delay_ms is None or delay_ms < 0:
             errors = FormErrors(
-                renderer.gettext(request, N_("Please correct the highlighted fields.")),
+                "",
                 {
                     f"{service}/{command}": renderer.gettext(
                         request, N_("Give the delay in milliseconds.")
@@ -105,12 +105,9 @@ async def set_fault(
         )
     except ApiError as exc:
         errors = from_api_error(exc, lambda text: renderer.gettext(request, text))
-        if errors.fields or not errors.message:
-            errors.fields = {
-                f"{service}/{command}": errors.message or next(iter(errors.fields.values()))
-            }
-        else:
-            errors.fields[f"{service}/{command}"] = errors.message
+        # one form per row: the refusal is said on the row (once), not above the table too
+        row_message = next(iter(errors.fields.values()), "") if errors.fields else errors.message
+        errors = FormErrors("", {f"{service}/{command}": row_message}, status=errors.status)
         return await _render(request, renderer, api, errors=errors, status=errors.status)
     target = f"/admin/faults?applied={quote(f'{service}/{command}', safe='')}"
     return RedirectResponse(target, status_code=303)

@@ -21,7 +21,7 @@ from web.entrypoints.deps import (
 )
 from web.entrypoints.pages.home import safe_next
 from web.entrypoints.rendering import Pages, pages
-from web.forms import FormErrors, from_api_error
+from web.forms import CORRECT_FIELDS, FormErrors, from_api_error
 from web.i18n import N_
 from web.sessions import SignInUnavailable
 
@@ -61,6 +61,8 @@ def member_form_errors(request: Request, error: ApiError) -> FormErrors:
         result.message = renderer.gettext(request, WRONG_CREDENTIALS)
     elif isinstance(detail, str) and MEMBER_DETAILS.get(detail):
         result.fields.setdefault(MEMBER_DETAILS[detail], renderer.gettext(request, detail))
+        # said under its field, not above the form as well
+        result.message = renderer.gettext(request, CORRECT_FIELDS)
     # a form answered with 401 would need a WWW-Authenticate challenge: the page is simply shown
     if result.status == 401:
         result.status = 200
