@@ -178,7 +178,8 @@ def from_api_error(
 
 def _field_message(entry: Mapping[str, Any], form_field: str, translate: Translate) -> str:
     kind = str(entry.get("type") or "")
-    ctx = entry.get("ctx") if isinstance(entry.get("ctx"), Mapping) else {}
+    found = entry.get("ctx")
+    ctx: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     for (bounded_kind, key), text in BOUNDED_MESSAGES.items():
         bound = ctx.get(key) if kind == bounded_kind else None
         if isinstance(bound, int | float) and not isinstance(bound, bool):
