@@ -340,7 +340,8 @@ def test_withdrawal_compensated_shows_the_reason_and_the_account_stays(
     page = client.get(f"/sagas/{saga_id}")
     assert 'data-terminal="true"' in page.text
     assert "http-equiv" not in page.text  # a finished saga does not reload
-    assert reason in page.text
+    # the service's own words, dynamic and English: quoted and labelled as such
+    assert f'the service said: <q class="failure-reason" lang="en">{reason}</q>' in page.text
     assert "Your account is still active" in page.text
     assert session_key(cookie) in world.records.data
 
@@ -414,3 +415,25 @@ def test_my_page_with_the_gateway_down_is_still_a_page(client: TestClient, world
     page = client.get("/me")
     assert page.status_code == 200
     assert page.text.count('data-degraded="true"') == 4
+
+
+def test_my_page_shows_question_statuses_with_the_lists_labels(
+    client: TestClient, world: World
+) -> None:
+    log_in(client)
+    dashboard = {
+        "member": world.me,
+        "activity": None,
+        "recent_posts": [],
+        "recent_questions": [
+            {"id": str(uuid.uuid4()), "title": "Q", "status": "RESOLVED"},
+            {"id": str(uuid.uuid4()), "title": "R", "status": "<i>ODD%</i>"},
+        ],
+        "degraded": ["activity"],
+    }
+    world.gateway.on("GET /api/me/dashboard", ok(dashboard))
+    page = client.get("/me", headers={"Accept-Language": "ko"})
+    assert page.status_code == 200
+    assert ">해결됨</span>" in page.text
+    assert "RESOLVED</span>" not in page.text
+    assert "&lt;i&gt;ODD%&lt;/i&gt;" in page.text

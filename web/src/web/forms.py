@@ -127,7 +127,66 @@ API_DETAILS: tuple[str, ...] = (
     N_("the answer is not on this question"),
     N_("the member has withdrawn"),
     N_("the member is withdrawing"),
+    # the chassis' and the saga service's own
+    N_("the request is not valid"),
+    N_("Idempotency-Key was already used with a different request"),
 )
+
+#: Details with a value in them (a field's name, a bound, a list): the services' fixed
+#: sentences (board's and qna's ``checked_text``, the gateway's and member's rate limits, the
+#: saga service's fault API), matched whole and said again from the catalog with the values.
+#: A detail neither listed nor matched is shown as the service wrote it.
+DETAIL_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?P<field>[a-z_]+) must not be blank"), N_("%(field)s: enter some text.")),
+    (
+        re.compile(
+            r"(?P<field>[a-z_]+) must be (?P<min>\d+) to (?P<max>\d+) characters"
+            r"(?: and not blank)?"
+        ),
+        N_("%(field)s: %(min)s to %(max)s characters, not only blanks."),
+    ),
+    (
+        re.compile(r"(?P<field>[a-z_]+) must be between (?P<min>\d+) and (?P<max>\d+)"),
+        N_("%(field)s: a number from %(min)s to %(max)s."),
+    ),
+    (
+        re.compile(r"more than (?P<n>\d+) (?:[a-z]+ )?requests per minute(?: from this address)?"),
+        N_("More than %(n)s requests a minute came from here. Please wait a minute."),
+    ),
+    (
+        re.compile(r"service must be one of (?P<choices>[a-z, -]+)"),
+        N_("The service must be one of: %(choices)s."),
+    ),
+)
+#: The API's field names as a person reads them.
+FIELD_LABELS: dict[str, str] = {
+    "title": N_("Title"),
+    "content": N_("Content"),
+    "name": N_("Name"),
+    "description": N_("Description"),
+    "nickname": N_("Nickname"),
+    "bounty": N_("Bounty"),
+    "email": N_("Email"),
+    "password": N_("Password"),
+}
+
+
+def api_detail(detail: str, translate: Translate) -> str:
+    """A problem document's ``detail`` in the visitor's language: a listed detail from the
+    catalog, a ``DETAIL_PATTERNS`` sentence rebuilt from the catalog with its values, any
+    other as the service wrote it."""
+    translated = translate(detail)
+    if translated != detail:
+        return translated
+    for pattern, message in DETAIL_PATTERNS:
+        found = pattern.fullmatch(detail)
+        if found is None:
+            continue
+        values = found.groupdict()
+        if "field" in values:
+            values["field"] = translate(FIELD_LABELS.get(values["field"], values["field"]))
+        return translate(message) % values
+    return detail
 
 
 def from_api_error(
@@ -165,12 +224,12 @@ def from_api_error(
         api_field = detail.split(" ", 1)[0]
         form_field = names.get(api_field, api_field)
         if form_field in form_fields:
-            result.fields[form_field] = translate(detail)
+            result.fields[form_field] = api_detail(detail, translate)
     if result.fields:
         result.message = translate(CORRECT_FIELDS)
     elif isinstance(detail, str) and detail and error.status != 401:
         # the services write details for people; a known one is in the catalog (translated)
-        result.message = translate(detail)
+        result.message = api_detail(detail, translate)
     else:
         result.message = translate(STATUS_MESSAGES.get(error.status, UNAVAILABLE))
     return result

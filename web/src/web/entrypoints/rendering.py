@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -68,6 +69,12 @@ class Pages:
     def gettext(self, request: Request, message: str) -> str:
         """``message`` translated into the request's language (for flashes and form errors)."""
         return str(self.catalogs[self.locale(request).code].gettext(message))
+
+    def labels(self, request: Request, labels: Mapping[str, str]) -> dict[str, str]:
+        """``labels`` (code -> an ``N_``-marked English label) translated into the request's
+        language, for a template to look data up in: data never goes through the template's
+        ``_()``, which would format it with ``%`` and mark it safe (unescaped)."""
+        return {code: self.gettext(request, label) for code, label in labels.items()}
 
     def render(
         self,

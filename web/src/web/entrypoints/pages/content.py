@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 from web.adapters.gateway_client import ApiError
 from web.entrypoints.deps import LoginRequired, flash
 from web.entrypoints.rendering import Pages
-from web.forms import UNAVAILABLE
+from web.forms import UNAVAILABLE, api_detail
 from web.i18n import N_
 from web.sessions import Session
 
@@ -123,7 +123,11 @@ def error_page(renderer: Pages, request: Request, error: ApiError) -> HTMLRespon
         raise LoginRequired(request.url.path)
     status = error.status if 400 <= error.status < 500 else 400
     detail = error.problem.get("detail")
-    message = renderer.gettext(request, detail) if isinstance(detail, str) and detail else ""
+    message = (
+        api_detail(detail, lambda text: renderer.gettext(request, text))
+        if isinstance(detail, str) and detail
+        else ""
+    )
     return renderer.render(
         request, "error.html", {"status": status, "message": message}, status=status
     )

@@ -112,7 +112,7 @@ async def question_list(
         "size": size,
         "q": search or "",
         "status": chosen or "",
-        "statuses": STATUSES,
+        "statuses": renderer.labels(request, STATUSES),
         "pending": None,
         "unavailable": False,
         "poll_limit": POLL_LIMIT,
@@ -302,7 +302,7 @@ async def _question_page(
             status = errors.status
     context: dict[str, Any] = {
         "question": question,
-        "statuses": STATUSES,
+        "statuses": renderer.labels(request, STATUSES),
         "editing_answer": editing_answer,
         "editing_comment": editing_comment,
         "just_created": just_created,
