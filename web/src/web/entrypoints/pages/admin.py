@@ -43,6 +43,14 @@ async def _render(
         context["unavailable"] = exc.status
         return renderer.render(request, "admin_faults.html", context, status=status)
     active = {(f["service"], f["command"]): f for f in listed.get("items", [])}
+    known = {
+        f"{service}/{command}"
+        for service, commands in listed.get("commands", {}).items()
+        for command in commands
+    }
+    # ``?applied=`` is the redirect's own, but anyone can write a link: only a command the
+    # saga service lists is named, never text from the URL
+    context["applied"] = applied if applied in known else None
     context["services"] = [
         {
             "name": service,

@@ -14,7 +14,9 @@ from web.entrypoints.deps import (
     Api,
     CsrfForm,
     FormViewer,
+    LoginRequired,
     Viewer,
+    checked_form,
     flash,
     set_session_cookie,
     store,
@@ -208,9 +210,23 @@ async def signup(
 
 
 @router.post("/logout")
-async def logout(request: Request, form: CsrfForm, viewer: Viewer, api: Api) -> Response:
+async def logout(request: Request, viewer: Viewer) -> Response:
     """Revoke the refresh token (best effort: a failure is logged, the browser is logged out
-    anyway), delete the session, remove the cookie, 303 home."""
+    anyway), delete the session, remove the cookie, 303 home.
+
+    Logging out never leaves the member stuck signed in: with the session store down (the
+    token cannot be checked, the session not deleted) or the session already ended, the
+    cookie is removed all the same and the page says what happened on the server. A cross-site
+    POST is still refused (``CsrfRefused``: the origin check needs no store)."""
+    try:
+        await checked_form(request)
+    except SignInUnavailable:
+        log.warning("logout.session_store_unavailable")
+        set_session_cookie(request, None)
+        return RedirectResponse("/?notice=logged-out-offline", status_code=303)
+    except LoginRequired:
+        set_session_cookie(request, None)  # the session had ended already
+        return RedirectResponse("/?notice=logged-out", status_code=303)
     if viewer is not None and viewer.refresh_token:
         try:
             gateway: GatewayPort = request.app.state.gateway

@@ -20,6 +20,7 @@ from web.entrypoints.pages.content import (
     POLL_SECONDS,
     error_page,
     flash_saved,
+    kept_form,
     may_change,
     page_url,
     parse_id,
@@ -30,6 +31,7 @@ from web.entrypoints.pages.content import (
 from web.entrypoints.rendering import Pages, pages
 from web.forms import (
     FormErrors,
+    api_detail,
     from_api_error,
     idempotency_key,
     new_idempotency_key,
@@ -281,6 +283,18 @@ async def _question_page(
     try:
         question = await api.get(f"/api/questions/{question_id}")
     except ApiError as error:
+        typed = answer_values or comment_values or edit_values
+        if typed and upstream_down(error):
+            # the write was refused and the question cannot be shown: keep what was typed
+            return kept_form(
+                renderer,
+                request,
+                values=typed,
+                key=answer_key if answer_values else comment_key,
+                errors=answer_errors or comment_errors or edit_errors,
+                back=f"/questions/{question_id}",
+                maxlength=COMMENT_MAX if comment_values else CONTENT_MAX,
+            )
         return error_page(renderer, request, error)
     allowed = _permissions(viewer, question)
     editing_shown = any(
@@ -338,12 +352,28 @@ async def edit_form(
         question = await api.get(f"/api/questions/{qid}")
     except ApiError as error:
         return error_page(renderer, request, error)
+    status = str(question.get("status") or "")
+    if not may_change(member, question.get("author")):
+        reason = N_("only the author or an admin may edit this question")
+        return _refused(renderer, request, renderer.gettext(request, reason), 403)
+    if status != "OPEN":
+        # the API's own words ("cannot edit a question that is RESOLVED; only OPEN ones"),
+        # said before the member edits a question the API will refuse
+        reason = f"cannot edit a question that is {status}; only OPEN ones"
+        return _refused(renderer, request, api_detail(reason, _translator(renderer, request)), 409)
     values = {
         "title": question.get("title", ""),
         "content": question.get("content", ""),
         "bounty": str(question.get("bounty", 0)),
     }
     return _question_form(renderer, request, values=values, key=None, question=question)
+
+
+def _refused(renderer: Pages, request: Request, message: str, status: int) -> HTMLResponse:
+    """The page that says why a form is not offered (``message``, translated)."""
+    return renderer.render(
+        request, "error.html", {"status": status, "message": message}, status=status
+    )
 
 
 @router.post("/questions/{question_id}/edit", response_class=HTMLResponse)
