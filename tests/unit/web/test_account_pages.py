@@ -437,3 +437,32 @@ def test_my_page_shows_question_statuses_with_the_lists_labels(
     assert ">해결됨</span>" in page.text
     assert "RESOLVED</span>" not in page.text
     assert "&lt;i&gt;ODD%&lt;/i&gt;" in page.text
+
+
+@pytest.mark.parametrize(("expires_in", "said"), [(900, "within 15 minutes"), (None, "shortly")])
+def test_a_password_change_says_when_other_devices_are_out(
+    client: TestClient, world: World, expires_in: int | None, said: str
+) -> None:
+    """Member revokes the other devices' refresh tokens; their access tokens live on until
+    they expire: the message must not say they are out already."""
+    log_in(client)
+    world.gateway.on("PATCH /api/members/me", ok(world.me))
+
+    def login(call: Call) -> Any:
+        pair = world.mint.pair()
+        if expires_in is None:
+            del pair["expires_in"]
+        return ok(pair)
+
+    world.gateway.on("POST /api/auth/login", login)
+    page = client.post(
+        "/account/password",
+        data={
+            "csrf_token": token(client),
+            "current_password": "pw-123456",
+            "password": "new-pass-1",
+            "password2": "new-pass-1",
+        },
+    )
+    assert f"Other devices are signed out {said}" in page.text
+    assert "have been logged out" not in page.text
