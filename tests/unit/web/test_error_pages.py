@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+import web
 from tests.unit.web.fakes import World, csrf_of, log_in
 from web.entrypoints.security_headers import CONTENT_SECURITY_POLICY
 
@@ -125,3 +128,17 @@ def test_the_policy_forbids_every_framing_origin() -> None:
     assert directives["frame-ancestors"] == "'none'"
     assert directives["script-src"] == "'self'"
     assert directives["style-src"] == "'self'"
+
+
+def test_no_template_needs_what_the_policy_blocks() -> None:
+    """``script-src 'self'`` and ``style-src 'self'`` block inline scripts, event handler
+    attributes and ``style`` attributes: a template that used one would break silently."""
+    templates = Path(web.__file__).parent / "templates"
+    inline_script = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I)
+    handler = re.compile(r"\son[a-z]+\s*=", re.I)
+    style_attribute = re.compile(r"\sstyle\s*=", re.I)
+    for template in sorted(templates.glob("*.html")):
+        text = template.read_text(encoding="utf-8")
+        for pattern in (inline_script, handler, style_attribute):
+            assert not pattern.search(text), (template.name, pattern.pattern)
+        assert "<style" not in text.lower(), template.name
