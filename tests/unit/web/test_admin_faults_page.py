@@ -120,3 +120,23 @@ def test_a_delay_that_is_not_ascii_digits_is_a_field_error_not_a_500(
     assert page.status_code == 422
     assert "Give the delay in milliseconds." in page.text
     assert not [call for call in world.gateway.calls if call.method == "PUT"]
+
+
+def test_a_refusal_for_a_command_not_listed_is_said_above_the_table(
+    admin: TestClient, world: World
+) -> None:
+    world.gateway.on(
+        "PUT /api/admin/faults/mail/send",
+        problem(422, "service must be one of member, board, qna"),
+    )
+    page = admin.post(
+        "/admin/faults",
+        data={
+            "csrf_token": csrf_of_form(admin.get("/admin/faults").text, "/admin/faults"),
+            "service": "mail",
+            "command": "send",
+            "mode": "fail",
+        },
+    )
+    assert page.status_code == 422
+    assert page.text.count("The service must be one of: member, board, qna.") == 1

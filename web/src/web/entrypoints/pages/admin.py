@@ -51,6 +51,11 @@ async def _render(
     # ``?applied=`` is the redirect's own, but anyone can write a link: only a command the
     # saga service lists is named, never text from the URL
     context["applied"] = applied if applied in known else None
+    shown = context["errors"]
+    stray = [text for key, text in shown.fields.items() if key not in known]
+    if stray and not shown.message:
+        # a refusal for a row the page does not have (a hand-made request): above the table
+        context["errors"] = FormErrors(stray[0], shown.fields, status=shown.status)
     context["services"] = [
         {
             "name": service,
