@@ -222,7 +222,9 @@ async def test_with_redis_cut_guests_read_posts_fail_closed_and_web_stays_ready(
         assert member_page.status_code == 200
         assert "Sign-in is temporarily unavailable" in member_page.text
         posted = await client.post(
-            "/logout", data={"csrf_token": token.group(1)}, headers={"Accept-Language": "en"}
+            "/account/profile",
+            data={"csrf_token": token.group(1), "nickname": "bob"},
+            headers={"Accept-Language": "en"},
         )
         assert posted.status_code == 200
         assert "Sign-in is temporarily unavailable" in posted.text
@@ -237,3 +239,16 @@ async def test_with_redis_cut_guests_read_posts_fail_closed_and_web_stays_ready(
         assert back.status_code == 200
         assert "Sign-in is temporarily unavailable" not in back.text
         assert '<span class="who">alice</span>' in back.text
+
+        # logging out never leaves the member stuck signed in: with Redis cut again, the
+        # cookie goes and the page says the server's session ends by itself
+        await proxy.cut()
+        out = await client.post(
+            "/logout", data={"csrf_token": token.group(1)}, headers={"Accept-Language": "en"}
+        )
+        assert out.status_code == 303
+        assert out.headers["location"] == "/?notice=logged-out-offline"
+        assert SESSION_COOKIE not in client.cookies
+        said = await client.get(out.headers["location"], headers={"Accept-Language": "en"})
+        assert "You are logged out in this browser" in said.text
+        assert 'action="/logout"' not in said.text

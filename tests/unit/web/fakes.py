@@ -270,6 +270,16 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
+def csrf_of_form(html: str, action: str, *, containing: str = "") -> str:
+    """The CSRF token of the form that posts to ``action`` (the first whose markup also
+    contains ``containing``): what a browser submits with that form, not the token of another
+    form on the page (the header's log-out button carries one too)."""
+    for form in re.findall(r"<form\b[^>]*>.*?</form>", html, flags=re.S):
+        if f'action="{action}"' in form and containing in form:
+            return csrf_of(form)
+    raise AssertionError(f"no form posting to {action} on the page")
+
+
 def log_in(client: TestClient) -> str:
     """Log in through the pages; returns the signed-in session's cookie."""
     token = csrf_of(client.get("/login").text)

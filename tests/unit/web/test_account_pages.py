@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.unit.web.fakes import Call, World, csrf_of, log_in, ok, problem
+from web.adapters.gateway_client import ApiError
 from web.sessions import SESSION_COOKIE, session_key
 
 EN = {"Accept-Language": "en"}
@@ -85,7 +86,87 @@ def test_schema_errors_land_on_their_fields(client: TestClient, world: World) ->
     )
     page = client.post("/signup", data={"csrf_token": token(client, "/signup"), "email": "x"})
     assert page.status_code == 422
-    assert 'id="e-email">not an email' in page.text
+    assert 'id="e-email">Enter a valid email address.' in page.text
+
+
+def _too(kind: str, field: str, **ctx: int) -> ApiError:
+    entry: dict[str, Any] = {"loc": ["body", field], "msg": "pydantic's text", "type": kind}
+    if ctx:
+        entry["ctx"] = ctx
+    return problem(422, "the request is not valid", errors=[entry])
+
+
+@pytest.mark.parametrize(
+    ("refusal", "field", "english", "korean"),
+    [
+        (
+            _too("string_too_short", "password", min_length=8),
+            "password",
+            "Too short: at least 8 characters.",
+            "너무 짧습니다. 8자 이상 입력하세요.",
+        ),
+        (
+            _too("string_too_short", "email", min_length=3),
+            "email",
+            "Too short: at least 3 characters.",
+            "너무 짧습니다. 3자 이상 입력하세요.",
+        ),
+        (
+            _too("string_too_long", "password", max_length=128),
+            "password",
+            "Too long: at most 128 characters.",
+            "너무 깁니다. 128자 이하로 입력하세요.",
+        ),
+        (
+            _too("string_too_short", "nickname", min_length=1),
+            "nickname",
+            "This field is required.",
+            "필수 항목입니다.",
+        ),
+    ],
+    ids=["short-password", "short-email", "long-password", "blank"],
+)
+def test_a_length_refusal_says_the_bound_on_any_field(
+    client: TestClient, world: World, refusal: ApiError, field: str, english: str, korean: str
+) -> None:
+    world.gateway.on("POST /api/members", refusal)
+    for lang, text in (("en", english), ("ko", korean)):
+        page = client.post(
+            "/signup",
+            data={"csrf_token": token(client, "/signup"), "email": "x", "password": "1234567"},
+            headers={"Accept-Language": lang},
+        )
+        assert page.status_code == 422
+        assert f'id="e-{field}">{text}</p>' in page.text
+
+
+def _said_once(page: str, text: str) -> None:
+    main = page.split('<main id="main"', 1)[1]
+    assert main.count(text) == 1, main
+    assert "Please correct the highlighted fields." in main
+
+
+@pytest.mark.parametrize(
+    ("status", "detail", "field"),
+    [
+        (409, "this email is already registered", "email"),
+        (422, "nickname must be 2 to 20 characters", "nickname"),
+    ],
+)
+def test_a_sign_up_refusal_on_a_field_is_said_once(
+    client: TestClient, world: World, status: int, detail: str, field: str
+) -> None:
+    world.gateway.on("POST /api/members", problem(status, detail))
+    page = client.post("/signup", data={"csrf_token": token(client, "/signup"), "email": "a@b.c"})
+    assert f'id="e-{field}">{detail}' in page.text
+    _said_once(page.text, detail)
+
+
+def test_a_nickname_refusal_on_the_profile_is_said_once(client: TestClient, world: World) -> None:
+    log_in(client)
+    world.gateway.on("PATCH /api/members/me", problem(422, "nickname must be 2 to 20 characters"))
+    page = client.post("/account/profile", data={"csrf_token": token(client), "nickname": "a"})
+    _said_once(page.text, "nickname must be 2 to 20 characters")
 
 
 # -- profile and password -----------------------------------------------------------------
@@ -159,6 +240,7 @@ def test_a_wrong_current_password_is_shown_on_its_field(client: TestClient, worl
     )
     assert page.status_code == 403
     assert 'id="e-current_password">the current password is wrong' in page.text
+    _said_once(page.text, "the current password is wrong")
 
 
 # -- withdrawal and the saga view ---------------------------------------------------------
@@ -258,7 +340,8 @@ def test_withdrawal_compensated_shows_the_reason_and_the_account_stays(
     page = client.get(f"/sagas/{saga_id}")
     assert 'data-terminal="true"' in page.text
     assert "http-equiv" not in page.text  # a finished saga does not reload
-    assert reason in page.text
+    # the service's own words, dynamic and English: quoted and labelled as such
+    assert f'the service said: <q class="failure-reason" lang="en">{reason}</q>' in page.text
     assert "Your account is still active" in page.text
     assert session_key(cookie) in world.records.data
 
@@ -332,3 +415,54 @@ def test_my_page_with_the_gateway_down_is_still_a_page(client: TestClient, world
     page = client.get("/me")
     assert page.status_code == 200
     assert page.text.count('data-degraded="true"') == 4
+
+
+def test_my_page_shows_question_statuses_with_the_lists_labels(
+    client: TestClient, world: World
+) -> None:
+    log_in(client)
+    dashboard = {
+        "member": world.me,
+        "activity": None,
+        "recent_posts": [],
+        "recent_questions": [
+            {"id": str(uuid.uuid4()), "title": "Q", "status": "RESOLVED"},
+            {"id": str(uuid.uuid4()), "title": "R", "status": "<i>ODD%</i>"},
+        ],
+        "degraded": ["activity"],
+    }
+    world.gateway.on("GET /api/me/dashboard", ok(dashboard))
+    page = client.get("/me", headers={"Accept-Language": "ko"})
+    assert page.status_code == 200
+    assert ">해결됨</span>" in page.text
+    assert "RESOLVED</span>" not in page.text
+    assert "&lt;i&gt;ODD%&lt;/i&gt;" in page.text
+
+
+@pytest.mark.parametrize(("expires_in", "said"), [(900, "within 15 minutes"), (None, "shortly")])
+def test_a_password_change_says_when_other_devices_are_out(
+    client: TestClient, world: World, expires_in: int | None, said: str
+) -> None:
+    """Member revokes the other devices' refresh tokens; their access tokens live on until
+    they expire: the message must not say they are out already."""
+    log_in(client)
+    world.gateway.on("PATCH /api/members/me", ok(world.me))
+
+    def login(call: Call) -> Any:
+        pair = world.mint.pair()
+        if expires_in is None:
+            del pair["expires_in"]
+        return ok(pair)
+
+    world.gateway.on("POST /api/auth/login", login)
+    page = client.post(
+        "/account/password",
+        data={
+            "csrf_token": token(client),
+            "current_password": "pw-123456",
+            "password": "new-pass-1",
+            "password2": "new-pass-1",
+        },
+    )
+    assert f"Other devices are signed out {said}" in page.text
+    assert "have been logged out" not in page.text

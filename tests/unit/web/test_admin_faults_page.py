@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.unit.web.fakes import World, csrf_of, log_in, member_body, ok, problem
+from tests.unit.web.fakes import World, csrf_of, csrf_of_form, log_in, member_body, ok, problem
 
 EN = {"Accept-Language": "en"}
 LISTED: dict[str, Any] = {
@@ -38,7 +38,9 @@ def admin(world: World) -> Iterator[TestClient]:
 
 
 def _set(client: TestClient, **fields: str) -> httpx.Response:
-    token = csrf_of(client.get("/admin/faults").text)
+    # the token of the row's own form, as the browser would send it
+    row = f'name="command" value="{fields.get("command", "")}"'
+    token = csrf_of_form(client.get("/admin/faults").text, "/admin/faults", containing=row)
     answer: httpx.Response = client.post(
         "/admin/faults", data={"csrf_token": token, **fields}, follow_redirects=False
     )
@@ -73,7 +75,7 @@ def test_a_refusal_shows_on_the_row_not_as_a_problem_document(
     page = _set(admin, service="qna", command="confirm-acceptance", mode="fail")
     assert page.status_code == 422
     assert page.headers["content-type"].startswith("text/html")
-    assert "delay_ms &gt; 0" in page.text
+    assert page.text.count("delay_ms &gt; 0") == 1  # on the row, not above the table too
 
 
 def test_a_delay_without_a_number_is_refused_before_the_api(
@@ -107,3 +109,34 @@ def test_a_member_who_is_not_an_admin_gets_a_403_page() -> None:
     assert refused.status_code == 403
     assert not world.gateway.called("GET /api/admin/faults")
     assert not [call for call in world.gateway.calls if call.method == "PUT"]
+
+
+@pytest.mark.parametrize("typed", ["²", "٣٠٠", "1_000", "-5", "1e3", " "])
+def test_a_delay_that_is_not_ascii_digits_is_a_field_error_not_a_500(
+    admin: TestClient, world: World, typed: str
+) -> None:
+    # "²".isdigit() is True and int("²") raises: the page must not trust isdigit()
+    page = _set(admin, service="qna", command="confirm-acceptance", mode="delay", delay_ms=typed)
+    assert page.status_code == 422
+    assert "Give the delay in milliseconds." in page.text
+    assert not [call for call in world.gateway.calls if call.method == "PUT"]
+
+
+def test_a_refusal_for_a_command_not_listed_is_said_above_the_table(
+    admin: TestClient, world: World
+) -> None:
+    world.gateway.on(
+        "PUT /api/admin/faults/mail/send",
+        problem(422, "service must be one of member, board, qna"),
+    )
+    page = admin.post(
+        "/admin/faults",
+        data={
+            "csrf_token": csrf_of_form(admin.get("/admin/faults").text, "/admin/faults"),
+            "service": "mail",
+            "command": "send",
+            "mode": "fail",
+        },
+    )
+    assert page.status_code == 422
+    assert page.text.count("The service must be one of: member, board, qna.") == 1

@@ -15,6 +15,8 @@ from tests.unit.web.content_fakes import (
     member,
     web_client,
 )
+from web.forms import api_detail
+from web.i18n import load_catalogs
 
 FREE = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
 NOTICE = "abababab-abab-4bab-8bab-abababababab"
@@ -303,6 +305,7 @@ def test_validation_errors_land_on_their_fields_and_keep_the_input(gateway: Cont
                 "loc": ["body", "title"],
                 "msg": "String should have at least 1 character",
                 "type": "string_too_short",
+                "ctx": {"min_length": 1},
             }
         ],
     )
@@ -323,7 +326,35 @@ def test_a_domain_refusal_naming_a_field_lands_on_it(gateway: ContentGateway) ->
     form = {"idempotency_key": KEY, "title": "  ", "content": "x"}
     with web_client(gateway, member()) as client:
         page = client.post(f"/boards/{FREE}/write", data=form)
-    assert '<p class="error" id="e-title">title must not be blank</p>' in page.text
+        korean = client.post(f"/boards/{FREE}/write", data=form, headers={"Accept-Language": "ko"})
+    assert '<p class="error" id="e-title">Title: enter some text.</p>' in page.text
+    assert '<p class="error" id="e-title">제목: 내용을 입력하세요.</p>' in korean.text
+
+
+@pytest.mark.parametrize(
+    ("detail", "korean"),
+    [
+        ("content must be 1 to 2000 characters", "내용: 공백만이 아닌 1~2000자로 입력하세요."),
+        ("title must be 1 to 200 characters and not blank", "제목: 공백만이 아닌 1~200자로"),
+        ("bounty must be between 0 and 1000", "현상금: 0~1000 사이의 숫자를 입력하세요."),
+        ("more than 600 requests per minute", "1분에 600번이 넘는 요청"),
+        ("more than 10 login requests per minute from this address", "1분에 10번이 넘는 요청"),
+        ("service must be one of member, board, qna", "member, board, qna"),
+        ("the request is not valid", "요청이 올바르지 않습니다."),
+        (
+            "Idempotency-Key was already used with a different request",
+            "이미 다른 내용으로 제출되었습니다",
+        ),
+        ("the answer's author has withdrawn", "답변 작성자가 탈퇴했습니다"),
+    ],
+)
+def test_the_services_fixed_details_read_in_korean(detail: str, korean: str) -> None:
+    catalogs = load_catalogs()
+    said = api_detail(detail, lambda text: str(catalogs["ko"].gettext(text)))
+    assert korean in said
+    assert api_detail("a detail no catalog knows", lambda text: text) == (
+        "a detail no catalog knows"
+    )
 
 
 def test_a_write_during_an_outage_keeps_the_form_and_answers_200(gateway: ContentGateway) -> None:
@@ -446,13 +477,20 @@ def test_a_refused_comment_shows_on_the_comment_form(gateway: ContentGateway) ->
         "POST",
         f"/api/posts/{POST}/comments",
         422,
-        errors=[{"loc": ["body", "content"], "msg": "too long", "type": "string_too_long"}],
+        errors=[
+            {
+                "loc": ["body", "content"],
+                "msg": "too long",
+                "type": "string_too_long",
+                "ctx": {"max_length": 2000},
+            }
+        ],
     )
     form = {"idempotency_key": KEY, "content": "my words"}
     with web_client(gateway, member()) as client:
         page = client.post(f"/posts/{POST}/comments", data=form)
     assert page.status_code == 422
-    assert '<p class="error" id="e-new-comment">This text is too long.</p>' in page.text
+    assert '<p class="error" id="e-new-comment">Too long: at most 2000 characters.</p>' in page.text
     assert "my words</textarea>" in page.text
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -144,7 +145,12 @@ def test_a_new_question_waits_on_the_lists_it_belongs_to(gateway: ContentGateway
         open_only = client.get("/questions", params={"created": NEW_Q, "status": "OPEN"})
         resolved = client.get("/questions", params={"created": NEW_Q, "status": "RESOLVED"})
         listed = client.get("/questions", params={"created": QID})
-    assert "being published" in everything.text
+    assert "Your new question is being published" in everything.text
+    with web_client(gateway, member()) as client:
+        korean = client.get(
+            "/questions", params={"created": NEW_Q}, headers={"Accept-Language": "ko"}
+        )
+    assert "새 질문을 게시하는 중" in korean.text
     assert f'data-poll-url="/questions?created={NEW_Q}&amp;fragment=1"' in everything.text
     assert "being published" in open_only.text
     assert "being published" not in resolved.text  # a new question is OPEN
@@ -578,3 +584,31 @@ def test_an_edit_refused_on_someone_elses_comment_says_why(gateway: ContentGatew
         page = client.post(f"/questions/{QID}/comments/{COMMENT}/edit", data={"content": "x"})
     assert page.status_code == 403
     assert "only the comment&#39;s author or an admin may edit it</p>" in page.text
+
+
+@pytest.mark.parametrize("typed", ["²", "٣", "1_0"])
+def test_a_bounty_in_other_digits_goes_as_typed_for_the_api_to_name(
+    gateway: ContentGateway, typed: str
+) -> None:
+    gateway.answer("POST", "/api/questions", {**_question(), "id": NEW_Q}, status=201)
+    form = {"idempotency_key": KEY, "title": "T", "content": "C", "bounty": typed}
+    with web_client(gateway, member()) as client:
+        client.post("/questions/ask", data=form, follow_redirects=False)
+    (call,) = gateway.calls_to("POST", "/api/questions")
+    assert call.json["bounty"] == typed
+
+
+@pytest.mark.parametrize("status", ["<b>NEW</b>", "100%", "%(x)s"])
+def test_a_status_no_label_knows_is_shown_as_escaped_text(
+    gateway: ContentGateway, status: str
+) -> None:
+    # data never goes through the template's gettext: no %-formatting, no unescaped markup
+    gateway.answer("GET", "/api/questions", {"items": [_question(status)], "total": 1})
+    gateway.answer("GET", f"/api/questions/{QID}", _question(status))
+    with web_client(gateway, member()) as client:
+        listing = client.get("/questions")
+        detail = client.get(f"/questions/{QID}")
+    for page in (listing, detail):
+        assert page.status_code == 200
+        assert "<b>NEW</b>" not in page.text
+    assert html.escape(status, quote=False) in listing.text

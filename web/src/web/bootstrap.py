@@ -17,6 +17,7 @@ from web.config import Settings
 from web.entrypoints.deps import SessionCookieMiddleware, install_session_handlers
 from web.entrypoints.pages import account, admin, auth, boards, home, mypage, questions, sagas
 from web.entrypoints.rendering import ErrorPageMiddleware, Pages, install_error_pages
+from web.entrypoints.security_headers import SecurityHeadersMiddleware
 from web.i18n import load_catalogs
 from web.sessions import Clock, SessionStore
 
@@ -57,8 +58,10 @@ def build_api(
             admin.router,
         ],
         docs=False,  # web serves pages; the API and its documentation are the gateway's
-        # the error page outermost, so a failure in the session layer is a page too
+        # the security headers outermost, so every answer carries them (an error page too);
+        # then the error page, so a failure in the session layer is a page too
         middleware=[
+            Middleware(SecurityHeadersMiddleware),
             Middleware(ErrorPageMiddleware, pages=renderer),
             Middleware(SessionCookieMiddleware),
         ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,9 @@ class FormErrors:
         return self.fields.get(name)
 
 
+#: The form message when a refusal is shown on its field: said once, under the field, never
+#: above the form as well.
+CORRECT_FIELDS = N_("Please correct the highlighted fields.")
 #: Messages for the statuses a form can meet, in English (translated through the catalog).
 STATUS_MESSAGES: dict[int, str] = {
     400: N_("The request was not understood. Please check the form."),
@@ -39,18 +43,19 @@ STATUS_MESSAGES: dict[int, str] = {
     404: N_("This item no longer exists."),
     409: N_("This conflicts with the current state. Reload the page and try again."),
     413: N_("The text is too long."),
-    422: N_("Please correct the highlighted fields."),
+    422: CORRECT_FIELDS,
     429: N_("Too many attempts. Please wait a moment and try again."),
 }
 UNAVAILABLE = N_("The service is temporarily unavailable. Please try again in a moment.")
 
 #: A field's message by the validation error's ``type`` (pydantic's error types, which the
 #: services' 422 ``errors[]`` carry), so a field reads the same in either language whatever
-#: English ``msg`` the service wrote.
+#: English ``msg`` the service wrote. Every message fits any field (a password, an email, a
+#: title): none names what kind of text the field holds.
 FIELD_MESSAGES: dict[str, str] = {
     "missing": N_("This field is required."),
-    "string_too_short": N_("This field is required."),
-    "string_too_long": N_("This text is too long."),
+    "string_too_short": N_("This is too short."),
+    "string_too_long": N_("This is too long."),
     "string_type": N_("Enter text here."),
     "int_type": N_("Enter a whole number."),
     "int_parsing": N_("Enter a whole number."),
@@ -60,7 +65,21 @@ FIELD_MESSAGES: dict[str, str] = {
     "greater_than": N_("This number is too small."),
     "less_than": N_("This number is too large."),
     "extra_forbidden": N_("This field is not accepted."),
+    "value_error": N_("This value is not valid."),
 }
+#: The same with the bound the error's ``ctx`` names (``{"min_length": 8}``, chassis.problems):
+#: ``(type, ctx key) -> message`` filled with ``%(n)s``.
+BOUNDED_MESSAGES: dict[tuple[str, str], str] = {
+    ("string_too_short", "min_length"): N_("Too short: at least %(n)s characters."),
+    ("string_too_long", "max_length"): N_("Too long: at most %(n)s characters."),
+    ("greater_than_equal", "ge"): N_("Must be at least %(n)s."),
+    ("greater_than", "gt"): N_("Must be more than %(n)s."),
+    ("less_than_equal", "le"): N_("Must be at most %(n)s."),
+    ("less_than", "lt"): N_("Must be less than %(n)s."),
+}
+#: A blank field a ``min_length=1`` refuses: "at least 1 characters" says it worse.
+REQUIRED = N_("This field is required.")
+INVALID_EMAIL = N_("Enter a valid email address.")
 INVALID_VALUE = N_("This value is not valid.")
 
 #: Details the board and Q&A services write for people (their domain refusals, verbatim), put
@@ -108,7 +127,66 @@ API_DETAILS: tuple[str, ...] = (
     N_("the answer is not on this question"),
     N_("the member has withdrawn"),
     N_("the member is withdrawing"),
+    # the chassis' and the saga service's own
+    N_("the request is not valid"),
+    N_("Idempotency-Key was already used with a different request"),
 )
+
+#: Details with a value in them (a field's name, a bound, a list): the services' fixed
+#: sentences (board's and qna's ``checked_text``, the gateway's and member's rate limits, the
+#: saga service's fault API), matched whole and said again from the catalog with the values.
+#: A detail neither listed nor matched is shown as the service wrote it.
+DETAIL_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?P<field>[a-z_]+) must not be blank"), N_("%(field)s: enter some text.")),
+    (
+        re.compile(
+            r"(?P<field>[a-z_]+) must be (?P<min>\d+) to (?P<max>\d+) characters"
+            r"(?: and not blank)?"
+        ),
+        N_("%(field)s: %(min)s to %(max)s characters, not only blanks."),
+    ),
+    (
+        re.compile(r"(?P<field>[a-z_]+) must be between (?P<min>\d+) and (?P<max>\d+)"),
+        N_("%(field)s: a number from %(min)s to %(max)s."),
+    ),
+    (
+        re.compile(r"more than (?P<n>\d+) (?:[a-z]+ )?requests per minute(?: from this address)?"),
+        N_("More than %(n)s requests a minute came from here. Please wait a minute."),
+    ),
+    (
+        re.compile(r"service must be one of (?P<choices>[a-z, -]+)"),
+        N_("The service must be one of: %(choices)s."),
+    ),
+)
+#: The API's field names as a person reads them.
+FIELD_LABELS: dict[str, str] = {
+    "title": N_("Title"),
+    "content": N_("Content"),
+    "name": N_("Name"),
+    "description": N_("Description"),
+    "nickname": N_("Nickname"),
+    "bounty": N_("Bounty"),
+    "email": N_("Email"),
+    "password": N_("Password"),
+}
+
+
+def api_detail(detail: str, translate: Translate) -> str:
+    """A problem document's ``detail`` in the visitor's language: a listed detail from the
+    catalog, a ``DETAIL_PATTERNS`` sentence rebuilt from the catalog with its values, any
+    other as the service wrote it."""
+    translated = translate(detail)
+    if translated != detail:
+        return translated
+    for pattern, message in DETAIL_PATTERNS:
+        found = pattern.fullmatch(detail)
+        if found is None:
+            continue
+        values = found.groupdict()
+        if "field" in values:
+            values["field"] = translate(FIELD_LABELS.get(values["field"], values["field"]))
+        return translate(message) % values
+    return detail
 
 
 def from_api_error(
@@ -123,8 +201,9 @@ def from_api_error(
     an API field to the form's field when they differ (default: the same name). The field's
     message is chosen by the error's ``type`` (``FIELD_MESSAGES``), translated. A 422 without
     ``errors`` whose ``detail`` starts with the name of one of ``form_fields`` (a domain check:
-    ``"title must not be blank"``) is shown on that field. The API's ``detail`` is shown as the
-    form message for a 4xx other than 422 when it has one, since the services write it for
+    ``"title must not be blank"``) is shown on that field. A refusal shown on a field is said
+    there only: the form message is then ``CORRECT_FIELDS``. Otherwise the API's ``detail`` is
+    the form message for a 4xx when it has one, since the services write it for
     people (``"nickname already taken"``, translated when ``API_DETAILS`` knows it); an outage
     (502-504, and any 5xx: web answers no 5xx for an upstream's failure) gets ``UNAVAILABLE``."""
     if error.unavailable or error.status >= 500:
@@ -139,29 +218,57 @@ def from_api_error(
         api_field = loc[0] if loc else ""
         form_field = names.get(api_field, api_field)
         if form_field and form_field not in result.fields:
-            result.fields[form_field] = _field_message(entry, translate)
+            result.fields[form_field] = _field_message(entry, form_field, translate)
     detail = problem.get("detail")
     if error.status == 422 and not result.fields and isinstance(detail, str):
         api_field = detail.split(" ", 1)[0]
         form_field = names.get(api_field, api_field)
         if form_field in form_fields:
-            result.fields[form_field] = translate(detail)
-    if error.status == 422 and result.fields:
-        result.message = translate(STATUS_MESSAGES[422])
+            result.fields[form_field] = api_detail(detail, translate)
+    if result.fields:
+        result.message = translate(CORRECT_FIELDS)
     elif isinstance(detail, str) and detail and error.status != 401:
         # the services write details for people; a known one is in the catalog (translated)
-        result.message = translate(detail)
+        result.message = api_detail(detail, translate)
     else:
         result.message = translate(STATUS_MESSAGES.get(error.status, UNAVAILABLE))
     return result
 
 
-def _field_message(entry: Mapping[str, Any], translate: Translate) -> str:
-    known = FIELD_MESSAGES.get(str(entry.get("type") or ""))
+def _field_message(entry: Mapping[str, Any], form_field: str, translate: Translate) -> str:
+    kind = str(entry.get("type") or "")
+    found = entry.get("ctx")
+    ctx: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    for (bounded_kind, key), text in BOUNDED_MESSAGES.items():
+        bound = ctx.get(key) if kind == bounded_kind else None
+        if isinstance(bound, int | float) and not isinstance(bound, bool):
+            if key == "min_length" and bound <= 1:
+                return translate(REQUIRED)
+            return translate(text) % {"n": bound}
+    if kind == "value_error" and "email" in form_field:
+        return translate(INVALID_EMAIL)
+    known = FIELD_MESSAGES.get(kind)
     if known is not None:
         return translate(known)
     msg = entry.get("msg")
     return translate(str(msg)) if msg else translate(INVALID_VALUE)
+
+
+# --- numbers typed into a form ------------------------------------------------------------------
+
+#: A whole number as a form sends it: ASCII digits, an optional sign, at most 9 digits (below
+#: any bound the API sets, far below an int's). ``str.isdigit`` is not this test: it is True
+#: for "²" or "①", which ``int`` refuses, and ``int`` takes Arabic-Indic digits, "1_000" and
+#: surrounding whitespace, which no form field means.
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,9}", re.ASCII)
+
+
+def whole_number(raw: str | None) -> int | None:
+    """``raw`` (leading and trailing blanks ignored) as an int, or ``None`` when it is not a
+    whole number written with ASCII digits: the caller answers a field error (4xx), never
+    lets a ``ValueError`` become a 500."""
+    text = (raw or "").strip()
+    return int(text) if _WHOLE_NUMBER.fullmatch(text) else None
 
 
 # --- idempotent form submission ----------------------------------------------------------------

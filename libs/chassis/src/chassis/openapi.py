@@ -61,6 +61,12 @@ PROBLEM_SCHEMAS: dict[str, Any] = {
             "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
             "msg": {"type": "string"},
             "type": {"type": "string"},
+            "ctx": {
+                "type": "object",
+                "description": "the numeric bounds of the refused constraint, when it has "
+                'any (e.g. {"min_length": 8}): min_length, max_length, ge, gt, le, lt',
+                "additionalProperties": {"type": "number"},
+            },
         },
     },
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -126,6 +127,30 @@ def problem_response(
     )
 
 
+#: The bounds of a constraint a client may show ("at least 8 characters"): numbers only, so
+#: an error's ``ctx`` never carries an exception object or the refused input.
+LIMITS = ("min_length", "max_length", "ge", "gt", "le", "lt")
+
+
+def _validation_error(error: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``errors[]`` entry: ``loc``, ``msg``, ``type`` (pydantic's error type) and, when
+    the constraint has numeric bounds, ``ctx`` with them (``{"min_length": 8}``)."""
+    entry: dict[str, Any] = {
+        "loc": list(error.get("loc", ())),
+        "msg": error.get("msg", ""),
+        "type": error.get("type", ""),
+    }
+    ctx = error.get("ctx") or {}
+    limits = {
+        name: ctx[name]
+        for name in LIMITS
+        if isinstance(ctx.get(name), int | float) and not isinstance(ctx.get(name), bool)
+    }
+    if limits:
+        entry["ctx"] = limits
+    return entry
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Map every exception family to a problem document."""
 
@@ -142,10 +167,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-            for e in exc.errors()
-        ]
+        errors = [_validation_error(e) for e in exc.errors()]
         return problem_response(
             422,
             "the request is not valid",

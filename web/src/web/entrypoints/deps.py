@@ -42,11 +42,21 @@ NOTICES: dict[str, Flash] = {
     "ended": Flash(N_("Your session has ended. Please log in again."), "info"),
     "logged-out": Flash(N_("You are logged out."), "ok"),
     "withdrawn": Flash(N_("Your account was withdrawn and you are logged out."), "ok"),
+    "logged-out-offline": Flash(
+        N_(
+            "You are logged out in this browser. The session store is unavailable right now, so "
+            "the session on the server could not be deleted: it ends by itself when it has not "
+            "been used for %(hours)s hours."
+        ),
+        "ok",
+    ),
 }
 UNAVAILABLE = N_("This part of the site is temporarily unavailable. Please try again in a moment.")
 SIGN_IN_UNAVAILABLE = N_(
     "Sign-in is temporarily unavailable. You can keep reading; please try again in a moment."
 )
+#: Forms a guest fills in (their session is a guest's): an expired one is "reload the form".
+GUEST_FORMS = ("/login", "/signup")
 #: The request state's key for a ``Set-Cookie`` value (``SessionCookieMiddleware`` sends it).
 _COOKIE_STATE = "session_set_cookie"
 
@@ -106,7 +116,11 @@ async def current_session(request: Request) -> Session | None:
     renderer = pages(request)
     notice = NOTICES.get(request.query_params.get("notice", ""))
     if notice is not None:
-        state.flash = Flash(renderer.gettext(request, notice.text), notice.kind)
+        text = renderer.gettext(request, notice.text)
+        if "%(hours)s" in notice.text:
+            idle_hours = max(1, round(renderer.settings.SESSION_IDLE_SECONDS / 3600))
+            text = text % {"hours": idle_hours}
+        state.flash = Flash(text, notice.kind)
     cookie = request.cookies.get(cookie_name(request.url.scheme))
     if not cookie:
         return None
@@ -155,7 +169,10 @@ async def require_member(request: Request) -> Session:
     if request.state.sessions_unavailable:
         raise SignInUnavailable("session store unavailable")
     if session is None or not session.signed_in:
-        raise LoginRequired(_here(request))
+        # a form's POST comes back to the page the form was on (never the POST path: a 405
+        # after the log-in); a cookie whose session is gone ended while the member was away
+        ended = session is None and bool(request.cookies.get(cookie_name(request.url.scheme)))
+        raise LoginRequired(_return_path(request), notice="ended" if ended else None)
     return session
 
 
@@ -186,6 +203,13 @@ async def checked_form(request: Request) -> dict[str, str]:
         if not await store(request).available():
             request.state.sessions_unavailable = True
             raise SignInUnavailable("session store unavailable")
+        back = _return_path(request)
+        cookie = request.cookies.get(cookie_name(request.url.scheme))
+        if cookie and urlsplit(back).path not in GUEST_FORMS:
+            # the cookie named a session that ended while the visitor was away (idle expiry):
+            # log in again and come back to the page the form was on (a GET page, never this
+            # POST path, which would be a 405 after the log-in)
+            raise LoginRequired(back, notice="ended")
         raise CsrfRefused("no session")
     sent = fields.get("csrf_token") or request.headers.get("x-csrf-token") or ""
     if not hmac.compare_digest(sent.encode("utf-8", "replace"), session.csrf.encode()):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -69,6 +70,12 @@ class Pages:
         """``message`` translated into the request's language (for flashes and form errors)."""
         return str(self.catalogs[self.locale(request).code].gettext(message))
 
+    def labels(self, request: Request, labels: Mapping[str, str]) -> dict[str, str]:
+        """``labels`` (code -> an ``N_``-marked English label) translated into the request's
+        language, for a template to look data up in: data never goes through the template's
+        ``_()``, which would format it with ``%`` and mark it safe (unescaped)."""
+        return {code: self.gettext(request, label) for code, label in labels.items()}
+
     def render(
         self,
         request: Request,
@@ -131,13 +138,26 @@ def install_error_pages(app: FastAPI, renderer: Pages) -> None:
     app.add_exception_handler(RequestValidationError, invalid_request)
 
 
-class ErrorPageMiddleware:
-    """An unexpected exception (a bug: a template error, a KeyError) becomes the HTML 500 page
-    in the visitor's language, not the chassis' problem document: a browser shows a page.
+#: Paths whose answers are not pages: probes and the metrics scrape keep the chassis' own.
+NOT_PAGES = ("/healthz", "/readyz", "/metrics")
+#: Headers of a refused answer the HTML page keeps (``Allow`` of a 405, ``Retry-After`` of a
+#: 413/429/503, a session cookie set on the way); the body's own are the page's.
+_BODY_HEADERS = frozenset({b"content-type", b"content-length", b"content-language", b"vary"})
 
-    It answers like the chassis' request context does (``chassis.app``): it logs the
-    exception, records it on the span, and does not re-raise, so the gateway's keep-alive
-    connection survives. Only an answer already started is left to the server to cut."""
+
+class ErrorPageMiddleware:
+    """Every error web answers on its own is an HTML page in the visitor's language, never the
+    chassis' problem document: a browser shows a page.
+
+    - A problem document from inside (``application/problem+json``: the chassis' input guard's
+      422 for a NUL or a lone surrogate in a query or form, its 413 for a body too large, the
+      method layer's 405 and 501) is replaced by ``error.html`` with the same status and the
+      headers that matter to the client (``Allow``, ``Retry-After``, ``Set-Cookie``).
+      ``/healthz``, ``/readyz`` and ``/metrics`` keep their answers.
+    - An unexpected exception (a bug: a template error, a KeyError) becomes the HTML 500 page.
+      It answers like the chassis' request context does (``chassis.app``): it logs the
+      exception, records it on the span, and does not re-raise, so the gateway's keep-alive
+      connection survives. Only an answer already started is left to the server to cut."""
 
     def __init__(self, app: ASGIApp, pages: Pages) -> None:
         self.app = app
@@ -148,11 +168,23 @@ class ErrorPageMiddleware:
             await self.app(scope, receive, send)
             return
         started = False
+        page_path = not str(scope.get("path", "")).startswith(NOT_PAGES)
+        #: the start of a problem answer held back until its body is done (then replaced)
+        held: Message | None = None
 
         async def tracking(message: Message) -> None:
-            nonlocal started
+            nonlocal started, held
             if message["type"] == "http.response.start":
+                if page_path and _is_problem(message):
+                    held = message
+                    return
                 started = True
+            elif held is not None:
+                if not message.get("more_body", False):
+                    start, held = held, None
+                    await self._page_for(scope, receive, send, start)
+                    started = True
+                return
             await send(message)
 
         try:
@@ -170,3 +202,21 @@ class ErrorPageMiddleware:
                 log.exception("error_page_failed", path=scope.get("path", ""))
                 answer = HTMLResponse(BARE_500, status_code=500)
             await answer(scope, receive, send)
+
+    async def _page_for(self, scope: Scope, receive: Receive, send: Send, start: Message) -> None:
+        """``error.html`` for the held problem answer ``start``: same status, kept headers."""
+        status = int(start["status"])
+        kept = [(k, v) for k, v in start.get("headers", []) if k.lower() not in _BODY_HEADERS]
+        page = self.pages.render(Request(scope), "error.html", {"status": status}, status=status)
+        headers = [(k, v) for k, v in page.raw_headers if k.lower() != b"set-cookie"] + kept
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        # a HEAD's answer has the GET's headers and no body (RFC 9110 §9.3.2)
+        body = b"" if scope.get("method") == "HEAD" else bytes(page.body)
+        await send({"type": "http.response.body", "body": body})
+
+
+def _is_problem(start: Message) -> bool:
+    for name, value in start.get("headers", []):
+        if name.lower() == b"content-type":
+            return bytes(value).split(b";", 1)[0].strip().lower() == b"application/problem+json"
+    return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import Annotated, Any
 
@@ -18,6 +19,14 @@ from web.sessions import Session, SessionEnded
 
 router = APIRouter()
 
+PASSWORD_CHANGED = N_(
+    "Your password is changed. Other devices are signed out within %(minutes)s minutes, "
+    "when the access they hold now expires."
+)
+PASSWORD_CHANGED_SHORTLY = N_(
+    "Your password is changed. Other devices are signed out shortly, when the access they "
+    "hold now expires."
+)
 PASSWORDS_DIFFER = N_("The two new passwords are not the same.")
 CONFIRM_WITHDRAWAL = N_("Tick the box to confirm that you want to withdraw.")
 WITHDRAWAL_CONFLICT = N_(
@@ -105,8 +114,9 @@ async def change_password(
 ) -> Response:
     """``PATCH /api/members/me {password, current_password}``.
 
-    Member revokes every refresh token of the account on a password change (other devices are
-    logged out), this session's too; so web logs in again with the new password at once and
+    Member revokes every refresh token of the account on a password change, this session's
+    too (other devices are signed out when their access token expires, at most one token
+    life later); so web logs in again with the new password at once and
     moves to a new session id, instead of letting this session end at its next refresh."""
     current, new, again = (form.get(k, "") for k in ("current_password", "password", "password2"))
     if new != again:
@@ -136,7 +146,14 @@ async def change_password(
     cookie, renewed = await sessions.sign_in(session, tokens, me)
     set_session_cookie(request, cookie, max_age=sessions.settings.SESSION_MAX_AGE_SECONDS)
     request.state.session = renewed
-    await flash(request, N_("Your password is changed. Other devices have been logged out."), "ok")
+    # member revokes the other devices' refresh tokens at once, but an access token already
+    # issued stays valid until it expires (a JWT is checked without asking member): say when
+    # the other devices are out, from the token life this login was given
+    life = tokens.get("expires_in") if isinstance(tokens, dict) else None
+    if isinstance(life, int) and not isinstance(life, bool) and life > 0:
+        await flash(request, PASSWORD_CHANGED, "ok", minutes=max(1, math.ceil(life / 60)))
+    else:
+        await flash(request, PASSWORD_CHANGED_SHORTLY, "ok")
     return RedirectResponse("/account", status_code=303)
 
 

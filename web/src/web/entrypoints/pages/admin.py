@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from web.adapters.gateway_client import ApiError
 from web.entrypoints.deps import Api, CsrfForm, Member
 from web.entrypoints.rendering import Pages, pages
-from web.forms import FormErrors, from_api_error
+from web.forms import FormErrors, from_api_error, whole_number
 from web.i18n import N_
 
 router = APIRouter()
@@ -43,6 +43,19 @@ async def _render(
         context["unavailable"] = exc.status
         return renderer.render(request, "admin_faults.html", context, status=status)
     active = {(f["service"], f["command"]): f for f in listed.get("items", [])}
+    known = {
+        f"{service}/{command}"
+        for service, commands in listed.get("commands", {}).items()
+        for command in commands
+    }
+    # ``?applied=`` is the redirect's own, but anyone can write a link: only a command the
+    # saga service lists is named, never text from the URL
+    context["applied"] = applied if applied in known else None
+    shown = context["errors"]
+    stray = [text for key, text in shown.fields.items() if key not in known]
+    if stray and not shown.message:
+        # a refusal for a row the page does not have (a hand-made request): above the table
+        context["errors"] = FormErrors(stray[0], shown.fields, status=shown.status)
     context["services"] = [
         {
             "name": service,
@@ -84,10 +97,10 @@ async def set_fault(
     mode = form.get("mode", "off")
     body: dict[str, Any] = {"mode": mode}
     if mode == "delay":
-        raw = form.get("delay_ms", "").strip()
-        if not raw.isdigit():
+        delay_ms = whole_number(form.get("delay_ms"))
+        if delay_ms is None or delay_ms < 0:
             errors = FormErrors(
-                renderer.gettext(request, N_("Please correct the highlighted fields.")),
+                "",
                 {
                     f"{service}/{command}": renderer.gettext(
                         request, N_("Give the delay in milliseconds.")
@@ -96,7 +109,7 @@ async def set_fault(
                 status=422,
             )
             return await _render(request, renderer, api, errors=errors, status=422)
-        body["delay_ms"] = int(raw)
+        body["delay_ms"] = delay_ms
     try:
         await api.call(
             "PUT",
@@ -105,12 +118,9 @@ async def set_fault(
         )
     except ApiError as exc:
         errors = from_api_error(exc, lambda text: renderer.gettext(request, text))
-        if errors.fields or not errors.message:
-            errors.fields = {
-                f"{service}/{command}": errors.message or next(iter(errors.fields.values()))
-            }
-        else:
-            errors.fields[f"{service}/{command}"] = errors.message
+        # one form per row: the refusal is said on the row (once), not above the table too
+        row_message = next(iter(errors.fields.values()), "") if errors.fields else errors.message
+        errors = FormErrors("", {f"{service}/{command}": row_message}, status=errors.status)
         return await _render(request, renderer, api, errors=errors, status=errors.status)
     target = f"/admin/faults?applied={quote(f'{service}/{command}', safe='')}"
     return RedirectResponse(target, status_code=303)

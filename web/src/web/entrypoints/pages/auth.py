@@ -14,14 +14,16 @@ from web.entrypoints.deps import (
     Api,
     CsrfForm,
     FormViewer,
+    LoginRequired,
     Viewer,
+    checked_form,
     flash,
     set_session_cookie,
     store,
 )
 from web.entrypoints.pages.home import safe_next
 from web.entrypoints.rendering import Pages, pages
-from web.forms import FormErrors, from_api_error
+from web.forms import CORRECT_FIELDS, FormErrors, from_api_error
 from web.i18n import N_
 from web.sessions import SignInUnavailable
 
@@ -61,6 +63,8 @@ def member_form_errors(request: Request, error: ApiError) -> FormErrors:
         result.message = renderer.gettext(request, WRONG_CREDENTIALS)
     elif isinstance(detail, str) and MEMBER_DETAILS.get(detail):
         result.fields.setdefault(MEMBER_DETAILS[detail], renderer.gettext(request, detail))
+        # said under its field, not above the form as well
+        result.message = renderer.gettext(request, CORRECT_FIELDS)
     # a form answered with 401 would need a WWW-Authenticate challenge: the page is simply shown
     if result.status == 401:
         result.status = 200
@@ -206,9 +210,23 @@ async def signup(
 
 
 @router.post("/logout")
-async def logout(request: Request, form: CsrfForm, viewer: Viewer, api: Api) -> Response:
+async def logout(request: Request, viewer: Viewer) -> Response:
     """Revoke the refresh token (best effort: a failure is logged, the browser is logged out
-    anyway), delete the session, remove the cookie, 303 home."""
+    anyway), delete the session, remove the cookie, 303 home.
+
+    Logging out never leaves the member stuck signed in: with the session store down (the
+    token cannot be checked, the session not deleted) or the session already ended, the
+    cookie is removed all the same and the page says what happened on the server. A cross-site
+    POST is still refused (``CsrfRefused``: the origin check needs no store)."""
+    try:
+        await checked_form(request)
+    except SignInUnavailable:
+        log.warning("logout.session_store_unavailable")
+        set_session_cookie(request, None)
+        return RedirectResponse("/?notice=logged-out-offline", status_code=303)
+    except LoginRequired:
+        set_session_cookie(request, None)  # the session had ended already
+        return RedirectResponse("/?notice=logged-out", status_code=303)
     if viewer is not None and viewer.refresh_token:
         try:
             gateway: GatewayPort = request.app.state.gateway

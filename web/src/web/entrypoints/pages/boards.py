@@ -19,6 +19,7 @@ from web.entrypoints.pages.content import (
     POLL_SECONDS,
     error_page,
     flash_saved,
+    kept_form,
     may_change,
     page_url,
     parse_id,
@@ -27,7 +28,14 @@ from web.entrypoints.pages.content import (
     without,
 )
 from web.entrypoints.rendering import Pages, pages
-from web.forms import FormErrors, from_api_error, idempotency_key, new_idempotency_key
+from web.forms import (
+    FormErrors,
+    from_api_error,
+    idempotency_key,
+    new_idempotency_key,
+    whole_number,
+)
+from web.i18n import N_
 
 router = APIRouter()
 Renderer = Annotated[Pages, Depends(pages)]
@@ -165,7 +173,19 @@ async def write_form(
         return error_page(renderer, request, error)
     if board is None:
         return renderer.render(request, "error.html", {"status": 404}, status=404)
+    if not may_write(member, board):
+        # say it now, not after the member has written a post the API refuses
+        return _refused(renderer, request, N_("only an admin may post on the notice board"))
     return _post_form(renderer, request, board=board, values={}, key=new_idempotency_key())
+
+
+def _refused(renderer: Pages, request: Request, reason: str, status: int = 403) -> HTMLResponse:
+    """The 403 (or 409) page that says why a form is not offered (``reason``: an
+    ``API_DETAILS`` msgid, the API's own words for the same refusal)."""
+    message = renderer.gettext(request, reason)
+    return renderer.render(
+        request, "error.html", {"status": status, "message": message}, status=status
+    )
 
 
 def _post_form(
@@ -271,6 +291,19 @@ async def _post_page(
             f"/api/posts/{post_id}/comments", params={"page": cpage, "size": COMMENTS_PER_PAGE}
         )
     except ApiError as error:
+        typed = comment_values or edit_values
+        if typed and upstream_down(error):
+            # the write was refused and the post cannot be shown: keep what was typed
+            return kept_form(
+                renderer,
+                request,
+                values=typed,
+                key=comment_key,
+                errors=comment_errors or edit_errors,
+                back=f"/posts/{post_id}?cpage={cpage}",
+                maxlength=COMMENT_MAX,
+                hidden={"cpage": str(cpage)},
+            )
         return error_page(renderer, request, error)
     items: list[dict[str, Any]] = comments.get("items", [])
     if edit_errors and not any(
@@ -323,6 +356,8 @@ async def edit_form(
         post = await api.get(f"/api/posts/{pid}")
     except ApiError as error:
         return error_page(renderer, request, error)
+    if not may_change(member, post.get("author")):
+        return _refused(renderer, request, N_("only the author or an admin may change this post"))
     values = {"title": post.get("title", ""), "content": post.get("content", "")}
     return _post_form(renderer, request, board=None, values=values, key=None, post=post)
 
@@ -411,10 +446,8 @@ async def add_comment(
 
 def _last_page(form: dict[str, str]) -> int:
     """The comment page the form was on (a new comment lands on the last one)."""
-    try:
-        return max(1, min(int(form.get("cpage", "1")), 1_000_000))
-    except ValueError:
-        return 1
+    number = whole_number(form.get("cpage"))
+    return 1 if number is None else max(1, min(number, 1_000_000))
 
 
 @router.post("/posts/{post_id}/comments/{comment_id}/edit", response_class=HTMLResponse)

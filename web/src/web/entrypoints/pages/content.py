@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 from web.adapters.gateway_client import ApiError
 from web.entrypoints.deps import LoginRequired, flash
 from web.entrypoints.rendering import Pages
-from web.forms import UNAVAILABLE
+from web.forms import UNAVAILABLE, FormErrors, api_detail
 from web.i18n import N_
 from web.sessions import Session
 
@@ -123,9 +123,43 @@ def error_page(renderer: Pages, request: Request, error: ApiError) -> HTMLRespon
         raise LoginRequired(request.url.path)
     status = error.status if 400 <= error.status < 500 else 400
     detail = error.problem.get("detail")
-    message = renderer.gettext(request, detail) if isinstance(detail, str) and detail else ""
+    message = (
+        api_detail(detail, lambda text: renderer.gettext(request, text))
+        if isinstance(detail, str) and detail
+        else ""
+    )
     return renderer.render(
         request, "error.html", {"status": status, "message": message}, status=status
+    )
+
+
+def kept_form(
+    renderer: Pages,
+    request: Request,
+    *,
+    values: Mapping[str, str],
+    key: str | None,
+    errors: FormErrors | None,
+    back: str,
+    maxlength: int,
+    hidden: Mapping[str, str] | None = None,
+) -> HTMLResponse:
+    """The typed text in a form that posts to the same address again, with the reason it was
+    not sent: for a refused write whose page cannot be shown either (the service is down, so
+    the item it belongs to cannot be read). The same Idempotency-Key goes again: a write that
+    did reach the service is not made twice. 200: web relays no outage as its own 5xx."""
+    return renderer.render(
+        request,
+        "kept_form.html",
+        {
+            "action": request.url.path,
+            "values": values,
+            "key": key,
+            "message": errors.message if errors else renderer.gettext(request, UNAVAILABLE),
+            "back": back,
+            "maxlength": maxlength,
+            "hidden": hidden or {},
+        },
     )
 
 

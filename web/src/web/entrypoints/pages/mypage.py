@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from web.adapters.gateway_client import ApiError
 from web.entrypoints.deps import Api, Member
+from web.entrypoints.pages.questions import STATUSES
 from web.entrypoints.rendering import Pages, pages
 from web.i18n import N_
 
@@ -44,6 +45,8 @@ async def my_page(
             "dashboard": dashboard,
             "degraded": degraded,
             "degraded_names": [renderer.gettext(request, PARTS[p]) for p in degraded if p in PARTS],
-            "parts": PARTS,
+            "parts": renderer.labels(request, PARTS),
+            # the same labels as the Q&A list (a raw RESOLVED is not for people)
+            "question_statuses": renderer.labels(request, STATUSES),
         },
     )

@@ -7,7 +7,6 @@ the answer-acceptance saga (202): the page hands over to the live saga view.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -21,6 +20,7 @@ from web.entrypoints.pages.content import (
     POLL_SECONDS,
     error_page,
     flash_saved,
+    kept_form,
     may_change,
     page_url,
     parse_id,
@@ -29,7 +29,14 @@ from web.entrypoints.pages.content import (
     without,
 )
 from web.entrypoints.rendering import Pages, pages
-from web.forms import FormErrors, from_api_error, idempotency_key, new_idempotency_key
+from web.forms import (
+    FormErrors,
+    api_detail,
+    from_api_error,
+    idempotency_key,
+    new_idempotency_key,
+    whole_number,
+)
 from web.i18n import N_
 
 router = APIRouter()
@@ -52,7 +59,6 @@ SEARCH_MAX = 200
 
 Page = Annotated[int, Query(ge=1, le=1_000_000)]
 Size = Annotated[int, Query(ge=1, le=100)]
-_INTEGER = re.compile(r"^[+-]?\d{1,9}$")
 
 
 def _translator(renderer: Pages, request: Request) -> Any:
@@ -73,8 +79,8 @@ def _question_values(form: dict[str, str]) -> tuple[dict[str, str], dict[str, An
     }
     body: dict[str, Any] = {"title": values["title"], "content": values["content"]}
     if values["bounty"]:
-        raw = values["bounty"]
-        body["bounty"] = int(raw) if _INTEGER.match(raw) else raw
+        number = whole_number(values["bounty"])
+        body["bounty"] = values["bounty"] if number is None else number
     return values, body
 
 
@@ -108,7 +114,7 @@ async def question_list(
         "size": size,
         "q": search or "",
         "status": chosen or "",
-        "statuses": STATUSES,
+        "statuses": renderer.labels(request, STATUSES),
         "pending": None,
         "unavailable": False,
         "poll_limit": POLL_LIMIT,
@@ -277,6 +283,18 @@ async def _question_page(
     try:
         question = await api.get(f"/api/questions/{question_id}")
     except ApiError as error:
+        typed = answer_values or comment_values or edit_values
+        if typed and upstream_down(error):
+            # the write was refused and the question cannot be shown: keep what was typed
+            return kept_form(
+                renderer,
+                request,
+                values=typed,
+                key=answer_key if answer_values else comment_key,
+                errors=answer_errors or comment_errors or edit_errors,
+                back=f"/questions/{question_id}",
+                maxlength=COMMENT_MAX if comment_values else CONTENT_MAX,
+            )
         return error_page(renderer, request, error)
     allowed = _permissions(viewer, question)
     editing_shown = any(
@@ -298,7 +316,7 @@ async def _question_page(
             status = errors.status
     context: dict[str, Any] = {
         "question": question,
-        "statuses": STATUSES,
+        "statuses": renderer.labels(request, STATUSES),
         "editing_answer": editing_answer,
         "editing_comment": editing_comment,
         "just_created": just_created,
@@ -334,12 +352,28 @@ async def edit_form(
         question = await api.get(f"/api/questions/{qid}")
     except ApiError as error:
         return error_page(renderer, request, error)
+    status = str(question.get("status") or "")
+    if not may_change(member, question.get("author")):
+        reason = N_("only the author or an admin may edit this question")
+        return _refused(renderer, request, renderer.gettext(request, reason), 403)
+    if status != "OPEN":
+        # the API's own words ("cannot edit a question that is RESOLVED; only OPEN ones"),
+        # said before the member edits a question the API will refuse
+        reason = f"cannot edit a question that is {status}; only OPEN ones"
+        return _refused(renderer, request, api_detail(reason, _translator(renderer, request)), 409)
     values = {
         "title": question.get("title", ""),
         "content": question.get("content", ""),
         "bounty": str(question.get("bounty", 0)),
     }
     return _question_form(renderer, request, values=values, key=None, question=question)
+
+
+def _refused(renderer: Pages, request: Request, message: str, status: int) -> HTMLResponse:
+    """The page that says why a form is not offered (``message``, translated)."""
+    return renderer.render(
+        request, "error.html", {"status": status, "message": message}, status=status
+    )
 
 
 @router.post("/questions/{question_id}/edit", response_class=HTMLResponse)

@@ -136,11 +136,13 @@ def _context(renderer: Pages, request: Request, view: SagaView) -> dict[str, Any
     return {
         "view": view,
         "saga_type": saga_type,
-        "title": TITLES.get(saga_type, N_("Saga")),
-        "status_text": SAGA_STATUS.get(view.status, view.status),
-        "step_status": STEP_STATUS,
-        "step_names": STEP_NAMES,
-        "step_kind": STEP_KIND,
+        # translated here: data (an unknown status) never goes through the template's _()
+        "title": renderer.gettext(request, TITLES.get(saga_type, N_("Saga"))),
+        "status_text": renderer.labels(request, SAGA_STATUS).get(view.status, view.status),
+        "message": renderer.gettext(request, view.message) if view.message else "",
+        "step_status": renderer.labels(request, STEP_STATUS),
+        "step_names": renderer.labels(request, STEP_NAMES),
+        "step_kind": renderer.labels(request, STEP_KIND),
         "withdrawn": view.status == WITHDRAWN,
         "poll_url": f"/sagas/{view.saga_id}/steps"
         + (f"?back={quote(view.back, safe='/')}" if view.back else ""),
