@@ -137,3 +137,17 @@ def web_client(gateway: ContentGateway, account: Account | None = None) -> Itera
         if account is not None:
             browser.csrf = _sign_in(gateway, client, account)
         yield browser
+
+
+def main_of(html: str) -> str:
+    """The page's ``<main>`` element (its content, without the header's links and forms)."""
+    found = re.search(r"<main.*</main>", html, re.S)
+    assert found is not None
+    return found.group(0)
+
+
+def hidden_field(html: str, name: str) -> str:
+    """The value of the first hidden (or any) field ``name`` on the page."""
+    found = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert found is not None, name
+    return found.group(1)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from tests.unit.web.content_fakes import (
@@ -12,6 +10,8 @@ from tests.unit.web.content_fakes import (
     OTHER_ID,
     Account,
     ContentGateway,
+    hidden_field,
+    main_of,
     member,
     web_client,
 )
@@ -78,18 +78,6 @@ def gateway() -> ContentGateway:
         {"items": [comment], "total": 1, "page": 1, "size": 50},
     )
     return fake
-
-
-def _main(html: str) -> str:
-    found = re.search(r"<main.*</main>", html, re.S)
-    assert found is not None
-    return found.group(0)
-
-
-def _hidden(html: str, name: str) -> str:
-    found = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert found is not None, name
-    return found.group(1)
 
 
 # --- lists --------------------------------------------------------------------------------------
@@ -205,7 +193,7 @@ def test_a_list_without_the_new_post_shows_a_row_that_refreshes_itself(
     with web_client(gateway, member()) as client:
         page = client.get(f"/boards/{FREE}", params={"created": NEW_POST})
     assert page.status_code == 200
-    main = _main(page.text)
+    main = main_of(page.text)
     assert "being published" in main
     assert f'href="/posts/{NEW_POST}"' in main
     # JavaScript asks the list alone again; without it, the page reloads itself
@@ -269,7 +257,7 @@ def test_writing_a_post_redirects_to_it_and_a_double_submit_creates_one(
     gateway.answer("POST", f"/api/boards/{FREE}/posts", _post(NEW_POST), status=201)
     with web_client(gateway, member()) as client:
         form_page = client.get(f"/boards/{FREE}/write")
-        key = _hidden(form_page.text, "idempotency_key")
+        key = hidden_field(form_page.text, "idempotency_key")
         form = {"idempotency_key": key, "title": "Hi", "content": "there"}
         first = client.post(f"/boards/{FREE}/write", data=form, follow_redirects=False)
         second = client.post(f"/boards/{FREE}/write", data=form, follow_redirects=False)
@@ -283,8 +271,8 @@ def test_writing_a_post_redirects_to_it_and_a_double_submit_creates_one(
 
 def test_every_rendered_form_has_its_own_key(gateway: ContentGateway) -> None:
     with web_client(gateway, member()) as client:
-        one = _hidden(client.get(f"/boards/{FREE}/write").text, "idempotency_key")
-        two = _hidden(client.get(f"/boards/{FREE}/write").text, "idempotency_key")
+        one = hidden_field(client.get(f"/boards/{FREE}/write").text, "idempotency_key")
+        two = hidden_field(client.get(f"/boards/{FREE}/write").text, "idempotency_key")
     assert one != two
 
 
@@ -313,12 +301,12 @@ def test_validation_errors_land_on_their_fields_and_keep_the_input(gateway: Cont
     with web_client(gateway, member()) as client:
         page = client.post(f"/boards/{FREE}/write", data=form)
     assert page.status_code == 422
-    main = _main(page.text)
+    main = main_of(page.text)
     assert 'aria-invalid="true" aria-describedby="e-title"' in main
     assert '<p class="error" id="e-title">This field is required.</p>' in main
     assert "Please correct the highlighted fields." in main
     assert "kept &lt;text&gt;</textarea>" in main
-    assert _hidden(main, "idempotency_key") == KEY  # a refused request stored nothing under it
+    assert hidden_field(main, "idempotency_key") == KEY  # a refused request stored nothing under it
 
 
 def test_a_domain_refusal_naming_a_field_lands_on_it(gateway: ContentGateway) -> None:
@@ -366,7 +354,7 @@ def test_a_write_during_an_outage_keeps_the_form_and_answers_200(gateway: Conten
     assert "The service is temporarily unavailable" in page.text
     assert 'value="Hi"' in page.text
     # the same key again: a resubmit after a timeout cannot create a second post
-    assert _hidden(page.text, "idempotency_key") == KEY
+    assert hidden_field(page.text, "idempotency_key") == KEY
 
 
 # --- a post and its comments --------------------------------------------------------------------
@@ -375,7 +363,7 @@ def test_a_write_during_an_outage_keeps_the_form_and_answers_200(gateway: Conten
 def test_the_post_shows_its_comments_and_only_the_allowed_buttons(gateway: ContentGateway) -> None:
     with web_client(gateway, member()) as client:
         page = client.get(f"/posts/{POST}")
-    main = _main(page.text)
+    main = main_of(page.text)
     assert "first line\nsecond &lt;line&gt;" in main
     assert "nice post" in main
     assert f'href="/posts/{POST}/edit"' in main  # alice wrote the post
@@ -388,7 +376,7 @@ def test_the_post_shows_its_comments_and_only_the_allowed_buttons(gateway: Conte
 def test_a_guest_sees_no_buttons_and_a_login_link(gateway: ContentGateway) -> None:
     with web_client(gateway) as client:
         page = client.get(f"/posts/{POST}")
-    main = _main(page.text)
+    main = main_of(page.text)
     assert "/edit" not in main
     assert 'method="post"' not in main
     assert f'href="/login?next=/posts/{POST}"' in main
@@ -397,7 +385,7 @@ def test_a_guest_sees_no_buttons_and_a_login_link(gateway: ContentGateway) -> No
 def test_an_admin_may_change_anything(gateway: ContentGateway) -> None:
     with web_client(gateway, member(ADMIN_ID, role="ADMIN")) as client:
         page = client.get(f"/posts/{POST}", params={"edit_comment": COMMENT})
-    main = _main(page.text)
+    main = main_of(page.text)
     assert f'href="/posts/{POST}/edit"' in main
     assert f'action="/posts/{POST}/comments/{COMMENT}/edit"' in main  # opened in place
 
@@ -448,7 +436,7 @@ def test_a_refused_delete_shows_why_on_the_post(gateway: ContentGateway) -> None
     with web_client(gateway, member(OTHER_ID)) as client:
         page = client.post(f"/posts/{POST}/delete", data={"board_id": FREE})
     assert page.status_code == 403
-    assert "only the author or an admin may change this post" in _main(page.text)
+    assert "only the author or an admin may change this post" in main_of(page.text)
 
 
 def test_a_comment_is_added_once_and_the_page_goes_to_it(gateway: ContentGateway) -> None:
@@ -462,7 +450,7 @@ def test_a_comment_is_added_once_and_the_page_goes_to_it(gateway: ContentGateway
     }
     gateway.answer("POST", f"/api/posts/{POST}/comments", created, status=201)
     with web_client(gateway, member()) as client:
-        key = _hidden(client.get(f"/posts/{POST}").text, "idempotency_key")
+        key = hidden_field(client.get(f"/posts/{POST}").text, "idempotency_key")
         form = {"idempotency_key": key, "content": "c", "cpage": "1"}
         done = client.post(f"/posts/{POST}/comments", data=form, follow_redirects=False)
     assert done.status_code == 303

@@ -13,6 +13,8 @@ from tests.unit.web.content_fakes import (
     MEMBER_ID,
     OTHER_ID,
     ContentGateway,
+    hidden_field,
+    main_of,
     member,
     web_client,
 )
@@ -74,18 +76,6 @@ def gateway() -> ContentGateway:
     )
     fake.answer("GET", f"/api/questions/{QID}", _question())
     return fake
-
-
-def _main(html: str) -> str:
-    found = re.search(r"<main.*</main>", html, re.S)
-    assert found is not None
-    return found.group(0)
-
-
-def _hidden(html: str, name: str) -> str:
-    found = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert found is not None, name
-    return found.group(1)
 
 
 # --- the list -----------------------------------------------------------------------------------
@@ -178,7 +168,7 @@ def test_asking_sends_the_bounty_as_a_number_once_per_form(gateway: ContentGatew
     gateway.answer("POST", "/api/questions", {**_question(), "id": NEW_Q}, status=201)
     with web_client(gateway, member()) as client:
         form_page = client.get("/questions/ask")
-        key = _hidden(form_page.text, "idempotency_key")
+        key = hidden_field(form_page.text, "idempotency_key")
         form = {
             "idempotency_key": key,
             "title": "T",
@@ -275,7 +265,7 @@ def _actions(html: str) -> set[str]:
 def test_the_asker_may_accept_another_members_answer_not_their_own(gateway: ContentGateway) -> None:
     with web_client(gateway, member()) as client:
         page = client.get(f"/questions/{QID}")
-    actions = _actions(_main(page.text))
+    actions = _actions(main_of(page.text))
     assert f"POST /questions/{QID}/answers/{BOBS}/accept" in actions
     assert f"POST /questions/{QID}/answers/{OWN}/accept" not in actions
     assert f"GET /questions/{QID}/edit" in actions
@@ -291,7 +281,7 @@ def test_the_asker_may_accept_another_members_answer_not_their_own(gateway: Cont
 def test_another_member_answers_and_changes_only_their_own(gateway: ContentGateway) -> None:
     with web_client(gateway, member(OTHER_ID, nickname="bob")) as client:
         page = client.get(f"/questions/{QID}")
-    actions = _actions(_main(page.text))
+    actions = _actions(main_of(page.text))
     assert not any(a.endswith("/accept") for a in actions)
     assert f"GET /questions/{QID}/edit" not in actions
     assert f"POST /questions/{QID}/answers/{BOBS}/delete" in actions
@@ -302,7 +292,7 @@ def test_another_member_answers_and_changes_only_their_own(gateway: ContentGatew
 def test_a_guest_reads_only(gateway: ContentGateway) -> None:
     with web_client(gateway) as client:
         page = client.get(f"/questions/{QID}")
-    main = _main(page.text)
+    main = main_of(page.text)
     assert _actions(main) == set()
     assert f'href="/login?next=/questions/{QID}"' in main
 
@@ -311,7 +301,7 @@ def test_while_accepting_nothing_can_change_or_be_accepted(gateway: ContentGatew
     gateway.answer("GET", f"/api/questions/{QID}", _question("ACCEPTING"))
     with web_client(gateway, member()) as client:
         page = client.get(f"/questions/{QID}")
-    actions = _actions(_main(page.text))
+    actions = _actions(main_of(page.text))
     assert not any(
         "/answers/" in a or (a.endswith(("/edit", "/delete")) and "/comments/" not in a)
         for a in actions
@@ -324,7 +314,7 @@ def test_a_resolved_question_keeps_its_accepted_answer_fixed(gateway: ContentGat
     gateway.answer("GET", f"/api/questions/{QID}", _question("RESOLVED", accepted=BOBS))
     with web_client(gateway, member(ADMIN_ID, role="ADMIN")) as client:
         page = client.get(f"/questions/{QID}")
-    actions = _actions(_main(page.text))
+    actions = _actions(main_of(page.text))
     assert f"POST /questions/{QID}/answers/{BOBS}/delete" not in actions  # accepted
     assert f"POST /questions/{QID}/answers/{OWN}/delete" in actions  # an admin, not accepted
     assert f"GET /questions/{QID}/edit" not in actions  # not OPEN
@@ -412,7 +402,7 @@ def test_answering_once_per_form_and_landing_on_the_answer(gateway: ContentGatew
     answer = {"id": BOBS, "author": BOB, "content": "x", "accepted": False, "created_at": WHEN}
     gateway.answer("POST", f"/api/questions/{QID}/answers", answer, status=201)
     with web_client(gateway, member(OTHER_ID, nickname="bob")) as client:
-        key = _hidden(
+        key = hidden_field(
             re.split(r'id="answer-form"', client.get(f"/questions/{QID}").text)[1],
             "idempotency_key",
         )
@@ -449,7 +439,7 @@ def test_a_refused_answer_shows_on_the_answer_form_only(gateway: ContentGateway)
     assert '<p class="error" id="e-new-answer">' in page.text
     assert 'id="e-new-comment"' not in page.text
     answer_form = re.split(r'id="answer-form"', page.text)[1]
-    assert _hidden(answer_form, "idempotency_key") == KEY
+    assert hidden_field(answer_form, "idempotency_key") == KEY
 
 
 def test_commenting_editing_and_deleting(gateway: ContentGateway) -> None:

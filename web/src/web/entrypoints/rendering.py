@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from babel.support import Translations
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -70,6 +70,10 @@ class Pages:
         """``message`` translated into the request's language (for flashes and form errors)."""
         return str(self.catalogs[self.locale(request).code].gettext(message))
 
+    def translator(self, request: Request) -> Callable[[str], str]:
+        """``gettext`` bound to this request's language, for ``forms.from_api_error``."""
+        return lambda message: self.gettext(request, message)
+
     def labels(self, request: Request, labels: Mapping[str, str]) -> dict[str, str]:
         """``labels`` (code -> an ``N_``-marked English label) translated into the request's
         language, for a template to look data up in: data never goes through the template's
@@ -113,6 +117,10 @@ def pages(request: Request) -> Pages:
     """The app's ``Pages`` (set by bootstrap)."""
     found: Pages = request.app.state.pages
     return found
+
+
+#: The dependency every page declares to render: ``renderer: Renderer``.
+Renderer = Annotated[Pages, Depends(pages)]
 
 
 def install_error_pages(app: FastAPI, renderer: Pages) -> None:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import math
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from web.adapters.gateway_client import ApiError, GatewayPort
 from web.entrypoints.deps import Api, CsrfForm, Member, flash, set_session_cookie, store
 from web.entrypoints.pages.auth import member_form_errors
-from web.entrypoints.rendering import Pages, pages
+from web.entrypoints.rendering import Pages, Renderer
 from web.forms import FormErrors, from_api_error
 from web.i18n import N_
 from web.sessions import Session, SessionEnded
@@ -74,9 +74,7 @@ async def _account_page(
 
 
 @router.get("/account", response_class=HTMLResponse)
-async def account(
-    request: Request, member: Member, api: Api, renderer: Annotated[Pages, Depends(pages)]
-) -> Response:
+async def account(request: Request, member: Member, api: Api, renderer: Renderer) -> Response:
     return await _account_page(request, renderer, api, member)
 
 
@@ -86,7 +84,7 @@ async def save_profile(
     form: CsrfForm,
     member: Member,
     api: Api,
-    renderer: Annotated[Pages, Depends(pages)],
+    renderer: Renderer,
 ) -> Response:
     """``PATCH /api/members/me {nickname}``; the session's nickname follows."""
     nickname = form.get("nickname", "").strip()
@@ -110,7 +108,7 @@ async def change_password(
     form: CsrfForm,
     member: Member,
     api: Api,
-    renderer: Annotated[Pages, Depends(pages)],
+    renderer: Renderer,
 ) -> Response:
     """``PATCH /api/members/me {password, current_password}``.
 
@@ -176,9 +174,7 @@ def _withdraw_page(
 
 
 @router.get("/account/withdraw", response_class=HTMLResponse)
-async def withdraw_form(
-    request: Request, member: Member, renderer: Annotated[Pages, Depends(pages)]
-) -> Response:
+async def withdraw_form(request: Request, member: Member, renderer: Renderer) -> Response:
     return _withdraw_page(request, renderer)
 
 
@@ -188,7 +184,7 @@ async def withdraw(
     form: CsrfForm,
     member: Member,
     api: Api,
-    renderer: Annotated[Pages, Depends(pages)],
+    renderer: Renderer,
 ) -> Response:
     """``DELETE /api/members/me`` (202 ``{saga_id}``), then the saga's live page. The session
     remembers the saga: its COMPLETED outcome reaches this session as a 401 (docs/sagas.md)."""
@@ -210,7 +206,7 @@ async def withdraw(
         await api.renew_token()
         answer = await api.call("DELETE", "/api/members/me", idempotency_key=key)
     except ApiError as exc:
-        errors = from_api_error(exc, lambda text: renderer.gettext(request, text))
+        errors = from_api_error(exc, renderer.translator(request))
         if exc.status == 409:
             errors.message = renderer.gettext(request, WITHDRAWAL_CONFLICT)
         return _withdraw_page(request, renderer, errors=errors, idempotency_key=key)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from web.adapters.gateway_client import ApiError
 from web.entrypoints.deps import Api, CsrfForm, Member
-from web.entrypoints.rendering import Pages, pages
+from web.entrypoints.rendering import Pages, Renderer
 from web.forms import FormErrors, from_api_error, whole_number
 from web.i18n import N_
 
@@ -73,7 +73,7 @@ async def faults_page(
     request: Request,
     member: Member,
     api: Api,
-    renderer: Annotated[Pages, Depends(pages)],
+    renderer: Renderer,
     applied: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     """Every participant command with its flag; admins only (the API decides, too)."""
@@ -88,7 +88,7 @@ async def set_fault(
     member: Member,
     form: CsrfForm,
     api: Api,
-    renderer: Annotated[Pages, Depends(pages)],
+    renderer: Renderer,
 ) -> Response:
     """Set one flag (``service``, ``command``, ``mode``, ``delay_ms``), then back to the list."""
     if not member.is_admin:
@@ -117,7 +117,7 @@ async def set_fault(
             json=body,
         )
     except ApiError as exc:
-        errors = from_api_error(exc, lambda text: renderer.gettext(request, text))
+        errors = from_api_error(exc, renderer.translator(request))
         # one form per row: the refusal is said on the row (once), not above the table too
         row_message = next(iter(errors.fields.values()), "") if errors.fields else errors.message
         errors = FormErrors("", {f"{service}/{command}": row_message}, status=errors.status)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from chassis.logging import get_logger
@@ -22,7 +22,7 @@ from web.entrypoints.deps import (
     store,
 )
 from web.entrypoints.pages.home import safe_next
-from web.entrypoints.rendering import Pages, pages
+from web.entrypoints.rendering import Pages, Renderer, pages
 from web.forms import CORRECT_FIELDS, FormErrors, from_api_error
 from web.i18n import N_
 from web.sessions import SignInUnavailable
@@ -57,7 +57,7 @@ LOGOUT_TIMEOUT_SECONDS = 2.0
 def member_form_errors(request: Request, error: ApiError) -> FormErrors:
     """``forms.from_api_error`` plus the member service's known details put on their field."""
     renderer = pages(request)
-    result = from_api_error(error, lambda text: renderer.gettext(request, text))
+    result = from_api_error(error, renderer.translator(request))
     detail = error.problem.get("detail")
     if error.status == 401 and detail == "email or password is wrong":
         result.message = renderer.gettext(request, WRONG_CREDENTIALS)
@@ -91,7 +91,7 @@ def _login_page(
 async def login_form(
     request: Request,
     viewer: FormViewer,
-    renderer: Annotated[Pages, Depends(pages)],
+    renderer: Renderer,
     next: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response:
     if viewer is not None and viewer.signed_in:
@@ -105,7 +105,7 @@ async def login(
     form: CsrfForm,
     viewer: Viewer,
     api: Api,
-    renderer: Annotated[Pages, Depends(pages)],
+    renderer: Renderer,
 ) -> Response:
     """``POST /api/auth/login``, then ``GET /api/members/me`` for the member's id, nickname and
     role (web reads no JWT), then a new session (fixation) and 303 to ``next``."""
@@ -168,18 +168,14 @@ def _signup_page(
 
 
 @router.get("/signup", response_class=HTMLResponse)
-async def signup_form(
-    request: Request, viewer: FormViewer, renderer: Annotated[Pages, Depends(pages)]
-) -> Response:
+async def signup_form(request: Request, viewer: FormViewer, renderer: Renderer) -> Response:
     if viewer is not None and viewer.signed_in:
         return RedirectResponse("/me", status_code=303)
     return _signup_page(request, renderer)
 
 
 @router.post("/signup", response_class=HTMLResponse)
-async def signup(
-    request: Request, form: CsrfForm, api: Api, renderer: Annotated[Pages, Depends(pages)]
-) -> Response:
+async def signup(request: Request, form: CsrfForm, api: Api, renderer: Renderer) -> Response:
     """``POST /api/members`` (201), then the log-in page with a message."""
     values = {
         "email": form.get("email", "").strip(),

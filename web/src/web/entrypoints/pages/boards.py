@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from web.adapters.gateway_client import ApiError
@@ -17,6 +17,8 @@ from web.entrypoints.pages.content import (
     COMMENTS_PER_PAGE,
     POLL_LIMIT,
     POLL_SECONDS,
+    Page,
+    Size,
     error_page,
     flash_saved,
     kept_form,
@@ -24,10 +26,11 @@ from web.entrypoints.pages.content import (
     page_url,
     parse_id,
     pending_item,
+    refused,
     upstream_down,
     without,
 )
-from web.entrypoints.rendering import Pages, pages
+from web.entrypoints.rendering import Pages, Renderer
 from web.forms import (
     FormErrors,
     from_api_error,
@@ -38,7 +41,6 @@ from web.forms import (
 from web.i18n import N_
 
 router = APIRouter()
-Renderer = Annotated[Pages, Depends(pages)]
 
 #: The board only admins post on (docs/services/board.md, "Seeded boards": ``notice``). The
 #: public board shape has no admin-only flag, so the slug is the contract the page reads.
@@ -49,9 +51,6 @@ TITLE_MAX = 200
 CONTENT_MAX = 20_000
 COMMENT_MAX = 2_000
 SEARCH_MAX = 100
-
-Page = Annotated[int, Query(ge=1, le=1_000_000)]
-Size = Annotated[int, Query(ge=1, le=100)]
 
 
 def _admin_only(board: dict[str, Any]) -> bool:
@@ -69,10 +68,6 @@ def may_write(session: Any, board: dict[str, Any]) -> bool:
 async def _board(api: Any, board_id: str) -> dict[str, Any] | None:
     boards: list[dict[str, Any]] = await api.get("/api/boards")
     return next((b for b in boards if str(b.get("id")) == board_id), None)
-
-
-def _translator(renderer: Pages, request: Request) -> Any:
-    return lambda message: renderer.gettext(request, message)
 
 
 # --- board list ---------------------------------------------------------------------------------
@@ -175,17 +170,12 @@ async def write_form(
         return renderer.render(request, "error.html", {"status": 404}, status=404)
     if not may_write(member, board):
         # say it now, not after the member has written a post the API refuses
-        return _refused(renderer, request, N_("only an admin may post on the notice board"))
+        return refused(
+            renderer,
+            request,
+            renderer.gettext(request, N_("only an admin may post on the notice board")),
+        )
     return _post_form(renderer, request, board=board, values={}, key=new_idempotency_key())
-
-
-def _refused(renderer: Pages, request: Request, reason: str, status: int = 403) -> HTMLResponse:
-    """The 403 (or 409) page that says why a form is not offered (``reason``: an
-    ``API_DETAILS`` msgid, the API's own words for the same refusal)."""
-    message = renderer.gettext(request, reason)
-    return renderer.render(
-        request, "error.html", {"status": status, "message": message}, status=status
-    )
 
 
 def _post_form(
@@ -229,7 +219,7 @@ async def write_post(
             "POST", f"/api/boards/{bid}/posts", json=values, idempotency_key=key
         )
     except ApiError as error:
-        errors = from_api_error(error, _translator(renderer, request), form_fields=values)
+        errors = from_api_error(error, renderer.translator(request), form_fields=values)
         board = {"id": bid, "name": form.get("board_name", ""), "slug": ""}
         return _post_form(renderer, request, board=board, values=values, key=key, errors=errors)
     post_id = str(created.body["id"])
@@ -357,7 +347,11 @@ async def edit_form(
     except ApiError as error:
         return error_page(renderer, request, error)
     if not may_change(member, post.get("author")):
-        return _refused(renderer, request, N_("only the author or an admin may change this post"))
+        return refused(
+            renderer,
+            request,
+            renderer.gettext(request, N_("only the author or an admin may change this post")),
+        )
     values = {"title": post.get("title", ""), "content": post.get("content", "")}
     return _post_form(renderer, request, board=None, values=values, key=None, post=post)
 
@@ -374,7 +368,7 @@ async def edit_post(
     try:
         await api.call("PATCH", f"/api/posts/{pid}", json=values)
     except ApiError as error:
-        errors = from_api_error(error, _translator(renderer, request), form_fields=values)
+        errors = from_api_error(error, renderer.translator(request), form_fields=values)
         post = {"id": pid, "board_id": form.get("board_id", "")}
         return _post_form(
             renderer, request, board=None, values=values, key=None, post=post, errors=errors
@@ -400,7 +394,7 @@ async def delete_post(
     try:
         await api.call("DELETE", f"/api/posts/{pid}")
     except ApiError as error:
-        errors = from_api_error(error, _translator(renderer, request))
+        errors = from_api_error(error, renderer.translator(request))
         return await _post_page(renderer, request, api, viewer, pid, action_error=errors)
     await flash_saved(request, deleted=True)
     board_id = parse_id(form.get("board_id"))
@@ -426,7 +420,7 @@ async def add_comment(
             "POST", f"/api/posts/{pid}/comments", json=values, idempotency_key=key
         )
     except ApiError as error:
-        errors = from_api_error(error, _translator(renderer, request), form_fields=values)
+        errors = from_api_error(error, renderer.translator(request), form_fields=values)
         return await _post_page(
             renderer,
             request,
@@ -469,7 +463,7 @@ async def edit_comment(
     try:
         await api.call("PATCH", f"/api/posts/{pid}/comments/{cid}", json=values)
     except ApiError as error:
-        errors = from_api_error(error, _translator(renderer, request), form_fields=values)
+        errors = from_api_error(error, renderer.translator(request), form_fields=values)
         return await _post_page(
             renderer,
             request,
@@ -503,7 +497,7 @@ async def delete_comment(
     try:
         await api.call("DELETE", f"/api/posts/{pid}/comments/{cid}")
     except ApiError as error:
-        errors = from_api_error(error, _translator(renderer, request))
+        errors = from_api_error(error, renderer.translator(request))
         return await _post_page(
             renderer, request, api, viewer, pid, cpage=cpage, action_error=errors
         )

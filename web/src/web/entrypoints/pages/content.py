@@ -10,9 +10,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.responses import HTMLResponse
 
 from web.adapters.gateway_client import ApiError
@@ -111,6 +111,23 @@ def may_change(session: Session | None, author: Mapping[str, Any] | None) -> boo
     return author_id is not None and str(author_id) == session.member_id
 
 
+#: A list's page number and size as the query string gives them (an out-of-range one is the 400 page).
+Page = Annotated[int, Query(ge=1, le=1_000_000)]
+Size = Annotated[int, Query(ge=1, le=100)]
+
+
+def not_found(renderer: Pages, request: Request) -> HTMLResponse:
+    """The 404 page (an id in the path that is not a UUID, or an item the API does not know)."""
+    return renderer.render(request, "error.html", {"status": 404}, status=404)
+
+
+def refused(renderer: Pages, request: Request, message: str, status: int = 403) -> HTMLResponse:
+    """The 403 (or 409) page that says why a form is not offered (``message``, translated)."""
+    return renderer.render(
+        request, "error.html", {"status": status, "message": message}, status=status
+    )
+
+
 def error_page(renderer: Pages, request: Request, error: ApiError) -> HTMLResponse:
     """A page for a failed read: 200 with "temporarily unavailable" for an outage, the HTML
     404/403/... page for a refusal, a sign-in for a 401 (the session layer already tried a
@@ -124,7 +141,7 @@ def error_page(renderer: Pages, request: Request, error: ApiError) -> HTMLRespon
     status = error.status if 400 <= error.status < 500 else 400
     detail = error.problem.get("detail")
     message = (
-        api_detail(detail, lambda text: renderer.gettext(request, text))
+        api_detail(detail, renderer.translator(request))
         if isinstance(detail, str) and detail
         else ""
     )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from web.entrypoints.rendering import Pages, pages
+from web.entrypoints.rendering import Renderer
 from web.i18n import LANG_COOKIE, LANG_COOKIE_SECONDS, LOCALES
 
 router = APIRouter()
@@ -24,7 +24,7 @@ def safe_next(target: str | None, fallback: str = "/") -> str:
 
 
 @router.get("/", response_class=HTMLResponse)
-async def home(request: Request, renderer: Annotated[Pages, Depends(pages)]) -> HTMLResponse:
+async def home(request: Request, renderer: Renderer) -> HTMLResponse:
     return renderer.render(request, "home.html")
 
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from web.adapters.gateway_client import ApiError
 from web.entrypoints.deps import Api, Member
 from web.entrypoints.pages.questions import STATUSES
-from web.entrypoints.rendering import Pages, pages
+from web.entrypoints.rendering import Renderer
 from web.i18n import N_
 
 router = APIRouter()
@@ -25,9 +25,7 @@ PARTS = {
 
 
 @router.get("/me", response_class=HTMLResponse)
-async def my_page(
-    request: Request, member: Member, api: Api, renderer: Annotated[Pages, Depends(pages)]
-) -> HTMLResponse:
+async def my_page(request: Request, member: Member, api: Api, renderer: Renderer) -> HTMLResponse:
     """``GET /api/me/dashboard``: 200 with ``degraded: [part...]`` when an upstream failed; when
     the whole call fails (gateway down) every part is shown as unavailable, still a 200 page."""
     try:

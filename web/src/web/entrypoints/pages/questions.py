@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from web.adapters.gateway_client import ApiError
@@ -18,17 +18,21 @@ from web.entrypoints.deps import Api, CsrfForm, Member, Viewer
 from web.entrypoints.pages.content import (
     POLL_LIMIT,
     POLL_SECONDS,
+    Page,
+    Size,
     error_page,
     flash_saved,
     kept_form,
     may_change,
+    not_found,
     page_url,
     parse_id,
     pending_item,
+    refused,
     upstream_down,
     without,
 )
-from web.entrypoints.rendering import Pages, pages
+from web.entrypoints.rendering import Pages, Renderer
 from web.forms import (
     FormErrors,
     api_detail,
@@ -40,7 +44,6 @@ from web.forms import (
 from web.i18n import N_
 
 router = APIRouter()
-Renderer = Annotated[Pages, Depends(pages)]
 
 #: The question states (docs/services/qna.md; docs/sagas.md, answer-acceptance) and their labels.
 STATUSES: dict[str, str] = {
@@ -56,17 +59,6 @@ CONTENT_MAX = 20_000
 COMMENT_MAX = 2_000
 BOUNTY_MAX = 1_000
 SEARCH_MAX = 200
-
-Page = Annotated[int, Query(ge=1, le=1_000_000)]
-Size = Annotated[int, Query(ge=1, le=100)]
-
-
-def _translator(renderer: Pages, request: Request) -> Any:
-    return lambda message: renderer.gettext(request, message)
-
-
-def _not_found(renderer: Pages, request: Request) -> HTMLResponse:
-    return renderer.render(request, "error.html", {"status": 404}, status=404)
 
 
 def _question_values(form: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
@@ -192,7 +184,7 @@ async def ask(
     try:
         created = await api.call("POST", "/api/questions", json=body, idempotency_key=key)
     except ApiError as error:
-        errors = from_api_error(error, _translator(renderer, request), form_fields=values)
+        errors = from_api_error(error, renderer.translator(request), form_fields=values)
         return _question_form(renderer, request, values=values, key=key, errors=errors)
     await flash_saved(request)
     return RedirectResponse(f"/questions/{created.body['id']}?created=1", status_code=303)
@@ -216,7 +208,7 @@ async def question_detail(
     open that item's edit form in place."""
     qid = parse_id(question_id)
     if qid is None:
-        return _not_found(renderer, request)
+        return not_found(renderer, request)
     return await _question_page(
         renderer,
         request,
@@ -347,7 +339,7 @@ async def edit_form(
     """The question's form, filled with what it says now."""
     qid = parse_id(question_id)
     if qid is None:
-        return _not_found(renderer, request)
+        return not_found(renderer, request)
     try:
         question = await api.get(f"/api/questions/{qid}")
     except ApiError as error:
@@ -355,25 +347,18 @@ async def edit_form(
     status = str(question.get("status") or "")
     if not may_change(member, question.get("author")):
         reason = N_("only the author or an admin may edit this question")
-        return _refused(renderer, request, renderer.gettext(request, reason), 403)
+        return refused(renderer, request, renderer.gettext(request, reason), 403)
     if status != "OPEN":
         # the API's own words ("cannot edit a question that is RESOLVED; only OPEN ones"),
         # said before the member edits a question the API will refuse
         reason = f"cannot edit a question that is {status}; only OPEN ones"
-        return _refused(renderer, request, api_detail(reason, _translator(renderer, request)), 409)
+        return refused(renderer, request, api_detail(reason, renderer.translator(request)), 409)
     values = {
         "title": question.get("title", ""),
         "content": question.get("content", ""),
         "bounty": str(question.get("bounty", 0)),
     }
     return _question_form(renderer, request, values=values, key=None, question=question)
-
-
-def _refused(renderer: Pages, request: Request, message: str, status: int) -> HTMLResponse:
-    """The page that says why a form is not offered (``message``, translated)."""
-    return renderer.render(
-        request, "error.html", {"status": status, "message": message}, status=status
-    )
 
 
 @router.post("/questions/{question_id}/edit", response_class=HTMLResponse)
@@ -388,12 +373,12 @@ async def edit_question(
     """``PATCH /api/questions/{id}`` (the author or an admin, while OPEN); 303 to it."""
     qid = parse_id(question_id)
     if qid is None:
-        return _not_found(renderer, request)
+        return not_found(renderer, request)
     values, body = _question_values(form)
     try:
         await api.call("PATCH", f"/api/questions/{qid}", json=body)
     except ApiError as error:
-        errors = from_api_error(error, _translator(renderer, request), form_fields=values)
+        errors = from_api_error(error, renderer.translator(request), form_fields=values)
         return _question_form(
             renderer, request, values=values, key=None, question={"id": qid}, errors=errors
         )
@@ -414,11 +399,11 @@ async def delete_question(
     model still has it (``?deleted=<id>``)."""
     qid = parse_id(question_id)
     if qid is None:
-        return _not_found(renderer, request)
+        return not_found(renderer, request)
     try:
         await api.call("DELETE", f"/api/questions/{qid}")
     except ApiError as error:
-        errors = from_api_error(error, _translator(renderer, request))
+        errors = from_api_error(error, renderer.translator(request))
         return await _question_page(renderer, request, api, viewer, qid, action_error=errors)
     await flash_saved(request, deleted=True)
     return RedirectResponse(f"/questions?deleted={qid}", status_code=303)
@@ -439,7 +424,7 @@ async def answer(
     """``POST /api/questions/{id}/answers`` with the form's Idempotency-Key."""
     qid = parse_id(question_id)
     if qid is None:
-        return _not_found(renderer, request)
+        return not_found(renderer, request)
     values = {"content": form.get("content", "")}
     key = idempotency_key(form)
     try:
@@ -447,7 +432,7 @@ async def answer(
             "POST", f"/api/questions/{qid}/answers", json=values, idempotency_key=key
         )
     except ApiError as error:
-        errors = from_api_error(error, _translator(renderer, request), form_fields=values)
+        errors = from_api_error(error, renderer.translator(request), form_fields=values)
         return await _question_page(
             renderer,
             request,
@@ -475,12 +460,12 @@ async def edit_answer(
     """``PATCH /api/questions/{id}/answers/{aid}``."""
     qid, aid = parse_id(question_id), parse_id(answer_id)
     if qid is None or aid is None:
-        return _not_found(renderer, request)
+        return not_found(renderer, request)
     values = {"content": form.get("content", "")}
     try:
         await api.call("PATCH", f"/api/questions/{qid}/answers/{aid}", json=values)
     except ApiError as error:
-        errors = from_api_error(error, _translator(renderer, request), form_fields=values)
+        errors = from_api_error(error, renderer.translator(request), form_fields=values)
         return await _question_page(
             renderer,
             request,
@@ -508,11 +493,11 @@ async def delete_answer(
     """``DELETE /api/questions/{id}/answers/{aid}``."""
     qid, aid = parse_id(question_id), parse_id(answer_id)
     if qid is None or aid is None:
-        return _not_found(renderer, request)
+        return not_found(renderer, request)
     try:
         await api.call("DELETE", f"/api/questions/{qid}/answers/{aid}")
     except ApiError as error:
-        errors = from_api_error(error, _translator(renderer, request))
+        errors = from_api_error(error, renderer.translator(request))
         return await _question_page(renderer, request, api, viewer, qid, action_error=errors)
     await flash_saved(request, deleted=True)
     return RedirectResponse(f"/questions/{qid}#answers", status_code=303)
@@ -533,7 +518,7 @@ async def accept(
     saga starts (403 not the asker, 409 not OPEN or one's own answer) shows on the question."""
     qid, aid = parse_id(question_id), parse_id(answer_id)
     if qid is None or aid is None:
-        return _not_found(renderer, request)
+        return not_found(renderer, request)
     try:
         started = await api.call(
             "POST",
@@ -541,7 +526,7 @@ async def accept(
             idempotency_key=idempotency_key(form),
         )
     except ApiError as error:
-        errors = from_api_error(error, _translator(renderer, request))
+        errors = from_api_error(error, renderer.translator(request))
         return await _question_page(renderer, request, api, viewer, qid, action_error=errors)
     saga_id = parse_id(str((started.body or {}).get("saga_id", "")))
     if saga_id is None:
@@ -565,7 +550,7 @@ async def add_comment(
     """``POST /api/questions/{id}/comments`` with the form's Idempotency-Key."""
     qid = parse_id(question_id)
     if qid is None:
-        return _not_found(renderer, request)
+        return not_found(renderer, request)
     values = {"content": form.get("content", "")}
     key = idempotency_key(form)
     try:
@@ -573,7 +558,7 @@ async def add_comment(
             "POST", f"/api/questions/{qid}/comments", json=values, idempotency_key=key
         )
     except ApiError as error:
-        errors = from_api_error(error, _translator(renderer, request), form_fields=values)
+        errors = from_api_error(error, renderer.translator(request), form_fields=values)
         return await _question_page(
             renderer,
             request,
@@ -601,12 +586,12 @@ async def edit_comment(
     """``PATCH /api/questions/{id}/comments/{cid}``."""
     qid, cid = parse_id(question_id), parse_id(comment_id)
     if qid is None or cid is None:
-        return _not_found(renderer, request)
+        return not_found(renderer, request)
     values = {"content": form.get("content", "")}
     try:
         await api.call("PATCH", f"/api/questions/{qid}/comments/{cid}", json=values)
     except ApiError as error:
-        errors = from_api_error(error, _translator(renderer, request), form_fields=values)
+        errors = from_api_error(error, renderer.translator(request), form_fields=values)
         return await _question_page(
             renderer,
             request,
@@ -634,11 +619,11 @@ async def delete_comment(
     """``DELETE /api/questions/{id}/comments/{cid}``."""
     qid, cid = parse_id(question_id), parse_id(comment_id)
     if qid is None or cid is None:
-        return _not_found(renderer, request)
+        return not_found(renderer, request)
     try:
         await api.call("DELETE", f"/api/questions/{qid}/comments/{cid}")
     except ApiError as error:
-        errors = from_api_error(error, _translator(renderer, request))
+        errors = from_api_error(error, renderer.translator(request))
         return await _question_page(renderer, request, api, viewer, qid, action_error=errors)
     await flash_saved(request, deleted=True)
     return RedirectResponse(f"/questions/{qid}#comments", status_code=303)

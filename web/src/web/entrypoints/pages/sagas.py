@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from web.adapters.gateway_client import ApiError
 from web.entrypoints.deps import Api, Member, set_session_cookie, store
 from web.entrypoints.pages.home import safe_next
-from web.entrypoints.rendering import Pages, pages
+from web.entrypoints.rendering import Pages, Renderer
 from web.i18n import N_
 from web.sessions import Session, SessionEnded, SignInUnavailable
 
@@ -156,7 +156,7 @@ async def saga_page(
     saga_id: uuid.UUID,
     member: Member,
     api: Api,
-    renderer: Annotated[Pages, Depends(pages)],
+    renderer: Renderer,
     back: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> HTMLResponse:
     view = await load_view(request, api, member, saga_id, back)
@@ -169,7 +169,7 @@ async def saga_steps(
     saga_id: uuid.UUID,
     member: Member,
     api: Api,
-    renderer: Annotated[Pages, Depends(pages)],
+    renderer: Renderer,
     back: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> HTMLResponse:
     """The steps fragment alone (``_saga_steps.html``), for the page's script."""
