@@ -23,6 +23,7 @@ from web.entrypoints.pages.content import (
     flash_saved,
     kept_form,
     may_change,
+    not_found,
     page_url,
     parse_id,
     pending_item,
@@ -108,7 +109,7 @@ async def post_list(
     (app.js asks it again while a just-created post is not listed yet)."""
     bid = parse_id(board_id)
     if bid is None:
-        return renderer.render(request, "error.html", {"status": 404}, status=404)
+        return not_found(renderer, request)
     search = (q or "").strip() or None
     context: dict[str, Any] = {
         "board": {"id": bid, "name": "", "slug": ""},
@@ -127,7 +128,7 @@ async def post_list(
     try:
         board = await _board(api, bid)
         if board is None:
-            return renderer.render(request, "error.html", {"status": 404}, status=404)
+            return not_found(renderer, request)
         context["board"] = board
         listing = await api.get(
             f"/api/boards/{bid}/posts", params={"page": page, "size": size, "q": search}
@@ -161,13 +162,13 @@ async def write_form(
     """The empty form, with a fresh Idempotency-Key."""
     bid = parse_id(board_id)
     if bid is None:
-        return renderer.render(request, "error.html", {"status": 404}, status=404)
+        return not_found(renderer, request)
     try:
         board = await _board(api, bid)
     except ApiError as error:
         return error_page(renderer, request, error)
     if board is None:
-        return renderer.render(request, "error.html", {"status": 404}, status=404)
+        return not_found(renderer, request)
     if not may_write(member, board):
         # say it now, not after the member has written a post the API refuses
         return refused(
@@ -211,7 +212,7 @@ async def write_post(
     """``POST /api/boards/{id}/posts`` with the form's Idempotency-Key; 303 to the new post."""
     bid = parse_id(board_id)
     if bid is None:
-        return renderer.render(request, "error.html", {"status": 404}, status=404)
+        return not_found(renderer, request)
     values = {"title": form.get("title", ""), "content": form.get("content", "")}
     key = idempotency_key(form)
     try:
@@ -245,7 +246,7 @@ async def post_detail(
     ``edit_comment=<id>`` opens that comment's edit form in place."""
     pid = parse_id(post_id)
     if pid is None:
-        return renderer.render(request, "error.html", {"status": 404}, status=404)
+        return not_found(renderer, request)
     return await _post_page(
         renderer,
         request,
@@ -341,7 +342,7 @@ async def edit_form(
     """The post's form, filled with what it says now."""
     pid = parse_id(post_id)
     if pid is None:
-        return renderer.render(request, "error.html", {"status": 404}, status=404)
+        return not_found(renderer, request)
     try:
         post = await api.get(f"/api/posts/{pid}")
     except ApiError as error:
@@ -363,7 +364,7 @@ async def edit_post(
     """``PATCH /api/posts/{id}`` (the author or an admin); 303 to the post."""
     pid = parse_id(post_id)
     if pid is None:
-        return renderer.render(request, "error.html", {"status": 404}, status=404)
+        return not_found(renderer, request)
     values = {"title": form.get("title", ""), "content": form.get("content", "")}
     try:
         await api.call("PATCH", f"/api/posts/{pid}", json=values)
@@ -390,7 +391,7 @@ async def delete_post(
     the read model still has it (``?deleted=<id>``)."""
     pid = parse_id(post_id)
     if pid is None:
-        return renderer.render(request, "error.html", {"status": 404}, status=404)
+        return not_found(renderer, request)
     try:
         await api.call("DELETE", f"/api/posts/{pid}")
     except ApiError as error:
@@ -412,7 +413,7 @@ async def add_comment(
     """``POST /api/posts/{id}/comments`` with the form's Idempotency-Key; 303 to the comment."""
     pid = parse_id(post_id)
     if pid is None:
-        return renderer.render(request, "error.html", {"status": 404}, status=404)
+        return not_found(renderer, request)
     values = {"content": form.get("content", "")}
     key = idempotency_key(form)
     try:
@@ -457,7 +458,7 @@ async def edit_comment(
     """``PATCH /api/posts/{id}/comments/{cid}`` (the author or an admin)."""
     pid, cid = parse_id(post_id), parse_id(comment_id)
     if pid is None or cid is None:
-        return renderer.render(request, "error.html", {"status": 404}, status=404)
+        return not_found(renderer, request)
     values = {"content": form.get("content", "")}
     cpage = _last_page(form)
     try:
@@ -492,7 +493,7 @@ async def delete_comment(
     """``DELETE /api/posts/{id}/comments/{cid}`` (the author or an admin)."""
     pid, cid = parse_id(post_id), parse_id(comment_id)
     if pid is None or cid is None:
-        return renderer.render(request, "error.html", {"status": 404}, status=404)
+        return not_found(renderer, request)
     cpage = _last_page(form)
     try:
         await api.call("DELETE", f"/api/posts/{pid}/comments/{cid}")
