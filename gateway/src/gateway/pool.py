@@ -149,7 +149,9 @@ class ConnectionPool:
                 return UpstreamReply(response.status, list(response.raw_headers), raw)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise ConnectFailed(f"cannot connect to {self.base_url}: {exc}") from exc
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, OSError) as exc:
+            # OSError: a socket error aiohttp did not wrap (the route's deadline is not one: it
+            # cancels this task and becomes TimeoutError only in the caller's ``asyncio.timeout``).
             raise ConnectionBroken(f"{type(exc).__name__}: {exc}") from exc
 
     async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:
