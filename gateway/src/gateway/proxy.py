@@ -256,8 +256,8 @@ class Upstreams:
         headers: list[tuple[bytes, bytes]],
         body: bytes,
     ) -> UpstreamReply:
-        """One attempt. The httpx instrumentation opens its client span and replaces the
-        caller's ``traceparent`` with its own, so the service continues this trace."""
+        """One attempt. The pool opens its client span and replaces the caller's
+        ``traceparent`` with its own, so the service continues this trace."""
         return await upstream.pool.request(method, target, headers, body)
 
 
