@@ -95,10 +95,15 @@ async def test_a_page_computed_before_an_invalidation_is_never_served_after_it(
         await cache.put(other, (await cache.stamp(other)), 20, '{"items": "other"}')
         assert (await cache.get(board_id, 20))[1] == '{"items": "new"}'
         assert (await cache.get(board_id, 50))[1] is None  # each page size is its own entry
-        pages = [k async for k in redis.scan_iter(match=f"{topics}board:first-page:*:*.*:*")]
-        assert len(pages) == 3  # the stale entry, the fresh one and the other board's
+        pages = [k async for k in redis.scan_iter(match=f"{topics}board:first-page:*:page:*")]
+        assert len(pages) == 2  # the fresh entry replaced the stale one; the other board's
         ttls = [await redis.pttl(k) for k in pages]
-        assert all(25_000 < ttl <= 30_000 for ttl in ttls), ttls  # the stale one expires
+        assert all(25_000 < ttl <= 30_000 for ttl in ttls), ttls
+
+        # a slow reader storing a page of the old generation late makes a miss, never a hit
+        await cache.put(board_id, stamp, 20, '{"items": "old"}')
+        assert (await cache.get(board_id, 20))[1] is None
+        await cache.put(board_id, fresh_stamp, 20, '{"items": "new"}')
 
         await cache.invalidate_committed(None)  # a rebuilt read model: every board
         assert (await cache.get(board_id, 20))[1] is None
@@ -160,3 +165,24 @@ async def test_without_redis_the_first_page_comes_from_postgresql(
     assert _titles(page) == ["레디스 없이"]
     assert page["total"] == 1
     assert _lookups("error") - errors == 1
+
+
+async def test_a_cached_first_page_is_read_in_one_round_trip(infra: Infra, topics: str) -> None:
+    redis = create_redis(infra.redis_url)
+    cache = FirstPageCache(redis, f"{topics}board:", ttl_seconds=30)
+    board_id = uuid.uuid4()
+    sent: list[tuple[Any, ...]] = []
+    execute = redis.execute_command
+
+    async def counted(*args: Any, **options: Any) -> Any:
+        sent.append(args)
+        return await execute(*args, **options)  # type: ignore[no-untyped-call]
+
+    try:
+        stamp, _ = await cache.get(board_id, 20)
+        await cache.put(board_id, stamp, 20, '{"items": []}')
+        redis.execute_command = counted  # type: ignore[method-assign]
+        assert await cache.get(board_id, 20) == (stamp, '{"items": []}')
+        assert [args[0] for args in sent] == ["MGET"]
+    finally:
+        await redis.aclose()

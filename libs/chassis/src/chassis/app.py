@@ -7,12 +7,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse
 from opentelemetry import trace
+from pydantic import BaseModel
 from starlette.middleware import Middleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chassis import health, metrics, swagger_ui
@@ -46,6 +49,21 @@ def report_unexpected(scope: Scope, exc: Exception) -> int:
         return 503
     unexpected_log.exception("unhandled_error", path=scope.get("path", ""))
     return 500
+
+
+def model_response(model: type[BaseModel], data: Any, status_code: int = 200) -> Response:
+    """Serialize once: ``data`` (what a route built) validated against ``model`` and rendered
+    to JSON by pydantic's serializer, as one pass.
+
+    A route that returns a dict has it validated against its ``response_model``, dumped back
+    to Python and then encoded by ``json.dumps``; a ``Response`` is sent as it is. Keep the
+    ``response_model`` on the route for the OpenAPI document: the body is the same.
+    Raises ``pydantic.ValidationError`` (a 500) when ``data`` does not fit ``model``."""
+    return Response(
+        model.model_validate(data).model_dump_json(),
+        status_code=status_code,
+        media_type="application/json",
+    )
 
 
 class RequestContextMiddleware:

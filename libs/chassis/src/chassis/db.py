@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Annotated, Any, Self
@@ -22,6 +23,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    event,
+    exc,
     func,
     text,
 )
@@ -102,21 +105,104 @@ projection_checkpoint_table = Table(
 
 
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
-    """Create the process's engine (call it in the lifespan, never at import time)."""
+    """Create the process's engine (call it in the lifespan, never at import time).
+
+    Pooled connections are not pinged before use: SQLAlchemy's ``pool_pre_ping`` costs three
+    round trips per checkout with asyncpg (BEGIN, an empty statement, ROLLBACK), more than
+    the queries of a short read. Instead a connection the server has closed (a PostgreSQL
+    restart, ``pg_terminate_backend``) is noticed at checkout from its socket, without a
+    round trip, and replaced (``_discard_closed``); one that fails in use is invalidated with
+    the rest of the pool by SQLAlchemy's disconnect handling, and a read on a ``ReadSession``
+    is retried once on a fresh connection (``ReadOnlySession``)."""
     engine = _create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_recycle=1800,
         echo=echo,
     )
+    event.listen(engine.sync_engine, "checkout", _discard_closed)
     instrument_engine(engine.sync_engine)
     return engine
 
 
+def _discard_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Pool ``checkout`` hook: a connection whose socket the server closed is replaced.
+
+    Raising ``DisconnectionError`` makes the pool invalidate this record and check out (or
+    open) another, up to three times (SQLAlchemy, "Disconnect Handling - Pessimistic",
+    custom checkout). asyncpg notices the server's close as soon as the event loop reads it,
+    so this costs an attribute read, not a round trip."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    is_closed = getattr(driver, "is_closed", None)
+    if is_closed is not None and is_closed():
+        raise exc.DisconnectionError("the server closed this pooled connection")
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+
+
+class ReadOnlySession(AsyncSession):
+    """A session for queries only, on connections in autocommit: no BEGIN, no ROLLBACK.
+
+    Each statement is its own implicit transaction, with its own snapshot, which is what
+    PostgreSQL's default READ COMMITTED gives the statements of one transaction as well; a
+    read that needs one snapshot for several statements uses a ``UnitOfWork`` instead.
+    A statement that fails because its pooled connection was dropped (SQLAlchemy marks the
+    error ``connection_invalidated``) is run once more on a fresh connection: a read is
+    idempotent. Never write through it: each write would commit on its own."""
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute(*args, **kwargs)
+        except exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+        await self.rollback()  # releases the invalidated connection
+        return await super().execute(*args, **kwargs)
+
+    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().scalar(*args, **kwargs)
+        except exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+        await self.rollback()
+        return await super().scalar(*args, **kwargs)
+
+    async def scalars(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().scalars(*args, **kwargs)
+        except exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+        await self.rollback()
+        return await super().scalars(*args, **kwargs)
+
+
+_read_factories: weakref.WeakKeyDictionary[
+    async_sessionmaker[AsyncSession], async_sessionmaker[ReadOnlySession]
+] = weakref.WeakKeyDictionary()
+
+
+def read_session_factory(
+    sessions: async_sessionmaker[AsyncSession],
+) -> async_sessionmaker[ReadOnlySession]:
+    """The ``ReadOnlySession`` factory on the same engine (and pool) as ``sessions``, built
+    once per factory: its connections are checked out in autocommit and handed back to the
+    pool at their default isolation level."""
+    found = _read_factories.get(sessions)
+    if found is None:
+        engine: AsyncEngine = sessions.kw["bind"]
+        found = async_sessionmaker(
+            engine.execution_options(isolation_level="AUTOCOMMIT"),
+            class_=ReadOnlySession,
+            expire_on_commit=False,
+            autoflush=False,
+        )
+        _read_factories[sessions] = found
+    return found
 
 
 def utcnow() -> dt.datetime:
@@ -212,10 +298,12 @@ class UnitOfWork:
 
 
 async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.sessions() as session:
+    # A connection is checked out only at the first statement: a route that answers from a
+    # cache never takes one.
+    async with read_session_factory(request.app.state.sessions)() as session:
         yield session
 
 
-#: A route's session for queries only (the CQRS read side): from ``app.state.sessions``, closed
-#: after the response, never committed.
+#: A route's session for queries only (the CQRS read side): a ``ReadOnlySession`` on the engine
+#: of ``app.state.sessions``, without a transaction, closed after the response.
 ReadSession = Annotated[AsyncSession, Depends(_read_session)]

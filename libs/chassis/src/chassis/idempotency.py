@@ -121,7 +121,7 @@ class IdempotentRequest:
         await complete(session, self.scope, self.key, status_code, body)
 
 
-def idempotency_key_header(
+async def idempotency_key_header(
     key: Annotated[
         str | None, Header(alias="idempotency-key", min_length=1, max_length=MAX_KEY_LENGTH)
     ] = None,

@@ -12,19 +12,19 @@ from saga.engine import SagaEngine
 from saga.qna import AcceptanceChecks
 
 
-def get_engine(request: Request) -> SagaEngine:
+async def get_engine(request: Request) -> SagaEngine:
     engine: SagaEngine = request.app.state.engine
     return engine
 
 
-def get_qna(request: Request) -> AcceptanceChecks:
+async def get_qna(request: Request) -> AcceptanceChecks:
     qna: AcceptanceChecks | None = request.app.state.qna
     if qna is None:
         raise ServiceUnavailable("the qna client is not ready")
     return qna
 
 
-def enabled_faults(request: Request) -> FaultFlags:
+async def enabled_faults(request: Request) -> FaultFlags:
     """The fault flags; the whole fault API is absent (404) unless FAULT_INJECTION=true."""
     faults: FaultFlags = request.app.state.faults
     if not faults.enabled:

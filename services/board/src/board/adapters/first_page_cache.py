@@ -7,6 +7,11 @@ queries PostgreSQL. A page computed from a state older than an invalidation is t
 under the old generation, which no reader asks for again: a slow reader can never put a stale
 page back. Entries expire after a TTL, which also bounds how long a missed invalidation (Redis
 unreachable at that moment, or a crash between the commit and the bump) can show old data.
+
+Each page is stored with the generation it was computed in, under a key without it, so a read
+is one round trip: one ``MGET`` of the two generation counters and the page, and the page is
+served only when its stamp is the current one. A page stored late under an older stamp only
+replaces the entry with one no reader accepts (a miss), never with one it serves.
 """
 
 from __future__ import annotations
@@ -46,23 +51,32 @@ class FirstPageCache:
     def _generation_key(self, board_id: uuid.UUID) -> str:
         return f"{self._root}{board_id}:generation"
 
-    def _page_key(self, board_id: uuid.UUID, stamp: str, size: int) -> str:
-        return f"{self._root}{board_id}:{stamp}:{size}"
+    def _page_key(self, board_id: uuid.UUID, size: int) -> str:
+        return f"{self._root}{board_id}:page:{size}"
+
+    @staticmethod
+    def _stamp(everything: bytes | str | None, board: bytes | str | None) -> str:
+        return f"{int(everything or 0)}.{int(board or 0)}"
 
     async def stamp(self, board_id: uuid.UUID) -> str:
         """The board's current generation; read it before querying the database."""
         everything, board = await self.redis.mget(self._everything, self._generation_key(board_id))
-        return f"{int(everything or 0)}.{int(board or 0)}"
+        return self._stamp(everything, board)
 
     async def get(self, board_id: uuid.UUID, size: int) -> tuple[str, str | None]:
-        """The current stamp, and the page stored under it (None on a miss)."""
-        stamp = await self.stamp(board_id)
-        page = await self.redis.get(self._page_key(board_id, stamp, size))
-        return stamp, page.decode() if isinstance(page, bytes) else page
+        """The current stamp, and the page stored under it (None on a miss): one round trip."""
+        everything, board, entry = await self.redis.mget(
+            self._everything, self._generation_key(board_id), self._page_key(board_id, size)
+        )
+        stamp = self._stamp(everything, board)
+        if entry is None:
+            return stamp, None
+        stored, _, page = (entry.decode() if isinstance(entry, bytes) else entry).partition("\n")
+        return stamp, page if stored == stamp else None
 
     async def put(self, board_id: uuid.UUID, stamp: str, size: int, page: str) -> None:
-        """Store a page computed after ``stamp`` was read."""
-        await self.redis.set(self._page_key(board_id, stamp, size), page, px=self.ttl_ms)
+        """Store a page computed after ``stamp`` was read, with that stamp."""
+        await self.redis.set(self._page_key(board_id, size), f"{stamp}\n{page}", px=self.ttl_ms)
 
     async def invalidate(self, board_ids: Iterable[uuid.UUID]) -> None:
         """The boards' lists changed: every page stored so far is no longer read."""

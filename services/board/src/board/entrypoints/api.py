@@ -36,6 +36,7 @@ from board.entrypoints.schemas import (
     PostUpdate,
 )
 from board.service_layer import handlers
+from chassis.app import model_response
 from chassis.db import ReadSession
 from chassis.idempotency import IdempotencyKeyHeader, IdempotentRequest
 from chassis.logging import get_logger
@@ -113,13 +114,13 @@ async def list_board_posts(
     session: ReadSession,
     cache: FirstPageCacheDep,
     q: SearchQuery = None,
-) -> Response | dict[str, Any]:
+) -> Response:
     """List a board's posts, newest first, optionally searching titles (read model).
     The first page without a search is served through a Redis cache the worker invalidates."""
     search = _search_text(q)
     if cache is not None and page.page == 1 and search is None:
         return await _cached_first_page(cache, session, board_id, page)
-    return await _board_post_page(session, board_id, page, search)
+    return model_response(PostsPublic, await _board_post_page(session, board_id, page, search))
 
 
 async def _board_post_page(
@@ -196,12 +197,14 @@ async def list_posts(
     page: Pagination,
     session: ReadSession,
     author_id: Annotated[uuid.UUID | None, Query(description="only this author's posts")] = None,
-) -> dict[str, Any]:
+) -> Response:
     """List posts across boards, newest first, optionally by one author (read model)."""
     items, total = await views.post_page(
         session, offset=page.offset, limit=page.size, author_id=author_id
     )
-    return {"items": items, "total": total, "page": page.page, "size": page.size}
+    return model_response(
+        PostsPublic, {"items": items, "total": total, "page": page.page, "size": page.size}
+    )
 
 
 @router.get("/posts/{post_id}", response_model=PostPublic)

@@ -13,26 +13,26 @@ from board.service_layer.unit_of_work import BoardUnitOfWork
 from chassis.auth import AdminPrincipal, CurrentPrincipal
 
 
-def _uow(request: Request) -> BoardUnitOfWork:
+async def _uow(request: Request) -> BoardUnitOfWork:
     uow: BoardUnitOfWork = request.app.state.uow_factory()
     return uow
 
 
-def _view_counter(request: Request) -> ViewCounter:
+async def _view_counter(request: Request) -> ViewCounter:
     counter: ViewCounter = request.app.state.view_counter
     return counter
 
 
-def _first_page_cache(request: Request) -> FirstPageCache | None:
+async def _first_page_cache(request: Request) -> FirstPageCache | None:
     cache: FirstPageCache | None = request.app.state.first_page_cache
     return cache
 
 
-def _actor(principal: CurrentPrincipal) -> Actor:
+async def _actor(principal: CurrentPrincipal) -> Actor:
     return Actor(principal.id, principal.is_admin)
 
 
-def _admin(principal: AdminPrincipal) -> Actor:
+async def _admin(principal: AdminPrincipal) -> Actor:
     return Actor(principal.id, principal.is_admin)
 
 

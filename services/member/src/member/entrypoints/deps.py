@@ -15,27 +15,27 @@ from member.config import Settings
 from member.service_layer.unit_of_work import MemberUnitOfWork
 
 
-def get_uow(request: Request) -> MemberUnitOfWork:
+async def get_uow(request: Request) -> MemberUnitOfWork:
     uow: MemberUnitOfWork = request.app.state.uow_factory()
     return uow
 
 
-def get_passwords(request: Request) -> Argon2Passwords:
+async def get_passwords(request: Request) -> Argon2Passwords:
     passwords: Argon2Passwords = request.app.state.passwords
     return passwords
 
 
-def get_tokens(request: Request) -> JwtIssuer:
+async def get_tokens(request: Request) -> JwtIssuer:
     tokens: JwtIssuer = request.app.state.tokens
     return tokens
 
 
-def get_throttle(request: Request) -> RedisLoginThrottle:
+async def get_throttle(request: Request) -> RedisLoginThrottle:
     throttle: RedisLoginThrottle = request.app.state.login_throttle
     return throttle
 
 
-def get_password_check_throttle(request: Request) -> RedisPasswordCheckThrottle:
+async def get_password_check_throttle(request: Request) -> RedisPasswordCheckThrottle:
     throttle: RedisPasswordCheckThrottle = request.app.state.password_check_throttle
     return throttle
 
@@ -58,14 +58,16 @@ async def _per_address(request: Request, operation: str, per_minute: int) -> Non
 
 
 async def limit_login_per_address(request: Request) -> None:
-    await _per_address(request, "login", get_settings(request).LOGIN_PER_ADDRESS_PER_MINUTE)
+    await _per_address(request, "login", (await get_settings(request)).LOGIN_PER_ADDRESS_PER_MINUTE)
 
 
 async def limit_sign_up_per_address(request: Request) -> None:
-    await _per_address(request, "sign-up", get_settings(request).SIGN_UP_PER_ADDRESS_PER_MINUTE)
+    await _per_address(
+        request, "sign-up", (await get_settings(request)).SIGN_UP_PER_ADDRESS_PER_MINUTE
+    )
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi import status as http
 
+from chassis.app import model_response
 from chassis.db import ReadSession
 from chassis.idempotency import IdempotencyKeyHeader, IdempotentRequest
 from chassis.pagination import Pagination
@@ -42,11 +43,12 @@ async def list_questions(
     status: QuestionStatus | None = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
     author_id: uuid.UUID | None = None,
-) -> views.Json:
+) -> Response:
     """Q&A 목록 조회: questions from the read model, newest first (eventually consistent)."""
-    return await views.list_questions(
+    found = await views.list_questions(
         session, page, status=status.value if status else None, q=q, author_id=author_id
     )
+    return model_response(QuestionsPublic, found)
 
 
 @router.post("", response_model=QuestionPublic, status_code=http.HTTP_201_CREATED)

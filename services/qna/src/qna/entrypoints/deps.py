@@ -11,12 +11,12 @@ from qna.service_layer.handlers import Caller
 from qna.service_layer.unit_of_work import QnaUnitOfWork
 
 
-def get_uow(request: Request) -> QnaUnitOfWork:
+async def get_uow(request: Request) -> QnaUnitOfWork:
     uow: QnaUnitOfWork = request.app.state.uow_factory()
     return uow
 
 
-def get_caller(principal: CurrentPrincipal) -> Caller:
+async def get_caller(principal: CurrentPrincipal) -> Caller:
     """The verified caller (401 without a valid bearer token)."""
     return Caller(id=principal.id, is_admin=principal.is_admin)
 
