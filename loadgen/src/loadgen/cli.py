@@ -58,7 +58,8 @@ def locust_argv(argv: Sequence[str], environ: dict[str, str] | None = None) -> l
 
 def main(argv: Sequence[str] | None = None) -> None:
     command = locust_argv(sys.argv[1:] if argv is None else argv)
-    os.execv(command[0], command)
+    # exec, not a child process: Ctrl-C and SIGTERM go straight to Locust.
+    os.execv(command[0], command)  # noqa: S606 - a fixed argv, no shell
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Every member it creates is recognisable: email and nickname start with ``loadgen
 demonstration's data can be told from a person's, and a withdrawal can only ever be asked for
 a member this generator created (``ensure_own``). Text is drawn from small word lists with a
 ``random.Random`` the caller owns, so a seeded generator repeats itself. Limits come from the
-public contract (DESIGN.md §4): nickname 2-20, password ≥ 8, title 1-200, bounty 0-1000.
+public API (docs/services/*.md): nickname 2-20, password ≥ 8, title 1-200, bounty 0-1000.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ NICKNAME_MAX = 20
 TITLE_MAX = 200
 BOUNTY_MAX = 1000
 #: Bounties stay small, so an asker can pay for several acceptances (a new member has 100
-#: points, DESIGN.md §3) and an acceptance rarely compensates for want of points.
+#: points, docs/sagas.md) and an acceptance rarely compensates for want of points.
 BOUNTY_CAP = 10
 
 TOPICS = (

@@ -6,11 +6,12 @@ Run headless until Ctrl-C (``make loadgen`` does this)::
 
 ``--rate`` (or ``LOADGEN_RATE``) is the total in requests per second; ``mix.plan`` splits it
 between the personas and sets the number of users, so ``--users`` is not needed. Every
-request goes through the gateway (DESIGN.md §4 is the contract), is named
+request goes through the gateway (its routes: docs/gateway.md), is named
 ``<persona> <METHOD> <path template>`` in Locust's statistics, and counts as a failure unless
 its status is one the contract gives for what the persona did. Sagas show as ``SAGA`` entries
-whose time is start-to-terminal-state. Importing this module imports gevent, which patches
-the standard library: only the ``locust`` process imports it, never a service or a test.
+whose time is start-to-terminal-state. Importing Locust lets gevent patch the standard
+library (so ``time.sleep`` here yields to the other users): only the ``locust`` process
+imports this module, never a service or a test.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
-import gevent
+import gevent  # type: ignore[import-untyped]  # (no stubs; Locust's own dependency)
 from locust import events, task
 from locust.argument_parser import LocustArgumentParser
 from locust.contrib.fasthttp import FastHttpUser
@@ -50,7 +51,8 @@ SPAWN_RATE = 1.0
 REMEMBERED = 20
 
 
-@events.init_command_line_parser.add_listener
+# Locust's EventHook.add_listener carries no annotations.
+@events.init_command_line_parser.add_listener  # type: ignore[untyped-decorator]
 def _add_arguments(parser: LocustArgumentParser) -> None:
     parser.add_argument(
         "--rate",
@@ -68,9 +70,12 @@ def _add_arguments(parser: LocustArgumentParser) -> None:
     )
 
 
-@events.init.add_listener
+@events.init.add_listener  # type: ignore[untyped-decorator]
 def _plan(environment: Environment, **_: Any) -> None:
     """Size the run from ``--rate``: users per persona (``fixed_count``) and their pace."""
+    # gevent's loop caches its clock: after a slow start (imports on a busy machine) a timer
+    # such as Locust's --run-time would count from the stale time and fire at once.
+    gevent.get_hub().loop.update_now()
     options = environment.parsed_options
     rate = float(getattr(options, "rate", DEFAULT_RATE))
     allocations = mix.plan(rate)
@@ -82,7 +87,9 @@ def _plan(environment: Environment, **_: Any) -> None:
     users = mix.total_users(allocations)
     if options is not None:
         if options.num_users not in (None, users):
-            logger.warning("--users %s ignored: --rate %s needs %d users", options.num_users, rate, users)
+            logger.warning(
+                "--users %s ignored: --rate %s needs %d users", options.num_users, rate, users
+            )
         options.num_users = users
         options.spawn_rate = options.spawn_rate or SPAWN_RATE
     logger.info(
@@ -174,10 +181,10 @@ class Persona(FastHttpUser):
                     return answer
                 response.failure(f"{status}: {(response.text or '')[:300]}")
             if retry.should_retry(status, attempt, attempts):
-                gevent.sleep(retry.backoff(attempt))
+                time.sleep(retry.backoff(attempt))
                 continue
             if status == 429:
-                gevent.sleep(retry.retry_after(answer.headers.get("Retry-After")))
+                time.sleep(retry.retry_after(answer.headers.get("Retry-After")))
             elif status == 401 and auth and self.member is not None:
                 self.tokens = None  # refused: log in again before the next request
             return answer
@@ -286,7 +293,7 @@ class Persona(FastHttpUser):
         FAILED or did not end within ``SAGA_TIMEOUT_SECONDS``). Returns the terminal status.
 
         For the member's own ``withdrawal`` a 401 *is* the COMPLETED outcome: once the saga
-        completes, member revokes the member's tokens everywhere (DESIGN.md §3), so the
+        completes, member revokes the member's tokens everywhere (docs/sagas.md), so the
         initiator cannot read the end of it; its token is not refreshed meanwhile."""
         started = time.perf_counter()
         status: str | None = None
@@ -306,7 +313,7 @@ class Persona(FastHttpUser):
                 break
             if answer.status in (401, 403, 404):
                 break  # not ours to see (or gone): nothing more to learn by asking again
-            gevent.sleep(SAGA_POLL_SECONDS)
+            time.sleep(SAGA_POLL_SECONDS)
         elapsed_ms = (time.perf_counter() - started) * 1000
         failed = status in (None, "FAILED")
         self.environment.events.request.fire(

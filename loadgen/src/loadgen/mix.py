@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 #: Share of all requests per persona (they add up to 1). Readers browse anonymously; the
 #: others sign up and log in. The accepter starts answer-acceptance sagas, the withdrawer
-#: member-withdrawal sagas (DESIGN.md §3).
+#: member-withdrawal sagas (docs/sagas.md).
 SHARES: dict[str, float] = {
     "reader": 0.70,
     "poster": 0.06,

@@ -2,7 +2,7 @@
 
 A connection error (status 0 in Locust), 502, 503 or 504 may have happened after the
 service did the work: a write is sent again with the *same* ``Idempotency-Key``, so the
-retry returns the first result instead of writing twice (DESIGN.md §4 "Idempotency"). A 429
+retry returns the first result instead of writing twice (e.g. docs/services/board.md, "Idempotency-Key"). A 429
 is not retried: the persona waits ``Retry-After`` and moves on, since the limit says the
 whole client is too fast. Anything else is the answer.
 """

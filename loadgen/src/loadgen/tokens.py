@@ -1,6 +1,6 @@
 """Token refresh for a logged-in persona: rotate the pair before the access token expires.
 
-Access tokens live 15 minutes and refresh tokens rotate (DESIGN.md §4): a persona refreshes
+Access tokens live 15 minutes and refresh tokens rotate (docs/services/member.md): a persona refreshes
 ``margin`` seconds before ``expires_in`` runs out, replaces both tokens with the answer, and
 logs in again when a refresh is refused (a rotated-away or revoked token), never reuses an old
 refresh token (that would revoke its whole family). The HTTP calls are the caller's; this

@@ -85,8 +85,14 @@ def everything_shown(stats: dict[str, tuple[int, int]]) -> bool:
     )
 
 
+def tail(path: Path, characters: int = 4000) -> str:
+    return path.read_text(encoding="utf-8")[-characters:] if path.exists() else f"({path} missing)"
+
+
 async def completed_sagas(stack: Stack) -> dict[str, int]:
-    conn = await asyncpg.connect(stack.databases["saga"].replace("postgresql+asyncpg", "postgresql"))
+    conn = await asyncpg.connect(
+        stack.databases["saga"].replace("postgresql+asyncpg", "postgresql")
+    )
     try:
         rows = await conn.fetch(
             "SELECT type, count(*) AS n FROM saga_instances WHERE status = 'COMPLETED' GROUP BY type"
@@ -117,27 +123,29 @@ async def test_every_persona_gets_through_the_gateway_and_sagas_complete(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "LOADGEN_"))}
     started = time.monotonic()
     with log.open("w") as out:
-        process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = await asyncio.create_subprocess_exec(
+            *argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
         try:
-            while time.monotonic() - started < MAX_SECONDS and process.poll() is None:
+            while time.monotonic() - started < MAX_SECONDS and process.returncode is None:
                 await asyncio.sleep(1)
                 if time.monotonic() - started >= MIN_SECONDS and everything_shown(
                     read_stats(prefix)
                 ):
                     break
-            process.send_signal(signal.SIGTERM)  # as Ctrl-C: Locust stops and writes its summary
-            await asyncio.to_thread(process.wait, 30)
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)  # as Ctrl-C: Locust stops, writes its summary
+            await asyncio.wait_for(process.wait(), 30)
         finally:
-            if process.poll() is None:
+            if process.returncode is None:
                 process.kill()
-    output = log.read_text(encoding="utf-8")
+                await process.wait()
     stats = read_stats(prefix)
-    failures = Path(f"{prefix}_failures.csv")
     failed = {name: f for name, (_, f) in stats.items() if f}
 
-    assert stats, f"no statistics written:\n{output[-4000:]}"
-    assert not failed, f"failed requests: {failed}\n{failures.read_text(encoding='utf-8')}"
-    assert process.returncode == 0, output[-4000:]
+    assert stats, f"no statistics written:\n{tail(log)}"
+    assert not failed, f"failed requests: {failed}\n{tail(Path(f'{prefix}_failures.csv'))}"
+    assert process.returncode == 0, tail(log)
     for persona in SHARES:
         assert succeeded(stats, persona) > 0, f"no successful request by {persona}: {stats}"
     assert stats.get(ACCEPTED, (0, 0))[0] > 0, f"no answer-acceptance saga completed: {stats}"

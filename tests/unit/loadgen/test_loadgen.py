@@ -145,7 +145,8 @@ def test_titles_and_text_fit_the_contract() -> None:
     for _ in range(200):
         assert 1 <= len(data.title(rng)) <= data.TITLE_MAX
         text = data.paragraph(rng, (1, 4))
-        assert text.strip() and len(text) <= 20_000
+        assert text.strip()
+        assert len(text) <= 20_000
         assert data.search_term(rng)
 
 
@@ -234,8 +235,16 @@ def test_what_a_refresh_answer_leads_to(status: int, decision: str) -> None:
 
 @pytest.mark.parametrize(
     ("status", "attempt", "again"),
-    [(0, 1, True), (502, 1, True), (503, 2, True), (504, 3, False), (500, 1, False)]
-    + [(429, 1, False), (409, 1, False), (201, 1, False)],
+    [
+        (0, 1, True),
+        (502, 1, True),
+        (503, 2, True),
+        (504, 3, False),
+        (500, 1, False),
+        (429, 1, False),
+        (409, 1, False),
+        (201, 1, False),
+    ],
 )
 def test_only_transient_failures_are_retried_and_only_a_few_times(
     status: int, attempt: int, again: bool
