@@ -2,9 +2,9 @@
 
 A connection error (status 0 in Locust), 502, 503 or 504 may have happened after the
 service did the work: a write is sent again with the *same* ``Idempotency-Key``, so the
-retry returns the first result instead of writing twice (e.g. docs/services/board.md, "Idempotency-Key"). A 429
-is not retried: the persona waits ``Retry-After`` and moves on, since the limit says the
-whole client is too fast. Anything else is the answer.
+retry returns the first result instead of writing twice (docs/services/board.md,
+"Idempotency-Key"). A 429 is not retried: the persona waits ``Retry-After`` and moves on,
+since the limit says the whole client is too fast. Anything else is the answer.
 """
 
 from __future__ import annotations
