@@ -179,7 +179,13 @@ class Persona(FastHttpUser):
                 if answer.ok:
                     response.success()
                     return answer
-                response.failure(f"{status}: {(response.text or '')[:300]}")
+                # Status 0 is Locust's for "no answer": the reason is the connection error.
+                reason = (
+                    (response.text or "")[:300]
+                    if status
+                    else repr(getattr(response, "error", None))
+                )
+                response.failure(f"{status}: {reason}")
             if retry.should_retry(status, attempt, attempts):
                 time.sleep(retry.backoff(attempt))
                 continue

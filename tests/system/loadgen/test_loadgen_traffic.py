@@ -28,7 +28,9 @@ from loadgen.mix import SHARES
 from tests.support.infra import REPO, Infra
 from tests.system.saga.stack import Stack, running_stack
 
-pytestmark = pytest.mark.system
+# Eight service processes and the gateway start in a minute or so, but in several on a busy
+# shared machine: the stack's start is inside the limit, and the traffic at most 75 s of it.
+pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
 
 #: Fault flags are global Redis keys: this suite keeps its (none) in a database of its own
 #: (saga system tests 12, fuzz 13, browser tests 14).
