@@ -14,9 +14,9 @@ INFRA := bash deploy/local/infra.sh
 UV_RUN := uv run --no-sync
 # Development settings for the tests and `make run` (loopback addresses, local passwords).
 LOCAL_ENV := deploy/local/local.env
-MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src web/src tests deploy/local benchmarks tools
+MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src web/src loadgen/src tests deploy/local benchmarks tools
 
-.PHONY: help sync infra-up infra-down infra-status infra-reset browser run test chaos fuzz lint fmt k8s-validate i18n
+.PHONY: help sync infra-up infra-down infra-status infra-reset browser run test chaos fuzz lint fmt k8s-validate i18n loadgen
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -79,6 +79,16 @@ fuzz: sync infra-up ## Schemathesis against every service and the gateway (FUZZ_
 	set -a; source $(LOCAL_ENV); set +a; \
 	export MSA_TEST_INFRA="$${MSA_TEST_INFRA:-local}"; \
 	$(UV_RUN) python -m tests.system.fuzz --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) --max-seconds $(FUZZ_MAX_SECONDS)
+
+# The load generator for demonstrations (docs/loadgen.md): Locust personas through the gateway's
+# public API, RATE requests per second in total, until Ctrl-C, printing Locust's stats every few
+# seconds. LOADGEN_ARGS goes to Locust (e.g. --run-time 10m, --csv .local/loadgen/run).
+GATEWAY_URL ?= http://127.0.0.1:8000
+RATE ?= 5
+LOADGEN_ARGS ?=
+
+loadgen: sync ## realistic mixed traffic through the gateway at RATE=5 requests/s until Ctrl-C (GATEWAY_URL, LOADGEN_ARGS)
+	exec .venv/bin/loadgen --host "$(GATEWAY_URL)" --rate "$(RATE)" $(LOADGEN_ARGS)
 
 lint: sync ## ruff (lint + format check), mypy --strict and the import contracts (lint-imports)
 	$(UV_RUN) ruff check .

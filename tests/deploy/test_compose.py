@@ -32,6 +32,9 @@ ENV_EXAMPLE = ROOT / ".env.example"
 OBSERVABILITY = ROOT / "deploy" / "observability"
 INFRA = {"member-db", "board-db", "qna-db", "saga-db", "kafka", "redis"}
 OBSERVABILITY_SERVICES = {"otel-collector", "jaeger", "prometheus", "grafana"}
+# Demonstration tools under a profile of their own: clients of the gateway, not processes of
+# the system (no CLI command of docs/CONVENTIONS.md, no port, no readiness).
+TOOLS = {"loadgen"}
 # One-shot helpers that are not a CLI process of the system (documented in the file).
 HELPERS = {"member-keygen"}
 
@@ -68,9 +71,10 @@ def test_the_compose_specification_accepts_the_file() -> None:
     """Without .env (a fresh clone), with the example, and with every profile."""
     plain = compose_project(None, "")
     assert not OBSERVABILITY_SERVICES & set(services(plain)), "observability is opt-in"
+    assert not TOOLS & set(services(plain)), "the load generator is opt-in"
     full = compose_project(".env.example", "*")
-    assert set(services(full)) >= OBSERVABILITY_SERVICES
-    assert services(plain).keys() | OBSERVABILITY_SERVICES == services(full).keys()
+    assert set(services(full)) >= OBSERVABILITY_SERVICES | TOOLS
+    assert services(plain).keys() | OBSERVABILITY_SERVICES | TOOLS == services(full).keys()
     assert plain["name"] == "msa-board"
 
 
@@ -172,7 +176,7 @@ def test_every_image_is_pinned(project: Manifest) -> None:
 
 def test_app_services_run_the_documented_commands(project: Manifest) -> None:
     for name, service in app_services(project).items():
-        if name in HELPERS:
+        if name in HELPERS | TOOLS:
             continue
         command = argv(service)
         deployable = command[0] if command[0] == "chassis" else image_deployable(service["image"])
@@ -231,12 +235,27 @@ def test_every_process_is_health_checked_on_its_own_readiness(project: Manifest)
     """compose's healthcheck calls /readyz on the port the process serves it on: an API's
     HTTP_PORT, a worker's WORKER_PORT (what `depends_on: service_healthy` waits for)."""
     for name, service in app_services(project).items():
-        if service.get("restart") in (None, "no"):
-            continue  # a one-shot job
+        if service.get("restart") in (None, "no") or name in TOOLS:
+            continue  # a one-shot job, or a tool that serves nothing
         env = service["environment"]
         port = env["WORKER_PORT"] if argv(service)[1] == "worker" else env["HTTP_PORT"]
         check = " ".join(service["healthcheck"]["test"])
         assert f"http://127.0.0.1:{port}/readyz" in check, f"{name}: {check}"
+
+
+def test_the_load_generator_is_an_opt_in_client_of_the_gateway(project: Manifest) -> None:
+    """`--profile loadgen` only, its own image, the gateway by service name once it is healthy,
+    and nothing published (docs/loadgen.md)."""
+    loadgen = services(project)["loadgen"]
+    assert loadgen["profiles"] == ["loadgen"]
+    assert image_deployable(loadgen["image"]) == "loadgen"
+    assert loadgen["build"]["dockerfile"] == "loadgen/Dockerfile"
+    assert (ROOT / "loadgen" / "Dockerfile").is_file()
+    gateway_port = conventions_ports()["gateway"][0]
+    assert loadgen["environment"]["GATEWAY_URL"] == f"http://gateway:{gateway_port}"
+    assert float(loadgen["environment"]["LOADGEN_RATE"]) > 0
+    assert loadgen["depends_on"] == {"gateway": {"condition": "service_healthy", "required": True}}
+    assert not loadgen.get("ports")
 
 
 def test_one_shot_jobs_do_not_restart(project: Manifest) -> None:

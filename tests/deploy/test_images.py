@@ -181,3 +181,23 @@ def test_dockerignore_keeps_local_state_and_tests_out() -> None:
     for pattern in (".local/", "**/.venv", "tests/", "**/__pycache__", ".git", ".env"):
         assert pattern in lines, pattern
     assert not any("migrations" in line or "alembic" in line for line in lines)
+
+
+def test_the_load_generator_image_is_built_like_the_others() -> None:
+    """loadgen/Dockerfile (a tool under compose's `loadgen` profile, not a deployable): the same
+    pinned bases, the lockfile without dev dependencies, a non-root numeric user, and its CLI."""
+    ins = dockerfile_instructions(ROOT / "loadgen" / "Dockerfile")
+    args = dockerfile_args(ins)
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", args["PYTHON_IMAGE"])
+    assert re.fullmatch(r"ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+", args["UV_IMAGE"])
+    assert {base.split()[0] for base in values(ins, "FROM")} <= {"${PYTHON_IMAGE}", "${UV_IMAGE}"}
+    runs = " ".join(values(ins, "RUN"))
+    assert "uv sync --frozen --no-dev --no-install-workspace --package loadgen" in runs
+    assert "uv sync --frozen --no-dev --package loadgen" in runs
+    copies = values(ins, "COPY")
+    for member in workspace_members():
+        assert f"{member}/pyproject.toml {member}/pyproject.toml" in copies, member
+    stage = final_stage(ins)
+    (user,) = values(stage, "USER")
+    assert user == "10001:10001"
+    assert json.loads(values(stage, "ENTRYPOINT")[0]) == ["loadgen"]

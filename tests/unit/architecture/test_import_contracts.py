@@ -96,6 +96,10 @@ def source_copy(tmp_path: Path) -> Path:
             "import gateway.routes",
             {"chassis-imports-no-deployable", "deployables-independent"},
         ),
+        ("board/entrypoints/api.py", "import gevent", {"services-without-gevent"}),
+        ("chassis/pagination.py", "import locust", {"services-without-gevent"}),
+        ("loadgen/pacing.py", "import locust", {"loadgen-pure-parts"}),
+        ("loadgen/locustfile.py", "import chassis.db", {"loadgen-public-api-only"}),
     ],
 )
 def test_a_bad_import_breaks_exactly_the_contracts_that_name_its_rule(
