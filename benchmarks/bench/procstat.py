@@ -9,19 +9,30 @@ from pathlib import Path
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def parse_stat_cpu(stat: str) -> float:
-    """utime + stime in seconds from the text of ``/proc/<pid>/stat`` (fields 14 and 15; the
+def parse_stat_times(stat: str) -> tuple[float, float]:
+    """(utime, stime) in seconds from the text of ``/proc/<pid>/stat`` (fields 14 and 15; the
     command name in field 2 may hold spaces and parentheses, so count after its last ``)``)."""
     fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
+
+
+def parse_stat_cpu(stat: str) -> float:
+    """utime + stime in seconds from the text of ``/proc/<pid>/stat``."""
+    return sum(parse_stat_times(stat))
+
+
+def cpu_times(pid: int) -> tuple[float, float] | None:
+    """User and system CPU seconds a live process has used so far, or None once it is gone."""
+    try:
+        return parse_stat_times(Path(f"/proc/{pid}/stat").read_text())
+    except (FileNotFoundError, ProcessLookupError):
+        return None
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """The CPU time a live process has used so far, or None once it is gone."""
-    try:
-        return parse_stat_cpu(Path(f"/proc/{pid}/stat").read_text())
-    except (FileNotFoundError, ProcessLookupError):
-        return None
+    """The CPU time (user + system) a live process has used so far, or None once it is gone."""
+    times = cpu_times(pid)
+    return None if times is None else sum(times)
 
 
 def rss_mb(pid: int) -> float | None:
