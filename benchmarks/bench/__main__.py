@@ -161,33 +161,35 @@ async def run(args: argparse.Namespace) -> int:
                     print(f"stack ready after {time.monotonic() - began:.0f} s", flush=True)
                     if args.only & {"P1", "P2"}:
                         async with baselines(bench):
-                            rows += [r for r in await f.p1_p2(bench) if r.key in args.only]
-                        _progress("P1/P2", began)
+                            measured = [r for r in await f.p1_p2(bench) if r.key in args.only]
+                        rows += _progress("P1/P2", measured, began)
                     for key, measure in (("P3", f.p3), ("P4", f.p4), ("P5", f.p5), ("P6", f.p6)):
                         if key in args.only:
-                            rows += await measure(bench)
-                            _progress(key, began)
+                            rows += _progress(key, await measure(bench), began)
                 finally:
                     await bench.http.aclose()
+                # The report comes before the teardown, which may take a while on a busy machine.
+                header["duration"] = f"{time.monotonic() - began:.0f} s"
+                header["loadavg at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+                report = "\n\n".join(
+                    [render_header(header), render_table(rows), "\n".join(bench.details)]
+                )
+                print(f"\n{report}\n", flush=True)
+                if args.json:
+                    document = as_json(header, rows)
+                    document["details"] = bench.details
+                    args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
+                print("stopping the bench stack ...", flush=True)
         finally:
             wrk.close()
-    header["duration"] = f"{time.monotonic() - began:.0f} s"
-    header["loadavg at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print()
-    print(render_header(header))
-    print()
-    print(render_table(rows))
-    print()
-    print("\n".join(bench.details))
-    if args.json:
-        document = as_json(header, rows)
-        document["details"] = bench.details
-        args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
     return 0
 
 
-def _progress(what: str, began: float) -> None:
+def _progress(what: str, rows: list[Figure], began: float) -> list[Figure]:
+    """Print a part's rows as soon as it is measured (a run cut short keeps what it had)."""
     print(f"{what} measured ({time.monotonic() - began:.0f} s so far)", flush=True)
+    print(render_table(rows), flush=True)
+    return rows
 
 
 def main() -> None:
