@@ -23,7 +23,7 @@ from benchmarks.bench import procstat
 from benchmarks.bench.client import Member, UnexpectedStatus, ok, prepare_acceptance, sign_up
 from benchmarks.bench.openloop import Outcome, run_open_loop
 from benchmarks.bench.report import Figure, Goal, percentile
-from benchmarks.bench.stack import asyncpg_url, database_name, wait_http
+from benchmarks.bench.stack import READY_TIMEOUT, asyncpg_url, database_name, wait_http
 from benchmarks.bench.wrk import Wrk, WrkResult
 from tests.support.infra import Infra
 from tests.system.saga.stack import Stack
@@ -583,7 +583,7 @@ async def p5(bench: Bench) -> list[Figure]:
         rows[name].stop_s = time.monotonic() - t0
         t0 = time.monotonic()
         stack.launch(name)
-        await wait_http(f"http://127.0.0.1:{stack.ports[name]}/readyz", 180)
+        await wait_http(f"http://127.0.0.1:{stack.ports[name]}/readyz", READY_TIMEOUT)
         rows[name].start_s = time.monotonic() - t0
     bench.details.append("P5 per process: start→ready s | SIGTERM→exit s | RSS MiB | idle CPU %")
     for r in rows.values():
@@ -763,7 +763,7 @@ async def _scale_one(
     results: dict[int, WrkResult] = {}
     seeded = 0
     try:
-        await wait_http(f"http://127.0.0.1:{port}/readyz", 180)
+        await wait_http(f"http://127.0.0.1:{port}/readyz", READY_TIMEOUT)
         conn = await asyncpg.connect(asyncpg_url(url))
         try:
             for rows in bench.sizes.p6_rows:
