@@ -162,10 +162,10 @@ async def run(args: argparse.Namespace) -> int:
                     if args.only & {"P1", "P2"}:
                         async with baselines(bench):
                             measured = [r for r in await f.p1_p2(bench) if r.key in args.only]
-                        rows += _progress("P1/P2", measured, began)
+                        rows += _progress("P1/P2", measured, bench, began)
                     for key, measure in (("P3", f.p3), ("P4", f.p4), ("P5", f.p5), ("P6", f.p6)):
                         if key in args.only:
-                            rows += _progress(key, await measure(bench), began)
+                            rows += _progress(key, await measure(bench), bench, began)
                 finally:
                     await bench.http.aclose()
                 # The report comes before the teardown, which may take a while on a busy machine.
@@ -185,10 +185,13 @@ async def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(what: str, rows: list[Figure], began: float) -> list[Figure]:
-    """Print a part's rows as soon as it is measured (a run cut short keeps what it had)."""
+def _progress(what: str, rows: list[Figure], bench: f.Bench, began: float) -> list[Figure]:
+    """Print a part's rows and detail lines as soon as it is measured (a run cut short keeps
+    what it had)."""
     print(f"{what} measured ({time.monotonic() - began:.0f} s so far)", flush=True)
     print(render_table(rows), flush=True)
+    print("\n".join(bench.details[bench.printed :]), flush=True)
+    bench.printed = len(bench.details)
     return rows
 
 
