@@ -408,7 +408,7 @@ async def p3(bench: Bench) -> list[Figure]:
     write_latency = [o.latency * 1000 for o in written]
     bench.details.append(
         f"P3: {len(written)} posts written ({len(outcomes) - len(written)} failed) at "
-        f"{sizes.p3_rate:g}/s offered for {sizes.p3_seconds:g} s (sent over {sent_for:.1f} s); "
+        f"{sizes.p3_rate:g}/s offered for {sizes.p3_seconds:g} s (the last answer {sent_for:.1f} s after the start); "
         f"write latency from the due time p50 {percentile(write_latency, 50):.0f} ms, "
         f"p99 {percentile(write_latency, 99):.0f} ms; {lost} never seen in the read model; {stored} posts stored"
     )
