@@ -16,7 +16,7 @@ UV_RUN := uv run --no-sync
 LOCAL_ENV := deploy/local/local.env
 MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src web/src loadgen/src tests deploy/local benchmarks tools
 
-.PHONY: help sync infra-up infra-down infra-status infra-reset browser run test chaos fuzz lint fmt k8s-validate i18n loadgen
+.PHONY: help sync infra-up infra-down infra-status infra-reset browser bench bench-tools run test chaos fuzz lint fmt k8s-validate i18n loadgen
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -43,21 +43,45 @@ infra-reset: ## stop the infrastructure and delete its data
 CHROMIUM_EXECUTABLE ?= /usr/lib/chromium/chromium
 BROWSER_PACKAGES := chromium fonts-nanum
 
+# apt-get install the Debian packages in the shell array `missing`, as root or through sudo;
+# `apt-get update` first only when there are no package lists, and once more if the install
+# fails on stale lists. $(1) names the target in the messages.
+define APT_INSTALL
+command -v apt-get >/dev/null || { echo "$(1): apt-get not found; install $${missing[*]} yourself" >&2; exit 1; }; \
+if [ "$$(id -u)" -eq 0 ]; then sudo=(); \
+elif command -v sudo >/dev/null; then sudo=(sudo); \
+else echo "$(1): need root or sudo to run apt-get install $${missing[*]}" >&2; exit 1; fi; \
+echo "$(1): installing Debian packages: $${missing[*]}"; \
+export DEBIAN_FRONTEND=noninteractive; \
+if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then "$${sudo[@]}" apt-get update -q; fi; \
+"$${sudo[@]}" apt-get install -y -q --no-install-recommends "$${missing[@]}" || \
+{ "$${sudo[@]}" apt-get update -q && "$${sudo[@]}" apt-get install -y -q --no-install-recommends "$${missing[@]}"; }
+endef
+
 browser: ## install Debian's chromium and a Korean font for the browser tests (only when missing)
 	@missing=(); \
 	[ -x "$(CHROMIUM_EXECUTABLE)" ] || missing+=(chromium); \
 	fc-list :lang=ko 2>/dev/null | grep -q . || missing+=(fonts-nanum); \
 	if [ $${#missing[@]} -eq 0 ]; then echo "browser: $(CHROMIUM_EXECUTABLE) and a Korean font are installed"; exit 0; fi; \
-	command -v apt-get >/dev/null || { echo "browser: apt-get not found; install Chromium and a Korean font, and set CHROMIUM_EXECUTABLE" >&2; exit 1; }; \
-	if [ "$$(id -u)" -eq 0 ]; then sudo=(); \
-	elif command -v sudo >/dev/null; then sudo=(sudo); \
-	else echo "browser: need root or sudo to run apt-get install $${missing[*]}" >&2; exit 1; fi; \
-	echo "browser: installing Debian packages: $${missing[*]}"; \
-	export DEBIAN_FRONTEND=noninteractive; \
-	if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then "$${sudo[@]}" apt-get update -q; fi; \
-	"$${sudo[@]}" apt-get install -y -q --no-install-recommends "$${missing[@]}" || \
-	{ "$${sudo[@]}" apt-get update -q && "$${sudo[@]}" apt-get install -y -q --no-install-recommends "$${missing[@]}"; }; \
+	$(call APT_INSTALL,browser); \
 	[ -x "$(CHROMIUM_EXECUTABLE)" ] || { echo "browser: $(CHROMIUM_EXECUTABLE) missing after the install; set CHROMIUM_EXECUTABLE" >&2; exit 1; }
+
+# `make bench` measures with wrk (a compiled load generator) and runs nginx as the reference
+# proxy, both from Debian. BENCH_ARGS passes options on: "--quick" (~3 min), "--only P1,P2",
+# "--json bench.json" (docs/performance.md).
+BENCH_ARGS ?=
+
+bench-tools:
+	@missing=(); \
+	command -v wrk >/dev/null || missing+=(wrk); \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light); \
+	if [ $${#missing[@]} -eq 0 ]; then exit 0; fi; \
+	$(call APT_INSTALL,bench)
+
+bench: sync bench-tools infra-up ## the capacity figures beside their baselines and goals, one table (~12 min; BENCH_ARGS="--quick")
+	set -a; source $(LOCAL_ENV); set +a; \
+	export MSA_TEST_INFRA=local PATH="$$PATH:/usr/sbin"; \
+	.venv/bin/python -m benchmarks.bench $(BENCH_ARGS)
 
 run: sync infra-up ## migrate, create topics, run every service and the gateway (Ctrl-C stops)
 	exec .venv/bin/python deploy/local/run.py

@@ -2,8 +2,8 @@
 
 Not a test: run it by hand on an otherwise idle machine (Redis must be up, as for ``make run``):
 
-    uv run python benchmarks/gateway_bench.py [--requests 2000] [--concurrency 32]
-    uv run python benchmarks/gateway_bench.py --profile /tmp/gateway.prof   # cProfile the gateway
+    uv run python -m benchmarks.gateway_bench [--requests 2000] [--concurrency 32]
+    uv run python -m benchmarks.gateway_bench --profile /tmp/gateway.prof   # cProfile the gateway
 
 It starts, as real processes on loopback, a tiny upstream that serves ``GET /api/boards`` and a
 JWKS (or uses the board service at ``BOARD_URL`` when that answers) and the gateway in front of
@@ -27,7 +27,6 @@ import json
 import os
 import pstats
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+
+from benchmarks.bench.procstat import cpu_times
+from benchmarks.bench.report import percentile
+from tests.support.processes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 READ_PATH = "/api/boards"
@@ -86,13 +89,6 @@ def serve_stub(port: int) -> None:
 # --- processes ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         # Our own interpreter and script, never user input.
@@ -131,16 +127,6 @@ def board_service(url: str) -> bool:
         return httpx.get(f"{url.rstrip('/')}{READ_PATH}", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def cpu_seconds(pid: int) -> tuple[float, float] | None:
-    """User and system CPU time of a process so far (Linux /proc), None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 # --- tokens -------------------------------------------------------------------------------------
@@ -202,8 +188,8 @@ class Result:
         return self.requests / self.seconds
 
     def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * p))] * 1000
+        """The ``p`` quantile (0-1) of the latencies, in milliseconds."""
+        return percentile(self.latencies, p * 100) * 1000
 
 
 Get = Callable[[], Awaitable[tuple[int, bytes]]]
@@ -275,7 +261,7 @@ async def measure(
 
         await asyncio.gather(*(worker(n, None) for n in split(warmup)))
         latencies: list[float] = []
-        cpu_before = {server: cpu_seconds(pid) for server, pid in servers.items()}
+        cpu_before = {server: cpu_times(pid) for server, pid in servers.items()}
         client_before = time.process_time()
         started = time.perf_counter()
         await asyncio.gather(*(worker(n, latencies) for n in split(requests)))
@@ -283,7 +269,7 @@ async def measure(
         client_cpu = time.process_time() - client_before
         cpu_us: dict[str, tuple[float, float]] = {"client": (client_cpu / requests * 1e6, 0.0)}
         for server, pid in servers.items():
-            before, after = cpu_before[server], cpu_seconds(pid)
+            before, after = cpu_before[server], cpu_times(pid)
             if before is not None and after is not None:
                 cpu_us[server] = (
                     (after[0] - before[0]) / requests * 1e6,
@@ -376,7 +362,7 @@ def main() -> None:
     processes: list[subprocess.Popen[bytes]] = []
     try:
         stub = start(
-            [sys.executable, __file__, "--serve-stub", str(stub_port)],
+            [sys.executable, "-m", "benchmarks.gateway_bench", "--serve-stub", str(stub_port)],
             {"BENCH_JWKS": signer.jwks},
             logs / "stub.log",
         )

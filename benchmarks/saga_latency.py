@@ -3,7 +3,7 @@
 Not a test: run it by hand against a running stack on loopback (``make run``, or the saga test
 stack: ``uv run python -m tests.system.saga.stack`` prints its URLs)::
 
-    uv run python benchmarks/saga_latency.py [--sagas 200] [--concurrency 1] [--withdrawals 0]
+    uv run python -m benchmarks.saga_latency [--sagas 200] [--concurrency 1] [--withdrawals 0]
         [--member-url http://127.0.0.1:8001] [--qna-url http://127.0.0.1:8003]
         [--saga-url http://127.0.0.1:8004]
 
@@ -28,25 +28,15 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from benchmarks.bench.client import ok, prepare_acceptance, sign_up
+from benchmarks.bench.report import percentile
+
 TERMINAL = ("COMPLETED", "COMPENSATED", "FAILED")
-#: The password of the throwaway members the benchmark signs up.
-PASSWORD = "bench-password-1"  # noqa: S105 - a throwaway test account
-
-
-@dataclass
-class Member:
-    id: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
 @dataclass
@@ -54,52 +44,6 @@ class Results:
     client_ms: list[float] = field(default_factory=list)
     orchestrator_ms: list[float] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    if response.status_code != status:
-        raise SystemExit(
-            f"{response.request.method} {response.request.url}: {response.status_code} {response.text}"
-        )
-    return response.json()
-
-
-async def sign_up(http: httpx.AsyncClient, member_url: str) -> Member:
-    suffix = uuid.uuid4().hex[:10]
-    email = f"bench-{suffix}@example.com"
-    created = ok(
-        await http.post(
-            f"{member_url}/api/members",
-            json={"email": email, "password": PASSWORD, "nickname": f"b{suffix}"},
-        ),
-        201,
-    )
-    tokens = ok(
-        await http.post(f"{member_url}/api/auth/login", json={"email": email, "password": PASSWORD})
-    )
-    return Member(created["id"], tokens["access_token"])
-
-
-async def prepare_acceptance(
-    http: httpx.AsyncClient, qna_url: str, asker: Member, answerer: Member
-) -> tuple[str, str]:
-    question = ok(
-        await http.post(
-            f"{qna_url}/api/questions",
-            json={"title": "benchmark question", "content": "how fast?", "bounty": 1},
-            headers=asker.headers,
-        ),
-        201,
-    )
-    answer = ok(
-        await http.post(
-            f"{qna_url}/api/questions/{question['id']}/answers",
-            json={"content": "fast"},
-            headers=answerer.headers,
-        ),
-        201,
-    )
-    return question["id"], answer["id"]
 
 
 async def run_saga(
@@ -124,12 +68,6 @@ async def run_saga(
     )
     results.orchestrator_ms.append(ended.total_seconds() * 1000)
     results.statuses[saga["status"]] = results.statuses.get(saga["status"], 0) + 1
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
 
 
 def report(title: str, values: list[float]) -> None:

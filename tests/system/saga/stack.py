@@ -188,13 +188,16 @@ async def running_stack(
         SIGN_UP_PER_ADDRESS_PER_MINUTE="0",
     )
     env["board"]["REDIS_KEY_PREFIX"] = f"{prefix}board:"
+    # saga_env wins over the test-friendly intervals (the bench harness runs the defaults).
     env["saga"].update(
-        QNA_URL=f"http://127.0.0.1:{ports['qna-api']}",
-        STEP_TIMEOUT_SECONDS=str(step_timeout),
-        COMPENSATION_RETRY_SECONDS="0.3",
-        SWEEP_INTERVAL_SECONDS="0.2",
-        IN_FLIGHT_REFRESH_SECONDS="0.5",
-        **(saga_env or {}),
+        {
+            "QNA_URL": f"http://127.0.0.1:{ports['qna-api']}",
+            "STEP_TIMEOUT_SECONDS": str(step_timeout),
+            "COMPENSATION_RETRY_SECONDS": "0.3",
+            "SWEEP_INTERVAL_SECONDS": "0.2",
+            "IN_FLIGHT_REFRESH_SECONDS": "0.5",
+            **(saga_env or {}),
+        }
     )
     if gateway:
         env["gateway"] = {

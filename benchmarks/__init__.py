@@ -1,0 +1,1 @@
+"""Benchmarks: the ``make bench`` harness (``benchmarks.bench``) and per-topic measurement tools."""
