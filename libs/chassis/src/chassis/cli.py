@@ -20,13 +20,20 @@ from chassis.messaging.envelope import headers_dict
 from chassis.messaging.failures import describe, is_transient
 from chassis.messaging.producer import create_producer
 from chassis.messaging.topics import ALL_TOPICS, ensure_topics, with_dlqs
-from chassis.migrations import upgrade
 from chassis.read_model import RebuildRefused, RebuildReport
 from chassis.runner import serve
 from chassis.settings import BaseServiceSettings
 from chassis.tracing import configure_tracing
 
 Command = tuple[str, Callable[[], None]]
+
+
+def upgrade(service_root: Path, database_url: str, revision: str = "heads") -> None:
+    """``chassis.migrations.upgrade``, imported when ``migrate`` runs: Alembic (and Mako) are
+    needed by that admin process alone, not at every api or worker start."""
+    from chassis.migrations import upgrade as alembic_upgrade
+
+    alembic_upgrade(service_root, database_url, revision)
 
 
 def run_cli(prog: str, commands: dict[str, Command], argv: Sequence[str] | None = None) -> None:
