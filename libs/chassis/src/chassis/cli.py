@@ -123,8 +123,15 @@ def service_cli(
     run_cli(prog, commands, argv)
 
 
-def serve_http(settings: S, factory: Callable[[S], FastAPI], *, port: int) -> None:
-    """Start a process: logs and tracing first, then the app, then uvicorn until SIGTERM."""
+def serve_http(
+    settings: S, factory: Callable[[S], FastAPI], *, port: int, routed: bool = True
+) -> None:
+    """Start a process: logs and tracing first, then the app, then uvicorn until SIGTERM.
+
+    ``routed``: whether a load balancer sends requests to this listener (an ``api``). Only
+    then does SIGTERM keep it serving, readiness 503, for ``SHUTDOWN_DRAIN_SECONDS``: the time
+    the endpoint removal takes to reach every proxy. A ``worker``'s port serves health and
+    metrics to no Service (scraped by pod address), so its shutdown starts at once."""
     configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
     configure_tracing(settings.SERVICE_NAME)
     app = factory(settings)
@@ -132,7 +139,7 @@ def serve_http(settings: S, factory: Callable[[S], FastAPI], *, port: int) -> No
         app,
         host=settings.HTTP_HOST,
         port=port,
-        drain_seconds=settings.SHUTDOWN_DRAIN_SECONDS,
+        drain_seconds=settings.SHUTDOWN_DRAIN_SECONDS if routed else 0.0,
         timeout_seconds=settings.SHUTDOWN_TIMEOUT_SECONDS,
         forwarded_allow_ips=settings.forwarded_allow_ips(),
     )
