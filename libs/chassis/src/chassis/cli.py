@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -135,6 +136,11 @@ def serve_http(
     configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
     configure_tracing(settings.SERVICE_NAME)
     app = factory(settings)
+    # Everything built so far (modules, the app, its routes and models; about 140,000 objects)
+    # lives as long as the process. Frozen, out of the cyclic collector's sight, it is no longer
+    # walked by each full collection while the process serves (~80 ms of CPU each), nor by the
+    # collections of interpreter finalization, which took ~0.4 s of CPU after every SIGTERM.
+    gc.freeze()
     serve(
         app,
         host=settings.HTTP_HOST,
