@@ -237,7 +237,7 @@ class ChaosStack:
         return int((PID_DIR / f"{name}.pid").read_text())
 
     def kill(self, name: str) -> Fault:
-        """SIGKILL the process group of ``name`` (uv and the service): a crashed pod."""
+        """SIGKILL the process group of ``name`` (the service and any child): a crashed pod."""
         fault = Fault("kill", name, time.monotonic())
         self.faults.append(fault)
         os.killpg(self.pid(name), signal.SIGKILL)

@@ -20,7 +20,7 @@ def _api() -> None:
 
 def _worker() -> None:
     settings = Settings()
-    serve_http(settings, build_worker, port=settings.WORKER_PORT)
+    serve_http(settings, build_worker, port=settings.WORKER_PORT, routed=False)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -195,7 +195,8 @@ def test_web_runs_as_one_api_process_stopped_after_the_gateway() -> None:
     shared = {f"{s}_DATABASE_URL": "db" for s in ("MEMBER", "BOARD", "QNA", "SAGA")}
     specs = {s.name: s for s in run.long_running_processes(shared, list(run.DEPLOYABLES))}
     web = specs["web"]
-    assert web.command[-2:] == ["web", "api"]
+    # the environment's entry point itself, no `uv run` resolver pass and no uv process beside it
+    assert web.command == [str(run.VENV_BIN / "web"), "api"]
     assert web.tier == run.API  # the gateway (tier GATEWAY) stops first
     assert web.env["HTTP_PORT"] == "8005"
     assert web.env["SERVICE_NAME"] == "web"
@@ -203,3 +204,14 @@ def test_web_runs_as_one_api_process_stopped_after_the_gateway() -> None:
     assert not any(name.startswith("web-") for name in specs)  # no worker, no migration
     admin = run.admin_processes(shared, list(run.DEPLOYABLES))
     assert "web-migrate" not in {spec.name for spec in admin}
+
+
+def test_every_process_starts_from_its_entry_point_in_the_environment() -> None:
+    run = load_supervisor()
+    shared = {f"{s}_DATABASE_URL": "db" for s in ("MEMBER", "BOARD", "QNA", "SAGA")}
+    present = list(run.DEPLOYABLES)
+    specs = run.long_running_processes(shared, present) + run.admin_processes(shared, present)
+    for spec in specs:
+        program = Path(spec.command[0])
+        assert program.parent == Path(sys.executable).parent, spec.command
+        assert program.exists(), spec.command

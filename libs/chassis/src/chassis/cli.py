@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -20,13 +21,20 @@ from chassis.messaging.envelope import headers_dict
 from chassis.messaging.failures import describe, is_transient
 from chassis.messaging.producer import create_producer
 from chassis.messaging.topics import ALL_TOPICS, ensure_topics, with_dlqs
-from chassis.migrations import upgrade
 from chassis.read_model import RebuildRefused, RebuildReport
 from chassis.runner import serve
 from chassis.settings import BaseServiceSettings
 from chassis.tracing import configure_tracing
 
 Command = tuple[str, Callable[[], None]]
+
+
+def upgrade(service_root: Path, database_url: str, revision: str = "heads") -> None:
+    """``chassis.migrations.upgrade``, imported when ``migrate`` runs: Alembic (and Mako) are
+    needed by that admin process alone, not at every api or worker start."""
+    from chassis.migrations import upgrade as alembic_upgrade
+
+    alembic_upgrade(service_root, database_url, revision)
 
 
 def run_cli(prog: str, commands: dict[str, Command], argv: Sequence[str] | None = None) -> None:
@@ -116,16 +124,28 @@ def service_cli(
     run_cli(prog, commands, argv)
 
 
-def serve_http(settings: S, factory: Callable[[S], FastAPI], *, port: int) -> None:
-    """Start a process: logs and tracing first, then the app, then uvicorn until SIGTERM."""
+def serve_http(
+    settings: S, factory: Callable[[S], FastAPI], *, port: int, routed: bool = True
+) -> None:
+    """Start a process: logs and tracing first, then the app, then uvicorn until SIGTERM.
+
+    ``routed``: whether a load balancer sends requests to this listener (an ``api``). Only
+    then does SIGTERM keep it serving, readiness 503, for ``SHUTDOWN_DRAIN_SECONDS``: the time
+    the endpoint removal takes to reach every proxy. A ``worker``'s port serves health and
+    metrics to no Service (scraped by pod address), so its shutdown starts at once."""
     configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
     configure_tracing(settings.SERVICE_NAME)
     app = factory(settings)
+    # Everything built so far (modules, the app, its routes and models; about 140,000 objects)
+    # lives as long as the process. Frozen, out of the cyclic collector's sight, it is no longer
+    # walked by each full collection while the process serves (~80 ms of CPU each), nor by the
+    # collections of interpreter finalization, which took ~0.4 s of CPU after every SIGTERM.
+    gc.freeze()
     serve(
         app,
         host=settings.HTTP_HOST,
         port=port,
-        drain_seconds=settings.SHUTDOWN_DRAIN_SECONDS,
+        drain_seconds=settings.SHUTDOWN_DRAIN_SECONDS if routed else 0.0,
         timeout_seconds=settings.SHUTDOWN_TIMEOUT_SECONDS,
         forwarded_allow_ips=settings.forwarded_allow_ips(),
     )

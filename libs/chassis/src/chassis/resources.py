@@ -129,6 +129,7 @@ class Resources:
             service=s.SERVICE_NAME,
             topic_prefix=s.KAFKA_TOPIC_PREFIX,
             poll_seconds=s.OUTBOX_POLL_SECONDS,
+            housekeeping_seconds=s.OUTBOX_HOUSEKEEPING_SECONDS,
             batch_size=s.OUTBOX_BATCH_SIZE,
             backoff=Backoff(
                 initial=s.CONSUMER_RETRY_BACKOFF_SECONDS, cap=s.CONSUMER_RETRY_BACKOFF_MAX_SECONDS

@@ -73,7 +73,15 @@ class BaseServiceSettings(BaseSettings):
     JWKS_RETRY_BACKOFF_SECONDS: float = Field(default=1.0, gt=0)
     JWKS_RETRY_BACKOFF_MAX_SECONDS: float = Field(default=30.0, gt=0)
 
-    OUTBOX_POLL_SECONDS: float = Field(default=0.05, gt=0)
+    # --- footprint: idle workers wait on events, not on short sleeps (issue 15) ---
+    #: The outbox relay's safety poll (seconds): it waits on PostgreSQL LISTEN, woken by the
+    #: NOTIFY of every commit that stages events and by the loss of its LISTEN connection;
+    #: the poll only catches a notification that never came. Idle cost: one short transaction
+    #: per poll.
+    OUTBOX_POLL_SECONDS: float = Field(default=5.0, gt=0)
+    #: Period (seconds) of the relay's housekeeping: the ``outbox_pending`` gauge and the
+    #: deletion of rows published more than a day ago.
+    OUTBOX_HOUSEKEEPING_SECONDS: float = Field(default=30.0, gt=0)
     OUTBOX_BATCH_SIZE: int = Field(default=100, ge=1)
     #: Period of a worker's checkpoint report (``chassis.read_model.checkpoint_report``): the
     #: ``projection_checkpoint_offset`` gauge from the stored checkpoints, rebuilds included.

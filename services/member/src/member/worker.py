@@ -17,4 +17,4 @@ def create_app() -> FastAPI:
 
 def run() -> None:
     settings = Settings()
-    serve_http(settings, build_worker, port=settings.WORKER_PORT)
+    serve_http(settings, build_worker, port=settings.WORKER_PORT, routed=False)

@@ -17,4 +17,4 @@ def create_app() -> FastAPI:
 
 def run() -> None:
     settings = Settings()
-    serve_http(settings, lambda _: build_worker(settings), port=settings.WORKER_PORT)
+    serve_http(settings, lambda _: build_worker(settings), port=settings.WORKER_PORT, routed=False)

@@ -7,6 +7,13 @@ per-aggregate order even with several worker replicas), sends them with the idem
 producer, waits for every ack, and only then marks them published. A crash between the send
 and the mark re-sends the batch: consumers deduplicate by event id (the inbox).
 
+The relay waits on PostgreSQL ``LISTEN``: the committing transaction's ``NOTIFY`` wakes it, so
+an idle relay costs nothing but its safety poll (``poll_seconds``, seconds apart, for a
+notification that never came). When the LISTEN connection is lost, its termination wakes the
+relay, which listens again on a new connection and publishes at once whatever was committed
+meanwhile: no row waits for the safety poll after a reconnect. Housekeeping (the backlog gauge
+and the deletion of old published rows) runs on a slower clock of its own.
+
 During a database or broker outage the relay neither dies nor spins: a failed batch rolls back
 (its rows stay unpublished), the relay waits a capped, growing backoff, reconnects its LISTEN
 and tries again, logging the outage once when it starts and once when it ends.
@@ -42,8 +49,20 @@ def _lock_id(service: str) -> int:
     return zlib.crc32(f"outbox-relay:{service}".encode())
 
 
+class _Listening:
+    """The state of one LISTEN connection: ``lost`` once the server or the network closed it."""
+
+    def __init__(self) -> None:
+        self.lost = False
+
+
 class OutboxRelay:
-    """Background loop; ``stop()`` lets the current batch finish and flushes the producer."""
+    """Background loop; ``stop()`` lets the current batch finish and flushes the producer.
+
+    ``poll_seconds`` is the safety poll between two batches when no ``NOTIFY`` arrives (e.g. a
+    LISTEN connection that died silently); ``housekeeping_seconds`` the period of the backlog
+    gauge and of the deletion of rows published longer than ``retention`` ago.
+    """
 
     def __init__(
         self,
@@ -52,7 +71,8 @@ class OutboxRelay:
         *,
         service: str,
         topic_prefix: str = "",
-        poll_seconds: float = 0.05,
+        poll_seconds: float = 5.0,
+        housekeeping_seconds: float = 30.0,
         batch_size: int = 100,
         retention: dt.timedelta = dt.timedelta(hours=24),
         backoff: Backoff | None = None,
@@ -62,11 +82,12 @@ class OutboxRelay:
         self.service = service
         self.topic_prefix = topic_prefix
         self.poll_seconds = poll_seconds
+        self.housekeeping_seconds = housekeeping_seconds
         self.batch_size = batch_size
         self.retention = retention
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
-        self._last_housekeeping = 0.0
+        self._next_housekeeping = 0.0
         self.outage = Outage("outbox relay", backoff or Backoff(initial=0.1, cap=10.0), log)
 
     @property
@@ -89,30 +110,42 @@ class OutboxRelay:
 
     async def _relay(self) -> None:
         """Publish batches until stopped; raises when the database or the broker fails."""
+        while not self._stopping.is_set():
+            async with self._notifications() as listening:
+                await self._relay_while_listening(listening)
+            if listening.lost and not self._stopping.is_set():
+                # listen again at once; the first batch on the new connection publishes what
+                # was committed while nobody listened (a failed reconnect backs off in run())
+                log.info("outbox.listen_lost", service=self.service)
+
+    async def _relay_while_listening(self, listening: _Listening) -> None:
         loop = asyncio.get_running_loop()
-        async with self._notifications():
-            while not self._stopping.is_set():
-                self._wake.clear()
-                sent = await self.publish_batch()
-                self.outage.succeeded()
-                if loop.time() - self._last_housekeeping > 5:
-                    await self._housekeeping()
-                    self._last_housekeeping = loop.time()
-                if sent < self.batch_size:
-                    # A commit that staged events wakes us at once; the poll is the safety net.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+        while not self._stopping.is_set() and not listening.lost:
+            self._wake.clear()
+            sent = await self.publish_batch()
+            self.outage.succeeded()
+            if loop.time() >= self._next_housekeeping:
+                await self._housekeeping()
+                self._next_housekeeping = loop.time() + self.housekeeping_seconds
+            if sent < self.batch_size and not listening.lost:
+                # A commit that staged events wakes us at once, and so does the loss of the
+                # LISTEN connection; the poll is the safety net for a notification never sent.
+                wait = min(self.poll_seconds, max(0.0, self._next_housekeeping - loop.time()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
 
     async def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
 
     @contextlib.asynccontextmanager
-    async def _notifications(self) -> AsyncIterator[None]:
-        """LISTEN on the channel ``UnitOfWork.publish`` notifies (delivered at commit)."""
+    async def _notifications(self) -> AsyncIterator[_Listening]:
+        """LISTEN on the channel ``UnitOfWork.publish`` notifies (delivered at commit); the
+        yielded state turns ``lost`` (and the relay wakes) when that connection terminates."""
+        listening = _Listening()
         engine: AsyncEngine | None = self.session_factory.kw.get("bind")
         if engine is None or engine.dialect.driver != "asyncpg":
-            yield
+            yield listening
             return
         async with engine.connect() as conn:
             raw = await conn.get_raw_connection()
@@ -122,12 +155,23 @@ class OutboxRelay:
             def wake(*_: object) -> None:
                 self._wake.set()
 
+            def lost(*_: object) -> None:
+                listening.lost = True
+                self._wake.set()
+
+            driver.add_termination_listener(lost)
             await driver.add_listener(OUTBOX_CHANNEL, wake)
             try:
-                yield
+                yield listening
             finally:
-                with contextlib.suppress(Exception):
-                    await driver.remove_listener(OUTBOX_CHANNEL, wake)
+                driver.remove_termination_listener(lost)
+                if listening.lost:
+                    # a dead connection goes back to no pool
+                    with contextlib.suppress(Exception):
+                        await conn.invalidate()
+                else:
+                    with contextlib.suppress(Exception):
+                        await driver.remove_listener(OUTBOX_CHANNEL, wake)
 
     async def publish_batch(self) -> int:
         """Publish one batch; returns how many rows were published."""
