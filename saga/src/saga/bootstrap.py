@@ -20,6 +20,7 @@ from saga.entrypoints import api
 from saga.orchestrator import Policy
 from saga.qna import AcceptanceChecks, HttpAcceptanceChecks
 from saga.store import SagaUnitOfWork
+from saga.sweeper import DeadlineSweeper
 from saga.worker import wait_for_assignment
 
 #: How long recovery waits for the reply consumer's partitions before it goes ahead anyway.
@@ -86,13 +87,11 @@ def build_worker(settings: Settings) -> FastAPI:
         await wait_for_assignment(replies.assigned, ASSIGNMENT_WAIT_SECONDS)
         await engine.recover()
 
-    runtime.add_background(
-        "deadline sweeper",
-        PeriodicTask(
-            "deadline sweeper", engine.sweep, settings.SWEEP_INTERVAL_SECONDS, before_first=recover
-        ),
-        Phase.CONSUMERS,
+    sweeper = DeadlineSweeper(
+        engine.sweep_until_next, settings.SWEEP_INTERVAL_SECONDS, before_first=recover
     )
+    engine.on_deadline = sweeper.deadline_written  # a sooner deadline written here wakes it
+    runtime.add_background("deadline sweeper", sweeper, Phase.CONSUMERS)
     runtime.add_background(
         "in-flight gauge",
         PeriodicTask(

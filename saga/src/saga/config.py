@@ -35,7 +35,10 @@ class Settings(BaseServiceSettings):
     #: ... this many attempts in all; then the saga is FAILED and the next attempt is parked in
     #: the participant's command DLQ (about 16 minutes with the defaults).
     RETRIABLE_MAX_ATTEMPTS: int = Field(default=20, ge=1)
-    #: How often the worker looks for sagas whose step deadline has passed.
-    SWEEP_INTERVAL_SECONDS: float = Field(default=0.5, gt=0)
-    #: How often the saga_in_flight gauge is refreshed from the database.
-    IN_FLIGHT_REFRESH_SECONDS: float = Field(default=5.0, gt=0)
+    #: The longest the worker's deadline sweeper sleeps: it wakes at the next deadline it knows
+    #: of, or sooner when this worker writes a sooner one, but a deadline written by another
+    #: process is seen at most this late. Keep it at most RETRY_BACKOFF_SECONDS.
+    SWEEP_INTERVAL_SECONDS: float = Field(default=1.0, gt=0)
+    #: How often the saga_in_flight gauge is refreshed from the database: as often as
+    #: Prometheus scrapes it (deploy/observability/prometheus.yml), more would go unread.
+    IN_FLIGHT_REFRESH_SECONDS: float = Field(default=10.0, gt=0)

@@ -65,6 +65,9 @@ class SagaEngine:
         self.policy = policy
         self.topic_prefix = topic_prefix
         self.clock = clock
+        #: Called after a commit that set a saga's deadline, with that deadline (UTC): the
+        #: worker's sweeper wakes early when it is sooner than its next look.
+        self.on_deadline: Callable[[dt.datetime], None] | None = None
 
     # --- start ----------------------------------------------------------------------------
 
@@ -158,6 +161,12 @@ class SagaEngine:
 
     async def sweep(self, limit: int = 100) -> int:
         """Apply every passed deadline (timeouts and delayed retries); returns how many."""
+        return (await self.sweep_until_next(limit))[0]
+
+    async def sweep_until_next(self, limit: int = 100) -> tuple[int, dt.datetime | None]:
+        """``sweep``, and in the same transaction the earliest deadline still ahead (None when
+        there is none): how many were applied, and when to look again. A full batch (``limit``)
+        answers "now", since more may be overdue."""
         async with self.uow_factory() as uow:
             now = self.clock()
             due = await uow.sagas.due(now, limit)
@@ -169,8 +178,9 @@ class SagaEngine:
                             await self._apply(uow, state, transition)
                 except Exception:
                     log.exception("saga.deadline_failed", saga_id=state.id, saga_type=state.type)
+            upcoming = now if len(due) >= limit else await uow.sagas.next_deadline(now)
             await uow.commit()
-        return len(due)
+        return len(due), upcoming
 
     async def recover(self, limit: int = 1000) -> int:
         """After a (re)start: re-send every awaited command that already left the outbox (same
@@ -228,6 +238,10 @@ class SagaEngine:
             old, transition.state, command_message_id=forward[-1] if forward else None
         )
         self._report(uow, old, transition)
+        deadline = transition.state.deadline
+        if deadline is not None and self.on_deadline is not None:
+            notify = self.on_deadline
+            uow.after_commit(lambda: notify(deadline))
 
     async def _publish(
         self, uow: SagaUnitOfWork, commands: tuple[OutgoingCommand, ...]

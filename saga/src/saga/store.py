@@ -272,6 +272,17 @@ class SagaRepository:
         ).all()
         return [s.state for s in await self._load(rows)]
 
+    async def next_deadline(self, after: dt.datetime) -> dt.datetime | None:
+        """The earliest deadline of an in-flight saga later than ``after`` (the partial index
+        ``ix_saga_instances_deadline``), None when there is none. Deadlines already passed are
+        left out: one a sweep skipped (locked elsewhere) or kept is not a reason to spin."""
+        deadline: dt.datetime | None = await self.session.scalar(
+            select(func.min(saga_instances.c.deadline))
+            .where(saga_instances.c.status.in_([s.value for s in ACTIVE_STATUSES]))
+            .where(saga_instances.c.deadline > after)
+        )
+        return deadline
+
     async def awaiting_resend(self, limit: int) -> list[SagaState]:
         """In-flight sagas whose awaited command already left the outbox (so it may be lost)."""
         pending = exists().where(

@@ -1,8 +1,8 @@
 """Crash recovery of the orchestrator: recovery waits for the reply consumer's partitions.
 
-The worker's loops, the deadline sweeper (after this recovery) and the in-flight gauge, are each a
-``chassis.periodic.PeriodicTask`` wired in ``saga.bootstrap.build_worker``: during a database
-outage they back off (capped) and resume by themselves, logging the outage once. The reply
+The worker's loops, the deadline sweeper (``saga.sweeper``, after this recovery) and the in-flight
+gauge (a ``chassis.periodic.PeriodicTask``), are wired in ``saga.bootstrap.build_worker``: during
+a database outage they back off (capped) and resume by themselves, logging the outage once. The reply
 consumer and the outbox relay come from the chassis too.
 """
 
