@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import delete, insert, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from board.adapters.tables import (
     POST_LIST_COUNTS,
@@ -25,7 +25,7 @@ from chassis.messaging.envelope import Envelope
 from chassis.migrations import upgrade
 from chassis.read_model import rebuild
 from tests.support import list_counts, projections
-from tests.support.infra import Infra
+from tests.support.infra import Infra, wait_for
 from tests.support.kafka import send_envelope
 
 pytestmark = pytest.mark.integration
@@ -184,3 +184,55 @@ async def test_the_recount_repairs_every_counter_and_says_how_many(engine: Async
         assert await conn.scalar(text(RECOUNT_LIST_COUNTS)) == 3
         assert await conn.scalar(text(RECOUNT_LIST_COUNTS)) == 0  # idempotent
     await list_counts.assert_exact(engine, POST_LIST_COUNTS, "after the repair")
+
+
+async def _apply(engine: AsyncEngine, env: Envelope) -> None:
+    async with async_sessionmaker(engine)() as session, session.begin():
+        await READ_MODEL.apply(session, READ_MODEL.live, env)
+
+
+async def _someone_waits_for_a_lock(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        waiting = await conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return bool(waiting)
+
+
+async def test_a_deletion_racing_its_authors_withdrawal_counts_once(engine: AsyncEngine) -> None:
+    """The withdrawal (every summary of the member, no per-post lock) and the post's deletion
+    each change the row the other reads: the deletion must see the row as the withdrawal left
+    it, or the author's counter is decremented twice."""
+    author, board, post = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    created = _event(
+        "PostCreated",
+        "board",
+        post,
+        post_id=post,
+        board_id=board,
+        author_id=author,
+        title="글",
+        created_at=T0,
+        version=1,
+    )
+    await _apply(engine, created)
+    withdrawal = async_sessionmaker(engine)()
+    async with withdrawal, withdrawal.begin():
+        await READ_MODEL.apply(
+            withdrawal,
+            READ_MODEL.live,
+            _event("MemberWithdrawn", "member", author, member_id=author),
+        )
+        deleted = _event(
+            "PostDeleted", "board", post, post_id=post, board_id=board, author_id=author, version=2
+        )
+        deleting = asyncio.create_task(_apply(engine, deleted))
+        await wait_for(lambda: _someone_waits_for_a_lock(engine), message="the deletion to wait")
+        assert not deleting.done()
+    await asyncio.wait_for(deleting, 30)
+
+    await list_counts.assert_exact(engine, POST_LIST_COUNTS, "after the race")
+    assert await list_counts.stored(engine, POST_LIST_COUNTS) == {}
