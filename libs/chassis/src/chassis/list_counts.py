@@ -43,7 +43,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     ColumnElement,
-    Integer,
     MetaData,
     PrimaryKeyConstraint,
     Select,
@@ -54,10 +53,9 @@ from sqlalchemy import (
     cast,
     func,
     literal,
-    literal_column,
     select,
+    text,
     true,
-    union_all,
 )
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.engine import Result, Row
@@ -195,20 +193,34 @@ class ListCounts:
         after = write.returning(*(s.c[n] for n in dict.fromkeys((*tracked, *returning)))).cte(
             "counted_after"
         )
-        moves = union_all(*self._moves(before, -1), *self._moves(after, +1)).subquery("moves")
-        change = func.sum(moves.c.d)
-        summed = (
-            select(moves.c.scope, moves.c.key, change.label("live"))
-            .group_by(moves.c.scope, moves.c.key)
-            .having(change != 0)
-            .order_by(moves.c.scope, moves.c.key)
-        )
-        bump = insert(c).from_select(["scope", "key", "live"], summed)
-        bump = bump.on_conflict_do_update(
-            index_elements=[c.c.scope, c.c.key], set_={"live": c.c.live + bump.excluded.live}
-        )
-        stmt = select(*(after.c[n] for n in returning)).add_cte(bump.cte("counted_moves"))
+        # The counter part is constant SQL (no parameter): as text it costs nothing to compile,
+        # and SQLAlchemy compiles an ON CONFLICT statement at every execution (it has no cache
+        # key for it).
+        bump = text(self._moves_sql(c.name)).columns().cte("counted_moves")
+        # in this order: a WITH item sees only those before it
+        stmt = select(*(after.c[n] for n in returning)).add_cte(before, after, bump)
         return await session.execute(stmt)
+
+    def _moves_sql(self, counts: str) -> str:
+        """``INSERT`` into ``counts`` of the non-zero sums of -1 per row of ``counted_before``
+        and +1 per row of ``counted_after`` that is counted, per (scope, key), in that order."""
+        sql = _MOVES.get((self, counts))
+        if sql is None:
+            q = _quote
+            columns = ", ".join(q(n) for n in (self.hidden, *self._key_columns))
+            lists = ", ".join(f"('{scope.name}', {_key_sql('r', scope)})" for scope in self.scopes)
+            sql = (
+                f"INSERT INTO {q(counts)} AS c (scope, key, live)"  # noqa: S608 (identifiers)
+                " SELECT m.scope, m.key, sum(r.d) FROM"
+                f" (SELECT -1 AS d, {columns} FROM counted_before"
+                f"  UNION ALL SELECT 1, {columns} FROM counted_after) AS r"
+                f" CROSS JOIN LATERAL (VALUES {lists}) AS m (scope, key)"
+                f" WHERE NOT r.{q(self.hidden)} AND m.key IS NOT NULL"
+                " GROUP BY m.scope, m.key HAVING sum(r.d) <> 0 ORDER BY m.scope, m.key"
+                " ON CONFLICT (scope, key) DO UPDATE SET live = c.live + EXCLUDED.live"
+            )
+            _MOVES[(self, counts)] = sql
+        return sql
 
     def _before(self, s: Table, condition: ColumnElement[bool]) -> CTE:
         tracked = (self.hidden, *self._key_columns)
@@ -219,16 +231,6 @@ class ListCounts:
             .cte("counted_before")
             .prefix_with("MATERIALIZED")
         )
-
-    def _moves(self, rows: CTE, sign: int) -> list[Select[Any]]:
-        return [
-            select(
-                cast(literal(scope.name), Text).label("scope"),
-                _key_expression(rows, scope).label("key"),
-                literal_column(str(sign), Integer).label("d"),
-            ).where(~rows.c[self.hidden], *(rows.c[n].is_not(None) for n in scope.columns))
-            for scope in self.scopes
-        ]
 
     # -- recounting --------------------------------------------------------------------------
 
@@ -259,11 +261,7 @@ class ListCounts:
                     for i, n in enumerate(columns)
                     if n not in scope.columns
                 )
-                key = (
-                    " || ':' || ".join(f"{q(n)}::text" for n in scope.columns)
-                    if scope.columns
-                    else "''"
-                )
+                key = _key_sql(q(summaries or self.summaries.name), scope)
                 scope_cases.append(f"WHEN {mask} THEN '{scope.name}'")
                 key_cases.append(f"WHEN {mask} THEN {key}")
                 sets.append(f"({', '.join(q(n) for n in scope.columns)})")
@@ -335,14 +333,16 @@ def _after_reading(before: CTE) -> ColumnElement[bool]:
     return select(func.count()).select_from(before).scalar_subquery() >= 0
 
 
-def _key_expression(rows: CTE, scope: Scope) -> ColumnElement[str]:
+def _key_sql(rows: str, scope: Scope) -> str:
+    """The key of ``scope`` for a row of ``rows`` in SQL: ``''``, a column as text, or columns
+    joined by ``:`` (NULL when one of them is NULL: the row counts in no list of the scope)."""
     if not scope.columns:
-        return cast(literal(""), Text)
-    parts: list[ColumnElement[str]] = [cast(rows.c[n], Text) for n in scope.columns]
-    key = parts[0]
-    for part in parts[1:]:
-        key = key.op("||")(literal(KEY_SEPARATOR, Text)).op("||")(part)
-    return key
+        return "''"
+    return " || ':' || ".join(f"{rows}.{_quote(n)}::text" for n in scope.columns)
+
+
+#: (counters, counter table name) -> the SQL of ``ListCounts._moves_sql``, built once.
+_MOVES: dict[tuple[ListCounts, str], str] = {}
 
 
 def _quote(name: str) -> str:
