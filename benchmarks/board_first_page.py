@@ -33,6 +33,7 @@ import asyncpg
 import httpx
 from sqlalchemy import text
 
+from board.adapters.tables import RECOUNT_LIST_COUNTS
 from board.bootstrap import build_api
 from board.config import SERVICE_ROOT, Settings
 from chassis.db import create_engine
@@ -84,6 +85,7 @@ async def _seed(database_url: str, posts: int) -> str:
         async with engine.begin() as conn:
             board = await conn.scalar(text("SELECT id FROM boards WHERE slug = 'free'"))
             await conn.execute(text(SEED), {"board": board, "posts": posts})
+            await conn.execute(text(RECOUNT_LIST_COUNTS))  # the counters behind `total`
             await conn.execute(text("ANALYZE post_summaries"))
     finally:
         await engine.dispose()

@@ -195,6 +195,16 @@ async def check_board(db: dict[str, asyncpg.Connection], found: Findings) -> Non
     )
     if extra:
         found.add(f"{extra} post list rows without a post", duplicates=extra)
+    await check_list_counts(
+        db["board"],
+        found,
+        "post_list_counts",
+        "SELECT 'all', '', count(*) FROM post_summaries WHERE NOT deleted"
+        " UNION ALL SELECT 'board', board_id::text, count(*) FROM post_summaries"
+        "  WHERE NOT deleted GROUP BY board_id"
+        " UNION ALL SELECT 'author', author_id::text, count(*) FROM post_summaries"
+        "  WHERE NOT deleted AND author_id IS NOT NULL GROUP BY author_id",
+    )
 
 
 async def check_qna(db: dict[str, asyncpg.Connection], found: Findings) -> None:
@@ -224,6 +234,35 @@ async def check_qna(db: dict[str, asyncpg.Connection], found: Findings) -> None:
     )
     if extra:
         found.add(f"{extra} question list rows without a question", duplicates=extra)
+    await check_list_counts(
+        db["qna"],
+        found,
+        "question_list_counts",
+        "SELECT 'all', '', count(*) FROM question_summaries WHERE NOT deleted"
+        " UNION ALL SELECT 'status', status, count(*) FROM question_summaries"
+        "  WHERE NOT deleted GROUP BY status"
+        " UNION ALL SELECT 'author', author_id::text, count(*) FROM question_summaries"
+        "  WHERE NOT deleted AND author_id IS NOT NULL GROUP BY author_id"
+        " UNION ALL SELECT 'author_status', author_id::text || ':' || status, count(*)"
+        "  FROM question_summaries WHERE NOT deleted AND author_id IS NOT NULL"
+        "  GROUP BY author_id, status",
+    )
+
+
+async def check_list_counts(
+    conn: asyncpg.Connection, found: Findings, table: str, implied: str
+) -> None:
+    """Every list counter (``table``: scope, key -> live) equals the ``count(*)`` its summaries
+    imply (``implied``: rows of scope, key, count), so each list's ``total`` is its length."""
+    rows = await conn.fetch(
+        f"WITH want (scope, key, live) AS ({implied})"
+        " SELECT coalesce(w.scope, c.scope) AS scope, coalesce(w.key, c.key) AS key,"
+        "  coalesce(w.live, 0) AS want, coalesce(c.live, 0) AS have"
+        f" FROM want w FULL JOIN {table} c ON c.scope = w.scope AND c.key = w.key"
+        " WHERE coalesce(w.live, 0) <> coalesce(c.live, 0)"
+    )
+    for row in rows:
+        found.compare(f"{table} {row['scope']} {row['key']}", row["want"], row["have"])
 
 
 async def check_deleted(db: dict[str, asyncpg.Connection], found: Findings, gone: Deleted) -> None:

@@ -158,7 +158,12 @@ async def test_a_rebuild_gives_the_same_read_model_and_the_projector_goes_on(
     assert (
         await projections.rows(board.engine, post_summary_comments, "kind", "child_id") == comments
     )
-    assert report.rows == {"post_summaries": len(before), "post_summary_comments": 1}
+    # the counters: all posts, the board, and each of the two authors
+    assert report.rows == {
+        "post_summaries": len(before),
+        "post_summary_comments": 1,
+        "post_list_counts": 4,
+    }
     assert len(before) == 3  # two posts and one tombstone
     # MemberRegistered, 3 x PostCreated, CommentAdded, PostUpdated, PostDeleted, MemberProfileChanged
     assert (report.events_applied, report.events_skipped) == (8, 0)
@@ -365,7 +370,12 @@ async def test_the_cli_rebuilds_and_prints_the_report(
 
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["read_model"] == "post_summaries"
-    assert report["rows"] == {"post_summaries": 1, "post_summary_comments": 0}
+    # the counters: all posts, the board and the author
+    assert report["rows"] == {
+        "post_summaries": 1,
+        "post_summary_comments": 0,
+        "post_list_counts": 3,
+    }
     assert (report["events_applied"], report["events_skipped"]) == (1, 0)
     assert await board.summaries() == before
 

@@ -43,6 +43,7 @@ from chassis.db import (
     projection_checkpoint_table,
     utcnow,
 )
+from chassis.list_counts import ListCounts
 from chassis.logging import get_logger
 from chassis.messaging.connection import KafkaTarget
 from chassis.messaging.consumer import replay
@@ -84,7 +85,9 @@ class ReadModel:
       catch-up, with the fresh tables; may fill them from the write side, or raise
       :class:`RebuildRefused` to keep the live tables. ``started_at`` is when the rebuild began
       (UTC);
-    - ``after_swap()``: runs once the swap is committed (e.g. invalidating a cache).
+    - ``after_swap()``: runs once the swap is committed (e.g. invalidating a cache);
+    - ``counts``: the list counters among ``tables`` (``chassis.list_counts``), which ``apply``
+      keeps and the rebuild recounts from the fresh summaries before the swap.
     """
 
     name: str
@@ -94,11 +97,18 @@ class ReadModel:
     apply: Callable[[AsyncSession, Tables, Envelope], Awaitable[object]]
     before_swap: Callable[[AsyncSession, Tables, dt.datetime], Awaitable[None]] | None = None
     after_swap: Callable[[], Awaitable[None]] | None = None
+    counts: tuple[ListCounts, ...] = ()
 
     def __post_init__(self) -> None:
         names = [t.name for t in self.tables]
         if not names or len(set(names)) != len(names):
             raise ValueError(f"read model {self.name!r} needs distinct tables, got {names}")
+        for counts in self.counts:
+            if not {counts.summaries.name, counts.counts.name} <= set(names):
+                raise ValueError(
+                    f"read model {self.name!r}: the counters {counts.counts.name} and their "
+                    f"summaries {counts.summaries.name} must be among its tables {names}"
+                )
         if any(t.schema is not None for t in self.tables):
             raise ValueError("a read model's tables live in the default schema (search_path)")
         for name in (*names, self.name):
@@ -266,7 +276,9 @@ async def rebuild(
     4. Phase 2, one transaction: the read-model lock ``hashtextextended('read-model:<name>',
        0)`` exclusively (live writers wait in :func:`exclude_rebuild`, readers go on); the
        catch-up replay from the offsets phase 1 reached (a savepoint per event);
-       ``before_swap``; ``DROP`` the live tables, ``RENAME`` the fresh ones, and give every
+       ``before_swap``; every counter of ``model.counts`` recomputed from the fresh summaries
+       (``ListCounts.recount_sql``; a counter the replay left wrong is logged as
+       ``read_model.counters_corrected``); ``DROP`` the live tables, ``RENAME`` the fresh ones, and give every
        index, index-backed constraint (primary key, unique, exclusion), other constraint and
        identity sequence the live name it had, matched through the catalog by definition; the
        live checkpoint := ``greatest(live, reached)``; the ``<name>_rebuild`` rows deleted.
@@ -364,6 +376,7 @@ async def rebuild(
                 )
                 if model.before_swap is not None:
                     await model.before_swap(session, fresh, started)
+                await _recount(session, model)
                 await _swap(session, model)
                 live_offsets = await _advance_live_checkpoints(
                     session, model.name, rebuild_checkpoint, reached
@@ -409,6 +422,26 @@ async def rebuild_from_settings(settings: BaseServiceSettings, model: ReadModel)
         )
     finally:
         await engine.dispose()
+
+
+async def _recount(session: AsyncSession, model: ReadModel) -> None:
+    """Set the fresh counters from the fresh summaries, so they swap together and exact."""
+    for counts in model.counts:
+        corrected = await session.scalar(
+            text(
+                counts.recount_sql(
+                    _fresh_name(counts.summaries.name), _fresh_name(counts.counts.name)
+                )
+            )
+        )
+        if corrected:
+            # the replay's own counting went wrong somewhere: the recount repaired it
+            log.warning(
+                "read_model.counters_corrected",
+                read_model=model.name,
+                counters=counts.counts.name,
+                corrected=int(corrected),
+            )
 
 
 def _fresh_name(live: str) -> str:

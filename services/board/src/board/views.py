@@ -1,7 +1,9 @@
 """CQRS read side: the queries behind the GET endpoints and the JSON shapes they return.
 
-Post lists come only from the ``post_summaries`` read model. A single post and its comments are
-read from the write model, so an author sees their own change at once.
+Post lists come only from the ``post_summaries`` read model, each in one statement with its
+total, which is a counter row (``post_list_counts``, chassis.list_counts) rather than a
+``count(*)`` that grows with the list; a title search counts its matches. A single post and its
+comments are read from the write model, so an author sees their own change at once.
 """
 
 from __future__ import annotations
@@ -9,12 +11,21 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table, and_, func, select
+from sqlalchemy import ColumnElement, Row, Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import ScalarSelect
 
-from board.adapters.tables import authors, boards, comments, post_summaries, posts
+from board.adapters.tables import (
+    POST_LIST_COUNTS,
+    authors,
+    boards,
+    comments,
+    post_summaries,
+    posts,
+)
 from board.domain.authors import Author, Byline, byline
 from board.domain.model import Board, Comment, Post
+from chassis.list_counts import page_with_total, split_page
 
 LIKE_ESCAPE = "\\"
 
@@ -102,6 +113,9 @@ _AUTHOR_COLUMNS = (
 
 # --- queries -----------------------------------------------------------------------------------
 
+#: The lists' order, newest first (``ix_post_summaries_board_created`` serves the board's).
+_ORDER = ("created_at", "post_id")
+
 
 async def list_boards(session: AsyncSession) -> list[dict[str, Any]]:
     rows = await session.execute(select(boards).order_by(boards.c.created_at, boards.c.slug))
@@ -111,8 +125,49 @@ async def list_boards(session: AsyncSession) -> list[dict[str, Any]]:
     ]
 
 
-async def board_exists(session: AsyncSession, board_id: uuid.UUID) -> bool:
-    return await session.scalar(select(boards.c.id).where(boards.c.id == board_id)) is not None
+def _newest_first(where: list[ColumnElement[bool]], offset: int, limit: int) -> Select[Any]:
+    s = post_summaries
+    return (
+        select(s)
+        .where(*where)
+        .order_by(s.c.created_at.desc(), s.c.post_id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+
+
+def _matches(where: list[ColumnElement[bool]]) -> ScalarSelect[int]:
+    """The exact number of rows ``where`` selects (a title search: selective, not kept)."""
+    return select(func.count()).select_from(post_summaries).where(*where).scalar_subquery()
+
+
+async def board_post_page(
+    session: AsyncSession,
+    board_id: uuid.UUID,
+    *,
+    offset: int,
+    limit: int,
+    q: str | None = None,
+) -> tuple[list[dict[str, Any]], int] | None:
+    """A board's posts, newest first, from the read model, and their total; None when the board
+    does not exist. ``q`` searches titles (bound, wildcards escaped).
+
+    One statement: the board row, the total and the page. Without ``q`` the total is the
+    board's counter row (``post_list_counts``, constant time whatever the board's size); with
+    ``q`` it is the exact number of matches, which the trigram index finds."""
+    s = post_summaries
+    where: list[ColumnElement[bool]] = [~s.c.deleted, s.c.board_id == board_id]
+    if q:
+        where.append(s.c.title.ilike(like_pattern(q), escape=LIKE_ESCAPE))
+    total = _matches(where) if q else POST_LIST_COUNTS.total("board", board_id)
+    stmt = page_with_total(_newest_first(where, offset, limit), total, _ORDER, anchor=boards).where(
+        boards.c.id == board_id
+    )
+    found = split_page((await session.execute(stmt)).all(), "post_id")
+    if found is None:
+        return None
+    rows, count = found
+    return [_summary(r) for r in rows], count
 
 
 async def post_page(
@@ -120,29 +175,20 @@ async def post_page(
     *,
     offset: int,
     limit: int,
-    board_id: uuid.UUID | None = None,
     author_id: uuid.UUID | None = None,
-    q: str | None = None,
-    table: Table = post_summaries,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Newest first, from the read model; ``q`` searches titles (bound, wildcards escaped)."""
-    conditions: list[ColumnElement[bool]] = [~table.c.deleted]
-    if board_id is not None:
-        conditions.append(table.c.board_id == board_id)
-    if author_id is not None:
-        conditions.append(table.c.author_id == author_id)
-    if q:
-        conditions.append(table.c.title.ilike(like_pattern(q), escape=LIKE_ESCAPE))
-    where = and_(*conditions)
-    total = await session.scalar(select(func.count()).select_from(table).where(where))
-    rows = await session.execute(
-        select(table)
-        .where(where)
-        .order_by(table.c.created_at.desc(), table.c.post_id.desc())
-        .offset(offset)
-        .limit(limit)
-    )
-    return [_summary(r) for r in rows], int(total or 0)
+    """Posts across boards, newest first, optionally one author's, from the read model, and
+    their total from the counter row (``all``, or ``author``); one statement."""
+    s = post_summaries
+    where: list[ColumnElement[bool]] = [~s.c.deleted]
+    if author_id is None:
+        total = POST_LIST_COUNTS.total("all")
+    else:
+        where.append(s.c.author_id == author_id)
+        total = POST_LIST_COUNTS.total("author", author_id)
+    stmt = page_with_total(_newest_first(where, offset, limit), total, _ORDER)
+    rows, count = split_page((await session.execute(stmt)).all(), "post_id") or ([], 0)
+    return [_summary(r) for r in rows], count
 
 
 async def post_detail(session: AsyncSession, post_id: uuid.UUID) -> dict[str, Any] | None:

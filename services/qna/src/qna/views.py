@@ -1,5 +1,8 @@
 """CQRS read side: the question list from the ``question_summaries`` read model, details from the write model.
 
+The list's total is a counter row (``question_list_counts``, chassis.list_counts), not a
+``count(*)`` that grows with the questions; a title search counts its matches.
+
 Every function returns JSON-ready dictionaries (ids and times as strings), the shapes of
 docs/services/qna.md, so a stored idempotent response is byte-for-byte what the first call returned.
 """
@@ -10,9 +13,11 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import ScalarSelect
 
+from chassis.list_counts import page_with_total, split_page
 from chassis.pagination import PageParams
 from qna.adapters import tables
 
@@ -55,27 +60,26 @@ async def list_questions(
     q: str | None = None,
     author_id: uuid.UUID | None = None,
 ) -> Json:
-    """Q&A 목록 조회: newest first, filtered by status, title text and author."""
+    """Q&A 목록 조회: newest first, filtered by status, title text and author, with the total, in
+    one statement."""
     s = tables.question_summaries
-    conditions: list[ColumnElement[bool]] = [s.c.deleted.is_(False)]
+    where: list[ColumnElement[bool]] = [s.c.deleted.is_(False)]
     if status is not None:
-        conditions.append(s.c.status == status)
+        where.append(s.c.status == status)
     if q:
         # bound parameter + escaped wildcards; the trigram GIN index serves ILIKE '%...%'
-        conditions.append(s.c.title.ilike(f"%{escape_like(q)}%", escape="\\"))
+        where.append(s.c.title.ilike(f"%{escape_like(q)}%", escape="\\"))
     if author_id is not None:
-        conditions.append(s.c.author_id == author_id)
-    where = and_(*conditions)
-    total = await session.scalar(select(func.count()).select_from(s).where(where))
-    rows = (
-        await session.execute(
-            select(s)
-            .where(where)
-            .order_by(s.c.created_at.desc(), s.c.id.desc())
-            .offset(page.offset)
-            .limit(page.size)
-        )
-    ).mappings()
+        where.append(s.c.author_id == author_id)
+    page_rows = (
+        select(s)
+        .where(*where)
+        .order_by(s.c.created_at.desc(), s.c.id.desc())
+        .offset(page.offset)
+        .limit(page.size)
+    )
+    stmt = page_with_total(page_rows, _total(where, status, q, author_id), ("created_at", "id"))
+    rows, total = split_page((await session.execute(stmt)).all(), "id") or ([], 0)
     items = [
         {
             "id": str(r["id"]),
@@ -87,9 +91,28 @@ async def list_questions(
             "accepted_answer_id": _id(r["accepted_answer_id"]),
             "created_at": _time(r["created_at"]),
         }
-        for r in rows
+        for r in (row._mapping for row in rows)
     ]
-    return {"items": items, "total": total or 0, "page": page.page, "size": page.size}
+    return {"items": items, "total": total, "page": page.page, "size": page.size}
+
+
+def _total(
+    where: list[ColumnElement[bool]], status: str | None, q: str | None, author_id: uuid.UUID | None
+) -> ScalarSelect[int]:
+    """The list's total: its counter row (``question_list_counts``, constant time whatever the
+    number of questions), or with ``q`` the exact number of matches (a search is selective,
+    and the trigram index finds them)."""
+    if q:
+        s = tables.question_summaries
+        return select(func.count()).select_from(s).where(*where).scalar_subquery()
+    counts = tables.QUESTION_LIST_COUNTS
+    if author_id is not None and status is not None:
+        return counts.total("author_status", author_id, status)
+    if author_id is not None:
+        return counts.total("author", author_id)
+    if status is not None:
+        return counts.total("status", status)
+    return counts.total("all")
 
 
 # ---------------------------------------------------------------- details (write model)

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import UUID
 
 from chassis.author_lock import authors_table
 from chassis.child_sets import child_table
+from chassis.list_counts import ListCounts, Scope, list_counts_table
 
 metadata = MetaData()
 
@@ -140,3 +141,21 @@ Index(
 #: The comment set behind ``post_summaries.comment_count`` (chassis.child_sets): one row per
 #: comment id seen, a deleted comment as a tombstone.
 post_summary_comments = child_table("post_summary_comments", metadata)
+
+#: The totals of the post lists (chassis.list_counts): ``(scope, key) -> live`` per board, per
+#: author and for all posts, moved by the projector in the statement that writes a summary.
+post_list_counts = list_counts_table("post_list_counts", metadata)
+
+#: The filters of the post lists whose total is kept: ``GET /api/boards/{id}/posts`` (board),
+#: ``GET /api/posts`` (all) and ``GET /api/posts?author_id`` (author). A title search (``q``)
+#: counts its matches instead: it is selective, and its matches cannot be counted ahead.
+POST_LIST_COUNTS = ListCounts(
+    post_summaries,
+    post_list_counts,
+    (Scope("all"), Scope("board", ("board_id",)), Scope("author", ("author_id",))),
+)
+
+#: Plain SQL, idempotent: set every post-list counter from ``post_summaries`` (one scan) and
+#: return how many were wrong. For summaries loaded in bulk (a benchmark's seed) with the worker
+#: stopped; a rebuild runs the same on its fresh tables before the swap.
+RECOUNT_LIST_COUNTS = POST_LIST_COUNTS.recount_sql()

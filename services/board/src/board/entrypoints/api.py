@@ -126,11 +126,12 @@ async def list_board_posts(
 async def _board_post_page(
     session: AsyncSession, board_id: uuid.UUID, page: PageParams, search: str | None
 ) -> dict[str, Any]:
-    if not await views.board_exists(session, board_id):
-        raise NotFound("board not found")
-    items, total = await views.post_page(
-        session, offset=page.offset, limit=page.size, board_id=board_id, q=search
+    found = await views.board_post_page(
+        session, board_id, offset=page.offset, limit=page.size, q=search
     )
+    if found is None:
+        raise NotFound("board not found")
+    items, total = found
     return {"items": items, "total": total, "page": page.page, "size": page.size}
 
 

@@ -37,12 +37,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Table, case, exists, func, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import ScalarSelect
 
-from board.adapters.tables import authors, post_summaries, post_summary_comments, posts
+from board.adapters.tables import (
+    POST_LIST_COUNTS,
+    authors,
+    post_list_counts,
+    post_summaries,
+    post_summary_comments,
+    posts,
+)
 from board.domain.authors import WITHDRAWN_NICKNAME, Author, Byline, byline
 from chassis import child_sets
 from chassis.messaging.envelope import Envelope
@@ -145,12 +151,18 @@ async def current_byline(session: AsyncSession, author_id: uuid.UUID | None) -> 
 
 
 class PostSummaryProjector:
-    """Applies one event to a summaries table and its comment set (the live ones, or a
-    rebuild's fresh copies)."""
+    """Applies one event to the summaries, their comment set and the list counters (the live
+    tables, or a rebuild's fresh copies: live name -> table)."""
 
-    def __init__(self, table: Table, comments: Table) -> None:
+    def __init__(self, table: Table, comments: Table, counts: Table = post_list_counts) -> None:
         self.table = table
         self.comments = comments
+        #: by live name, as ``chassis.list_counts`` takes them
+        self.tables: Tables = {
+            post_summaries.name: table,
+            post_summary_comments.name: comments,
+            post_list_counts.name: counts,
+        }
         self._handlers: dict[str, Callable[[AsyncSession, Envelope], Awaitable[Boards]]] = {
             "PostCreated": self._post_created,
             "PostUpdated": self._post_updated,
@@ -179,14 +191,18 @@ class PostSummaryProjector:
         """Insert the summary ``row`` (its comment count from the comment set), or merge it into
         the existing one: the post's own fields only if the event is newer than the row and the
         row is no tombstone; ``created_at`` from PostCreated always; ``deleted`` once true stays.
+        The list counters follow the row in the same statement (``chassis.list_counts``).
         """
         t = self.table
         post_id = row["post_id"]
         # a comment event of this post waits until the row exists with its count, or vice versa
         await child_sets.lock_parents(session, self.comments, [post_id])
-        stmt = insert(t).values(
-            **row, comment_count=child_sets.tally(self.comments, COMMENTS, post_id)
+        counted = POST_LIST_COUNTS.insert_row(
+            self.tables,
+            {**row, "comment_count": child_sets.tally(self.comments, COMMENTS, post_id)},
+            lambda s: s.c.post_id == post_id,
         )
+        stmt = counted.write
         newer = (t.c.version < stmt.excluded.version) & ~t.c.deleted
         set_: dict[str, Any] = {
             name: case((newer, stmt.excluded[name]), else_=t.c[name]) for name in _POST_FIELDS
@@ -198,11 +214,10 @@ class PostSummaryProjector:
         set_["view_count"] = func.greatest(t.c.view_count, stmt.excluded.view_count)
         if created:
             set_["created_at"] = stmt.excluded.created_at
+        write = stmt.on_conflict_do_update(index_elements=[t.c.post_id], set_=set_)
         return _boards(
-            await session.execute(
-                stmt.on_conflict_do_update(index_elements=[t.c.post_id], set_=set_).returning(
-                    t.c.board_id
-                )
+            await POST_LIST_COUNTS.execute(
+                session, self.tables, counted.before, write, returning=["board_id"]
             )
         )
 
@@ -315,13 +330,12 @@ class PostSummaryProjector:
     async def _member_withdrawn(self, session: AsyncSession, env: Envelope) -> Boards:
         e = MemberWithdrawnView.model_validate(env.data)
         await child_sets.lock_keys(session, self.comments, [author_key(e.member_id)])
-        t = self.table
+        # the posts leave the author's list: the counters follow in the same statement
+        counted = POST_LIST_COUNTS.update_rows(self.tables, lambda s: s.c.author_id == e.member_id)
+        write = counted.write.values(author_id=None, author_nickname=WITHDRAWN_NICKNAME)
         return _boards(
-            await session.execute(
-                update(t)
-                .where(t.c.author_id == e.member_id)
-                .values(author_id=None, author_nickname=WITHDRAWN_NICKNAME)
-                .returning(t.c.board_id)
+            await POST_LIST_COUNTS.execute(
+                session, self.tables, counted.before, write, returning=["board_id"]
             )
         )
 
@@ -355,7 +369,9 @@ async def apply(session: AsyncSession, tables: Tables, env: Envelope) -> Boards:
     """Project ``env`` into ``tables`` (live name -> the live table or its fresh copy); returns
     the boards whose list changed. Raises ``pydantic.ValidationError`` for a malformed payload."""
     projector = PostSummaryProjector(
-        tables[post_summaries.name], tables[post_summary_comments.name]
+        tables[post_summaries.name],
+        tables[post_summary_comments.name],
+        tables[post_list_counts.name],
     )
     return await projector.apply(session, env)
 
@@ -394,7 +410,8 @@ READ_MODEL = ReadModel(
     name=post_summaries.name,
     consumer=CONSUMER,
     topics=TOPICS,
-    tables=(post_summaries, post_summary_comments),
+    tables=(post_summaries, post_summary_comments, post_list_counts),
     apply=apply,
+    counts=(POST_LIST_COUNTS,),
     before_swap=before_swap,
 )

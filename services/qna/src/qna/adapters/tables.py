@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from chassis.author_lock import authors_table
 from chassis.child_sets import child_table
+from chassis.list_counts import ListCounts, Scope, list_counts_table
 
 metadata = MetaData()
 
@@ -152,3 +153,27 @@ question_summary_authors = Table(
     Column("withdrawn", Boolean, nullable=False, server_default=text("false")),
     Column("profile_version", Integer, nullable=False, server_default=text("0")),
 )
+
+#: The totals of the question lists (chassis.list_counts): ``(scope, key) -> live`` per status,
+#: per author, per author and status, and for all questions, moved by the projector in the
+#: statement that writes a summary.
+question_list_counts = list_counts_table("question_list_counts", metadata)
+
+#: The filters of ``GET /api/questions`` whose total is kept: ``status``, ``author_id``, both,
+#: or none. A title search (``q``) counts its matches instead: it is selective, and its
+#: matches cannot be counted ahead.
+QUESTION_LIST_COUNTS = ListCounts(
+    question_summaries,
+    question_list_counts,
+    (
+        Scope("all"),
+        Scope("status", ("status",)),
+        Scope("author", ("author_id",)),
+        Scope("author_status", ("author_id", "status")),
+    ),
+)
+
+#: Plain SQL, idempotent: set every question-list counter from ``question_summaries`` (one
+#: scan) and return how many were wrong. For summaries loaded in bulk (a benchmark's seed) with
+#: the worker stopped; a rebuild runs the same on its fresh tables before the swap.
+RECOUNT_LIST_COUNTS = QUESTION_LIST_COUNTS.recount_sql()

@@ -40,6 +40,8 @@ from chassis.messaging.envelope import Envelope
 from chassis.messaging.failures import PermanentFailure
 from chassis.read_model import ReadModel, Tables
 from qna.adapters.tables import (
+    QUESTION_LIST_COUNTS,
+    question_list_counts,
     question_summaries,
     question_summary_answers,
     question_summary_authors,
@@ -51,12 +53,14 @@ ANSWERS = "answers"
 
 @dataclass(frozen=True)
 class _Tables:
-    """The three tables one application of an event writes: the live ones, or a rebuild's fresh
+    """The tables one application of an event writes: the live ones, or a rebuild's fresh
     copies (``chassis.read_model.Tables`` maps each live name to the table to write)."""
 
     summaries: Table
     authors: Table
     answers: Table
+    #: every table by live name, the list counters included (``chassis.list_counts``)
+    tables: Tables
 
     @classmethod
     def of(cls, tables: Tables) -> _Tables:
@@ -64,6 +68,7 @@ class _Tables:
             tables[question_summaries.name],
             tables[question_summary_authors.name],
             tables[question_summary_answers.name],
+            tables,
         )
 
 
@@ -208,7 +213,8 @@ async def _apply_question_event(
         if event.author_id is not None:
             await child_sets.lock_keys(session, t.answers, [_author_key(event.author_id)])
         row.update(title=event.title, bounty=event.bounty, **_author_values(t, event.author_id))
-    stmt = pg_insert(s).values(**row)
+    counted = QUESTION_LIST_COUNTS.insert_row(t.tables, row, lambda s: s.c.id == question_id)
+    stmt = counted.write
     new = stmt.excluded
     is_tombstone = s.c.deleted & (s.c.version > 0)
     set_: dict[str, Any] = {
@@ -232,7 +238,13 @@ async def _apply_question_event(
         set_["created_at"] = new.created_at
     if isinstance(event, _AnswerAccepted):
         set_["accepted_answer_id"] = new.accepted_answer_id
-    await session.execute(stmt.on_conflict_do_update(index_elements=[s.c.id], set_=set_))
+    # the list counters follow the row (a status move, a deletion) in the same statement
+    await QUESTION_LIST_COUNTS.execute(
+        session,
+        t.tables,
+        counted.before,
+        stmt.on_conflict_do_update(index_elements=[s.c.id], set_=set_),
+    )
 
 
 async def _apply_member_event(session: AsyncSession, t: _Tables, event: _MemberEvent) -> None:
@@ -285,11 +297,18 @@ async def apply(session: AsyncSession, tables: Tables, env: Envelope) -> bool:
 
 
 #: The read model as the chassis runs it: checkpoint ``question_summaries``, inbox and consumer
-#: group ``qna-projector``, the two topics, and its tables with the summaries first.
+#: group ``qna-projector``, the two topics, its tables with the summaries first, and the list
+#: counters the rebuild recounts before the swap.
 READ_MODEL = ReadModel(
     name="question_summaries",
     consumer="qna-projector",
     topics=("qna.events", "member.events"),
-    tables=(question_summaries, question_summary_authors, question_summary_answers),
+    tables=(
+        question_summaries,
+        question_summary_authors,
+        question_summary_answers,
+        question_list_counts,
+    ),
     apply=apply,
+    counts=(QUESTION_LIST_COUNTS,),
 )
