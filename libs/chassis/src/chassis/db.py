@@ -35,6 +35,7 @@ from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from chassis.tracing import instrument_engine
 
@@ -199,6 +200,7 @@ class _CompiledForm:
     @classmethod
     def of(cls, statement: ClauseElement, dialect: Dialect) -> _CompiledForm:
         compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)  # a statement compiles to SQL
         names = tuple(compiled.positiontup or ())
         binds = compiled.binds
         if "__[POSTCOMPILE_" in compiled.string or any(binds[n].expanding for n in names):
@@ -251,7 +253,7 @@ class CompiledSelect:
             raise TypeError(f"not a SQL statement: {statement!r}")
         self.statement = statement
         # checked now, so a statement that cannot be compiled once fails at import
-        self._form = _CompiledForm.of(statement, _asyncpg_dialect())
+        self._form = _CompiledForm.of(statement, _asyncpg_dialect())  # type: ignore[no-untyped-call]
 
     def _for(self, dialect: Dialect) -> _CompiledForm:
         form = self._form
