@@ -95,19 +95,18 @@ def present_comment(comment: Comment, author: Author | None) -> dict[str, Any]:
 
 
 def _summary(row: Row[Any]) -> dict[str, Any]:
+    """A list item in ``PostSummaryPublic``'s field order, ids and times as the driver gives
+    them: ``chassis.app.json_response`` renders them as the model would."""
     # The projector stores the byline as it must be shown (NULL id for withdrawn authors).
     return {
-        "id": str(row.post_id),
-        "board_id": str(row.board_id),
+        "id": row.post_id,
+        "board_id": row.board_id,
         "title": row.title,
-        "author": {
-            "id": str(row.author_id) if row.author_id else None,
-            "nickname": row.author_nickname,
-        },
+        "author": {"id": row.author_id, "nickname": row.author_nickname},
         "comment_count": row.comment_count,
         "view_count": row.view_count,
-        "created_at": row.created_at.isoformat(),
-        "updated_at": row.updated_at.isoformat(),
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
     }
 
 
