@@ -4,7 +4,8 @@ The list's total is a counter row (``question_list_counts``, chassis.list_counts
 ``count(*)`` that grows with the questions; a title search counts its matches.
 
 Every function returns JSON-ready dictionaries (ids and times as strings), the shapes of
-docs/services/qna.md, so a stored idempotent response is byte-for-byte what the first call returned.
+docs/services/qna.md, so a stored idempotent response is byte-for-byte what the first call returned;
+the list, never stored, leaves its items' ids and times to ``chassis.app.json_response``.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ async def list_questions(
     author_id: uuid.UUID | None = None,
 ) -> Json:
     """Q&A 목록 조회: newest first, filtered by status, title text and author, with the total, in
-    one statement, compiled once per combination of filters (``chassis.db.CompiledSelect``)."""
+    one statement, compiled once per combination of filters (``chassis.db.CompiledSelect``).
+    Ids and times of the items are left as the driver gives them (``uuid.UUID``, aware
+    ``datetime``) for ``chassis.app.json_response``, which renders them as the model does."""
     values: dict[str, Any] = {"offset": page.offset, "limit": page.size}
     if status is not None:
         values["status"] = status
@@ -81,14 +84,14 @@ async def list_questions(
     rows, total = split_page(await statement.all(session, **values), "id") or ([], 0)
     items = [
         {
-            "id": str(r["id"]),
+            "id": r["id"],
             "title": r["title"],
             "author": author_view(r["author_id"], r["author_nickname"], r["author_withdrawn"]),
             "bounty": r["bounty"],
             "status": r["status"],
             "answer_count": r["answer_count"],
-            "accepted_answer_id": _id(r["accepted_answer_id"]),
-            "created_at": _time(r["created_at"]),
+            "accepted_answer_id": r["accepted_answer_id"],
+            "created_at": r["created_at"],
         }
         for r in (row._mapping for row in rows)
     ]
