@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse
 from opentelemetry import trace
 from pydantic import BaseModel
+from pydantic_core import to_json
 from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -64,6 +65,19 @@ def model_response(model: type[BaseModel], data: Any, status_code: int = 200) ->
         status_code=status_code,
         media_type="application/json",
     )
+
+
+def json_response(data: Any, status_code: int = 200) -> Response:
+    """Render ``data`` that a view already built in its response model's shape (dicts,
+    lists, str, int, ``uuid.UUID``, aware ``datetime`` ...) to JSON with pydantic's
+    serializer, without validating it again: the body is byte for byte what
+    :func:`model_response` gives for the same data (the same serializer renders a UUID, a
+    datetime as ``...Z`` for UTC), at a fraction of the CPU for a list of rows.
+
+    For hot read routes whose data comes from the service's own read model; keep the route's
+    ``response_model`` for the OpenAPI document, and a test that the two bodies agree.
+    Raises ``pydantic_core.PydanticSerializationError`` for a value JSON cannot hold."""
+    return Response(to_json(data), status_code=status_code, media_type="application/json")
 
 
 class RequestContextMiddleware:

@@ -137,8 +137,14 @@ class ListCounts:
         """The list's total as a subquery (0 when no row was ever counted): the live counter
         of ``scope`` for the key ``values``. Raises ``KeyError``/``ValueError`` for an unknown
         scope or a wrong number of values."""
+        return self.total_of(scope, literal(self.scope(scope).key(*values), Text()))
+
+    def total_of(self, scope: str, key: ColumnElement[str]) -> ScalarSelect[int]:
+        """:meth:`total` for a key given as SQL, e.g. ``bindparam("key")`` in a statement
+        compiled once (``chassis.db.CompiledSelect``), its value from ``Scope.key`` at each
+        call. Raises ``KeyError`` for an unknown scope."""
+        self.scope(scope)
         c = self.counts
-        key = self.scope(scope).key(*values)
         return (
             select(func.coalesce(func.max(c.c.live), 0))
             .where(c.c.scope == scope, c.c.key == key)

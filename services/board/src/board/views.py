@@ -11,7 +11,18 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Row,
+    Select,
+    String,
+    Text,
+    and_,
+    bindparam,
+    func,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import ScalarSelect
 
@@ -25,6 +36,7 @@ from board.adapters.tables import (
 )
 from board.domain.authors import Author, Byline, byline
 from board.domain.model import Board, Comment, Post
+from chassis.db import CompiledSelect
 from chassis.list_counts import page_with_total, split_page
 
 LIKE_ESCAPE = "\\"
@@ -83,19 +95,18 @@ def present_comment(comment: Comment, author: Author | None) -> dict[str, Any]:
 
 
 def _summary(row: Row[Any]) -> dict[str, Any]:
+    """A list item in ``PostSummaryPublic``'s field order, ids and times as the driver gives
+    them: ``chassis.app.json_response`` renders them as the model would."""
     # The projector stores the byline as it must be shown (NULL id for withdrawn authors).
     return {
-        "id": str(row.post_id),
-        "board_id": str(row.board_id),
+        "id": row.post_id,
+        "board_id": row.board_id,
         "title": row.title,
-        "author": {
-            "id": str(row.author_id) if row.author_id else None,
-            "nickname": row.author_nickname,
-        },
+        "author": {"id": row.author_id, "nickname": row.author_nickname},
         "comment_count": row.comment_count,
         "view_count": row.view_count,
-        "created_at": row.created_at.isoformat(),
-        "updated_at": row.updated_at.isoformat(),
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
     }
 
 
@@ -125,20 +136,58 @@ async def list_boards(session: AsyncSession) -> list[dict[str, Any]]:
     ]
 
 
-def _newest_first(where: list[ColumnElement[bool]], offset: int, limit: int) -> Select[Any]:
+def _newest_first(where: list[ColumnElement[bool]]) -> Select[Any]:
     s = post_summaries
     return (
         select(s)
         .where(*where)
         .order_by(s.c.created_at.desc(), s.c.post_id.desc())
-        .offset(offset)
-        .limit(limit)
+        .offset(bindparam("offset", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
     )
 
 
 def _matches(where: list[ColumnElement[bool]]) -> ScalarSelect[int]:
     """The exact number of rows ``where`` selects (a title search: selective, not kept)."""
     return select(func.count()).select_from(post_summaries).where(*where).scalar_subquery()
+
+
+def _title_matches() -> ColumnElement[bool]:
+    return post_summaries.c.title.ilike(bindparam("pattern", type_=String), escape=LIKE_ESCAPE)
+
+
+def _board_page(search: bool) -> CompiledSelect:
+    """The board's list statement, with or without a title search, compiled once."""
+    s = post_summaries
+    where: list[ColumnElement[bool]] = [~s.c.deleted, s.c.board_id == bindparam("board_id")]
+    if search:
+        where.append(_title_matches())
+    total = (
+        _matches(where)
+        if search
+        else POST_LIST_COUNTS.total_of("board", bindparam("key", type_=Text))
+    )
+    return CompiledSelect(
+        page_with_total(_newest_first(where), total, _ORDER, anchor=boards).where(
+            boards.c.id == bindparam("board_id")
+        )
+    )
+
+
+def _all_page(by_author: bool) -> CompiledSelect:
+    """The list across boards, all posts or one author's, compiled once."""
+    s = post_summaries
+    where: list[ColumnElement[bool]] = [~s.c.deleted]
+    if by_author:
+        where.append(s.c.author_id == bindparam("author_id"))
+        total = POST_LIST_COUNTS.total_of("author", bindparam("key", type_=Text))
+    else:
+        total = POST_LIST_COUNTS.total("all")
+    return CompiledSelect(page_with_total(_newest_first(where), total, _ORDER))
+
+
+_BOARD_PAGE = {search: _board_page(search) for search in (False, True)}
+_ALL_PAGE = {by_author: _all_page(by_author) for by_author in (False, True)}
 
 
 async def board_post_page(
@@ -152,18 +201,16 @@ async def board_post_page(
     """A board's posts, newest first, from the read model, and their total; None when the board
     does not exist. ``q`` searches titles (bound, wildcards escaped).
 
-    One statement: the board row, the total and the page. Without ``q`` the total is the
-    board's counter row (``post_list_counts``, constant time whatever the board's size); with
-    ``q`` it is the exact number of matches, which the trigram index finds."""
-    s = post_summaries
-    where: list[ColumnElement[bool]] = [~s.c.deleted, s.c.board_id == board_id]
+    One statement, compiled once (``chassis.db.CompiledSelect``): the board row, the total and
+    the page. Without ``q`` the total is the board's counter row (``post_list_counts``,
+    constant time whatever the board's size); with ``q`` it is the exact number of matches,
+    which the trigram index finds."""
+    values: dict[str, Any] = {"board_id": board_id, "offset": offset, "limit": limit}
     if q:
-        where.append(s.c.title.ilike(like_pattern(q), escape=LIKE_ESCAPE))
-    total = _matches(where) if q else POST_LIST_COUNTS.total("board", board_id)
-    stmt = page_with_total(_newest_first(where, offset, limit), total, _ORDER, anchor=boards).where(
-        boards.c.id == board_id
-    )
-    found = split_page((await session.execute(stmt)).all(), "post_id")
+        values["pattern"] = like_pattern(q)
+    else:
+        values["key"] = POST_LIST_COUNTS.scope("board").key(board_id)
+    found = split_page(await _BOARD_PAGE[bool(q)].all(session, **values), "post_id")
     if found is None:
         return None
     rows, count = found
@@ -178,17 +225,14 @@ async def post_page(
     author_id: uuid.UUID | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """Posts across boards, newest first, optionally one author's, from the read model, and
-    their total from the counter row (``all``, or ``author``); one statement."""
-    s = post_summaries
-    where: list[ColumnElement[bool]] = [~s.c.deleted]
-    if author_id is None:
-        total = POST_LIST_COUNTS.total("all")
-    else:
-        where.append(s.c.author_id == author_id)
-        total = POST_LIST_COUNTS.total("author", author_id)
-    stmt = page_with_total(_newest_first(where, offset, limit), total, _ORDER)
-    rows, count = split_page((await session.execute(stmt)).all(), "post_id") or ([], 0)
-    return [_summary(r) for r in rows], count
+    their total from the counter row (``all``, or ``author``); one statement, compiled once."""
+    values: dict[str, Any] = {"offset": offset, "limit": limit}
+    if author_id is not None:
+        values["author_id"] = author_id
+        values["key"] = POST_LIST_COUNTS.scope("author").key(author_id)
+    rows = await _ALL_PAGE[author_id is not None].all(session, **values)
+    found, count = split_page(rows, "post_id") or ([], 0)
+    return [_summary(r) for r in found], count
 
 
 async def post_detail(session: AsyncSession, post_id: uuid.UUID) -> dict[str, Any] | None:

@@ -4,19 +4,22 @@ The list's total is a counter row (``question_list_counts``, chassis.list_counts
 ``count(*)`` that grows with the questions; a title search counts its matches.
 
 Every function returns JSON-ready dictionaries (ids and times as strings), the shapes of
-docs/services/qna.md, so a stored idempotent response is byte-for-byte what the first call returned.
+docs/services/qna.md, so a stored idempotent response is byte-for-byte what the first call returned;
+the list, never stored, leaves its items' ids and times to ``chassis.app.json_response``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Integer, String, Text, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import ScalarSelect
 
+from chassis.db import CompiledSelect
 from chassis.list_counts import page_with_total, split_page
 from chassis.pagination import PageParams
 from qna.adapters import tables
@@ -61,58 +64,75 @@ async def list_questions(
     author_id: uuid.UUID | None = None,
 ) -> Json:
     """Q&A 목록 조회: newest first, filtered by status, title text and author, with the total, in
-    one statement."""
-    s = tables.question_summaries
-    where: list[ColumnElement[bool]] = [s.c.deleted.is_(False)]
+    one statement, compiled once per combination of filters (``chassis.db.CompiledSelect``).
+    Ids and times of the items are left as the driver gives them (``uuid.UUID``, aware
+    ``datetime``) for ``chassis.app.json_response``, which renders them as the model does."""
+    values: dict[str, Any] = {"offset": page.offset, "limit": page.size}
     if status is not None:
-        where.append(s.c.status == status)
+        values["status"] = status
     if q:
         # bound parameter + escaped wildcards; the trigram GIN index serves ILIKE '%...%'
-        where.append(s.c.title.ilike(f"%{escape_like(q)}%", escape="\\"))
+        values["pattern"] = f"%{escape_like(q)}%"
     if author_id is not None:
-        where.append(s.c.author_id == author_id)
-    page_rows = (
-        select(s)
-        .where(*where)
-        .order_by(s.c.created_at.desc(), s.c.id.desc())
-        .offset(page.offset)
-        .limit(page.size)
-    )
-    stmt = page_with_total(page_rows, _total(where, status, q, author_id), ("created_at", "id"))
-    rows, total = split_page((await session.execute(stmt)).all(), "id") or ([], 0)
+        values["author_id"] = author_id
+    scope = _scope(status is not None, author_id is not None)
+    if not q:
+        values["key"] = tables.QUESTION_LIST_COUNTS.scope(scope).key(
+            *(v for v in (author_id, status) if v is not None)
+        )
+    statement = _list_statement(status is not None, bool(q), author_id is not None)
+    rows, total = split_page(await statement.all(session, **values), "id") or ([], 0)
     items = [
         {
-            "id": str(r["id"]),
+            "id": r["id"],
             "title": r["title"],
             "author": author_view(r["author_id"], r["author_nickname"], r["author_withdrawn"]),
             "bounty": r["bounty"],
             "status": r["status"],
             "answer_count": r["answer_count"],
-            "accepted_answer_id": _id(r["accepted_answer_id"]),
-            "created_at": _time(r["created_at"]),
+            "accepted_answer_id": r["accepted_answer_id"],
+            "created_at": r["created_at"],
         }
         for r in (row._mapping for row in rows)
     ]
     return {"items": items, "total": total, "page": page.page, "size": page.size}
 
 
-def _total(
-    where: list[ColumnElement[bool]], status: str | None, q: str | None, author_id: uuid.UUID | None
-) -> ScalarSelect[int]:
-    """The list's total: its counter row (``question_list_counts``, constant time whatever the
-    number of questions), or with ``q`` the exact number of matches (a search is selective,
+def _scope(by_status: bool, by_author: bool) -> str:
+    """The counter scope of a list without a title search (``question_list_counts``)."""
+    if by_author:
+        return "author_status" if by_status else "author"
+    return "status" if by_status else "all"
+
+
+@functools.cache
+def _list_statement(by_status: bool, search: bool, by_author: bool) -> CompiledSelect:
+    """The list's statement for one combination of filters, built and compiled at its first
+    use. Its total is the list's counter row (constant time whatever the number of
+    questions), or with a title search the exact number of matches (a search is selective,
     and the trigram index finds them)."""
-    if q:
-        s = tables.question_summaries
-        return select(func.count()).select_from(s).where(*where).scalar_subquery()
-    counts = tables.QUESTION_LIST_COUNTS
-    if author_id is not None and status is not None:
-        return counts.total("author_status", author_id, status)
-    if author_id is not None:
-        return counts.total("author", author_id)
-    if status is not None:
-        return counts.total("status", status)
-    return counts.total("all")
+    s = tables.question_summaries
+    where: list[ColumnElement[bool]] = [s.c.deleted.is_(False)]
+    if by_status:
+        where.append(s.c.status == bindparam("status"))
+    if search:
+        where.append(s.c.title.ilike(bindparam("pattern", type_=String), escape="\\"))
+    if by_author:
+        where.append(s.c.author_id == bindparam("author_id"))
+    page_rows = (
+        select(s)
+        .where(*where)
+        .order_by(s.c.created_at.desc(), s.c.id.desc())
+        .offset(bindparam("offset", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
+    )
+    total: ScalarSelect[int]
+    if search:
+        total = select(func.count()).select_from(s).where(*where).scalar_subquery()
+    else:
+        key = bindparam("key", type_=Text)
+        total = tables.QUESTION_LIST_COUNTS.total_of(_scope(by_status, by_author), key)
+    return CompiledSelect(page_with_total(page_rows, total, ("created_at", "id")))
 
 
 # ---------------------------------------------------------------- details (write model)

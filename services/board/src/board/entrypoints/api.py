@@ -11,6 +11,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
+from pydantic_core import to_json
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,7 +37,7 @@ from board.entrypoints.schemas import (
     PostUpdate,
 )
 from board.service_layer import handlers
-from chassis.app import model_response
+from chassis.app import json_response
 from chassis.db import ReadSession
 from chassis.idempotency import IdempotencyKeyHeader, IdempotentRequest
 from chassis.logging import get_logger
@@ -120,7 +121,7 @@ async def list_board_posts(
     search = _search_text(q)
     if cache is not None and page.page == 1 and search is None:
         return await _cached_first_page(cache, session, board_id, page)
-    return model_response(PostsPublic, await _board_post_page(session, board_id, page, search))
+    return json_response(await _board_post_page(session, board_id, page, search))
 
 
 async def _board_post_page(
@@ -152,9 +153,7 @@ async def _cached_first_page(
     if cached is not None:
         LOOKUPS.labels("hit").inc()
         return Response(cached, media_type="application/json")
-    body = PostsPublic.model_validate(
-        await _board_post_page(session, board_id, page, None)
-    ).model_dump_json()
+    body = to_json(await _board_post_page(session, board_id, page, None)).decode()
     if stamp is not None:
         LOOKUPS.labels("miss").inc()
         try:
@@ -203,9 +202,7 @@ async def list_posts(
     items, total = await views.post_page(
         session, offset=page.offset, limit=page.size, author_id=author_id
     )
-    return model_response(
-        PostsPublic, {"items": items, "total": total, "page": page.page, "size": page.size}
-    )
+    return json_response({"items": items, "total": total, "page": page.page, "size": page.size})
 
 
 @router.get("/posts/{post_id}", response_model=PostPublic)

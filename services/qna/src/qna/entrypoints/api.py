@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi import status as http
 
-from chassis.app import model_response
+from chassis.app import json_response
 from chassis.db import ReadSession
 from chassis.idempotency import IdempotencyKeyHeader, IdempotentRequest
 from chassis.pagination import Pagination
@@ -48,7 +48,7 @@ async def list_questions(
     found = await views.list_questions(
         session, page, status=status.value if status else None, q=q, author_id=author_id
     )
-    return model_response(QuestionsPublic, found)
+    return json_response(found)
 
 
 @router.post("", response_model=QuestionPublic, status_code=http.HTTP_201_CREATED)
