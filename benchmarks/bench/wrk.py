@@ -102,13 +102,19 @@ class Wrk:
         self.script = Path(handle.name)
 
     async def run(
-        self, url: str, *, headers: dict[str, str] | None = None, seconds: float | None = None
+        self,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        seconds: float | None = None,
+        connections: int | None = None,
     ) -> WrkResult:
+        """One run; ``connections=1`` (one thread) measures latency without queueing."""
         argv = wrk_command(
             url,
             self.script,
-            threads=self.threads,
-            connections=self.connections,
+            threads=self.threads if connections is None else min(self.threads, connections),
+            connections=self.connections if connections is None else connections,
             seconds=self.seconds if seconds is None else seconds,
             headers=headers,
         )
