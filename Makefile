@@ -78,7 +78,7 @@ bench-tools:
 	if [ $${#missing[@]} -eq 0 ]; then exit 0; fi; \
 	$(call APT_INSTALL,bench)
 
-bench: sync bench-tools infra-up ## the capacity figures beside their baselines and goals, one table (~12 min; BENCH_ARGS="--quick")
+bench: sync bench-tools infra-up ## the capacity figures beside their baselines and goals, one table (~5 min; BENCH_ARGS="--quick")
 	set -a; source $(LOCAL_ENV); set +a; \
 	export MSA_TEST_INFRA=local PATH="$$PATH:/usr/sbin"; \
 	.venv/bin/python -m benchmarks.bench $(BENCH_ARGS)

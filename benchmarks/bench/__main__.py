@@ -3,8 +3,9 @@
     python -m benchmarks.bench [--only P1,P2,...] [--quick] [--json FILE]
 
 Needs wrk and nginx on PATH (``make bench`` installs them from Debian) and the local
-infrastructure (``deploy/local/local.env`` exported). A whole run takes 10-15 minutes,
-``--quick`` about 3 (shorter runs, smaller tables).
+infrastructure (``deploy/local/local.env`` exported). A whole run takes about 5 minutes on an
+idle machine (274 s on 2 cores), ``--quick`` less (shorter runs, smaller tables); far longer
+on a busy one.
 """
 
 from __future__ import annotations

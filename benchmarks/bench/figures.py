@@ -420,11 +420,7 @@ async def p3(bench: Bench) -> list[Figure]:
     n = max(1, stored)
     lags = [(seen[i] - created[i]) * 1000 for i in created if i in seen]
     lost = len(created) - len(lags)
-    names = {pid: name for name, pid in bench.stack_pids.items()}
-    by_process: dict[str, float] = {}
-    for pid, cpu in used.items():
-        label = names.get(pid, "postgres")
-        by_process[label] = by_process.get(label, 0.0) + cpu * 1000 / n
+    by_process = _cpu_ms_per_unit(bench, used, n)
     total_cpu = sum(by_process.values())
     write_latency = [o.latency * 1000 for o in written]
     bench.details.append(
@@ -435,7 +431,7 @@ async def p3(bench: Bench) -> list[Figure]:
     )
     bench.details.append(
         "P3 CPU ms per post write: "
-        + ", ".join(f"{k} {v:.1f}" for k, v in sorted(by_process.items(), key=lambda kv: -kv[1]))
+        + _by_process_line(by_process)
         + f"; Kafka broker (shared, not summed) {kafka_used * 1000 / n:.1f}"
     )
     figures = [
@@ -505,6 +501,20 @@ async def _saga_starts(bench: Bench, count: int) -> list[tuple[str, str, dict[st
     return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
+def _cpu_ms_per_unit(bench: Bench, used: dict[int, float], units: int) -> dict[str, float]:
+    """CPU ms per unit of work (a post, a saga) by process; PostgreSQL backends as one."""
+    names = {pid: name for name, pid in bench.stack_pids.items()}
+    by_process: dict[str, float] = {}
+    for pid, cpu in used.items():
+        label = names.get(pid, "postgres")
+        by_process[label] = by_process.get(label, 0.0) + cpu * 1000 / max(1, units)
+    return by_process
+
+
+def _by_process_line(by_process: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.1f}" for k, v in sorted(by_process.items(), key=lambda kv: -kv[1]))
+
+
 async def saga_step(bench: Bench, rate: float, seconds: float) -> SagaStep:
     """Accept answers at ``rate`` per second (open loop, on the saga api); each saga's latency
     runs from its due time to ``ended_at`` as the orchestrator stored it (one clock)."""
@@ -516,6 +526,8 @@ async def saga_step(bench: Bench, rate: float, seconds: float) -> SagaStep:
         reply = await bench.http.request(method, saga_url + path, headers=headers)
         return str(ok(reply, 202)["saga_id"])
 
+    pids = [*bench.stack_pids.values(), *await bench.pg_backends()]
+    cpu_before = procstat.snapshot(pids)
     outcomes: list[Outcome] = await run_open_loop(rate, seconds, accept)
     ids = {str(o.value): o.due for o in outcomes if o.ok}
     ended: dict[str, tuple[str, float]] = {}
@@ -534,6 +546,10 @@ async def saga_step(bench: Bench, rate: float, seconds: float) -> SagaStep:
             await asyncio.sleep(0.1)
     finally:
         await conn.close()
+    after_pids = [*bench.stack_pids.values(), *await bench.pg_backends()]
+    by_process = _cpu_ms_per_unit(
+        bench, procstat.used_between(cpu_before, procstat.snapshot(after_pids)), len(ended)
+    )
     statuses: dict[str, int] = {}
     latencies = []
     for saga_id, due in ids.items():
@@ -545,6 +561,7 @@ async def saga_step(bench: Bench, rate: float, seconds: float) -> SagaStep:
         f"P4 step {rate:g}/s for {seconds:g} s: p50 {percentile(latencies, 50):.0f} ms, "
         f"p99 {step.p99:.0f} ms, {statuses}, {step.failed_starts} refused starts"
         + ("" if step.sustained else " — not sustained")
+        + f"; CPU ms per saga {sum(by_process.values()):.1f}: {_by_process_line(by_process)}"
     )
     return step
 
