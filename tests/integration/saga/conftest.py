@@ -11,11 +11,18 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chassis.db import create_engine, create_session_factory
 from chassis.messaging.producer import create_producer
 from chassis.migrations import upgrade
 from saga.cli import SERVICE_ROOT
 from saga.config import Settings
+from saga.definitions import DEFINITIONS
+from saga.engine import SagaEngine
+from saga.orchestrator import Policy
+from saga.store import SagaUnitOfWork
+from tests.integration.saga.helpers import STEP_TIMEOUT, Clock
 from tests.integration.saga.standins import StandIns, running_standins
 from tests.support.infra import Infra
 
@@ -32,6 +39,31 @@ def saga_redis_url(infra: Infra) -> str:
 async def saga_database(database_url: str) -> str:
     await asyncio.to_thread(upgrade, SERVICE_ROOT, database_url)
     return database_url
+
+
+@pytest.fixture
+async def db(saga_database: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the migrated saga database (for tests that drive SagaEngine directly)."""
+    engine = create_engine(saga_database, pool_size=3)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def engine(db: AsyncEngine, clock: Clock) -> SagaEngine:
+    """The orchestrator's engine on ``db``, on the hand-moved ``clock``, step timeout 10 s."""
+    sessions = create_session_factory(db)
+    return SagaEngine(
+        lambda: SagaUnitOfWork(sessions, "saga"),
+        DEFINITIONS,
+        Policy(step_timeout=STEP_TIMEOUT),
+        clock=clock,
+    )
 
 
 def make_settings(infra: Infra, database_url: str, prefix: str, **overrides: Any) -> Settings:

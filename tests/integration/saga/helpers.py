@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any, cast
 
@@ -10,6 +11,20 @@ from prometheus_client import REGISTRY
 from saga.engine import SagaEngine
 from saga.orchestrator import SagaState
 from tests.support.infra import wait_for
+
+#: The engine tests' fixed start of time and step timeout (their clock is set by hand).
+T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+STEP_TIMEOUT = dt.timedelta(seconds=10)
+
+
+class Clock:
+    """A clock the test moves by hand: ``clock.now = T0 + ...``."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
 
 
 async def start(

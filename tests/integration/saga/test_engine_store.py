@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,51 +12,17 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chassis.db import create_engine, create_session_factory, idempotency_table, outbox_table
+from chassis.db import idempotency_table, outbox_table
 from chassis.idempotency import IdempotentRequest
 from chassis.messaging.envelope import Envelope
 from chassis.problems import Conflict, NotFound, Unprocessable
 from chassis.saga import Outcome, SagaReply
-from saga.definitions import DEFINITIONS, MEMBER_WITHDRAWAL
+from saga.definitions import MEMBER_WITHDRAWAL
 from saga.engine import SagaEngine
-from saga.orchestrator import Policy
-from saga.store import SagaUnitOfWork, saga_instances, saga_steps
-from tests.integration.saga.helpers import start
+from saga.store import saga_instances, saga_steps
+from tests.integration.saga.helpers import T0, Clock, start
 
 pytestmark = pytest.mark.integration
-
-T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-
-@pytest.fixture
-async def db(saga_database: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(saga_database, pool_size=3)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def engine(db: AsyncEngine, clock: Clock) -> SagaEngine:
-    sessions = create_session_factory(db)
-    return SagaEngine(
-        lambda: SagaUnitOfWork(sessions, "saga"),
-        DEFINITIONS,
-        Policy(step_timeout=dt.timedelta(seconds=10)),
-        clock=clock,
-    )
 
 
 async def outbox(db: AsyncEngine) -> list[Any]:

@@ -3,56 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chassis.db import create_engine, create_session_factory
 from chassis.messaging.envelope import Envelope
 from chassis.saga import Outcome, SagaReply
-from saga.definitions import DEFINITIONS
 from saga.engine import SagaEngine
-from saga.orchestrator import Policy
-from saga.store import SagaUnitOfWork
-from tests.integration.saga.helpers import start
+from tests.integration.saga.helpers import STEP_TIMEOUT as STEP
+from tests.integration.saga.helpers import T0, Clock, start
 
 pytestmark = pytest.mark.integration
-
-T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-STEP = dt.timedelta(seconds=10)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-
-@pytest.fixture
-async def db(saga_database: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(saga_database, pool_size=3)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def engine(db: AsyncEngine, clock: Clock) -> SagaEngine:
-    sessions = create_session_factory(db)
-    return SagaEngine(
-        lambda: SagaUnitOfWork(sessions, "saga"),
-        DEFINITIONS,
-        Policy(step_timeout=STEP),
-        clock=clock,
-    )
 
 
 async def test_a_sweep_answers_the_earliest_deadline_still_ahead(
