@@ -50,8 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.only = {p.strip().upper() for p in args.only.split(",") if p.strip()}
     unknown = args.only - set(ALL)
-    if unknown:
-        parser.error(f"unknown figures {sorted(unknown)}; choose from {', '.join(ALL)}")
+    if unknown or not args.only:
+        named = f"unknown figures {sorted(unknown)}" if unknown else "no figure named"
+        parser.error(f"{named}; choose from {', '.join(ALL)}")
     return args
 
 
