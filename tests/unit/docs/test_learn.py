@@ -154,8 +154,6 @@ def storming_nodes() -> list[tuple[str, str]]:
     page = LEARN / "01-event-storming.md"
     nodes: list[tuple[str, str]] = []
     for _, lines in fenced_blocks(page):
-        if lines and lines[0].strip() != "%% event storming":
-            continue
         for text in lines:
             nodes += [(m.group("cls"), m.group("label")) for m in MERMAID_NODE.finditer(text)]
     return nodes

@@ -296,3 +296,10 @@ def test_relative_links_resolve(path: Path) -> None:
 @pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_code_span_paths_exist(path: Path) -> None:
     assert span_problems(path) == []
+
+
+def test_a_pytest_node_id_must_name_a_test_the_file_defines() -> None:
+    here = "tests/unit/docs/test_references.py"
+    assert node_problems("x", here, "::test_code_span_paths_exist") == []
+    assert node_problems("x", here, "::test_that_does_not_exist") != []
+    assert node_problems("x", "tests/unit/docs/missing.py", "::test_code_span_paths_exist") != []
