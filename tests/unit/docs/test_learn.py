@@ -42,7 +42,13 @@ LINE_REFERENCE = re.compile(
     r"`(?P<symbol>[^`\s]+)` \(`(?P<path>[^`\s]+?):(?P<start>\d+)(?:-(?P<end>\d+))?`\)"
 )
 MERMAID_NODE = re.compile(r"\b[A-Za-z_][\w-]*\[\"(?P<label>[^\"]+)\"\]:::(?P<cls>[a-z]+)")
-PATTERN_SECTIONS = ("## The problem", "## The code", "## The proof", "## In production", "## See it")
+PATTERN_SECTIONS = (
+    "## The problem",
+    "## The code",
+    "## The proof",
+    "## In production",
+    "## See it",
+)
 
 
 def learn_pages() -> list[Path]:
@@ -117,7 +123,8 @@ def _public_functions(path: Path) -> set[str]:
     return {
         node.name
         for node in tree.body
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not node.name.startswith("_")
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and not node.name.startswith("_")
     }
 
 
@@ -163,7 +170,8 @@ def test_the_event_storming_board_uses_the_codes_names() -> None:
     nodes = storming_nodes()
     events = {label for cls, label in nodes if cls == "event"}
     commands = {label for cls, label in nodes if cls == "command"}
-    assert events and commands
+    assert events
+    assert commands
     assert events - code_events() == set()
     assert commands - code_commands() == set()
 
