@@ -14,14 +14,16 @@ they hold commands and sample output, not references):
 * **Repository paths in code spans.** An inline code span is a path when it has no whitespace,
   no ``://``, and either
   - starts with a top-level folder of the repository (``libs/``, ``services/``, ``gateway/``,
-    ``saga/``, ``deploy/``, ``tests/``, ``docs/``, ``benchmarks/``): it must exist relative to
-    the repository root; or
+    ``saga/``, ``web/``, ``deploy/``, ``tests/``, ``docs/``, ``benchmarks/``, ``tools/``): it
+    must exist relative to the repository root; or
   - starts with the name of one of the repository's Python packages (``chassis/``,
     ``member/``, ``board/``, ``qna/``, ``saga/``, ``gateway/``) and ends in a file extension
     (``chassis/saga.py``): it must exist under one of the ``src/`` folders. Without an
     extension such a span is a name (``member/transfer-points`` is a saga step), not a path.
 
-  A path may end in ``:N`` or ``:N-M`` (line numbers; each must be within the file), may use
+  A path may end in ``:N`` or ``:N-M`` (line numbers; each must be within the file), or in
+  ``::name`` (pytest's node id: ``tests/unit/x.py::test_y``, ``...::TestX::test_y``; each name
+  must be defined in the file by ``def``, ``async def`` or ``class``), may use
   ``{a,b}`` alternatives (each expansion must exist) and ``*`` globs (must match something).
   Paths relative to an unnamed folder (``domain/model.py``, a bare ``bootstrap.py``) depend on
   the prose around them and are not checked.
@@ -43,7 +45,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-ROOT_FOLDERS = ("libs", "services", "gateway", "saga", "deploy", "tests", "docs", "benchmarks")
+ROOT_FOLDERS = (
+    "libs",
+    "services",
+    "gateway",
+    "saga",
+    "web",
+    "deploy",
+    "tests",
+    "docs",
+    "benchmarks",
+    "tools",
+)
 PACKAGE_SOURCE_ROOTS = sorted(ROOT.glob("libs/*/src")) + sorted(ROOT.glob("*/src"))
 PACKAGE_SOURCE_ROOTS += sorted(ROOT.glob("services/*/src"))
 PACKAGES = sorted({p.name for src in PACKAGE_SOURCE_ROOTS for p in src.iterdir() if p.is_dir()})
@@ -55,6 +68,7 @@ REFERENCE_DEFINITION = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+.*)?$"
 HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 GITHUB_LINES = re.compile(r"L(\d+)(?:-L(\d+))?")
 LINE_SUFFIX = re.compile(r":(\d+)(?:-(\d+))?$")
+NODE_SUFFIX = re.compile(r"((?:::[A-Za-z_][A-Za-z0-9_]*)+)$")
 SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
@@ -174,6 +188,10 @@ def span_problems(path: Path) -> list[str]:
             if bases is None:
                 continue
             where = f"{path.relative_to(ROOT)}:{line.number}"
+            node = NODE_SUFFIX.search(span)
+            if node:
+                problems += node_problems(where, span[: node.start()], node.group(1))
+                continue
             lines = LINE_SUFFIX.search(span)
             name = span[: lines.start()] if lines else span
             for expanded in expand_braces(name):
@@ -194,6 +212,26 @@ def span_problems(path: Path) -> list[str]:
                         if not hit.is_file() or last > line_count(hit):
                             problems.append(f"{where}: {span!r} is past the end of {hit}")
     return problems
+
+
+def defines(source: str, name: str) -> bool:
+    """True when the Python source defines ``name`` as a function or class (at any depth)."""
+    pattern = rf"^\s*(?:async\s+def|def|class)\s+{re.escape(name)}\b"
+    return re.search(pattern, source, re.MULTILINE) is not None
+
+
+def node_problems(where: str, file: str, names: str) -> list[str]:
+    """The problems of a pytest node id ``file::name[::name]``: the file must exist and define
+    every name (a test class and its method, or a test function)."""
+    source_path = ROOT / file
+    if not source_path.is_file():
+        return [f"{where}: path {file!r} does not exist"]
+    source = source_path.read_text(encoding="utf-8")
+    return [
+        f"{where}: {file} defines no {name!r}"
+        for name in names.strip(":").split("::")
+        if not defines(source, name)
+    ]
 
 
 COPY_HEADER = re.compile(r"^#\s+(\S+)(\s+\(abridged\))?\s*$")
@@ -258,3 +296,10 @@ def test_relative_links_resolve(path: Path) -> None:
 @pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_code_span_paths_exist(path: Path) -> None:
     assert span_problems(path) == []
+
+
+def test_a_pytest_node_id_must_name_a_test_the_file_defines() -> None:
+    here = "tests/unit/docs/test_references.py"
+    assert node_problems("x", here, "::test_code_span_paths_exist") == []
+    assert node_problems("x", here, "::test_that_does_not_exist") != []
+    assert node_problems("x", "tests/unit/docs/missing.py", "::test_code_span_paths_exist") != []
