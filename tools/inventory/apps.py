@@ -8,6 +8,7 @@ shell (a ``KAFKA_TOPIC_PREFIX`` or ``SERVICE_NAME`` set by a test run changes no
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,10 @@ from chassis.messaging.consumer import ConsumerRunner
 
 #: Settings that need no infrastructure: building an app opens no connection.
 NOWHERE = "postgresql+asyncpg://nobody:nothing@127.0.0.1:1/nothing"
+# Each app instruments the same libraries again; OpenTelemetry warns about it once per app, which
+# says nothing about the inventory.
+logging.getLogger("opentelemetry.instrumentation.instrumentor").setLevel(logging.ERROR)
+
 #: The services with an API and a worker, in the order the inventories list them.
 SERVICES = ("member", "board", "qna", "saga")
 

@@ -202,7 +202,8 @@ def model_schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, A
 
 def event_classes(module: ModuleType) -> list[type]:
     """The concrete event types of a ``domain/events.py``: its dataclasses no other one there
-    extends (the bases only share fields), in the order the module defines them."""
+    extends (the bases only share fields), in the order the module defines them (a module's
+    namespace keeps that order)."""
     defined = [
         value
         for value in vars(module).values()
@@ -211,8 +212,7 @@ def event_classes(module: ModuleType) -> list[type]:
         and value.__module__ == module.__name__
     ]
     bases = {base for cls in defined for base in cls.__mro__[1:]}
-    ordered = sorted(defined, key=lambda cls: inspect.getsourcelines(cls)[1])
-    return [cls for cls in ordered if cls not in bases]
+    return [cls for cls in defined if cls not in bases]
 
 
 def event_topic(service: str) -> str:
