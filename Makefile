@@ -16,7 +16,7 @@ UV_RUN := uv run --no-sync
 LOCAL_ENV := deploy/local/local.env
 MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src web/src loadgen/src tests deploy/local benchmarks tools
 
-.PHONY: help sync infra-up infra-down infra-status infra-reset browser bench bench-tools run test chaos fuzz lint fmt k8s-validate i18n loadgen
+.PHONY: help sync infra-up infra-down infra-status infra-reset browser bench bench-tools run test chaos fuzz lint fmt k8s-validate i18n loadgen inventory
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -130,6 +130,11 @@ k8s-validate: ## render and validate the Kubernetes manifests offline
 	else \
 		echo "k8s-validate: skipped (deploy/k8s/validate.sh does not exist yet)"; \
 	fi
+
+# The API and event inventories and the AsyncAPI document (docs/learn/inventory) are generated
+# from the code; `make test` fails while the committed ones are stale (tests/unit/inventory).
+inventory: sync ## regenerate docs/learn/inventory (API and event inventories, asyncapi.yaml) from the code
+	$(UV_RUN) python -m tools.inventory
 
 i18n: sync ## extract the web front end's messages and merge them into its ko/en catalogs (web/src/web/locale)
 	$(UV_RUN) pybabel extract -F web/babel.cfg --no-location --sort-output --omit-header -o web/src/web/locale/messages.pot web
