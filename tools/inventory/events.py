@@ -12,8 +12,8 @@ Read from the code, never listed by hand:
   (``saga.definitions``), or one a participant handles though no saga sends it any more. The
   body is a ``chassis.saga.SagaCommand``; its ``payload`` schema is the participant's own
   payload model, found by running the participant's parse step on an empty payload (the
-  ``ValidationError`` names the model). A participant that parses its payload by hand has no
-  model: the schema then lists only the keys the saga's payload builder writes, with no types;
+  ``ValidationError`` names the model). Every participant reads its payload with
+  ``chassis.saga.command_payload``: a handler without a model stops the generator;
 - a saga reply is a ``chassis.saga.SagaReply`` on ``saga.replies``, sent by every participant;
 - the consumers are the consumer loops each worker's composition root registers (``apps``).
 """
@@ -337,16 +337,15 @@ def saga_messages(found: list[Consumer], schemas: dict[str, Any]) -> Iterator[Me
             if model is not None:
                 payload = model_schema(model, schemas)
                 source = f"{model.__module__}.{model.__qualname__}"
+            elif handler is not None:
+                # One shape: every participant reads its payload with chassis.saga.command_payload.
+                raise SystemExit(
+                    f"{handler.__module__}: {name} is read without a payload model "
+                    "(use chassis.saga.command_payload)"
+                )
             else:
-                keys = sorted({k for s in uses for k in s.payload_keys})
-                payload = {
-                    "type": "object",
-                    "description": "no payload model: the participant reads these keys by hand",
-                    "properties": {key: {} for key in keys},
-                    "required": keys,
-                }
-                source = f"{handler.__module__}" if handler is not None else "no handler"
-                notes.append(f"{service} parses this payload by hand (no model)")
+                payload = {"type": "object"}
+                source = "no handler"
             if handler is None:
                 notes.append(f"{service} has no handler: it answers FAILURE")
             if not uses:

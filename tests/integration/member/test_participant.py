@@ -193,6 +193,8 @@ async def test_transfer_refusals(client: httpx.AsyncClient, harness: Harness) ->
     cases = {
         "negative": {**base, "amount": -5},
         "not an integer": {**base, "amount": "10"},
+        "a boolean": {**base, "amount": True},
+        "empty question": {**base, "question_id": ""},
         "missing answerer": {**base, "to_member_id": str(uuid.uuid4())},
         "bad uuid": {**base, "from_member_id": "nope"},
         "missing field": {k: v for k, v in base.items() if k != "question_id"},
@@ -203,6 +205,8 @@ async def test_transfer_refusals(client: httpx.AsyncClient, harness: Harness) ->
         await harness.send("TransferPoints", payload, saga_id=saga)
         [reply] = await harness.replies(saga)
         assert reply["outcome"] == "FAILURE", name
+    [unreadable] = await harness.replies("saga-a boolean")
+    assert unreadable["reason"].startswith("malformed TransferPoints payload: amount:")
     await harness.send("StartWithdrawal", {"member_id": answerer["id"]}, saga_id="w-1")
     await harness.send("TransferPoints", base, saga_id="to-withdrawing")
     [reply] = await harness.replies("to-withdrawing")

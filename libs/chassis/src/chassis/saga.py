@@ -293,3 +293,23 @@ async def _send_reply(uow: UnitOfWork, reply: SagaReply) -> None:
         data=reply.model_dump(mode="json"),
         subject=reply.saga_id,
     )
+
+
+PayloadT = TypeVar("PayloadT", bound=BaseModel)
+
+
+def command_payload(model: type[PayloadT], command: SagaCommand) -> PayloadT:
+    """``command.payload`` read as ``model``, the participant's own view of the command (its
+    anti-corruption layer: only the fields this participant needs, typed).
+
+    Raises ``CommandRejected`` (a FAILURE reply, so the orchestrator compensates or retries by
+    its rules) when the payload does not fit, naming the command and the first field that does
+    not: a malformed command is refused, never left to be redelivered as a poison message."""
+    try:
+        return model.model_validate(command.payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "payload"
+        raise CommandRejected(
+            f"malformed {command.command} payload: {field}: {first['msg']}"
+        ) from exc

@@ -11,11 +11,11 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from board.service_layer import saga_steps
 from board.service_layer.unit_of_work import BoardUnitOfWork
-from chassis.saga import CommandHandler, CommandRejected, SagaCommand
+from chassis.saga import CommandHandler, SagaCommand, command_payload
 
 
 class AuthorCommandPayload(BaseModel):
@@ -25,10 +25,7 @@ class AuthorCommandPayload(BaseModel):
 
 
 def _member_id(command: SagaCommand) -> uuid.UUID:
-    try:
-        return AuthorCommandPayload.model_validate(command.payload).member_id
-    except ValidationError as exc:
-        raise CommandRejected(f"{command.command} needs a member_id UUID") from exc
+    return command_payload(AuthorCommandPayload, command).member_id
 
 
 async def anonymize_author(uow: BoardUnitOfWork, command: SagaCommand) -> Mapping[str, Any]:

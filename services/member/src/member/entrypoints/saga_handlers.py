@@ -11,7 +11,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from chassis.saga import CommandHandler, CommandRejected, SagaCommand
+from pydantic import BaseModel, Field, StrictInt
+
+from chassis.saga import CommandHandler, CommandRejected, SagaCommand, command_payload
 from member.domain import commands
 from member.domain.errors import MemberError
 from member.service_layer import saga_steps
@@ -21,50 +23,45 @@ from member.service_layer.unit_of_work import MemberUnitOfWork
 C = TypeVar("C")
 
 
-def _uuid(payload: Mapping[str, Any], name: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(payload[name]))
-    except (KeyError, ValueError) as exc:
-        raise CommandRejected(f"payload field {name} must be a UUID") from exc
+class MemberPayload(BaseModel):
+    """Payload of StartWithdrawal, CancelWithdrawal and CompleteWithdrawal."""
+
+    member_id: uuid.UUID
 
 
-def _amount(payload: Mapping[str, Any]) -> int:
-    raw = payload.get("amount")
-    if not isinstance(raw, int) or isinstance(raw, bool):
-        raise CommandRejected("payload field amount must be an integer")
-    return raw
+class PointsPayload(BaseModel):
+    """Payload of TransferPoints and RefundPoints: ``amount`` points (a whole number, never a
+    boolean or a numeric string) move between two members for ``question_id``."""
 
-
-def _text(payload: Mapping[str, Any], name: str) -> str:
-    raw = payload.get(name)
-    if not isinstance(raw, str) or not 0 < len(raw) <= 64:
-        raise CommandRejected(f"payload field {name} must be a string of 1 to 64 characters")
-    return raw
+    from_member_id: uuid.UUID
+    to_member_id: uuid.UUID
+    amount: StrictInt
+    question_id: str = Field(min_length=1, max_length=64)
 
 
 def _member_id(command: SagaCommand) -> uuid.UUID:
-    return _uuid(command.payload, "member_id")
+    return command_payload(MemberPayload, command).member_id
 
 
 def _transfer(command: SagaCommand) -> commands.TransferPoints:
-    p = command.payload
+    p = command_payload(PointsPayload, command)
     return commands.TransferPoints(
         saga_id=command.saga_id,
-        from_member_id=_uuid(p, "from_member_id"),
-        to_member_id=_uuid(p, "to_member_id"),
-        amount=_amount(p),
-        question_id=_text(p, "question_id"),
+        from_member_id=p.from_member_id,
+        to_member_id=p.to_member_id,
+        amount=p.amount,
+        question_id=p.question_id,
     )
 
 
 def _refund(command: SagaCommand) -> commands.RefundPoints:
-    p = command.payload
+    p = command_payload(PointsPayload, command)
     return commands.RefundPoints(
         saga_id=command.saga_id,
-        from_member_id=_uuid(p, "from_member_id"),
-        to_member_id=_uuid(p, "to_member_id"),
-        amount=_amount(p),
-        question_id=_text(p, "question_id"),
+        from_member_id=p.from_member_id,
+        to_member_id=p.to_member_id,
+        amount=p.amount,
+        question_id=p.question_id,
     )
 
 

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from chassis.saga import CommandHandler, CommandRejected, SagaCommand
+from chassis.saga import CommandHandler, SagaCommand, command_payload
 from qna.service_layer import saga_steps
 from qna.service_layer.unit_of_work import QnaUnitOfWork
-
-P = TypeVar("P", bound=BaseModel)
 
 
 class ReserveAcceptancePayload(BaseModel):
@@ -39,37 +37,30 @@ class AuthorPayload(BaseModel):
     member_id: uuid.UUID
 
 
-def _payload(model: type[P], command: SagaCommand) -> P:
-    try:
-        return model.model_validate(command.payload)
-    except ValidationError as exc:
-        raise CommandRejected(f"malformed {command.command} payload") from exc
-
-
 async def reserve_acceptance(uow: QnaUnitOfWork, command: SagaCommand) -> Mapping[str, Any]:
-    p = _payload(ReserveAcceptancePayload, command)
+    p = command_payload(ReserveAcceptancePayload, command)
     return await saga_steps.reserve_acceptance(
         uow, command.saga_id, p.question_id, p.answer_id, p.asker_id
     )
 
 
 async def cancel_acceptance(uow: QnaUnitOfWork, command: SagaCommand) -> Mapping[str, Any]:
-    p = _payload(CancelAcceptancePayload, command)
+    p = command_payload(CancelAcceptancePayload, command)
     return await saga_steps.cancel_acceptance(uow, command.saga_id, p.question_id)
 
 
 async def confirm_acceptance(uow: QnaUnitOfWork, command: SagaCommand) -> Mapping[str, Any]:
-    p = _payload(ConfirmAcceptancePayload, command)
+    p = command_payload(ConfirmAcceptancePayload, command)
     return await saga_steps.confirm_acceptance(uow, command.saga_id, p.question_id, p.answer_id)
 
 
 async def retire_author(uow: QnaUnitOfWork, command: SagaCommand) -> Mapping[str, Any]:
-    p = _payload(AuthorPayload, command)
+    p = command_payload(AuthorPayload, command)
     return await saga_steps.retire_author(uow, command.saga_id, p.member_id)
 
 
 async def restore_author(uow: QnaUnitOfWork, command: SagaCommand) -> Mapping[str, Any]:
-    p = _payload(AuthorPayload, command)
+    p = command_payload(AuthorPayload, command)
     return await saga_steps.restore_author(uow, command.saga_id, p.member_id)
 
 
