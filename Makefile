@@ -105,7 +105,7 @@ bench: sync bench-tools infra-up ## the capacity figures beside their baselines 
 run: sync infra-up ## migrate, create topics, run every service and the gateway (Ctrl-C stops)
 	exec .venv/bin/python deploy/local/run.py
 
-test: sync browser infra-up k8s-validate ## the whole suite: unit, integration, system, browser (tests/e2e), deploy, and the short fault suite (its own infrastructure)
+test: sync browser podman infra-up k8s-validate ## the whole suite: unit, integration, system, browser (tests/e2e), deploy, images (docker or podman), and the short fault suite (its own infrastructure)
 	set -a; source $(LOCAL_ENV); set +a; \
 	export MSA_TEST_INFRA="$${MSA_TEST_INFRA:-local}" CHROMIUM_EXECUTABLE="$(CHROMIUM_EXECUTABLE)"; \
 	$(UV_RUN) pytest tests $(PYTEST_ARGS)
