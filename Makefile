@@ -14,9 +14,9 @@ INFRA := bash deploy/local/infra.sh
 UV_RUN := uv run --no-sync
 # Development settings for the tests and `make run` (loopback addresses, local passwords).
 LOCAL_ENV := deploy/local/local.env
-MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src web/src loadgen/src tests deploy/local benchmarks tools
+MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src web/src loadgen/src tests deploy/local deploy/images benchmarks tools
 
-.PHONY: help sync infra-up infra-down infra-status infra-reset browser bench bench-tools run test chaos fuzz lint fmt k8s-validate i18n loadgen inventory
+.PHONY: help sync infra-up infra-down infra-status infra-reset browser podman images bench bench-tools run test chaos fuzz lint fmt k8s-validate i18n loadgen inventory
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -66,6 +66,25 @@ browser: ## install Debian's chromium and a Korean font for the browser tests (o
 	$(call APT_INSTALL,browser); \
 	[ -x "$(CHROMIUM_EXECUTABLE)" ] || { echo "browser: $(CHROMIUM_EXECUTABLE) missing after the install; set CHROMIUM_EXECUTABLE" >&2; exit 1; }
 
+# The images build with Docker where `docker info` answers, else with podman (Debian's 4.3 with
+# runc; deploy/images/engine.py keeps its configuration and store under .local/containers).
+# debootstrap makes the stand-in Python base where no container registry answers.
+podman: ## install podman, runc and debootstrap when no Docker engine answers (only when missing)
+	@if docker info >/dev/null 2>&1; then echo "podman: docker answers; not needed"; exit 0; fi; \
+	missing=(); \
+	command -v podman >/dev/null || missing+=(podman); \
+	command -v runc >/dev/null || [ -x /usr/sbin/runc ] || missing+=(runc); \
+	command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap); \
+	if [ $${#missing[@]} -eq 0 ]; then echo "podman: podman, runc and debootstrap are installed"; exit 0; fi; \
+	$(call APT_INSTALL,podman)
+
+# IMAGE_PREFIX and IMAGE_TAG name the images as docker-compose.yml does; IMAGES_ARGS goes to
+# the driver (e.g. "--only board,web", "--engine podman").
+IMAGES_ARGS ?=
+
+images: sync podman ## build every image (member board qna saga gateway web loadgen); prints sizes and build times
+	PATH="$$PATH:/usr/sbin" .venv/bin/python -m deploy.images.build $(IMAGES_ARGS)
+
 # `make bench` measures with wrk (a compiled load generator) and runs nginx as the reference
 # proxy, both from Debian. BENCH_ARGS passes options on: "--quick" (~3 min), "--only P1,P2",
 # "--json bench.json" (docs/performance.md).
@@ -86,7 +105,7 @@ bench: sync bench-tools infra-up ## the capacity figures beside their baselines 
 run: sync infra-up ## migrate, create topics, run every service and the gateway (Ctrl-C stops)
 	exec .venv/bin/python deploy/local/run.py
 
-test: sync browser infra-up k8s-validate ## the whole suite: unit, integration, system, browser (tests/e2e), deploy, and the short fault suite (its own infrastructure)
+test: sync browser podman infra-up k8s-validate ## the whole suite: unit, integration, system, browser (tests/e2e), deploy, images (docker or podman), and the short fault suite (its own infrastructure)
 	set -a; source $(LOCAL_ENV); set +a; \
 	export MSA_TEST_INFRA="$${MSA_TEST_INFRA:-local}" CHROMIUM_EXECUTABLE="$(CHROMIUM_EXECUTABLE)"; \
 	$(UV_RUN) pytest tests $(PYTEST_ARGS)

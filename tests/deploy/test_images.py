@@ -201,3 +201,26 @@ def test_the_load_generator_image_is_built_like_the_others() -> None:
     (user,) = values(stage, "USER")
     assert user == "10001:10001"
     assert json.loads(values(stage, "ENTRYPOINT")[0]) == ["loadgen"]
+
+
+def test_every_image_names_the_same_bases_and_its_label_names_the_python_base() -> None:
+    """One Python and one uv for every image (a bump that misses a Dockerfile fails here), a
+    Python of the lockfile's minor version, and the base.name label naming that very image."""
+    lock = tomllib.loads((ROOT / "uv.lock").read_text(encoding="utf-8"))
+    minor = re.fullmatch(r"==(\d+\.\d+)\.\*", lock["requires-python"])
+    assert minor, lock["requires-python"]
+    bases = set()
+    for path in [ROOT / DEPLOYABLE_DIRS[d] / "Dockerfile" for d in IMAGES]:
+        ins = dockerfile_instructions(path)
+        args = dockerfile_args(ins)
+        bases.add((args["PYTHON_IMAGE"], args["UV_IMAGE"]))
+        assert args["PYTHON_IMAGE"].startswith(f"python:{minor.group(1)}."), path
+        labels = dict(
+            pair for value in values(final_stage(ins), "LABEL") for pair in env_assignments(value)
+        )
+        assert labels["org.opencontainers.image.base.name"] == (
+            f"docker.io/library/{args['PYTHON_IMAGE']}"
+        ), path
+    loadgen = dockerfile_args(dockerfile_instructions(ROOT / "loadgen" / "Dockerfile"))
+    bases.add((loadgen["PYTHON_IMAGE"], loadgen["UV_IMAGE"]))
+    assert len(bases) == 1, bases

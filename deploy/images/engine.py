@@ -1,0 +1,171 @@
+"""The container engine: Docker where a daemon answers, else podman configured inside the repository.
+
+Nothing outside the repository is needed or changed: podman reads its configuration from
+``.local/containers/`` (``CONTAINERS_CONF``, ``CONTAINERS_STORAGE_CONF``,
+``CONTAINERS_REGISTRIES_CONF``), keeps its images and layers there, and a clean clone
+starts from nothing. The settings are the ones podman 4.3 (Debian 12) needs on a machine
+without systemd and with a cgroup v1 hierarchy:
+
+- ``runtime = "runc"``: crun cannot create containers on such cgroups;
+- ``default_ulimits``: podman's default ``nofile``/``nproc`` limits exceed the hard
+  limits of an unprivileged session, and every container start would fail;
+- ``cgroup_manager = "cgroupfs"`` and ``events_logger = "file"``: no systemd.
+
+Only the standard library: ``make images`` runs this before any environment is synced.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Everything podman keeps for this repository: configuration, image store, run state.
+PODMAN_HOME = ROOT / ".local" / "containers"
+
+CONTAINERS_CONF = """\
+# Written by deploy/images/engine.py (make podman); podman reads it through CONTAINERS_CONF.
+[containers]
+# The defaults exceed this machine's hard limits; a container would not start.
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+# No systemd: podman's own /etc/hosts and DNS handling, no journald.
+log_driver = "k8s-file"
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+"""
+
+STORAGE_CONF = """\
+# Written by deploy/images/engine.py; podman reads it through CONTAINERS_STORAGE_CONF.
+[storage]
+driver = "overlay"
+graphroot = "{graphroot}"
+runroot = "{runroot}"
+"""
+
+REGISTRIES_CONF = """\
+# Written by deploy/images/engine.py; podman reads it through CONTAINERS_REGISTRIES_CONF.
+# Short names (python:3.11..., postgres:17...) mean Docker Hub, as they do for Docker.
+unqualified-search-registries = ["docker.io"]
+short-name-mode = "permissive"
+"""
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A container CLI and the environment it must run with."""
+
+    name: str  # "docker" or "podman"
+    env: dict[str, str]
+
+    def argv(self, *args: str) -> list[str]:
+        return [self.name, *args]
+
+    def run(
+        self, *args: str, check: bool = True, timeout: float | None = None, capture: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """``<engine> args...``; output captured as text unless ``capture`` is false."""
+        done = subprocess.run(  # noqa: S603 - the engine CLI, no shell
+            self.argv(*args),
+            env=self.env,
+            text=True,
+            capture_output=capture,
+            timeout=timeout,
+            check=False,
+        )
+        if check and done.returncode != 0:
+            raise EngineError(f"{' '.join(self.argv(*args))} exited {done.returncode}", done)
+        return done
+
+    def image_exists(self, ref: str) -> bool:
+        return self.run("image", "inspect", ref, check=False).returncode == 0
+
+    def image_size(self, ref: str) -> int:
+        """The image's size in bytes (all layers, uncompressed), as ``images`` shows it."""
+        out = self.run("image", "inspect", "--format", "{{.Size}}", ref).stdout
+        return int(out.strip())
+
+
+class EngineError(RuntimeError):
+    """An engine command failed; ``result`` holds its output."""
+
+    def __init__(self, message: str, result: subprocess.CompletedProcess[str]) -> None:
+        tail = (result.stderr or result.stdout or "").strip()[-2000:]
+        super().__init__(f"{message}\n{tail}" if tail else message)
+        self.result = result
+
+
+def podman_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment that points podman at the repository's configuration and store."""
+    env = dict(os.environ if base is None else base)
+    env["CONTAINERS_CONF"] = str(PODMAN_HOME / "containers.conf")
+    env["CONTAINERS_STORAGE_CONF"] = str(PODMAN_HOME / "storage.conf")
+    env["CONTAINERS_REGISTRIES_CONF"] = str(PODMAN_HOME / "registries.conf")
+    return env
+
+
+def write_podman_config() -> None:
+    """Write (or refresh) the three configuration files under ``.local/containers``."""
+    PODMAN_HOME.mkdir(parents=True, exist_ok=True)
+    files = {
+        "containers.conf": CONTAINERS_CONF,
+        "storage.conf": STORAGE_CONF.format(
+            graphroot=PODMAN_HOME / "storage", runroot=PODMAN_HOME / "run"
+        ),
+        "registries.conf": REGISTRIES_CONF,
+    }
+    for name, text in files.items():
+        path = PODMAN_HOME / name
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+
+
+def docker_answers(timeout: float = 10) -> bool:
+    """Whether a Docker CLI is installed and its daemon answers ``docker info``."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        done = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0 and bool(done.stdout.strip())
+
+
+def podman_works() -> bool:
+    """Whether podman is installed and can reach its (repository-local) store."""
+    if shutil.which("podman") is None:
+        return False
+    write_podman_config()
+    done = subprocess.run(
+        ["podman", "info", "--format", "{{.Store.GraphRoot}}"],  # noqa: S607
+        env=podman_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode == 0
+
+
+def select_engine(preferred: str | None = None) -> Engine | None:
+    """Docker if its daemon answers, else podman; ``preferred`` ("docker"/"podman") forces one.
+
+    None when neither works (the image tests skip, ``make images`` fails with the reason).
+    """
+    choice = preferred or os.environ.get("CONTAINER_ENGINE") or None
+    if choice in (None, "docker") and docker_answers():
+        return Engine("docker", dict(os.environ))
+    if choice in (None, "podman") and podman_works():
+        return Engine("podman", podman_env())
+    return None
