@@ -22,7 +22,7 @@ help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 sync: ## install the locked Python environment (.venv) with uv
-	@command -v uv >/dev/null || pip install uv
+	@command -v uv >/dev/null || pip install "uv==0.13.9"
 	uv sync --all-packages --frozen
 
 infra-up: ## start PostgreSQL, Redis and Kafka (installs them if missing)

@@ -224,3 +224,13 @@ def test_every_image_names_the_same_bases_and_its_label_names_the_python_base() 
     loadgen = dockerfile_args(dockerfile_instructions(ROOT / "loadgen" / "Dockerfile"))
     bases.add((loadgen["PYTHON_IMAGE"], loadgen["UV_IMAGE"]))
     assert len(bases) == 1, bases
+
+
+def test_ci_and_make_sync_install_the_uv_the_images_use() -> None:
+    """`.ci/run` and `make sync` install the uv release the Dockerfiles copy from
+    ghcr.io/astral-sh/uv, so CI, a developer's machine and the images resolve the lock alike."""
+    args = dockerfile_args(dockerfile_instructions(ROOT / "services" / "board" / "Dockerfile"))
+    version = args["UV_IMAGE"].rsplit(":", 1)[1]
+    for path in (ROOT / ".ci" / "run", ROOT / "Makefile"):
+        pins = set(re.findall(r"uv==([\d.]+)", path.read_text(encoding="utf-8")))
+        assert pins == {version}, f"{path.name} installs uv {pins or 'unpinned'}, images {version}"
