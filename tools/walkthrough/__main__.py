@@ -38,6 +38,11 @@ WALKTHROUGHS: dict[str, ModuleType] = {
 async def walk(name: str, guide: Guide) -> None:
     module = WALKTHROUGHS[name]
     run: Callable[[Guide, Load], Awaitable[None]] = module.run
+    # SIGTERM cancels the walkthrough as Ctrl-C does (asyncio.run's own handling of SIGINT):
+    # its finally blocks put back what it changed.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     guide.title(name, module.SUMMARY)
     async with session(guide.target) as load:
         await run(guide, load)
@@ -70,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     guide = Guide(Target.from_env(), check_only=args.check_only, log=args.log, pause=args.pause)
-    # SIGTERM interrupts like Ctrl-C: the walkthrough's finally blocks put back what it changed.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Ctrl-C interrupts even where the shell started us with SIGINT ignored (in the background).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         asyncio.run(walk(args.name, guide))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         guide.fail("interrupted (what it changed was put back)")
     except Exception as exc:  # any error ends the walkthrough in FAIL, with its reason
         guide.fail(f"{type(exc).__name__}: {exc}")

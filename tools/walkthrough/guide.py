@@ -150,7 +150,20 @@ class Guide:
         return 0
 
 
+#: The fields of a JSON log line shown beside its event (the rest is in the terminal).
+LOG_FIELDS = ("step", "command", "reason", "retries", "loop", "error", "outcome")
+
+
 def _short(line: str, width: int = 200) -> str:
+    """A log line for the screen: a JSON one as its event and a few fields, cut at ``width``."""
+    prefix, bar, payload = line.partition("| ")
+    try:
+        entry = json.loads(payload)
+    except ValueError:
+        entry = None
+    if isinstance(entry, dict) and "event" in entry:
+        fields = " ".join(f"{k}={entry[k]}" for k in LOG_FIELDS if k in entry)
+        line = f"{prefix}{bar}{entry['event']} {fields}".rstrip()
     return line if len(line) <= width else line[: width - 3] + "..."
 
 

@@ -100,7 +100,7 @@ async def run(guide: Guide, load: Load) -> None:
     )
     guide.metric(
         WORKER,
-        "kafka_consumer_lag",
-        "how far the worker's consumers are behind (0: caught up)",
-        topic="board.events",
+        "projection_checkpoint_offset",
+        "the projection's offset now, moved past every post written",
+        projection="post_summaries",
     )

@@ -73,8 +73,11 @@ async def run(guide: Guide, load: Load) -> None:
             )
             code, output = await rebuild(guide)
             repaired = code == 0
-            report = next((line for line in output.splitlines() if line.startswith("{")), "")
-            guide.look("the rebuild's report", _summary(report) or output[-1500:])
+            guide.look(
+                "the rebuild's own output: its log lines (read_model.replay_started,"
+                " read_model.swapped) and its report, one JSON line",
+                _summary(output) or output[-1500:],
+            )
             guide.check(code == 0, f"board rebuild-read-model exited {code}")
             (after,) = await post_rows(db, [post_id])
             guide.rows("the row after the rebuild", [after])
@@ -108,11 +111,19 @@ async def rebuild(guide: Guide) -> tuple[int, str]:
     return int(process.returncode or 0), out.decode(errors="replace")
 
 
-def _summary(line: str) -> str:
-    try:
-        report = json.loads(line)
-    except ValueError:
-        return ""
-    return json.dumps(
-        {k: report.get(k) for k in ("read_model", "events_applied", "events_skipped", "rows")}
-    )
+def _summary(output: str) -> str:
+    """The rebuild's ``read_model.*`` log events and its report, from its output."""
+    shown = []
+    for line in output.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict):
+            continue
+        if "events_applied" in entry:
+            keys = ("read_model", "events_applied", "events_skipped", "rows")
+            shown.append("report: " + json.dumps({k: entry.get(k) for k in keys}))
+        elif str(entry.get("event", "")).startswith("read_model."):
+            shown.append(str(entry["event"]))
+    return "\n".join(shown)
