@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
 from tools.chaos.load import Load
 from tools.chaos.sagas import TERMINAL, fault_reached, poll, step_fault_outcome
@@ -41,50 +40,20 @@ async def start_acceptance(load: Load) -> str | None:
 
 async def run(guide: Guide, load: Load) -> None:
     await load.prepare(5, hot_posts=0)
-    timeout = guide.target.step_timeout_seconds()
-    await refused_pivot(guide, load)
-    guide.wait()
-    await delayed_after_pivot(guide, load, timeout)
-
-
-async def refused_pivot(guide: Guide, load: Load) -> None:
     guide.say(
         "Part 1. Set the fault flag faults:member:transfer-points to `fail` through the admin "
         "API (PUT /api/admin/faults/member/transfer-points): member answers the command with a "
         "refusal, as it would for a business rule."
     )
-    await load.set_fault("member", "transfer-points", "fail")
-    guide.do("fault member/transfer-points = fail")
-    try:
-        saga_id = await start_acceptance(load)
-        if saga_id is None:
-            guide.fail("the acceptance was not started (POST .../accept)")
-            return
-        guide.do(f"acceptance saga {saga_id} started")
-        body = await ended(load, saga_id, 60)
-    finally:
-        await load.set_fault("member", "transfer-points", "off")
-        guide.do("fault member/transfer-points = off")
-    if body is None:
-        guide.fail(f"saga {saga_id} did not end within 60 s")
-        return
-    guide.saga(body)
-    guide.logs("saga-worker", f"{saga_id}.*(step_failed|compensat)", "the compensation")
-    guide.metric(
-        "saga-worker",
-        "saga_compensated_total",
-        "sagas that undid their completed steps",
-        type=ACCEPTANCE,
+    await faulted_saga(
+        guide,
+        load,
+        Fault("member", "transfer-points", "fail"),
+        Watch("step_failed|compensat", "the compensation", "saga_compensated_total"),
+        "refused pivot: COMPENSATED, transfer-points FAILED, reserve-acceptance COMPENSATED",
     )
-    problems = step_fault_outcome(body, "transfer-points", "fail")
-    guide.check(
-        not problems,
-        "refused pivot: COMPENSATED, transfer-points FAILED, reserve-acceptance COMPENSATED"
-        + (f" ({'; '.join(problems)})" if problems else ""),
-    )
-
-
-async def delayed_after_pivot(guide: Guide, load: Load, timeout: float) -> None:
+    guide.wait()
+    timeout = guide.target.step_timeout_seconds()
     delay = delay_seconds(timeout)
     guide.say(
         f"Part 2. This stack's step timeout is {timeout:g} s (STEP_TIMEOUT_SECONDS; the "
@@ -95,44 +64,68 @@ async def delayed_after_pivot(guide: Guide, load: Load, timeout: float) -> None:
         f"time out on confirm-acceptance after {timeout:g} s, re-send it (retries 1) and "
         "complete when the reply comes, without compensating."
     )
-    await load.set_fault("qna", "confirm-acceptance", "delay", int(delay * 1000))
-    guide.do(f"fault qna/confirm-acceptance = delay {delay:g} s")
+    await faulted_saga(
+        guide,
+        load,
+        Fault("qna", "confirm-acceptance", "delay", delay),
+        Watch("step_retry|completed", "the re-send", "saga_step_retries_total"),
+        "silence after the pivot: COMPLETED, confirm-acceptance re-sent (retries >= 1),"
+        " nothing compensated",
+    )
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A step fault: ``mode`` ``fail`` or ``delay`` (by ``seconds``) on ``service/command``."""
+
+    service: str
+    command: str
+    mode: str
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        held = f" {self.seconds:g} s" if self.mode == "delay" else ""
+        return f"fault {self.service}/{self.command} = {self.mode}{held}"
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Where the saga's reaction shows: its log events, and a saga-worker metric."""
+
+    events: str  # a regular expression of saga-worker's log events
+    why: str
+    metric: str
+
+
+async def faulted_saga(guide: Guide, load: Load, fault: Fault, watch: Watch, expect: str) -> None:
+    """Start an acceptance with ``fault`` set, lift it once the saga shows its effect, wait
+    for the end and check it against the rules of the faulted step's kind."""
+    # The re-send comes one step timeout after the command, the reply ``seconds`` after it.
+    patience = fault.seconds + 30
+    await load.set_fault(fault.service, fault.command, fault.mode, int(fault.seconds * 1000))
+    guide.do(str(fault))
     try:
         saga_id = await start_acceptance(load)
         if saga_id is None:
             guide.fail("the acceptance was not started (POST .../accept)")
             return
-        guide.do(f"acceptance saga {saga_id} started; waiting for the step timeout")
+        guide.do(f"acceptance saga {saga_id} started")
         seen, _ = await poll(
-            load, [saga_id], lambda b: fault_reached(b, "confirm-acceptance", "delay"), delay + 30
+            load, [saga_id], lambda b: fault_reached(b, fault.command, fault.mode), patience
         )
-        if saga_id in seen:
+        if saga_id in seen and seen[saga_id]["status"] not in TERMINAL:
             guide.saga(seen[saga_id])
     finally:
-        await load.set_fault("qna", "confirm-acceptance", "off")
-        guide.do("fault qna/confirm-acceptance = off")
-    body = await ended(load, saga_id, delay + 30)
-    if body is None:
-        guide.fail(f"saga {saga_id} did not end within {delay + 30:g} s of the re-send")
+        await load.set_fault(fault.service, fault.command, "off")
+        guide.do(f"fault {fault.service}/{fault.command} = off")
+    bodies, waiting = await poll(load, [saga_id], lambda b: b["status"] in TERMINAL, patience)
+    if waiting:
+        guide.fail(f"saga {saga_id} did not end within {patience:g} s")
         return
+    body = bodies[saga_id]
     guide.saga(body)
-    guide.logs("saga-worker", f"{saga_id}.*(step_retry|completed)", "the re-send")
-    guide.metric(
-        "saga-worker",
-        "saga_step_retries_total",
-        "commands sent again after a timeout",
-        step="confirm-acceptance",
-        reason="timeout",
-    )
-    problems = step_fault_outcome(body, "confirm-acceptance", "delay")
-    guide.check(
-        not problems,
-        "silence after the pivot: COMPLETED, confirm-acceptance re-sent (retries >= 1),"
-        " nothing compensated" + (f" ({'; '.join(problems)})" if problems else ""),
-    )
-
-
-async def ended(load: Load, saga_id: str, timeout: float) -> Mapping[str, Any] | None:
-    """The saga's body once it is terminal, or None after ``timeout`` seconds."""
-    bodies, waiting = await poll(load, [saga_id], lambda b: b["status"] in TERMINAL, timeout)
-    return None if waiting else bodies[saga_id]
+    guide.logs("saga-worker", f"{saga_id}.*({watch.events})", watch.why)
+    labels = {"step": fault.command} if fault.mode == "delay" else {"type": ACCEPTANCE}
+    guide.metric("saga-worker", watch.metric, watch.why, **labels)
+    problems = step_fault_outcome(body, fault.command, fault.mode)
+    guide.check(not problems, expect + (f" ({'; '.join(problems)})" if problems else ""))
