@@ -52,11 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.walkthrough",
         description=(__doc__ or "").split("\n")[0],
-        epilog="walkthroughs: "
-        + "; ".join(
-            f"{name}: {m.__doc__.split(':', 1)[1].strip()}"
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="walkthroughs:\n"
+        + "\n".join(
+            f"  {name:<18} {(m.__doc__ or '').split(': ', 1)[-1].split(' (')[0]}"
             for name, m in WALKTHROUGHS.items()
-            if m.__doc__
         ),
     )
     parser.add_argument(
