@@ -40,9 +40,18 @@ async def walk(name: str, guide: Guide) -> None:
     run: Callable[[Guide, Load], Awaitable[None]] = module.run
     # SIGTERM cancels the walkthrough as Ctrl-C does (asyncio.run's own handling of SIGINT):
     # its finally blocks put back what it changed.
+    # Only the first SIGTERM counts (make passes its own on to us): a second must not cut
+    # the putting back short.
     task = asyncio.current_task()
     assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    loop = asyncio.get_running_loop()
+
+    def cancel_once() -> None:
+        loop.remove_signal_handler(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, cancel_once)
     guide.title(name, module.SUMMARY)
     async with session(guide.target) as load:
         await run(guide, load)
