@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from tools.chaos.load import Load
 from tools.chaos.sagas import TERMINAL, fault_reached, poll, step_fault_outcome
+from tools.walkthrough.common import until
 from tools.walkthrough.guide import Guide
 
 NAME = "fail-saga-step"
@@ -29,13 +30,16 @@ def delay_seconds(step_timeout: float) -> float:
 
 
 async def start_acceptance(load: Load) -> str | None:
-    """A fresh question with one answer, accepted by its asker: the saga's id."""
+    """A fresh question with one answer, accepted by its asker: the saga's id (the question
+    is ``load.world.questions``' last, or None when it could not be asked)."""
     asker, answerer = load.world.members[0], load.world.members[1]
     await load.ask(asker)
     question = load.world.questions[-1]
     await load.answer(answerer, question)
     load.world.questions = [question]  # accept exactly this one
-    return await load.accept()
+    saga_id = await load.accept()
+    load.world.questions = [question]  # accept() takes it out of the pool; it is read later
+    return saga_id
 
 
 async def run(guide: Guide, load: Load) -> None:
@@ -129,3 +133,21 @@ async def faulted_saga(guide: Guide, load: Load, fault: Fault, watch: Watch, exp
     guide.metric("saga-worker", watch.metric, watch.why, **labels)
     problems = step_fault_outcome(body, fault.command, fault.mode)
     guide.check(not problems, expect + (f" ({'; '.join(problems)})" if problems else ""))
+    # The semantic lock: ACCEPTING while the saga ran, released to OPEN by the compensation
+    # (another answer may be accepted) or to RESOLVED by the last step.
+    question = load.world.questions[-1]
+    wanted = "RESOLVED" if body["status"] == "COMPLETED" else "OPEN"
+    status: str | None = None
+
+    async def released() -> bool:
+        nonlocal status
+        read = await load.call("question", "GET", f"/api/questions/{question.id}", 200)
+        status = read["status"] if read else None
+        return status == wanted
+
+    await until(released, 10)
+    guide.look(
+        f"the question: GET {guide.target.gateway_url}/api/questions/{question.id}",
+        f"status {status}",
+    )
+    guide.check(status == wanted, f"the question's lock released: {status}, expected {wanted}")
