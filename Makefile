@@ -16,7 +16,7 @@ UV_RUN := uv run --no-sync
 LOCAL_ENV := deploy/local/local.env
 MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src web/src loadgen/src tests deploy/local deploy/images benchmarks tools
 
-.PHONY: help sync infra-up infra-down infra-status infra-reset browser podman images bench bench-tools run test chaos fuzz lint fmt k8s-validate i18n loadgen inventory
+.PHONY: help sync infra-up infra-down infra-status infra-reset browser podman images bench bench-tools run test chaos fuzz lint fmt k8s-validate i18n loadgen inventory walkthrough
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -112,6 +112,16 @@ test: sync browser podman infra-up k8s-validate ## the whole suite: unit, integr
 
 chaos: sync ## the full fault suite on an instance of its own (SCENARIO=name for one; ~12 min)
 	$(UV_RUN) python -m tests.chaos $(SCENARIO)
+
+# The failure walkthroughs (tools/walkthrough) against a running `make run` stack: NAME is one of
+# kill-worker, fail-saga-step, stop-kafka, roll-deployment, replay-read-model.
+# WALKTHROUGH_ARGS: --check-only (terse, no pauses), --log FILE (the `make run` output, tee'd).
+NAME ?=
+WALKTHROUGH_ARGS ?=
+
+walkthrough: sync ## one failure walkthrough on the running `make run` stack (NAME=kill-worker ...; PASS or FAIL)
+	@[ -n "$(NAME)" ] || { .venv/bin/python -m tools.walkthrough --help; exit 2; }
+	.venv/bin/python -m tools.walkthrough "$(NAME)" $(WALKTHROUGH_ARGS)
 
 # The long schema-fuzzing run; `make test` runs a short one (100 cases per target).
 FUZZ_CASES ?= 1000

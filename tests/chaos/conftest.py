@@ -1,4 +1,4 @@
-"""Fixtures of the fault suite: its own infrastructure instance and system, started once per module."""
+"""Fixtures of the fault suite: its own infrastructure instance and system, started once per session."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from tests.chaos.scenarios import Row, table, write_results
 from tests.chaos.stack import CHAOS_DIR, ChaosStack
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chaos_stack() -> Iterator[ChaosStack]:
-    """The chaos instance (reset, then up) and the system on it; both stopped afterwards,
-    also when a scenario fails."""
+    """The chaos instance (reset, then up) and the system on it, shared by the short fault
+    suite and the walkthroughs (one start of a few minutes); both stopped afterwards, also
+    when a scenario fails."""
     stack = ChaosStack()
     try:
         stack.start()

@@ -20,29 +20,29 @@ from typing import Any
 import httpx
 
 from tests.chaos import invariants
-from tests.chaos.load import Load, Request
 from tests.chaos.stack import (
-    PROCESS_PORTS,
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    GATEWAY_URL,
     STEP_TIMEOUT_SECONDS,
     ChaosStack,
     Fault,
+)
+from tools.chaos.load import Load, Request
+from tools.chaos.sagas import (
+    ACCEPTANCE_STEPS,
+    TERMINAL,
+    WITHDRAWAL_STEPS,
+    fault_reached,
+    poll,
+    step_fault_outcome,
+    step_of,
 )
 
 #: Seconds after a fault is lifted (and the system is ready again) in which a failed request
 #: is still put down to the fault.
 GRACE = 5.0
 
-ACCEPTANCE_STEPS = (
-    ("qna", "reserve-acceptance"),
-    ("member", "transfer-points"),
-    ("qna", "confirm-acceptance"),
-)
-WITHDRAWAL_STEPS = (
-    ("member", "start-withdrawal"),
-    ("board", "anonymize-author"),
-    ("qna", "retire-author"),
-    ("member", "complete-withdrawal"),
-)
 #: Steps after the pivot: they cannot be refused, so a failure must be waited out.
 RETRIABLE = {("qna", "confirm-acceptance")}
 
@@ -226,7 +226,7 @@ async def redis_stopped(ctx: Context) -> None:
         async with httpx.AsyncClient() as http:
             while time.monotonic() < deadline:
                 for name in DEGRADED_AROUND_REDIS:
-                    url = f"http://127.0.0.1:{PROCESS_PORTS[name]}/readyz"
+                    url = f"{ctx.stack.target.processes.url(name)}/readyz"
                     try:
                         ready = (await http.get(url, timeout=2)).status_code
                     except httpx.HTTPError:
@@ -242,8 +242,6 @@ async def redis_stopped(ctx: Context) -> None:
     await with_load(ctx, fault)
 
 
-#: Saga statuses that need nothing more from the orchestrator (FAILED waits for an operator).
-TERMINAL = ("COMPLETED", "COMPENSATED", "FAILED")
 #: A delayed participant command outlasts its step timeout twice over.
 DELAY_MS = int(STEP_TIMEOUT_SECONDS * 1000 * 2)
 
@@ -292,76 +290,6 @@ COMPENSATION_FAULTS = (
 )
 
 
-def step_of(body: Mapping[str, Any], step: str) -> Mapping[str, Any]:
-    """The step named ``step`` of a ``GET /api/sagas/{id}`` body."""
-    found: Mapping[str, Any] = next(s for s in body["steps"] if s["name"] == step)
-    return found
-
-
-def fault_reached(body: Mapping[str, Any], step: str, mode: str) -> bool:
-    """Whether the fault on ``step`` has done its work, so that it may be lifted: a delay at or
-    after the pivot (or a failed retriable step) once the command was sent again
-    (``retries >= 1``); otherwise once the step was answered (neither PENDING nor RUNNING: a
-    refusal, or the timeout of a compensatable step). A saga that ended needs nothing more."""
-    if body["status"] in TERMINAL:
-        return True
-    faulted = step_of(body, step)
-    resent = (mode == "delay" and faulted["kind"] != "compensatable") or (
-        mode == "fail" and faulted["kind"] == "retriable"
-    )
-    if resent:
-        return int(faulted["retries"]) >= 1
-    return faulted["status"] not in ("PENDING", "RUNNING")
-
-
-def step_fault_outcome(body: Mapping[str, Any], step: str, mode: str) -> list[str]:
-    """What is wrong with a terminal saga whose ``step`` was delayed past its timeout or made
-    to fail (empty: nothing). The rules of the step kinds (docs/sagas.md):
-
-    - a compensatable step or the pivot refused: COMPENSATED, the step FAILED, every earlier
-      compensatable step COMPENSATED, every later one PENDING;
-    - a compensatable step delayed: COMPENSATED, the step timed out (the failure reason says
-      so) and is compensated itself (it may have been applied), the earlier ones too;
-    - the pivot or the retriable step delayed, or the retriable step refused for a while:
-      COMPLETED, every step SUCCEEDED, the faulted one with ``retries >= 1``.
-    """
-    names = [s["name"] for s in body["steps"]]
-    index = names.index(step)
-    faulted = body["steps"][index]
-    status, reason = body["status"], body.get("failure_reason") or ""
-    problems: list[str] = []
-
-    def want(ok: bool, what: str) -> None:
-        if not ok:
-            problems.append(what)
-
-    if faulted["kind"] == "compensatable" or (faulted["kind"] == "pivot" and mode == "fail"):
-        want(status == "COMPENSATED", f"is {status}, not COMPENSATED")
-        if mode == "fail":
-            want(faulted["status"] == "FAILED", f"{step} is {faulted['status']}, not FAILED")
-        else:
-            want(
-                faulted["status"] == "COMPENSATED"
-                and f"step {step} " in reason
-                and "timed out" in reason,
-                f"{step} is {faulted['status']} ({reason!r}), not timed out, then compensated",
-            )
-        for earlier in body["steps"][:index]:
-            if earlier["kind"] == "compensatable":
-                want(
-                    earlier["status"] == "COMPENSATED",
-                    f"earlier step {earlier['name']} is {earlier['status']}, not COMPENSATED",
-                )
-        for later in body["steps"][index + 1 :]:
-            want(later["status"] == "PENDING", f"later step {later['name']} is {later['status']}")
-    else:
-        want(status == "COMPLETED", f"is {status}, not COMPLETED")
-        want(int(faulted["retries"]) >= 1, f"{step} has retries {faulted['retries']}, not >= 1")
-        for other in body["steps"]:
-            want(other["status"] == "SUCCEEDED", f"step {other['name']} is {other['status']}")
-    return problems
-
-
 def compensation_fault_outcome(
     body: Mapping[str, Any], fault: CompensationFault, new_attempt: bool
 ) -> list[str]:
@@ -403,7 +331,7 @@ async def _step_fault(ctx: Context, service: str, command: str, mode: str) -> No
     await load.set_fault(service, command, mode, DELAY_MS if mode == "delay" else 0)
     try:
         sagas = await _start_sagas(ctx, acceptance, label)
-        _, waiting = await _poll(load, sagas, lambda b: fault_reached(b, command, mode), 60)
+        _, waiting = await poll(load, sagas, lambda b: fault_reached(b, command, mode), 60)
         for saga_id in waiting:
             ctx.extra.append(f"{label}: saga {saga_id} never showed the fault's effect")
         if mode == "fail" and (service, command) in RETRIABLE:
@@ -412,7 +340,7 @@ async def _step_fault(ctx: Context, service: str, command: str, mode: str) -> No
     finally:
         await load.set_fault(service, command, "off")
     lifted = time.monotonic()
-    ended, waiting = await _poll(load, sagas, lambda b: b["status"] in TERMINAL, 90)
+    ended, waiting = await poll(load, sagas, lambda b: b["status"] in TERMINAL, 90)
     ctx.recover = max(ctx.recover, time.monotonic() - lifted)
     for saga_id in waiting:
         ctx.extra.append(f"{label}: saga {saga_id} not terminal (or unreadable) after 90 s")
@@ -433,7 +361,7 @@ async def _compensation_fault(ctx: Context, fault: CompensationFault) -> None:
     try:
         sagas = await _start_sagas(ctx, fault.acceptance, label)
         if fault.mode == "delay":
-            _, waiting = await _poll(
+            _, waiting = await poll(
                 load,
                 sagas,
                 lambda b: b["status"] in TERMINAL or int(step_of(b, fault.step)["retries"]) >= 1,
@@ -451,7 +379,7 @@ async def _compensation_fault(ctx: Context, fault: CompensationFault) -> None:
         await load.set_fault(c_service, c_command, "off")
         await load.set_fault(*fault.refused, "off")
     lifted = time.monotonic()
-    ended, waiting = await _poll(load, sagas, lambda b: b["status"] in TERMINAL, 90)
+    ended, waiting = await poll(load, sagas, lambda b: b["status"] in TERMINAL, 90)
     ctx.recover = max(ctx.recover, time.monotonic() - lifted)
     for saga_id in waiting:
         ctx.extra.append(f"{label}: saga {saga_id} not terminal (or unreadable) after 90 s")
@@ -490,29 +418,6 @@ async def _seed_saga_candidates(load: Load, count: int, acceptance: bool) -> Non
             load.world.members.append(member)
         for member in load.world.members[-count:]:
             await load.write_post(member)
-
-
-async def _poll(
-    load: Load, sagas: list[str], until: Callable[[Mapping[str, Any]], bool], timeout: float
-) -> tuple[dict[str, Mapping[str, Any]], list[str]]:
-    """Read every saga (``GET /api/sagas/{id}``) until ``until(body)`` holds for each; returns
-    the last body read of each and the sagas for which it never held within ``timeout``
-    seconds, a saga that could never be read among them."""
-    deadline = time.monotonic() + timeout
-    bodies: dict[str, Mapping[str, Any]] = {}
-    done: set[str] = set()
-    while True:
-        for saga_id in sagas:
-            if saga_id in done:
-                continue
-            body = await load.saga(saga_id)
-            if body is not None:
-                bodies[saga_id] = body
-                if until(body):
-                    done.add(saga_id)
-        if len(done) == len(sagas) or time.monotonic() > deadline:
-            return bodies, [s for s in sagas if s not in done]
-        await asyncio.sleep(0.3)
 
 
 async def _wait_compensation_attempt(
@@ -613,7 +518,7 @@ async def run_scenario(
     rng = random.Random(seed)
     row = Row(name)
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64)) as http:
-        load = Load(http, rng)
+        load = Load(http, rng, GATEWAY_URL, ADMIN_EMAIL, ADMIN_PASSWORD)
         await load.log_in_admin()
         await load.prepare(scale.members, hot_posts=3)
         async with invariants.databases() as db:

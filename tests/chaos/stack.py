@@ -8,8 +8,9 @@ Kafka :9192-9194) and runs the system on it as ``make run`` does, with
 :19101-19104) and its restart policy on, as Kubernetes restarts a killed pod.
 
 Faults are real: a server of this instance is stopped and started, a process group is
-sent SIGKILL. Every fault is recorded, so that the supervisor's log of exits can be
-compared with the exits the suite caused.
+sent SIGKILL, through the fault tooling of tools/chaos/stack.py (``chaos_target()`` is this
+stack as its ``Target``). Every fault is recorded here, so that the supervisor's log of exits
+can be compared with the exits the suite caused.
 """
 
 from __future__ import annotations
@@ -25,11 +26,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import IO
 
-import httpx
-
 from tests.support.infra import REPO
+from tools.chaos.stack import BASE_PORTS, SERVICES, Target
 
-INFRA_SCRIPT = REPO / "deploy" / "local" / "infra.sh"
 CHAOS_DIR = REPO / ".local" / "chaos"
 PID_DIR = CHAOS_DIR / "pids"
 SUPERVISOR_LOG = CHAOS_DIR / "run.log"
@@ -38,22 +37,25 @@ PG_PORT = 55532
 REDIS_PORT = 56479
 KAFKA_PORT = 9192
 PORT_OFFSET = 10000
-GATEWAY_URL = f"http://127.0.0.1:{8000 + PORT_OFFSET}"
+GATEWAY_URL = f"http://127.0.0.1:{BASE_PORTS['gateway'] + PORT_OFFSET}"
 ADMIN_EMAIL = "admin@chaos.example"
 ADMIN_PASSWORD = "chaos-admin-pw"
 #: A participant command waits this long for its reply before the step times out.
 STEP_TIMEOUT_SECONDS = 3.0
 
-SERVICES = ("member", "board", "qna", "saga")
-#: Every long-running process run.py starts, with the port its /readyz answers on.
-PROCESS_PORTS: dict[str, int] = {
-    "gateway": 8000 + PORT_OFFSET,
-    "web": 8005 + PORT_OFFSET,
-    **{f"{s}-api": 8001 + i + PORT_OFFSET for i, s in enumerate(SERVICES)},
-    **{f"{s}-worker": 9101 + i + PORT_OFFSET for i, s in enumerate(SERVICES)},
-}
 PG_ADMIN_URL = f"postgresql://postgres:postgres@127.0.0.1:{PG_PORT}/postgres"
 KAFKA_BOOTSTRAP = f"127.0.0.1:{KAFKA_PORT}"
+#: What points deploy/local/infra.sh at the chaos instance.
+INFRA_SETTINGS = {
+    "MSA_LOCAL_DIR": str(CHAOS_DIR),
+    "PG_PORT": str(PG_PORT),
+    "REDIS_PORT": str(REDIS_PORT),
+    "KAFKA_PORT": str(KAFKA_PORT),
+    "KAFKA_CONTROLLER_PORT": str(KAFKA_PORT + 1),
+    "KAFKA_SASL_PORT": str(KAFKA_PORT + 2),
+    # The suite's broker needs less than the shared one; two run side by side.
+    "KAFKA_HEAP_OPTS": "-Xms256m -Xmx768m",
+}
 
 _EXIT_LINE = re.compile(r"\|\s+(\S+) exited unexpectedly with code (-?\d+)")
 
@@ -63,41 +65,11 @@ def database_url(service: str, *, driver: str = "postgresql") -> str:
     return f"{driver}://postgres:postgres@127.0.0.1:{PG_PORT}/{service}"
 
 
-def infra_env() -> dict[str, str]:
-    """The environment that points ``infra.sh`` at the chaos instance."""
-    return {
-        **os.environ,
-        "MSA_LOCAL_DIR": str(CHAOS_DIR),
-        "PG_PORT": str(PG_PORT),
-        "REDIS_PORT": str(REDIS_PORT),
-        "KAFKA_PORT": str(KAFKA_PORT),
-        "KAFKA_CONTROLLER_PORT": str(KAFKA_PORT + 1),
-        "KAFKA_SASL_PORT": str(KAFKA_PORT + 2),
-        # The suite's broker needs less than the shared one; two run side by side.
-        "KAFKA_HEAP_OPTS": "-Xms256m -Xmx768m",
-    }
-
-
-def infra(*args: str, timeout: float = 600) -> None:
-    """Run ``infra.sh ARGS`` on the chaos instance; raise with its output if it fails."""
-    result = subprocess.run(
-        ["bash", str(INFRA_SCRIPT), *args],
-        env=infra_env(),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"infra.sh {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-
-
 def system_env() -> dict[str, str]:
     """Settings of the chaos system: every address set explicitly, so that the shared
     instance's settings (``make test`` exports deploy/local/local.env) never leak in."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("KAFKA_")}
-    urls = {s: f"http://127.0.0.1:{PROCESS_PORTS[f'{s}-api']}" for s in SERVICES}
+    urls = {s: f"http://127.0.0.1:{BASE_PORTS[f'{s}-api'] + PORT_OFFSET}" for s in SERVICES}
     env.update(
         {
             **{
@@ -141,6 +113,17 @@ def system_env() -> dict[str, str]:
     return env
 
 
+def stack_env() -> dict[str, str]:
+    """Every setting of the chaos stack: the system's and its infrastructure instance's (what
+    ``Target.from_env`` and ``python -m tools.walkthrough`` read to act on it)."""
+    return {**system_env(), **INFRA_SETTINGS}
+
+
+def chaos_target() -> Target:
+    """The chaos stack as a target of the fault tooling (tools/chaos)."""
+    return Target.from_env(stack_env())
+
+
 @dataclass
 class Fault:
     """One injected fault: what, when it started and when it was lifted (monotonic seconds)."""
@@ -161,6 +144,8 @@ class ChaosStack:
     points_baseline: int | None = None
     #: What the last invariant check found: a scenario reports only what is new since.
     known_violations: set[str] = field(default_factory=set)
+    #: Its processes and infrastructure instance, as the fault tooling sees them.
+    target: Target = field(default_factory=chaos_target)
     #: The supervisor's log file (its stdout and stderr), closed by ``stop``.
     _log: IO[bytes] | None = None
 
@@ -168,10 +153,10 @@ class ChaosStack:
 
     def start(self) -> None:
         """A fresh instance (its old data deleted), then the system; waits until all is ready."""
-        infra("reset")
-        infra("up")
+        self.target.infra.run("reset")
+        self.target.infra.run("up")
         CHAOS_DIR.mkdir(parents=True, exist_ok=True)
-        for stale in PID_DIR.glob("*.pid"):
+        for stale in self.target.processes.pid_dir.glob("*.pid"):
             stale.unlink()
         log = SUPERVISOR_LOG.open("wb")
         self._log = log
@@ -196,36 +181,27 @@ class ChaosStack:
                 os.killpg(self.supervisor.pid, signal.SIGKILL)
                 self.supervisor.wait()
         # A process group the supervisor could not stop (it was killed itself) goes too.
-        for pid_file in PID_DIR.glob("*.pid"):
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+        for name in self.target.processes.names():
+            with contextlib.suppress(ProcessLookupError, ValueError, FileNotFoundError):
+                self.target.processes.kill(name)
         if self._log is not None:
             self._log.close()
             self._log = None
-        infra("down")
+        self.target.infra.run("down")
 
     # ------------------------------------------------------------------ readiness
 
-    def ready(self, name: str) -> bool:
-        try:
-            response = httpx.get(f"http://127.0.0.1:{PROCESS_PORTS[name]}/readyz", timeout=2)
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 200
-
     def wait_ready(self, names: list[str] | None = None, timeout: float = 120) -> float:
         """Wait until every named process (default: all) answers /readyz; returns the seconds."""
-        started = time.monotonic()
-        waiting = list(names or PROCESS_PORTS)
-        while waiting:
+
+        def alive() -> None:
             if self.supervisor is not None and self.supervisor.poll() is not None:
                 raise RuntimeError(f"run.py exited:\n{self.log_tail()}")
-            waiting = [name for name in waiting if not self.ready(name)]
-            if waiting and time.monotonic() - started > timeout:
-                raise RuntimeError(f"not ready after {timeout}s: {waiting}\n{self.log_tail()}")
-            if waiting:
-                time.sleep(0.3)
-        return time.monotonic() - started
+
+        try:
+            return self.target.processes.wait_ready(names, timeout, alive)
+        except TimeoutError as exc:
+            raise RuntimeError(f"{exc}\n{self.log_tail()}") from exc
 
     def log_tail(self, lines: int = 60) -> str:
         text = SUPERVISOR_LOG.read_text(errors="replace") if SUPERVISOR_LOG.exists() else ""
@@ -233,25 +209,22 @@ class ChaosStack:
 
     # ------------------------------------------------------------------ faults
 
-    def pid(self, name: str) -> int:
-        return int((PID_DIR / f"{name}.pid").read_text())
-
     def kill(self, name: str) -> Fault:
         """SIGKILL the process group of ``name`` (the service and any child): a crashed pod."""
         fault = Fault("kill", name, time.monotonic())
         self.faults.append(fault)
-        os.killpg(self.pid(name), signal.SIGKILL)
+        self.target.processes.kill(name)
         return fault
 
     def stop_server(self, component: str) -> Fault:
         """Stop PostgreSQL, Redis or Kafka of the chaos instance (fast shutdown)."""
         fault = Fault("stop", component, time.monotonic())
         self.faults.append(fault)
-        infra("stop", component)
+        self.target.infra.stop(component)
         return fault
 
     def start_server(self, fault: Fault) -> None:
-        infra("start", fault.target)
+        self.target.infra.start(fault.target)
         fault.lifted = time.monotonic()
 
     def exits(self) -> Counter[str]:

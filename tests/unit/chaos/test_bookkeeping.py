@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.chaos import stack as chaos_stack
-from tests.chaos.invariants import Findings
 from tests.chaos.scenarios import Row, table
+from tools.chaos.readmodel import Findings
 
 
 def test_a_short_counter_is_lost_events_and_an_excess_is_duplicates() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -9,20 +10,20 @@ from typing import Any
 import pytest
 
 from tests.chaos import stack as chaos_stack
-from tests.chaos.invariants import Findings
-from tests.chaos.load import Request
 from tests.chaos.scenarios import (
     COMPENSATION_FAULTS,
     SHORT,
     WRITE_KINDS,
     Row,
     compensation_fault_outcome,
-    fault_reached,
     minimums,
-    step_fault_outcome,
     too_few,
     write_results,
 )
+from tools.chaos.load import Request
+from tools.chaos.readmodel import Findings
+from tools.chaos.sagas import fault_reached, step_fault_outcome
+from tools.chaos.stack import Infra, Processes
 
 ACCEPTANCE_KINDS = (
     ("reserve-acceptance", "compensatable"),
@@ -219,9 +220,9 @@ def test_a_short_run_does_not_overwrite_the_full_suites_results(tmp_path: Path) 
 def test_stopping_the_stack_closes_the_supervisor_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(chaos_stack, "infra", lambda *args, **kw: None)
-    monkeypatch.setattr(chaos_stack, "PID_DIR", tmp_path)
-    stack = chaos_stack.ChaosStack()
+    monkeypatch.setattr(Infra, "run", lambda *args, **kw: None)
+    target = dataclasses.replace(chaos_stack.chaos_target(), processes=Processes(tmp_path))
+    stack = chaos_stack.ChaosStack(target=target)
     log = (tmp_path / "run.log").open("wb")
     stack._log = log
     stack.stop()

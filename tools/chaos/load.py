@@ -1,10 +1,12 @@
-"""Load generator for the fault suite: a bounded, concurrent mix of writes through the gateway.
+"""Load generator for the fault suite and the walkthroughs: a bounded, concurrent mix of writes through the gateway.
 
 Every request is recorded with when it started and ended and its outcome, so that each
 failure can be placed against the fault windows. The mix: sign-ups and log-ins, posts,
 many comments on a few hot posts (to stress the comment counts), deletes of comments,
 posts, questions and answers (the tombstone paths of the read models), questions with
-bounties, answers, acceptances and withdrawals (the two sagas).
+bounties, answers, acceptances and withdrawals (the two sagas). The admin's calls (step
+faults through ``PUT /api/admin/faults/{service}/{command}``, ``GET /api/sagas/{id}``) go the
+same way and are recorded too.
 """
 
 from __future__ import annotations
@@ -19,9 +21,8 @@ from typing import Any
 
 import httpx
 
-from tests.chaos.stack import ADMIN_EMAIL, ADMIN_PASSWORD, GATEWAY_URL
-
-PASSWORD = "chaos-password-1"
+#: The password of every member the load signs up (throwaway accounts of a local stack).
+PASSWORD = "chaos-password-1"  # noqa: S105 - not a secret
 #: Per request: long enough for a write that waits on a restarting database.
 REQUEST_TIMEOUT = 15.0
 
@@ -77,11 +78,22 @@ class World:
 
 
 class Load:
-    """Writes through the gateway with bounded concurrency, recording every request."""
+    """Writes through the gateway at ``gateway_url`` with bounded concurrency, recording
+    every request; the admin (``admin_email``, ``admin_password``) sets faults, reads sagas."""
 
-    def __init__(self, http: httpx.AsyncClient, rng: random.Random) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        rng: random.Random,
+        gateway_url: str,
+        admin_email: str,
+        admin_password: str,
+    ) -> None:
         self.http = http
         self.rng = rng
+        self.gateway_url = gateway_url
+        self.admin_email = admin_email
+        self.admin_password = admin_password
         self.world = World()
         self.requests: list[Request] = []
         self.admin: Member | None = None
@@ -118,7 +130,7 @@ class Load:
         body: Any = None
         try:
             response = await self.http.request(
-                method, f"{GATEWAY_URL}{path}", headers=headers, timeout=REQUEST_TIMEOUT, **kw
+                method, f"{self.gateway_url}{path}", headers=headers, timeout=REQUEST_TIMEOUT, **kw
             )
             status = response.status_code
             if status == expect:
@@ -165,7 +177,7 @@ class Load:
         return Member(member_id, email, tokens["access_token"])
 
     async def log_in_admin(self) -> Member:
-        admin = await self.log_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+        admin = await self.log_in(self.admin_email, self.admin_password)
         assert admin is not None, "the admin cannot log in"
         self.admin = admin
         return admin
@@ -396,6 +408,8 @@ class Load:
         await asyncio.gather(*(client(i == 0) for i in range(concurrency)))
 
     async def set_fault(self, service: str, command: str, mode: str, delay_ms: int = 0) -> None:
+        """Set the step fault ``faults:{service}:{command}`` (``mode`` ``fail``, ``delay`` by
+        ``delay_ms`` or ``off``) through the admin API; ``AssertionError`` when refused."""
         assert self.admin is not None
         done = await self.call(
             "fault",
@@ -408,6 +422,8 @@ class Load:
         assert done is not None, f"could not set the fault {service}/{command} {mode}"
 
     async def saga(self, saga_id: str) -> dict[str, Any] | None:
+        """``GET /api/sagas/{saga_id}`` as the admin: status, steps, failure reason (None
+        when it cannot be read)."""
         assert self.admin is not None
         body: dict[str, Any] | None = await self.call(
             "saga", "GET", f"/api/sagas/{saga_id}", 200, self.admin
