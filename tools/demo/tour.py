@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-#: Every demo member's password (DESIGN.md §4: at least 8 characters).
-PASSWORD = "demo-password-1"
+#: Every demo member's password (DESIGN.md §4: at least 8 characters); printed for the log-in page.
+PASSWORD = "demo-password-1"  # noqa: S105 - a throwaway local account's, not a secret
 #: What board and qna show for a withdrawn author (the AnonymizeAuthor / RetireAuthor steps).
 WITHDRAWN_NICKNAME = "탈퇴한 회원"
 #: What the asker offers for the first question; a new member has 100 points (DESIGN.md §3).
@@ -188,7 +188,9 @@ class Tour:
                 "is the stack running? Start it with `make run`, or pass --gateway URL"
             ) from exc
         if not quiet:
-            self.say.call(method, path, response.status_code, (time.perf_counter() - started) * 1000)
+            self.say.call(
+                method, path, response.status_code, (time.perf_counter() - started) * 1000
+            )
         if response.status_code != expect:
             raise DemoError(
                 f"{method} {path}: expected {expect}, got {response.status_code}: "
@@ -296,9 +298,7 @@ class Tour:
             expect=201,
             body={"email": email, "password": PASSWORD, "nickname": nickname},
         )
-        self.say.note(
-            f"id {created['id']}, status {created['status']}, points {created['points']}"
-        )
+        self.say.note(f"id {created['id']}, status {created['status']}, points {created['points']}")
         self.say.look(
             "log", log_line("member-api", event="http.request", path="/api/members", status=201)
         )
@@ -328,8 +328,18 @@ class Tour:
             "events into post_summaries, the read model the post lists come from (CQRS).",
         )
         writes = [
-            (asker, free, "사가 패턴, 오늘 처음 돌려 봤어요", "답변 채택 한 번에 세 서비스가 움직이네요."),
-            (answerer, free, "아웃박스 릴레이가 멈추면 어떻게 되나요?", "커밋된 이벤트는 그대로 남아 있다가 다시 나갑니다."),
+            (
+                asker,
+                free,
+                "사가 패턴, 오늘 처음 돌려 봤어요",
+                "답변 채택 한 번에 세 서비스가 움직이네요.",
+            ),
+            (
+                answerer,
+                free,
+                "아웃박스 릴레이가 멈추면 어떻게 되나요?",
+                "커밋된 이벤트는 그대로 남아 있다가 다시 나갑니다.",
+            ),
         ]
         for author, board_id, title, content in writes:
             post = self.call(
@@ -365,18 +375,21 @@ class Tour:
         )
         result.notice_id = notice_post["id"]
         self.say.look(
-            "log", log_line("board-api", event="http.request", path=f"/api/boards/{free}/posts", status=201)
+            "log",
+            log_line(
+                "board-api", event="http.request", path=f"/api/boards/{free}/posts", status=201
+            ),
         )
 
         def listed() -> int | None:
-            page = self.call(
-                "GET", f"/api/boards/{free}/posts?size=50", expect=200, quiet=True
-            )
+            page = self.call("GET", f"/api/boards/{free}/posts?size=50", expect=200, quiet=True)
             item = next((p for p in page["items"] if p["id"] == first), None)
             return item["comment_count"] if item and item["comment_count"] == 2 else None
 
         started = time.perf_counter()
-        self.eventually("the first post with 2 comments in the post list", listed, READ_MODEL_TIMEOUT)
+        self.eventually(
+            "the first post with 2 comments in the post list", listed, READ_MODEL_TIMEOUT
+        )
         self.say.note(
             f"the post list (read model) showed the post and its 2 comments after "
             f"{(time.perf_counter() - started) * 1000:.0f} ms (eventual consistency)"
@@ -442,9 +455,7 @@ class Tour:
         self.say.look(
             "log", log_line("member-worker", event="saga.command_handled", command="TransferPoints")
         )
-        question = self.call(
-            "GET", f"/api/questions/{result.question_id}", expect=200, who=asker
-        )
+        question = self.call("GET", f"/api/questions/{result.question_id}", expect=200, who=asker)
         accepted = [a["id"] for a in question["answers"] if a["accepted"]]
         if question["status"] != "RESOLVED" or accepted != [result.accepted_answer_id]:
             raise DemoError(
@@ -478,7 +489,9 @@ class Tour:
             f"/api/questions/{second['id']}/answers",
             expect=201,
             who=asker,
-            body={"content": "rebuild-read-model 명령이 토픽을 처음부터 다시 읽어 새 테이블을 채웁니다."},
+            body={
+                "content": "rebuild-read-model 명령이 토픽을 처음부터 다시 읽어 새 테이블을 채웁니다."
+            },
         )
         started = self.call(
             "POST",
@@ -505,7 +518,9 @@ class Tour:
             f"/api/questions/{third['id']}/answers",
             expect=201,
             who=answerer,
-            body={"content": "연결 오류, 타임아웃, 502/503/504 만 셉니다. 요청 하나가 일으킨 4xx는 세지 않아요."},
+            body={
+                "content": "연결 오류, 타임아웃, 502/503/504 만 셉니다. 요청 하나가 일으킨 4xx는 세지 않아요."
+            },
         )
         self.say.look("page", self.page("/questions"))
 
@@ -534,14 +549,18 @@ class Tour:
             return activity if activity["accepted_answers"] >= 1 else None
 
         activity = self.eventually(
-            f"{answerer.nickname}'s accepted answer in member_activity", caught_up, READ_MODEL_TIMEOUT
+            f"{answerer.nickname}'s accepted answer in member_activity",
+            caught_up,
+            READ_MODEL_TIMEOUT,
         )
         self.say.note(
             f"member_activity of {answerer.nickname}: posts {activity['posts']}, comments "
             f"{activity['comments']}, questions {activity['questions']}, answers "
             f"{activity['answers']}, accepted {activity['accepted_answers']}"
         )
-        self.say.look("read model", "GET /api/members/me/activity (member_activity, from the topics)")
+        self.say.look(
+            "read model", "GET /api/members/me/activity (member_activity, from the topics)"
+        )
         self.say.look("page", f"{self.page('/me')} (my page, logged in as {answerer.email})")
 
     def withdraw(self, result: Result) -> None:
@@ -580,16 +599,21 @@ class Tour:
         mine = next((c for c in items if c["id"] == comment["id"]), None)
         if mine is None or mine["author"]["id"] is not None:
             raise DemoError(f"comment {comment['id']} after the withdrawal: {mine}")
-        self.say.note(f"the comment's author is now \"{mine['author']['nickname']}\", id null")
+        self.say.note(f'the comment\'s author is now "{mine["author"]["nickname"]}", id null')
         self.call(
-            "POST", "/api/auth/login", expect=401, body={"email": leaver.email, "password": PASSWORD}
+            "POST",
+            "/api/auth/login",
+            expect=401,
+            body={"email": leaver.email, "password": PASSWORD},
         )
         self.say.note("the withdrawn member's log-in is refused (401); the account's PII is erased")
         self.say.look("page", self.page(f"/posts/{first_post}"))
 
     # --- sagas ------------------------------------------------------------------------------
 
-    def follow_saga(self, saga_id: str, initiator: Member, *, quiet: bool = False) -> dict[str, Any]:
+    def follow_saga(
+        self, saga_id: str, initiator: Member, *, quiet: bool = False
+    ) -> dict[str, Any]:
         """Poll ``GET /api/sagas/{id}`` as the initiator until the saga ends; each change of its
         steps is printed. Once a withdrawal completes, the member's token is refused (401): the
         admin reads the saga from then on, as an operator would.
@@ -602,7 +626,9 @@ class Tour:
 
         def poll() -> dict[str, Any] | None:
             nonlocal reader
-            response = self.http.get(path, headers=reader.headers if reader else self.admin_headers())
+            response = self.http.get(
+                path, headers=reader.headers if reader else self.admin_headers()
+            )
             if response.status_code == 401 and reader is not None:
                 if not quiet:
                     self.say.note(
@@ -647,7 +673,7 @@ class Tour:
         self.say.look("page", f"{saga_page} (the saga's live page{who})")
         self.say.look(
             "log",
-            f"`make run`'s lines with \"saga_id\": \"{saga['id']}\", e.g. "
+            f'`make run`\'s lines with "saga_id": "{saga["id"]}", e.g. '
             + log_line("saga-worker", event="saga.completed", saga_id=saga["id"]),
         )
         self.say.look(
