@@ -1,10 +1,10 @@
 """API gateway as the only door: a narrated tour of the public contract, both sagas run to their end.
 
-Every call goes through the gateway with the routes of /work/shared/DESIGN.md §4 exactly as a
-client would make them, so the tour is also a worked example of the contract: sign-up and
+Every call goes through the gateway with the public routes exactly as a client would make them
+(docs/services/*.md, docs/sagas.md), so the tour is also a worked example of the contract: sign-up and
 log-in (member), posts and comments (board), a question with a bounty, answers and comments
 (qna), the answer-acceptance saga (ReserveAcceptance → TransferPoints, the pivot →
-ConfirmAcceptance, DESIGN.md §3) and the member-withdrawal saga of a throwaway member
+ConfirmAcceptance, docs/sagas.md) and the member-withdrawal saga of a throwaway member
 (StartWithdrawal → AnonymizeAuthor → RetireAuthor → CompleteWithdrawal, the pivot).
 
 Each run names its members with a suffix of its own, so the tour can run again and again on
@@ -25,11 +25,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
-#: Every demo member's password (DESIGN.md §4: at least 8 characters); printed for the log-in page.
+#: Every demo member's password (docs/services/member.md: at least 8 characters); printed for the log-in page.
 PASSWORD = "demo-password-1"  # noqa: S105 - a throwaway local account's, not a secret
 #: What board and qna show for a withdrawn author (the AnonymizeAuthor / RetireAuthor steps).
 WITHDRAWN_NICKNAME = "탈퇴한 회원"
-#: What the asker offers for the first question; a new member has 100 points (DESIGN.md §3).
+#: What the asker offers for the first question; a new member has 100 points (docs/services/member.md).
 BOUNTY = 30
 SECOND_BOUNTY = 20
 SAGA_TYPES = {"accept": "answer-acceptance", "withdraw": "member-withdrawal"}
@@ -404,7 +404,8 @@ class Tour:
         self.say.step(
             f"{asker.nickname} asks a question with a bounty of {BOUNTY} points; "
             f"{answerer.nickname} answers (Q&A 관리)",
-            "The bounty is checked only when an answer is accepted (DESIGN.md §3).",
+            "The bounty is checked only when an answer is accepted: a bounty the asker cannot pay "
+            "ends the saga COMPENSATED.",
         )
         question = self.call(
             "POST",
@@ -668,9 +669,9 @@ class Tour:
         for number, s in enumerate(saga["steps"], 1):
             kind = s.get("kind", "")
             self.say.look("saga", f"{number}. {s['name']:<20} {kind:<14} {s['status']}")
-        who = f", logged in as {initiator.email}" if initiator else ""
+        who = f"logged in as {initiator.email}" if initiator else "logged in as the admin"
         saga_page = self.page(f"/sagas/{saga['id']}")
-        self.say.look("page", f"{saga_page} (the saga's live page{who})")
+        self.say.look("page", f"{saga_page} (the saga's live page, {who})")
         self.say.look(
             "log",
             f'`make run`\'s lines with "saga_id": "{saga["id"]}", e.g. '
