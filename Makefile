@@ -16,7 +16,7 @@ UV_RUN := uv run --no-sync
 LOCAL_ENV := deploy/local/local.env
 MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src web/src loadgen/src tests deploy/local deploy/images benchmarks tools
 
-.PHONY: help sync infra-up infra-down infra-status infra-reset browser podman images bench bench-tools run test chaos fuzz lint fmt k8s-validate i18n loadgen inventory walkthrough
+.PHONY: help sync infra-up infra-down infra-status infra-reset browser podman images bench bench-tools run test chaos fuzz lint fmt k8s-validate i18n loadgen inventory walkthrough demo
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -142,6 +142,14 @@ LOADGEN_ARGS ?=
 
 loadgen: sync ## realistic mixed traffic through the gateway at RATE=5 requests/s until Ctrl-C (GATEWAY_URL, LOADGEN_ARGS)
 	exec .venv/bin/loadgen --host "$(GATEWAY_URL)" --rate "$(RATE)" $(LOADGEN_ARGS)
+
+# The scripted tour (tools/demo): against a running `make run` stack (GATEWAY_URL), it signs up
+# members, writes posts, questions and answers, runs both sagas and prints where to look; what
+# it leaves makes the web front end look alive. DEMO_ARGS="--quiet" prints only the summary.
+DEMO_ARGS ?=
+
+demo: sync ## a narrated tour of a running `make run` stack: posts, Q&A, both sagas (GATEWAY_URL)
+	exec .venv/bin/python -m tools.demo --gateway "$(GATEWAY_URL)" $(DEMO_ARGS)
 
 lint: sync ## ruff (lint + format check), mypy --strict and the import contracts (lint-imports)
 	$(UV_RUN) ruff check .
