@@ -88,7 +88,10 @@ def build_worker(settings: Settings) -> FastAPI:
         await engine.recover()
 
     sweeper = DeadlineSweeper(
-        engine.sweep_until_next, settings.SWEEP_INTERVAL_SECONDS, before_first=recover
+        engine.sweep_until_next,
+        settings.SWEEP_INTERVAL_SECONDS,
+        idle_cap=min(settings.SWEEP_IDLE_INTERVAL_SECONDS, settings.STEP_TIMEOUT_SECONDS),
+        before_first=recover,
     )
     engine.on_deadline = sweeper.deadline_written  # a sooner deadline written here wakes it
     runtime.add_background("deadline sweeper", sweeper, Phase.CONSUMERS)

@@ -39,6 +39,10 @@ class Settings(BaseServiceSettings):
     #: of, or sooner when this worker writes a sooner one, but a deadline written by another
     #: process is seen at most this late. Keep it at most RETRY_BACKOFF_SECONDS.
     SWEEP_INTERVAL_SECONDS: float = Field(default=1.0, gt=0)
+    #: The same while no saga has a deadline (none in flight): the next deadline can only come
+    #: from a saga start, a step timeout ahead, so the sweeper sleeps up to this long, never
+    #: more than STEP_TIMEOUT_SECONDS (saga.sweeper). Never below SWEEP_INTERVAL_SECONDS.
+    SWEEP_IDLE_INTERVAL_SECONDS: float = Field(default=5.0, gt=0)
     #: How often the saga_in_flight gauge is refreshed from the database: as often as
     #: Prometheus scrapes it (deploy/observability/prometheus.yml), more would go unread.
     IN_FLIGHT_REFRESH_SECONDS: float = Field(default=10.0, gt=0)

@@ -8,6 +8,13 @@ worker replica) is not announced here, and the cap bounds how late it is seen. A
 process writes sooner than the planned wake-up wakes the sweeper at once (``deadline_written``,
 wired to ``SagaEngine.on_deadline``), so a short retry backoff is not overslept.
 
+With no deadline at all (no saga in flight) it sleeps ``idle_cap`` instead: a deadline can then
+only come from a saga start, whose first step's deadline lies a step timeout ahead (written by
+the saga api or a worker), or from this process (announced). So an idle sweep interval no
+longer than the step timeout makes no deadline late, and an idle worker looks once in
+``idle_cap`` seconds instead of once a second. Short deadlines (retries, compensation retries)
+are written while a saga is in flight, by the replica handling its reply, which sweeps them.
+
 During a database outage the sweeper backs off like ``chassis.periodic.PeriodicTask`` (capped,
 the outage logged once when it starts and once when it ends) and resumes by itself.
 """
@@ -31,7 +38,9 @@ OUTAGE_BACKOFF_CAP = 10.0
 
 class DeadlineSweeper:
     """Run ``sweep`` (returns how many deadlines it applied and the next one ahead, or None)
-    whenever a deadline may be due; ``cap`` (seconds) is the longest sleep between two sweeps.
+    whenever a deadline may be due; ``cap`` (seconds) is the longest sleep between two sweeps
+    while any deadline exists, ``idle_cap`` (seconds, at least ``cap``; ``cap`` when None) the
+    longest while none does. ``idle_cap`` must not exceed the step timeout (module docstring).
     """
 
     def __init__(
@@ -39,6 +48,7 @@ class DeadlineSweeper:
         sweep: Callable[[], Awaitable[tuple[int, dt.datetime | None]]],
         cap: float,
         *,
+        idle_cap: float | None = None,
         before_first: Callable[[], Awaitable[object]] | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
@@ -46,6 +56,7 @@ class DeadlineSweeper:
             raise ValueError("the sweeper's cap must be positive")
         self.sweep = sweep
         self.cap = cap
+        self.idle_cap = cap if idle_cap is None else max(cap, idle_cap)
         self.before_first = before_first
         self.clock = clock
         self.outage = Outage(
@@ -90,9 +101,9 @@ class DeadlineSweeper:
             await self._sleep(delay)
 
     def _delay(self, upcoming: dt.datetime | None) -> float:
-        """Seconds until ``upcoming`` (0 if passed), at most ``cap``."""
+        """Seconds until ``upcoming`` (0 if passed), at most ``cap``; ``idle_cap`` if None."""
         if upcoming is None:
-            return self.cap
+            return self.idle_cap
         return min(self.cap, max(0.0, (upcoming - self.clock()).total_seconds()))
 
     async def _sleep(self, seconds: float) -> None:

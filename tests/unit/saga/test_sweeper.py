@@ -103,3 +103,34 @@ async def test_stop_ends_the_sleep_at_once() -> None:
     await sweeps.next_run(2)
     await sweeper.stop()
     await asyncio.wait_for(task, 1.0)
+
+
+async def test_with_no_deadline_at_all_it_sleeps_its_idle_cap_and_with_one_ahead_its_cap() -> None:
+    """No saga in flight: one look per ``idle_cap`` (an idle worker is not woken every second);
+    a deadline ahead (a saga in flight): back to one look per ``cap``."""
+    sweeps = Sweeps(upcoming=None)
+    async with running(DeadlineSweeper(sweeps, cap=0.2, idle_cap=1.0)):
+        first = await sweeps.next_run(2)
+        sweeps.upcoming = utcnow() + dt.timedelta(seconds=30)  # a saga starts meanwhile
+        second = await sweeps.next_run(3)
+        third = await sweeps.next_run(2)
+    assert 0.95 <= second - first < 1.5
+    assert 0.15 <= third - second < 0.6
+
+
+async def test_a_deadline_written_here_wakes_an_idle_sweeper() -> None:
+    sweeps = Sweeps(upcoming=None)
+    sweeper = DeadlineSweeper(sweeps, cap=0.2, idle_cap=30.0)
+    async with running(sweeper):
+        await sweeps.next_run(2)
+        await asyncio.sleep(0.1)
+        sweeper.deadline_written(utcnow() + dt.timedelta(seconds=1))  # sooner than 30 s
+        await sweeps.next_run(1.0)
+
+
+def test_the_idle_cap_is_never_below_the_cap() -> None:
+    async def sweep() -> tuple[int, dt.datetime | None]:
+        return 0, None
+
+    assert DeadlineSweeper(sweep, cap=1.0, idle_cap=0.5).idle_cap == 1.0
+    assert DeadlineSweeper(sweep, cap=1.0).idle_cap == 1.0

@@ -110,6 +110,23 @@ SESSION_TIMEOUT_MS = 10000
 HEARTBEAT_INTERVAL_MS = 3000
 #: How often ``kafka_consumer_lag`` is refreshed (seconds): on a clock, not per poll.
 LAG_REPORT_SECONDS = 5.0
+#: The longest the broker holds a fetch that finds no record (Kafka's ``fetch.max.wait.ms``,
+#: milliseconds) while the consumer is busy: records came in the last ``IDLE_AFTER_SECONDS``,
+#: or a partition waits out a failure. A partition paused when a fetch was sent is not in it,
+#: and the fetch it needs once resumed queues behind that one on the broker's connection (a
+#: broker answers one request per connection at a time), so this bounds how late a retry starts.
+FETCH_WAIT_BUSY_MS = 500
+#: The same once idle: a quiet consumer sends one fetch per this many milliseconds instead of
+#: two a second. A fetch returns as soon as a record arrives, so events are not delayed; the
+#: first fetch after a rebalance in a quiet group may queue behind a held one this long.
+FETCH_WAIT_IDLE_MS = 2000
+#: Seconds without a record, and with no partition waiting, before fetches wait idle.
+IDLE_AFTER_SECONDS = 5.0
+#: aiokafka's fetcher task also wakes on this clock (milliseconds; ``consumer_timeout_ms``),
+#: besides the events it waits on: records handed out, a partition resumed or sought, an
+#: assignment changed, a fetch answered. Its default of 200 ms woke each idle consumer five
+#: times a second for nothing.
+FETCHER_WAKE_MS = 2000
 
 #: Seconds from an event's ``time`` (its commit at the source, through the outbox) to the commit
 #: of its effects by this consumer: the event-to-read-model lag, per consumer group. The buckets
@@ -178,6 +195,8 @@ class _ForgetOnRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self.runner._forget(assigned)
+        # A rebalance often comes with traffic (a member joined or left): fetch as if busy.
+        self.runner._records_at = asyncio.get_running_loop().time()
 
 
 class ConsumerRunner:
@@ -224,6 +243,7 @@ class ConsumerRunner:
         self._idle.set()
         self._poll: asyncio.Future[Batch] | None = None  # the poll in progress
         self._lag_reported_at = float("-inf")
+        self._records_at = float("-inf")  # loop time records last came, for the fetch wait
         CONSUMER_WAITING.labels(service, group_id).set(0)
 
     @property
@@ -256,6 +276,8 @@ class ConsumerRunner:
             max_poll_records=MAX_RECORDS,
             session_timeout_ms=SESSION_TIMEOUT_MS,
             heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+            fetch_max_wait_ms=FETCH_WAIT_BUSY_MS,
+            consumer_timeout_ms=FETCHER_WAKE_MS,
         )
         consumer.subscribe(self.topics, listener=_ForgetOnRebalance(self))
         self.consumer = consumer
@@ -284,9 +306,7 @@ class ConsumerRunner:
 
     async def _next_batch(self, consumer: AIOKafkaConsumer, timeout_ms: int) -> Batch:
         """The next fetched records per partition, or none after ``timeout_ms`` or ``stop``."""
-        self._poll = asyncio.ensure_future(
-            consumer.getmany(timeout_ms=timeout_ms, max_records=MAX_RECORDS)
-        )
+        self._poll = asyncio.ensure_future(self._fetched(consumer, timeout_ms))
         try:
             # ``wait`` does not raise when the poll is cancelled by ``stop``; if this task is
             # cancelled, the poll goes with it.
@@ -297,6 +317,25 @@ class ConsumerRunner:
         if self._poll.cancelled():
             return {}
         return self._poll.result()
+
+    async def _fetched(self, consumer: AIOKafkaConsumer, timeout_ms: int) -> Batch:
+        """``getmany``, then the wait of the next fetch set before that fetch is sent: handing
+        out records wakes aiokafka's fetcher task, which runs only once this task yields."""
+        batch: Batch = await consumer.getmany(timeout_ms=timeout_ms, max_records=MAX_RECORDS)
+        self._pace_fetches(consumer, fetched=bool(batch))
+        return batch
+
+    def _pace_fetches(self, consumer: AIOKafkaConsumer, *, fetched: bool) -> None:
+        """Busy (records lately, or a partition waiting): fetches wait ``FETCH_WAIT_BUSY_MS``
+        at the broker, so a resumed partition is fetched soon. Idle: ``FETCH_WAIT_IDLE_MS``.
+
+        aiokafka reads the wait from its fetcher each time it builds a request and has no
+        public setter; tests/integration/chassis/test_consumer_idle.py pins this attribute."""
+        now = asyncio.get_running_loop().time()
+        if fetched:
+            self._records_at = now
+        busy = bool(self._waiting) or now - self._records_at < IDLE_AFTER_SECONDS
+        consumer._fetcher._fetch_max_wait_ms = FETCH_WAIT_BUSY_MS if busy else FETCH_WAIT_IDLE_MS
 
     async def _handle_batch(
         self,
