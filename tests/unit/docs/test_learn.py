@@ -81,7 +81,8 @@ def line_reference_problems(path: Path, text_of: dict[int, str] | None = None) -
             if not symbol_on_line(match.group("symbol"), held):
                 problems.append(
                     f"{where}: line {start} of {match.group('path')} does not hold "
-                    f"{match.group('symbol')!r}: {held.strip()!r}"
+                    f"{match.group('symbol')!r}: {held.strip()!r} "
+                    "(`python -m tools.learn_refs --fix` re-points it)"
                 )
         for match in CODE_SPAN.finditer(text):
             span = match.group(2).strip()
