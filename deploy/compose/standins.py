@@ -111,6 +111,7 @@ def kafka_libs() -> Path:
             f"-Dkafka.version={version}",
         ],
         check=True,
+        stdout=subprocess.DEVNULL,
     )
     marker.write_text(stamp, encoding="utf-8")
     return KAFKA_LIBS
