@@ -306,17 +306,27 @@ class Compose:
 def compose_env(
     docker_host: str | None, images: dict[str, str], gateway_port: int
 ) -> dict[str, str]:
-    """The environment Compose runs with: the engine, the image choices, the gateway port."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_"))}
-    # Only what the test sets: never a developer's .env-like overrides from the shell.
-    for variable in ("IMAGE_PREFIX", "IMAGE_TAG"):
-        if os.environ.get(variable):
-            env[variable] = os.environ[variable]
+    """The environment Compose runs with: the engine, the image choices, the gateway port.
+
+    ``docker_host`` (podman's socket) replaces whatever engine the shell names; without it
+    Docker is reached as the shell's ``DOCKER_*`` settings say. Neither the shell's
+    ``COMPOSE_*`` settings (another project name or file) nor its values for the file's own
+    variables leak in (``make test`` exports deploy/local/local.env, with another admin
+    password): the file's defaults apply, those of .env.example, except ``IMAGE_PREFIX`` and
+    ``IMAGE_TAG``, which name the images just built.
+    """
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    referenced = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", text)) - {"IMAGE_PREFIX", "IMAGE_TAG"}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_") and k not in referenced
+    }
     if docker_host:
+        for key in [k for k in env if k.startswith("DOCKER_")]:
+            del env[key]
         env["DOCKER_HOST"] = docker_host
-    # Builds (none here: the images are built beforehand) go through the engine's own
-    # builder, which podman's API provides; BuildKit it does not.
-    env["DOCKER_BUILDKIT"] = "0"
+        # Builds (none here: the images are built beforehand) would go through the engine's
+        # own builder, which podman's API provides; BuildKit it does not.
+        env["DOCKER_BUILDKIT"] = "0"
     env["GATEWAY_PORT"] = str(gateway_port)
     env.update(images)
     return env
