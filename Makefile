@@ -14,9 +14,9 @@ INFRA := bash deploy/local/infra.sh
 UV_RUN := uv run --no-sync
 # Development settings for the tests and `make run` (loopback addresses, local passwords).
 LOCAL_ENV := deploy/local/local.env
-MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src web/src loadgen/src tests deploy/local deploy/images benchmarks tools
+MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src web/src loadgen/src tests deploy/local deploy/images deploy/compose benchmarks tools
 
-.PHONY: help sync infra-up infra-down infra-status infra-reset browser podman images bench bench-tools run test chaos fuzz lint fmt k8s-validate i18n loadgen inventory walkthrough demo
+.PHONY: help sync infra-up infra-down infra-status infra-reset browser podman images bench bench-tools run test chaos fuzz lint fmt k8s-validate i18n loadgen inventory walkthrough demo compose-tools compose-test
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -85,6 +85,22 @@ IMAGES_ARGS ?=
 images: sync podman ## build every image (member board qna saga gateway web loadgen); prints sizes and build times
 	PATH="$$PATH:/usr/sbin" .venv/bin/python -m deploy.images.build $(IMAGES_ARGS)
 
+# `make compose-test` brings docker-compose.yml up whole with Compose v2, built from source
+# through the Go module proxy (Go 1.24 or newer; Debian 12's golang is too old, see
+# https://go.dev/dl) and cached under .local/compose. With podman, containers find each other
+# by name through the CNI dnsname plugin; the Kafka stand-in's jars come through maven.
+compose-tools:
+	@missing=(); \
+	if ! docker info >/dev/null 2>&1; then \
+		[ -x /usr/lib/cni/dnsname ] || missing+=(golang-github-containernetworking-plugin-dnsname); \
+		command -v mvn >/dev/null || missing+=(maven); \
+	fi; \
+	if [ $${#missing[@]} -eq 0 ]; then exit 0; fi; \
+	$(call APT_INSTALL,compose-tools)
+
+compose-test: sync podman compose-tools ## docker-compose.yml up for real (podman or docker), the golden journey through the gateway, then down -v (~6 min; Go needed)
+	PATH="$$PATH:/usr/sbin" $(UV_RUN) pytest tests/compose -m compose -s $(PYTEST_ARGS)
+
 # `make bench` measures with wrk (a compiled load generator) and runs nginx as the reference
 # proxy, both from Debian. BENCH_ARGS passes options on: "--quick" (~3 min), "--only P1,P2",
 # "--json bench.json" (docs/performance.md).
@@ -105,7 +121,7 @@ bench: sync bench-tools infra-up ## the capacity figures beside their baselines 
 run: sync infra-up ## migrate, create topics, run every service and the gateway (Ctrl-C stops)
 	exec .venv/bin/python deploy/local/run.py
 
-test: sync browser podman infra-up k8s-validate ## the whole suite: unit, integration, system, browser (tests/e2e), deploy, images (docker or podman), and the short fault suite (its own infrastructure)
+test: sync browser podman compose-tools infra-up k8s-validate ## the whole suite: unit, integration, system, browser (tests/e2e), deploy, images and compose (docker or podman), and the short fault suite (its own infrastructure)
 	set -a; source $(LOCAL_ENV); set +a; \
 	export MSA_TEST_INFRA="$${MSA_TEST_INFRA:-local}" CHROMIUM_EXECUTABLE="$(CHROMIUM_EXECUTABLE)"; \
 	$(UV_RUN) pytest tests $(PYTEST_ARGS)

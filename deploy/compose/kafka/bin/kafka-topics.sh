@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# kafka-topics.sh --bootstrap-server HOST:PORT --list|--describe|--create ...
+exec kafka-run-class.sh org.apache.kafka.tools.TopicCommand "$@"
