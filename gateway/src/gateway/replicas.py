@@ -140,8 +140,8 @@ class HealthChecker:
     """Active health checks of every checked replica set (a background loop of the gateway's
     lifespan: ``chassis.lifecycle.BackgroundService``).
 
-    Each round reads every replica's ``/readyz`` concurrently, each read bounded by ``timeout``
-    seconds, then waits ``interval`` seconds. One verdict decides (Envoy's healthy and unhealthy
+    Each replica's ``/readyz`` is read, bounded by ``timeout`` seconds, then again ``interval``
+    seconds after the answer, each replica on its own schedule. One verdict decides (Envoy's healthy and unhealthy
     thresholds of 1): a replica that turns 503 on SIGTERM leaves the rotation within about one
     interval, which is why ``SHUTDOWN_DRAIN_SECONDS`` should be at least two intervals."""
 
@@ -169,11 +169,18 @@ class HealthChecker:
             *(self.check(s, r) for s in self.sets for r in s.replicas if r.has_pool)
         )
 
-    async def run(self) -> None:
+    async def _watch(self, replicas: ReplicaSet, replica: Replica) -> None:
+        """Check one replica every ``interval`` until stopped; a slow replica delays only its own
+        next check, never another replica's."""
         while not self._stop.is_set():
-            await self.check_all()
-            with contextlib.suppress(TimeoutError):  # the interval passed: the next round
+            await self.check(replicas, replica)
+            with contextlib.suppress(TimeoutError):  # the interval passed: the next check
                 await asyncio.wait_for(self._stop.wait(), self.interval)
+
+    async def run(self) -> None:
+        await asyncio.gather(
+            *(self._watch(s, r) for s in self.sets for r in s.replicas if r.has_pool)
+        )
 
     async def stop(self) -> None:
         self._stop.set()
