@@ -50,8 +50,9 @@ Settings of the supervisor itself (``make run`` takes them from ``local.env``):
   system beside the first (the fault suite in tests/chaos does): 10000 gives the gateway
   18000, the first APIs 18001-18004, web 18005 and the workers 19101-19104. The URLs of our
   own processes (``MEMBER_URL`` ... ``SAGA_URL``, ``WEB_URL``, ``GATEWAY_URL``, ``JWKS_URL``)
-  follow, unless the environment sets them to a value other than ``local.env``'s; an explicit
-  service URL is used as it is, so its replicas beyond the first then get no traffic.
+  follow, unless the environment sets them to a value other than ``local.env``'s. An explicit
+  service URL is used as it is, and that service runs one api replica: nothing would send a
+  second one traffic (the fault suite names its services so, and keeps its one-replica shape).
 
 A rolling restart with no failed request (tests/system/local/test_rolling_restart.py): SIGTERM
 one replica; it turns unready at once and keeps serving for ``SHUTDOWN_DRAIN_SECONDS`` (1.5 s
@@ -349,8 +350,8 @@ def apply_service_urls(shared: dict[str, str], explicit: set[str]) -> None:
     With ``RUN_API_REPLICAS`` above 1, a service's URL lists every replica, comma-separated
     (``BOARD_URL=http://127.0.0.1:8002,http://127.0.0.1:8012``): the gateway balances over
     them (gateway/src/gateway/replicas.py), and saga's calls to qna fail over between them
-    (``chassis.http``). An explicit URL is left alone: its replicas beyond the first run, but
-    get no traffic. ``JWKS_URL`` names the first member replica: the verifiers keep their
+    (``chassis.http``). An explicit URL is left alone (and ``long_running_processes`` then
+    starts one replica of that service). ``JWKS_URL`` names the first member replica: the verifiers keep their
     cached keys while a refetch fails, so a restarting replica costs them nothing."""
     offset = port_offset(shared)
     replicas = api_replicas(shared)
@@ -368,14 +369,16 @@ def apply_service_urls(shared: dict[str, str], explicit: set[str]) -> None:
         shared["JWKS_URL"] = f"{first_member}/.well-known/jwks.json"
 
 
-def long_running_processes(shared: dict[str, str], present: list[Deployable]) -> list[ProcessSpec]:
+def long_running_processes(
+    shared: dict[str, str], present: list[Deployable], explicit: frozenset[str] = frozenset()
+) -> list[ProcessSpec]:
     """The api replicas and the worker of every service, the gateway and web.
 
     Every replica of one api has the same environment but its port, as the pods of one
     Kubernetes Deployment do: the same ``SERVICE_NAME`` (``board-api``) in its logs and metrics;
-    the process name (``board-api-2``) tells them apart in this output and the pid files."""
+    the process name (``board-api-2``) tells them apart in this output and the pid files. A
+    service whose URL is in ``explicit`` runs one replica: the URL names where it is."""
     offset = port_offset(shared)
-    replicas = api_replicas(shared)
     specs: list[ProcessSpec] = []
     for d in present:
         if d.worker_port is None:  # the gateway, web: one process each
@@ -384,6 +387,7 @@ def long_running_processes(shared: dict[str, str], present: list[Deployable]) ->
             tier = GATEWAY if d.name == "gateway" else API
             specs.append(ProcessSpec(d.name, command(d.name, "api"), env, tier))
             continue
+        replicas = 1 if d.url_setting in explicit else api_replicas(shared)
         for k in range(1, replicas + 1):
             env = process_env(shared, d, replica_name(d, 1))
             env["HTTP_PORT"] = str(replica_port(d, k, offset))
@@ -560,8 +564,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     defaults = read_env_file(ENV_FILE)
     shared = {**defaults, **os.environ}
+    explicit = explicit_settings(os.environ, defaults)
     try:
-        apply_service_urls(shared, explicit_settings(os.environ, defaults))
+        apply_service_urls(shared, explicit)
     except ValueError as exc:
         say(str(exc))
         return 2
@@ -608,7 +613,7 @@ def main() -> int:
     signal.signal(signal.SIGHUP, request_stop)
 
     processes: list[Running] = []
-    for spec in long_running_processes(shared, present):
+    for spec in long_running_processes(shared, present, frozenset(explicit)):
         port = spec.env.get("HTTP_PORT") if spec.tier != WORKER else spec.env.get("WORKER_PORT")
         say(f"starting {spec.name} on 127.0.0.1:{port}")
         processes.append(start(spec))

@@ -221,8 +221,10 @@ def replica_specs(**settings: str) -> dict[str, Any]:
     run = load_supervisor()
     defaults = run.read_env_file(run.ENV_FILE)
     shared = {**defaults, **settings}
-    run.apply_service_urls(shared, run.explicit_settings(settings, defaults))
-    return {s.name: s for s in run.long_running_processes(shared, list(run.DEPLOYABLES))}
+    explicit = run.explicit_settings(settings, defaults)
+    run.apply_service_urls(shared, explicit)
+    specs = run.long_running_processes(shared, list(run.DEPLOYABLES), frozenset(explicit))
+    return {s.name: s for s in specs}
 
 
 def test_each_api_runs_as_replicas_on_its_port_plus_ten_per_replica() -> None:
@@ -267,11 +269,15 @@ def test_the_gateway_and_saga_get_every_replica_and_jwks_the_first() -> None:
     assert saga["GATEWAY_URL"] == "http://127.0.0.1:8000"
 
 
-def test_an_explicit_service_url_is_kept_as_it_is() -> None:
-    """The fault suite names its services one URL each: its gateway keeps that shape."""
-    gateway = replica_specs(QNA_URL="http://127.0.0.1:18003")["gateway"].env
+def test_an_explicit_service_url_is_kept_and_its_service_runs_one_replica() -> None:
+    """The fault suite names its services one URL each: it keeps its one-replica shape."""
+    specs = replica_specs(QNA_URL="http://127.0.0.1:18003")
+    gateway = specs["gateway"].env
     assert gateway["QNA_URL"] == "http://127.0.0.1:18003"
     assert gateway["BOARD_URL"] == "http://127.0.0.1:8002,http://127.0.0.1:8012"
+    assert "qna-api" in specs
+    assert "qna-api-2" not in specs  # nothing would send it a request
+    assert "board-api-2" in specs
 
 
 def test_one_replica_is_the_old_shape() -> None:
