@@ -54,6 +54,8 @@ ADMIN_EMAIL = "admin@rolling.example"
 ADMIN_PASSWORD = "rolling-admin-pw"
 PASSWORD = "password-123"
 RATE = 20  # requests a second
+#: As in local.env: three of the gateway's health-check intervals (0.5 s).
+DRAIN_SECONDS = 1.5
 #: Every setting run.py passes on to our own processes: computed by run.py from the offset.
 OUR_URLS = ("MEMBER_URL", "BOARD_URL", "QNA_URL", "SAGA_URL", "WEB_URL", "GATEWAY_URL", "JWKS_URL")
 
@@ -156,7 +158,7 @@ async def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Asyn
             "RUN_API_REPLICAS": str(REPLICAS),
             "RUN_RESTART": "on-failure",
             "RUN_PID_DIR": str(workdir / "pids"),
-            "SHUTDOWN_DRAIN_SECONDS": "1.5",  # as in local.env: three health-check intervals
+            "SHUTDOWN_DRAIN_SECONDS": str(DRAIN_SECONDS),
             "SHUTDOWN_TIMEOUT_SECONDS": "10",
             # all the traffic comes from one address
             "RATE_LIMIT_PER_MINUTE": "0",
@@ -343,27 +345,49 @@ async def traffic() -> AsyncIterator[Traffic]:
         print("by operation:", dict(sorted(load.by_op.items())))
 
 
-async def restart_of(system: System, name: str, sig: signal.Signals) -> float:
-    """Send ``sig`` to replica ``name`` and wait until run.py restarted it and it is ready;
-    returns the seconds from the signal to ready."""
+async def in_rotation(http: httpx.AsyncClient, name: str) -> bool | None:
+    """The gateway's view of replica ``name`` (``gateway_upstream_replica_ready``); None when
+    the metric cannot be read."""
+    try:
+        text = (await http.get(f"{GATEWAY}/metrics", timeout=2)).text
+    except httpx.HTTPError:
+        return None
+    replica = f"http://127.0.0.1:{REPLICA_PORTS[name]}"
+    for line in text.splitlines():
+        if line.startswith("gateway_upstream_replica_ready{") and f'replica="{replica}"' in line:
+            return float(line.rsplit(" ", 1)[1]) == 1.0
+    return None
+
+
+@dataclass
+class Restart:
+    left_rotation: float | None  # seconds from the signal until the gateway took it out
+    ready: float  # seconds from the signal until it was restarted and ready
+
+
+async def restart_of(system: System, name: str, sig: signal.Signals) -> Restart:
+    """Send ``sig`` to replica ``name`` and wait until run.py restarted it and it is ready."""
     pid = system.pid(name)
     sent = time.monotonic()
     os.killpg(pid, sig)
     deadline = sent + 120
+    left: float | None = None
     async with httpx.AsyncClient() as http:
         while True:
             assert time.monotonic() < deadline, f"{name} not back:\n{system.log_tail()}"
+            if left is None and await in_rotation(http, name) is False:
+                left = time.monotonic() - sent
             with contextlib.suppress(FileNotFoundError, ValueError):
                 if system.pid(name) != pid and await ready(http, REPLICA_PORTS[name]):
-                    return time.monotonic() - sent
-            await asyncio.sleep(0.1)
+                    return Restart(left, time.monotonic() - sent)
+            await asyncio.sleep(0.05)
 
 
 # -------------------------------------------------------------------------------- tests
 
 
 async def test_a_rolling_restart_of_every_api_replica_fails_no_request(system: System) -> None:
-    timings: dict[str, float] = {}
+    timings: dict[str, Restart] = {}
     async with traffic() as load:
         await asyncio.sleep(3)  # steady traffic before the first restart
         for name in REPLICA_PORTS:
@@ -372,9 +396,18 @@ async def test_a_rolling_restart_of_every_api_replica_fails_no_request(system: S
             # (0.5 s apart) put it back in the rotation before the next replica goes
             await asyncio.sleep(1.5)
         await asyncio.sleep(2)
-    print("SIGTERM to ready, per replica (s):", {k: round(v, 1) for k, v in timings.items()})
+    print("SIGTERM to ready, per replica (s):", {k: round(v.ready, 1) for k, v in timings.items()})
+    print(
+        "SIGTERM to out of the gateway's rotation (s):",
+        {k: v.left_rotation and round(v.left_rotation, 2) for k, v in timings.items()},
+    )
     assert load.sent > RATE * 20
     assert not load.failures, [f"{f.op}: {f.what}" for f in load.failures]
+    for name, restart in timings.items():
+        # its health check, not a refused connection, took it out: during its drain (1.5 s),
+        # while it still accepted requests
+        assert restart.left_rotation is not None, name
+        assert restart.left_rotation < DRAIN_SECONDS, (name, restart)
     exits = system.log_path.read_text(errors="replace").count("exited unexpectedly with code 0")
     assert exits >= len(REPLICA_PORTS)  # each rolled replica ended gracefully and came back
 
@@ -385,7 +418,7 @@ async def test_a_killed_replica_fails_only_a_write_it_had_in_flight(system: Syst
     async with traffic() as load:
         await asyncio.sleep(3)
         killed_at = time.monotonic()
-        back_after = await restart_of(system, "board-api", signal.SIGKILL)
+        back_after = (await restart_of(system, "board-api", signal.SIGKILL)).ready
         await asyncio.sleep(2)
     print(
         f"SIGKILL to ready: {back_after:.1f} s; failures: {[(f.op, f.what) for f in load.failures]}"
