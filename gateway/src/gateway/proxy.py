@@ -8,9 +8,10 @@ For every request that is not the gateway's own (health, metrics, docs, dashboar
 3. the caller is identified from the bearer token (``auth.py``) and counted (``ratelimit.py``,
    429); a protected route without a valid token is refused (401); a front-end page reads no
    token and is counted by client address;
-4. the request goes to its upstream through that upstream's connection pool (``pool.py``) and
-   circuit breaker (``breaker.py``): a per-route deadline (504), retries for idempotent methods
-   only, 503 when the upstream cannot be reached or its circuit is open;
+4. the request goes to its upstream through that upstream's circuit breaker (``breaker.py``),
+   to the next ready replica (``replicas.py``) through its connection pool (``pool.py``): a
+   per-route deadline (504), failover to another replica when a connection is refused, retries
+   for idempotent methods only, 503 when the upstream cannot be reached or its circuit is open;
 5. the upstream's answer, 4xx and 5xx included, goes back as it is, minus hop-by-hop headers.
 
 The refusals and failures of steps 1-4 are problem documents; on a page path ``pages.py``
@@ -122,8 +123,8 @@ class Upstream:
 
 
 class Upstreams:
-    """Every upstream's connection pool and breaker, and the resilient call used by the proxy,
-    the dashboard and the docs."""
+    """Every upstream's replicas (each with its connection pool), breaker and health checks, and
+    the resilient call used by the proxy, the dashboard and the docs."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
