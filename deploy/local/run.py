@@ -14,7 +14,8 @@ style of a Procfile runner such as foreman or honcho:
    database (the services' at once: each has its own), then ``chassis topics create``; any
    failure stops everything.
 5. Process types (12-factor VIII): start every ``api`` and ``worker``, the gateway and
-   the web front end, each with its own ``SERVICE_NAME``, port and (database per service)
+   the web front end, each with its own port, ``SERVICE_NAME`` (the replicas of one api share
+   theirs) and (database per service)
    its own ``DATABASE_URL``, each from its entry point in the environment's ``bin`` (no
    ``uv run`` resolver pass, no ``uv`` process beside each). Their output (logs to stdout, 12-factor XI) is shown together,
    each line prefixed with the process name.
@@ -24,20 +25,40 @@ style of a Procfile runner such as foreman or honcho:
    waiting for each and killing only what does not exit in time. If a process dies on its own, everything
    is stopped and the exit code is 1, unless a restart policy is set (below).
 
-Three settings, for running a second copy of the system beside the first (the fault
-suite in tests/chaos does):
+Settings of the supervisor itself (``make run`` takes them from ``local.env``):
 
-- ``RUN_PORT_OFFSET`` (default 0) is added to every port: 10000 gives the gateway
-  18000, the APIs 18001-18004, web 18005 and the workers 19101-19104. The URLs of our own
-  processes (``MEMBER_URL`` ... ``SAGA_URL``, ``WEB_URL``, ``GATEWAY_URL``, ``JWKS_URL``)
-  follow, unless the environment sets them to a value other than ``local.env``'s.
-- ``RUN_RESTART=on-failure`` restarts a process that exits on its own, after a capped
-  exponential backoff, as Kubernetes restarts the container of a pod
-  (``restartPolicy``); each exit and restart is logged. The default, ``never``, stops
-  everything as described above.
-- ``RUN_PID_DIR``: write ``<process name>.pid`` there for each long-running process,
-  the id of its process group (the service's process), so that a fault can be
-  injected into one process from outside.
+- ``RUN_API_REPLICAS`` (default 1; ``local.env``: 2) starts every ``<service>-api`` that many
+  times, as a Deployment's ``replicas`` would: the first replica is ``board-api`` on its port
+  (8002), the k-th ``board-api-k`` on the port + 10 per replica (``board-api-2`` on 8012;
+  member 8011, qna 8013, saga 8014). The workers, the gateway and web stay single. The
+  gateway gets each service's replicas as one comma-separated URL and balances over them with
+  health checks on ``/readyz`` (gateway/src/gateway/replicas.py, docs/gateway.md "Replicas");
+  saga's calls to qna fail over between them (``chassis.http``).
+- ``RUN_RESTART`` (default ``never``; ``local.env``: ``on-failure``) is the restart policy.
+  ``on-failure`` (or its synonym ``always``) starts again, after a capped exponential backoff,
+  every process that exits for any reason this supervisor did not cause: a crash, a SIGKILL,
+  or a SIGTERM sent from outside to roll it (it then exits 0, gracefully). That is Kubernetes'
+  ``restartPolicy: Always`` of a Deployment's pods: a long-running process is never meant to
+  end on its own, so every exit of one is a failure. Each exit and restart is logged.
+  ``never`` stops everything as described above instead.
+- ``RUN_PID_DIR`` (``local.env``: ``.local/run``; relative to the repository): write
+  ``<process name>.pid`` there for each long-running process, the id of its process group
+  (the service's process), so that a fault can be injected into one process from outside, or
+  one replica rolled: ``kill -TERM $(cat .local/run/board-api-2.pid)``. The files are removed
+  after an orderly stop.
+- ``RUN_PORT_OFFSET`` (default 0) is added to every port, for running a second copy of the
+  system beside the first (the fault suite in tests/chaos does): 10000 gives the gateway
+  18000, the first APIs 18001-18004, web 18005 and the workers 19101-19104. The URLs of our
+  own processes (``MEMBER_URL`` ... ``SAGA_URL``, ``WEB_URL``, ``GATEWAY_URL``, ``JWKS_URL``)
+  follow, unless the environment sets them to a value other than ``local.env``'s. An explicit
+  service URL is used as it is, and that service runs one api replica: nothing would send a
+  second one traffic (the fault suite names its services so, and keeps its one-replica shape).
+
+A rolling restart with no failed request (tests/system/local/test_rolling_restart.py): SIGTERM
+one replica; it turns unready at once and keeps serving for ``SHUTDOWN_DRAIN_SECONDS`` (1.5 s
+in ``local.env``, three of the gateway's 0.5 s health-check intervals), in which the gateway
+stops sending it requests; then it closes its listener and drains what it still has; the
+supervisor starts it again; wait for its ``/readyz`` before rolling the next.
 
 A deployable whose ``cli.py`` does not exist yet is skipped with a notice.
 Run it with ``make run`` (which first starts the infrastructure with
@@ -138,6 +159,13 @@ class Running:
     started_at: float = 0.0  # time.monotonic() at start
     restarts: int = 0  # how often the restart policy has started it again
 
+
+#: Replica k of an api listens on its port + REPLICA_PORT_STEP * (k - 1).
+REPLICA_PORT_STEP = 10
+#: At most 10: each service's replicas then stay below 8100 (member 8001, 8011 ... 8091).
+MAX_REPLICAS = 10
+#: ``RUN_RESTART`` values. ``on-failure`` and ``always`` are one rule here (see ``supervise``).
+RESTART_POLICIES = ("never", "on-failure", "always")
 
 #: Restart backoff (seconds): doubled after each exit, up to the cap; a process that ran
 #: longer than RESTART_RESET_SECONDS starts again from the first delay. Kubernetes does
@@ -291,36 +319,82 @@ def explicit_settings(environ: Mapping[str, str], defaults: Mapping[str, str]) -
     return {key for key, value in environ.items() if defaults.get(key) != value}
 
 
-def apply_port_offset(shared: dict[str, str], explicit: set[str]) -> None:
+def api_replicas(shared: Mapping[str, str]) -> int:
+    """``RUN_API_REPLICAS`` as a number (1 when unset); raises ValueError outside 1 to
+    ``MAX_REPLICAS``, or when it is not a number."""
+    value = shared.get("RUN_API_REPLICAS", "1") or "1"
+    replicas = int(value) if value.strip().isdigit() else 0
+    if not 1 <= replicas <= MAX_REPLICAS:
+        raise ValueError(f"RUN_API_REPLICAS must be 1 to {MAX_REPLICAS}, not {value!r}")
+    return replicas
+
+
+def replica_name(deployable: Deployable, replica: int) -> str:
+    """``board-api`` for the first replica, ``board-api-2`` for the second ..."""
+    return f"{deployable.name}-api" if replica == 1 else f"{deployable.name}-api-{replica}"
+
+
+def replica_port(deployable: Deployable, replica: int, offset: int) -> int:
+    """The first replica's port (8002 for board), then 10 further per replica (8012, 8022 ...),
+    plus ``RUN_PORT_OFFSET``: the ports 8000-8005 stay as they were, and no two collide
+    while there are at most 10 replicas."""
+    return deployable.http_port + offset + REPLICA_PORT_STEP * (replica - 1)
+
+
+def apply_service_urls(shared: dict[str, str], explicit: set[str]) -> None:
     """Point the URL of every process of ours (``<NAME>_URL``: the services, the gateway, web)
-    at its offset port, except those set in ``explicit``: an offset copy whose web called the
-    first copy's gateway, or whose gateway sent pages to the first copy's web, would be wired
-    to the wrong system."""
+    at its port (``RUN_PORT_OFFSET`` included), except those set in ``explicit``: an offset copy
+    whose web called the first copy's gateway, or whose gateway sent pages to the first copy's
+    web, would be wired to the wrong system.
+
+    With ``RUN_API_REPLICAS`` above 1, a service's URL lists every replica, comma-separated
+    (``BOARD_URL=http://127.0.0.1:8002,http://127.0.0.1:8012``): the gateway balances over
+    them (gateway/src/gateway/replicas.py), and saga's calls to qna fail over between them
+    (``chassis.http``). An explicit URL is left alone (and ``long_running_processes`` then
+    starts one replica of that service). ``JWKS_URL`` names the first member replica: the verifiers keep their
+    cached keys while a refetch fails, so a restarting replica costs them nothing."""
     offset = port_offset(shared)
-    if not offset:
+    replicas = api_replicas(shared)
+    if not offset and replicas == 1:
         return
     for d in DEPLOYABLES:
-        if d.url_setting not in explicit:
-            shared[d.url_setting] = f"http://127.0.0.1:{d.http_port + offset}"
+        if d.url_setting in explicit:
+            continue
+        count = replicas if d.worker_port is not None else 1
+        shared[d.url_setting] = ",".join(
+            f"http://127.0.0.1:{replica_port(d, k, offset)}" for k in range(1, count + 1)
+        )
     if "JWKS_URL" not in explicit:
-        shared["JWKS_URL"] = f"{shared['MEMBER_URL']}/.well-known/jwks.json"
+        first_member = shared["MEMBER_URL"].split(",")[0]
+        shared["JWKS_URL"] = f"{first_member}/.well-known/jwks.json"
 
 
-def long_running_processes(shared: dict[str, str], present: list[Deployable]) -> list[ProcessSpec]:
-    """The api and worker process of every service, and the gateway."""
+def long_running_processes(
+    shared: dict[str, str], present: list[Deployable], explicit: frozenset[str] = frozenset()
+) -> list[ProcessSpec]:
+    """The api replicas and the worker of every service, the gateway and web.
+
+    Every replica of one api has the same environment but its port, as the pods of one
+    Kubernetes Deployment do: the same ``SERVICE_NAME`` (``board-api``) in its logs and metrics;
+    the process name (``board-api-2``) tells them apart in this output and the pid files. A
+    service whose URL is in ``explicit`` runs one replica: the URL names where it is."""
     offset = port_offset(shared)
     specs: list[ProcessSpec] = []
     for d in present:
-        name = f"{d.name}-api" if d.worker_port is not None else d.name
-        env = process_env(shared, d, name)
-        env["HTTP_PORT"] = str(d.http_port + offset)
-        specs.append(
-            ProcessSpec(name, command(d.name, "api"), env, GATEWAY if d.name == "gateway" else API)
-        )
-        if d.worker_port is not None:
-            env = process_env(shared, d, f"{d.name}-worker")
-            env["WORKER_PORT"] = str(d.worker_port + offset)
-            specs.append(ProcessSpec(f"{d.name}-worker", command(d.name, "worker"), env, WORKER))
+        if d.worker_port is None:  # the gateway, web: one process each
+            env = process_env(shared, d, d.name)
+            env["HTTP_PORT"] = str(d.http_port + offset)
+            tier = GATEWAY if d.name == "gateway" else API
+            specs.append(ProcessSpec(d.name, command(d.name, "api"), env, tier))
+            continue
+        replicas = 1 if d.url_setting in explicit else api_replicas(shared)
+        for k in range(1, replicas + 1):
+            env = process_env(shared, d, replica_name(d, 1))
+            env["HTTP_PORT"] = str(replica_port(d, k, offset))
+            specs.append(ProcessSpec(replica_name(d, k), command(d.name, "api"), env, API))
+        env = process_env(shared, d, f"{d.name}-worker")
+        env["WORKER_PORT"] = str(d.worker_port + offset)
+        specs.append(ProcessSpec(f"{d.name}-worker", command(d.name, "worker"), env, WORKER))
     return specs
 
 
@@ -358,6 +432,24 @@ def write_pid_file(pid_dir: str | None, running: Running) -> None:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(f"{running.popen.pid}\n", encoding="utf-8")
         tmp.replace(path)  # readers never see a half-written file
+
+
+def resolve_pid_dir(setting: str | None) -> str | None:
+    """``RUN_PID_DIR`` as an absolute path (a relative one is under the repository, wherever
+    run.py was started from); None when unset or empty."""
+    if not setting:
+        return None
+    path = Path(setting)
+    return str(path if path.is_absolute() else REPO / path)
+
+
+def remove_pid_files(pid_dir: str | None, processes: list[Running]) -> None:
+    """After an orderly stop: no pid file is left to name a process that is gone (or, later,
+    an unrelated process that reused the id)."""
+    if pid_dir:
+        for process in processes:
+            with contextlib.suppress(FileNotFoundError):
+                (Path(pid_dir) / f"{process.spec.name}.pid").unlink()
 
 
 def run_to_completion(specs: list[ProcessSpec]) -> list[int]:
@@ -419,8 +511,14 @@ def supervise(
 ) -> int:
     """Wait for Ctrl-C/SIGTERM (exit code 0) or for a process to die on its own (1).
 
-    With ``restart``, a process that dies is started again after ``restart_delay`` instead,
-    and the supervisor only stops on request. If our parent (``make``) is killed, we are
+    With ``restart`` (``RUN_RESTART=on-failure`` or ``always``), a process that exits for any
+    reason this supervisor did not cause is started again after ``restart_delay`` instead, and
+    the supervisor only stops on request: a crash, a SIGKILL, and an exit with code 0 alike,
+    since a long-running process is never meant to end by itself. A SIGTERM sent from outside
+    (a rolling restart: ``kill -TERM $(cat .local/run/board-api.pid)``) ends the process
+    gracefully with code 0, and it comes back as a Deployment's pod does (``restartPolicy:
+    Always``). The only exits not followed by a restart are those of ``stop_all``, after this
+    loop has returned. If our parent (``make``) is killed, we are
     re-parented: that counts as a stop request too, so ``kill <make's pid>`` or
     ``timeout ... make run`` still shut everything down in order.
     """
@@ -466,13 +564,18 @@ def main() -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     defaults = read_env_file(ENV_FILE)
     shared = {**defaults, **os.environ}
-    apply_port_offset(shared, explicit_settings(os.environ, defaults))
+    explicit = explicit_settings(os.environ, defaults)
+    try:
+        apply_service_urls(shared, explicit)
+    except ValueError as exc:
+        say(str(exc))
+        return 2
     ensure_signing_key(shared)
     restart_policy = shared.get("RUN_RESTART", "never")
-    if restart_policy not in ("never", "on-failure"):
-        say(f"RUN_RESTART must be never or on-failure, not {restart_policy!r}")
+    if restart_policy not in RESTART_POLICIES:
+        say(f"RUN_RESTART must be one of {', '.join(RESTART_POLICIES)}, not {restart_policy!r}")
         return 2
-    pid_dir = shared.get("RUN_PID_DIR") or None
+    pid_dir = resolve_pid_dir(shared.get("RUN_PID_DIR"))
 
     present: list[Deployable] = []
     for deployable in DEPLOYABLES:
@@ -510,7 +613,7 @@ def main() -> int:
     signal.signal(signal.SIGHUP, request_stop)
 
     processes: list[Running] = []
-    for spec in long_running_processes(shared, present):
+    for spec in long_running_processes(shared, present, frozenset(explicit)):
         port = spec.env.get("HTTP_PORT") if spec.tier != WORKER else spec.env.get("WORKER_PORT")
         say(f"starting {spec.name} on 127.0.0.1:{port}")
         processes.append(start(spec))
@@ -521,13 +624,14 @@ def main() -> int:
     say("all started; press Ctrl-C to stop")
 
     exit_code = supervise(
-        processes, stop_requested, restart=restart_policy == "on-failure", pid_dir=pid_dir
+        processes, stop_requested, restart=restart_policy != "never", pid_dir=pid_dir
     )
     # Bound per tier: the processes' own drain and shutdown bounds, plus a margin.
     timeout = float(shared.get("SHUTDOWN_DRAIN_SECONDS", "1")) + float(
         shared.get("SHUTDOWN_TIMEOUT_SECONDS", "20")
     )
     stop_all(processes, timeout + 5)
+    remove_pid_files(pid_dir, processes)
     say(f"stopped; exit code {exit_code}")
     return exit_code
 

@@ -34,6 +34,9 @@ def build_api(settings: Settings) -> FastAPI:
     res = attach(settings, runtime, database=False, redis=True, kafka=False, verifier=False)
     upstreams = Upstreams(settings)
     runtime.on_startup("open upstream connection pools", upstreams.open)
+    if upstreams.health_checks.sets:
+        # Replicas listed in a *_URL: /readyz of each, so a draining one leaves the rotation.
+        runtime.add_background("upstream health checks", upstreams.health_checks, Phase.POOLS)
     runtime.on_shutdown("upstream connection pools", upstreams.aclose, Phase.POOLS)
     proxy = Proxy(
         TABLE,

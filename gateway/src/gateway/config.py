@@ -8,11 +8,14 @@ from pydantic import Field, IPvAnyNetwork, field_validator
 from pydantic_settings import NoDecode
 
 from chassis.settings import BaseServiceSettings
+from gateway.replicas import split_urls
 
 
 class Settings(BaseServiceSettings):
     """The gateway's settings. Upstream addresses are plain URLs, so Kubernetes Service DNS
-    names (``http://board-api:8000``) work unchanged."""
+    names (``http://board-api:8000``) work unchanged. ``MEMBER_URL`` ... ``SAGA_URL`` may also
+    list replicas, comma-separated (``make run`` does): the gateway then balances over them
+    itself, with health checks (``gateway.replicas``)."""
 
     SERVICE_NAME: str = "gateway"
     HTTP_PORT: int = 8000
@@ -60,6 +63,13 @@ class Settings(BaseServiceSettings):
     #: one is a 502, so one runaway response cannot exhaust the gateway's memory.
     UPSTREAM_MAX_RESPONSE_BYTES: int = Field(default=16 * 1024 * 1024, ge=1024)
 
+    #: Replicas listed in one ``*_URL``: how often each one's /readyz is read, and how long one
+    #: read may take (above the chassis' 1 s bound on its own checks, so a slow dependency is
+    #: still an answer). An API that gets SIGTERM turns unready for ``SHUTDOWN_DRAIN_SECONDS``
+    #: before it closes its listener: that drain should be at least two intervals.
+    UPSTREAM_HEALTH_CHECK_INTERVAL_SECONDS: float = Field(default=0.5, gt=0)
+    UPSTREAM_HEALTH_CHECK_TIMEOUT_SECONDS: float = Field(default=1.5, gt=0)
+
     BREAKER_FAILURE_THRESHOLD: int = Field(default=5, ge=1)
     BREAKER_RESET_SECONDS: float = Field(default=10.0, gt=0)
 
@@ -79,10 +89,13 @@ class Settings(BaseServiceSettings):
 
     @property
     def jwks_url(self) -> str:
-        return self.JWKS_URL or f"{self.MEMBER_URL.rstrip('/')}/.well-known/jwks.json"
+        """``JWKS_URL``, or the first member replica's key set. The keys stay cached and in use
+        while a refetch fails (``chassis.auth``), so one replica restarting costs nothing."""
+        return self.JWKS_URL or f"{split_urls(self.MEMBER_URL)[0]}/.well-known/jwks.json"
 
     def upstream_urls(self) -> dict[str, str]:
-        """Base URL of every upstream, by the name the route table uses."""
+        """Base URL of every upstream, by the name the route table uses: one URL, or several
+        comma-separated (``upstream_replicas``)."""
         return {
             "member": self.MEMBER_URL,
             "board": self.BOARD_URL,
@@ -90,6 +103,10 @@ class Settings(BaseServiceSettings):
             "saga": self.SAGA_URL,
             "web": self.WEB_URL,
         }
+
+    def upstream_replicas(self) -> dict[str, list[str]]:
+        """Every upstream's replica URLs (one for a single address), by name."""
+        return {name: split_urls(value) for name, value in self.upstream_urls().items()}
 
     def upstream_timeouts(self) -> dict[str, float]:
         """Seconds for a whole exchange with each upstream, by name, where the route names none

@@ -33,6 +33,12 @@ BREAKER_STATE = Gauge(
     "Circuit breaker per upstream: 0 closed, 1 open, 2 half-open.",
     ["upstream"],
 )
+REPLICA_READY = Gauge(
+    "gateway_upstream_replica_ready",
+    "Per replica of an upstream given as a list of URLs: 1 in the rotation, 0 out of it (its "
+    "/readyz health check failed, or it refused a connection). A single URL is not listed.",
+    ["upstream", "replica"],
+)
 RATE_LIMITED = Counter(
     "gateway_rate_limited_total", "Requests refused with 429, by key kind.", ["kind"]
 )

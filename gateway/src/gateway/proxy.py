@@ -8,9 +8,10 @@ For every request that is not the gateway's own (health, metrics, docs, dashboar
 3. the caller is identified from the bearer token (``auth.py``) and counted (``ratelimit.py``,
    429); a protected route without a valid token is refused (401); a front-end page reads no
    token and is counted by client address;
-4. the request goes to its upstream through that upstream's connection pool (``pool.py``) and
-   circuit breaker (``breaker.py``): a per-route deadline (504), retries for idempotent methods
-   only, 503 when the upstream cannot be reached or its circuit is open;
+4. the request goes to its upstream through that upstream's circuit breaker (``breaker.py``),
+   to the next ready replica (``replicas.py``) through its connection pool (``pool.py``): a
+   per-route deadline (504), failover to another replica when a connection is refused, retries
+   for idempotent methods only, 503 when the upstream cannot be reached or its circuit is open;
 5. the upstream's answer, 4xx and 5xx included, goes back as it is, minus hop-by-hop headers.
 
 The refusals and failures of steps 1-4 are problem documents; on a page path ``pages.py``
@@ -45,8 +46,15 @@ from gateway.breaker import CircuitBreaker
 from gateway.config import Settings
 from gateway.metrics import BREAKER_STATE, RouteMetrics
 from gateway.pages import mark_relayed
-from gateway.pool import ConnectionPool, ResponseTooLarge, UpstreamError, UpstreamReply
+from gateway.pool import (
+    ConnectFailed,
+    ConnectionPool,
+    ResponseTooLarge,
+    UpstreamError,
+    UpstreamReply,
+)
 from gateway.ratelimit import RateLimiter, client_key
+from gateway.replicas import HealthChecker, Replica, ReplicaSet
 from gateway.routes import ANONYMOUS, TOKEN, Access, RouteTable
 
 log = get_logger(__name__)
@@ -101,23 +109,22 @@ def _state_reader(breaker: CircuitBreaker) -> Callable[[], float]:
 
 
 class Upstream:
-    """One upstream service: its address, its circuit breaker and (once started) its pool."""
+    """One upstream service: its replicas (one address, or several that the gateway balances
+    over, ``replicas.py``), and one circuit breaker for the service as a whole."""
 
-    def __init__(self, name: str, base_url: str, breaker: CircuitBreaker) -> None:
+    def __init__(self, name: str, urls: list[str], breaker: CircuitBreaker) -> None:
         self.name = name
-        self.base_url = base_url.rstrip("/")
+        self.replica_set = ReplicaSet(name, urls)
         self.breaker = breaker
-        self._pool: ConnectionPool | None = None
 
     @property
-    def pool(self) -> ConnectionPool:
-        assert self._pool is not None, f"the {self.name} pool is created in the lifespan"
-        return self._pool
+    def replicas(self) -> list[Replica]:
+        return self.replica_set.replicas
 
 
 class Upstreams:
-    """Every upstream's connection pool and breaker, and the resilient call used by the proxy,
-    the dashboard and the docs."""
+    """Every upstream's replicas (each with its connection pool), breaker and health checks, and
+    the resilient call used by the proxy, the dashboard and the docs."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -125,7 +132,7 @@ class Upstreams:
         self.backoff = settings.UPSTREAM_RETRY_BACKOFF_SECONDS
         self.max_backoff = settings.UPSTREAM_RETRY_MAX_BACKOFF_SECONDS
         self.by_name: dict[str, Upstream] = {}
-        for name, url in settings.upstream_urls().items():
+        for name, urls in settings.upstream_replicas().items():
             breaker = CircuitBreaker(
                 name,
                 failure_threshold=settings.BREAKER_FAILURE_THRESHOLD,
@@ -133,17 +140,22 @@ class Upstreams:
             )
             # Read at scrape time, so a circuit that has waited out its reset shows half-open.
             BREAKER_STATE.labels(name).set_function(_state_reader(breaker))
-            self.by_name[name] = Upstream(name, url, breaker)
+            self.by_name[name] = Upstream(name, urls, breaker)
         self._metrics: dict[tuple[str, str], RouteMetrics] = {}
+        self.health_checks = HealthChecker(
+            [u.replica_set for u in self.by_name.values()],
+            interval=settings.UPSTREAM_HEALTH_CHECK_INTERVAL_SECONDS,
+            timeout=settings.UPSTREAM_HEALTH_CHECK_TIMEOUT_SECONDS,
+        )
 
     def __getitem__(self, name: str) -> Upstream:
         return self.by_name[name]
 
     async def open(self) -> None:
-        """Create one connection pool per upstream (lifespan startup; nothing connects yet)."""
-        for upstream in self.by_name.values():
-            upstream._pool = ConnectionPool(
-                upstream.base_url,
+        """Create one connection pool per replica (lifespan startup; nothing connects yet)."""
+        for replica in (r for u in self.by_name.values() for r in u.replicas):
+            replica.pool = ConnectionPool(
+                replica.url,
                 max_connections=self.settings.UPSTREAM_MAX_CONNECTIONS,
                 # The whole exchange is bounded by the route's deadline (see ``call``); only
                 # connecting has its own, shorter bound so a dead address fails fast.
@@ -152,9 +164,9 @@ class Upstreams:
             )
 
     async def aclose(self) -> None:
-        for upstream in self.by_name.values():
-            if upstream._pool is not None:
-                await upstream._pool.aclose()
+        for replica in (r for u in self.by_name.values() for r in u.replicas):
+            if replica.has_pool:
+                await replica.pool.aclose()
 
     def metrics(self, upstream: str, route: str) -> RouteMetrics:
         key = (upstream, route)
@@ -185,19 +197,32 @@ class Upstreams:
         answer is larger than ``UPSTREAM_MAX_RESPONSE_BYTES``. Every answer the upstream gives,
         5xx included, is returned as it is.
 
+        Replicas (``replicas.py``): each attempt goes to the next replica in round-robin order.
+        A refused connection (``ConnectFailed``: nothing was sent) takes that replica out of the
+        rotation and the attempt fails over to the next replica, for every method, without
+        using up an attempt. A connection that broke after the request may have been sent
+        (``ConnectionBroken``) is retried on the next replica only for an idempotent method.
+
         The breaker counts a failure for a connection error, a timeout and a 502/503/504
         answer, and a success for any other answer: a 4xx, and a 500 that one request
         provoked, must not let one client open the circuit for everyone (docs/CONVENTIONS.md
-        "Fairness"). Every 5xx answer is counted in ``gateway_upstream_errors_total
-        {kind="status_5xx"}``, so a sustained rate of 500s stays visible per route.
+        "Fairness"). The failures of a call's attempts are told to the breaker only when the
+        call fails as a whole: an attempt that failed on one replica and succeeded on the next
+        shows a service that serves, so a replica restarting never opens the circuit. Every
+        5xx answer is counted in ``gateway_upstream_errors_total{kind="status_5xx"}``, so a
+        sustained rate of 500s stays visible per route.
         """
         metrics = self.metrics(upstream.name, route)
         breaker = upstream.breaker
+        replicas = upstream.replica_set
+        order = replicas.order()
         attempts = self.attempts if method in RETRYABLE_METHODS else 1
         outcome = "unavailable"
+        failures = 0  # failed attempts, told to the breaker unless a later attempt succeeds
         started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout):
+                at = 0  # index in ``order`` of the replica the next attempt goes to
                 for attempt in range(1, attempts + 1):
                     if not breaker.allow():
                         outcome = "circuit_open"
@@ -205,23 +230,40 @@ class Upstreams:
                             f"{upstream.name} is unavailable (circuit open)",
                             headers={"Retry-After": str(max(1, round(breaker.retry_after())))},
                         )
-                    try:
-                        reply = await self._exchange(upstream, method, target, headers, body)
-                    except ResponseTooLarge as exc:
-                        breaker.record_success()  # it answered: alive, just too much
-                        metrics.errors["too_large"].inc()
-                        outcome = "error"
-                        log.warning("upstream.too_large", upstream=upstream.name, route=route)
-                        raise BadGateway(f"{upstream.name}: {exc}") from None
-                    except UpstreamError as exc:
-                        breaker.record_failure()
+                    tried = 0
+                    while True:
+                        replica = order[at % len(order)]
+                        at += 1
+                        tried += 1
+                        try:
+                            reply = await replica.pool.request(method, target, headers, body)
+                        except ConnectFailed as exc:
+                            replicas.eject(replica, str(exc))
+                            if tried < len(order):
+                                # Nothing was sent: any method may go to the next replica.
+                                log.info(
+                                    "upstream.failover",
+                                    upstream=upstream.name,
+                                    route=route,
+                                    replica=replica.url,
+                                )
+                                continue
+                            error: UpstreamError | None = exc
+                        except UpstreamError as exc:
+                            error = exc
+                        else:
+                            error = None
+                        break
+                    if error is not None:
+                        failures += 1
                         metrics.errors["transport"].inc()
                         log.warning(
                             "upstream.failed",
                             upstream=upstream.name,
                             route=route,
                             attempt=attempt,
-                            error=f"{type(exc).__name__}: {exc}",
+                            replica=replica.url,
+                            error=f"{type(error).__name__}: {error}",
                         )
                     else:
                         if reply.status >= 500:
@@ -229,36 +271,34 @@ class Upstreams:
                         if reply.status not in FAILURE_STATUSES:
                             # It answered: up and serving, whatever this request deserved.
                             breaker.record_success()
+                            failures = 0
                             outcome = "success" if reply.status < 500 else "error"
                             return reply
-                        breaker.record_failure()
+                        failures += 1
                         if attempt == attempts:
                             outcome = "error"
                             return reply
                     if attempt < attempts:
                         await asyncio.sleep(self.delay(attempt - 1))
                 raise ServiceUnavailable(f"{upstream.name} is unavailable")
+        except ResponseTooLarge as exc:
+            breaker.record_success()  # it answered: alive, just too much
+            failures = 0
+            metrics.errors["too_large"].inc()
+            outcome = "error"
+            log.warning("upstream.too_large", upstream=upstream.name, route=route)
+            raise BadGateway(f"{upstream.name}: {exc}") from None
         except TimeoutError:
-            breaker.record_failure()
+            failures += 1
             metrics.errors["timeout"].inc()
             outcome = "timeout"
             log.warning("upstream.timeout", upstream=upstream.name, route=route, timeout=timeout)
             raise GatewayTimeout(f"{upstream.name} did not answer within {timeout:g} s") from None
         finally:
+            for _ in range(failures):
+                breaker.record_failure()
             metrics.outcomes[outcome].inc()
             metrics.latency.observe(time.perf_counter() - started)
-
-    @staticmethod
-    async def _exchange(
-        upstream: Upstream,
-        method: str,
-        target: str,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-    ) -> UpstreamReply:
-        """One attempt. The pool opens its client span and replaces the caller's
-        ``traceparent`` with its own, so the service continues this trace."""
-        return await upstream.pool.request(method, target, headers, body)
 
 
 @dataclass

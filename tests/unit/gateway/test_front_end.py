@@ -108,7 +108,7 @@ async def gateway() -> AsyncIterator[Gateway]:
         }
         app = build_api(Settings(**values))
         proxy: Proxy = app.state.proxy
-        proxy.upstreams["web"]._pool = web  # type: ignore[assignment]
+        proxy.upstreams["web"].replicas[0].pool = web
         proxy.limiter = Keys()  # type: ignore[assignment]
         proxy.auth = RevokedAuth()  # type: ignore[assignment]
         transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 50000))

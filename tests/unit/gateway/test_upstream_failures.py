@@ -66,7 +66,7 @@ def state(upstream: Upstream) -> BreakerState:
 
 def member_with(found: Upstreams, pool: object) -> Upstream:
     member = found["member"]
-    member._pool = pool  # type: ignore[assignment]
+    member.replicas[0].pool = pool  # type: ignore[assignment]
     return member
 
 
@@ -94,7 +94,7 @@ async def test_a_500_closes_a_half_open_circuit() -> None:
         await post(found, member)
     assert state(member) is BreakerState.OPEN
     await asyncio.sleep(0.06)
-    member._pool = ScriptedPool(500)  # type: ignore[assignment]
+    member.replicas[0].pool = ScriptedPool(500)
     assert await post(found, member) == 500
     assert state(member) is BreakerState.CLOSED
 
@@ -105,7 +105,7 @@ async def test_500s_do_not_hide_an_upstream_that_stopped_answering() -> None:
     member = member_with(found, ScriptedPool(500))
     for _ in range(20):
         await post(found, member)
-    member._pool = ScriptedPool(error=ConnectFailed("refused"))  # type: ignore[assignment]
+    member.replicas[0].pool = ScriptedPool(error=ConnectFailed("refused"))
     for _ in range(THRESHOLD):
         with pytest.raises(ServiceUnavailable):
             await post(found, member)

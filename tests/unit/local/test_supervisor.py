@@ -135,8 +135,8 @@ def test_urls_sourced_unchanged_from_local_env_still_follow_the_offset() -> None
     explicit = run.explicit_settings(environ, defaults)
     assert explicit == {"QNA_URL", "RUN_PORT_OFFSET"}
     shared = {**defaults, **environ}
-    run.apply_port_offset(shared, explicit)
-    assert shared["MEMBER_URL"] == "http://127.0.0.1:8101"
+    run.apply_service_urls(shared, explicit)
+    assert shared["MEMBER_URL"] == "http://127.0.0.1:8101,http://127.0.0.1:8111"  # 2 replicas
     assert shared["JWKS_URL"] == "http://127.0.0.1:8101/.well-known/jwks.json"
     assert shared["QNA_URL"] == "http://qna.example:80"
     assert shared["WEB_URL"] == "http://127.0.0.1:8105"
@@ -147,7 +147,7 @@ def test_a_port_offset_moves_every_port_and_the_urls_that_were_not_set_explicitl
     run = load_supervisor()
     shared = {"RUN_PORT_OFFSET": "10000", "QNA_URL": "http://qna.example:80", "X": "1"}
     shared.update({f"{s}_DATABASE_URL": "db" for s in ("MEMBER", "BOARD", "QNA", "SAGA")})
-    run.apply_port_offset(shared, explicit={"QNA_URL"})
+    run.apply_service_urls(shared, explicit={"QNA_URL"})
     assert shared["MEMBER_URL"] == "http://127.0.0.1:18001"
     assert shared["SAGA_URL"] == "http://127.0.0.1:18004"
     assert shared["QNA_URL"] == "http://qna.example:80"
@@ -166,8 +166,8 @@ def test_every_url_of_our_processes_follows_the_offset() -> None:
     copy."""
     run = load_supervisor()
     defaults = run.read_env_file(run.ENV_FILE)
-    shared = {**defaults, "RUN_PORT_OFFSET": "10000"}
-    run.apply_port_offset(shared, run.explicit_settings(shared, defaults))
+    shared = {**defaults, "RUN_PORT_OFFSET": "10000", "RUN_API_REPLICAS": "1"}
+    run.apply_service_urls(shared, run.explicit_settings(shared, defaults))
     offset_ports = {d.url_setting: d.http_port + 10000 for d in run.DEPLOYABLES}
     assert set(offset_ports) == {
         "MEMBER_URL",
@@ -215,3 +215,143 @@ def test_every_process_starts_from_its_entry_point_in_the_environment() -> None:
         program = Path(spec.command[0])
         assert program.parent == Path(sys.executable).parent, spec.command
         assert program.exists(), spec.command
+
+
+def replica_specs(**settings: str) -> dict[str, Any]:
+    run = load_supervisor()
+    defaults = run.read_env_file(run.ENV_FILE)
+    shared = {**defaults, **settings}
+    explicit = run.explicit_settings(settings, defaults)
+    run.apply_service_urls(shared, explicit)
+    specs = run.long_running_processes(shared, list(run.DEPLOYABLES), frozenset(explicit))
+    return {s.name: s for s in specs}
+
+
+def test_each_api_runs_as_replicas_on_its_port_plus_ten_per_replica() -> None:
+    """local.env's two replicas: ``board-api`` on 8002, ``board-api-2`` on 8012 (member 8011,
+    qna 8013, saga 8014); the workers, the gateway and web stay single."""
+    specs = replica_specs()
+    ports = {name: spec.env.get("HTTP_PORT") for name, spec in specs.items()}
+    assert ports == {
+        "member-api": "8001",
+        "member-api-2": "8011",
+        "board-api": "8002",
+        "board-api-2": "8012",
+        "qna-api": "8003",
+        "qna-api-2": "8013",
+        "saga-api": "8004",
+        "saga-api-2": "8014",
+        "gateway": "8000",
+        "web": "8005",
+        "member-worker": None,
+        "board-worker": None,
+        "qna-worker": None,
+        "saga-worker": None,
+    }
+    # one Deployment, two pods: the same configuration and SERVICE_NAME, another port
+    first, second = specs["qna-api"], specs["qna-api-2"]
+    assert first.command == second.command
+    assert {k: v for k, v in first.env.items() if k != "HTTP_PORT"} == {
+        k: v for k, v in second.env.items() if k != "HTTP_PORT"
+    }
+    assert second.env["SERVICE_NAME"] == "qna-api"
+    assert second.tier == first.tier
+
+
+def test_the_gateway_and_saga_get_every_replica_and_jwks_the_first() -> None:
+    gateway = replica_specs(RUN_PORT_OFFSET="100")["gateway"].env
+    assert gateway["BOARD_URL"] == "http://127.0.0.1:8102,http://127.0.0.1:8112"
+    assert gateway["MEMBER_URL"] == "http://127.0.0.1:8101,http://127.0.0.1:8111"
+    assert gateway["WEB_URL"] == "http://127.0.0.1:8105"
+    assert gateway["JWKS_URL"] == "http://127.0.0.1:8101/.well-known/jwks.json"
+    saga = replica_specs()["saga-api"].env
+    assert saga["QNA_URL"] == "http://127.0.0.1:8003,http://127.0.0.1:8013"
+    assert saga["GATEWAY_URL"] == "http://127.0.0.1:8000"
+
+
+def test_an_explicit_service_url_is_kept_and_its_service_runs_one_replica() -> None:
+    """The fault suite names its services one URL each: it keeps its one-replica shape."""
+    specs = replica_specs(QNA_URL="http://127.0.0.1:18003")
+    gateway = specs["gateway"].env
+    assert gateway["QNA_URL"] == "http://127.0.0.1:18003"
+    assert gateway["BOARD_URL"] == "http://127.0.0.1:8002,http://127.0.0.1:8012"
+    assert "qna-api" in specs
+    assert "qna-api-2" not in specs  # nothing would send it a request
+    assert "board-api-2" in specs
+
+
+def test_one_replica_is_the_old_shape() -> None:
+    specs = replica_specs(RUN_API_REPLICAS="1")
+    assert "board-api-2" not in specs
+    assert specs["gateway"].env["BOARD_URL"] == "http://127.0.0.1:8002"
+
+
+@pytest.mark.parametrize("value", ["0", "11", "two"])
+def test_a_replica_count_out_of_range_is_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="RUN_API_REPLICAS must be 1 to 10"):
+        replica_specs(RUN_API_REPLICAS=value)
+
+
+def test_make_run_defaults_replicas_restarts_pid_files_and_a_drain_the_gateway_sees() -> None:
+    """The interface the walkthroughs and the fault tooling code against."""
+    from gateway.config import Settings as GatewaySettings
+
+    run = load_supervisor()
+    defaults = run.read_env_file(run.ENV_FILE)
+    assert defaults["RUN_API_REPLICAS"] == "2"
+    assert defaults["RUN_RESTART"] in ("on-failure", "always")
+    assert run.resolve_pid_dir(defaults["RUN_PID_DIR"]) == str(REPO / ".local" / "run")
+    interval = GatewaySettings.model_fields["UPSTREAM_HEALTH_CHECK_INTERVAL_SECONDS"].default
+    # a replica turns unready at SIGTERM and must leave the rotation before it stops accepting
+    assert float(defaults["SHUTDOWN_DRAIN_SECONDS"]) >= 2 * interval
+
+
+def test_a_child_sigtermed_from_outside_comes_back_as_a_rolled_pod_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Kind: a rolling restart ends the run. A SIGTERM from outside ends the child gracefully
+    (code 0), which is still an exit the supervisor did not cause: restartPolicy Always."""
+    run = load_supervisor()
+    processes: list[Any] = [started(run, "board-api-2", run.API, GRACEFUL)]
+    run.write_pid_file(str(tmp_path), processes[0])
+    first_pid = int((tmp_path / "board-api-2.pid").read_text())
+    stop = threading.Event()
+    supervision = threading.Thread(
+        target=run.supervise,
+        args=(processes, stop),
+        kwargs={"restart": True, "pid_dir": str(tmp_path)},
+    )
+    supervision.start()
+    try:
+        os.killpg(first_pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while int((tmp_path / "board-api-2.pid").read_text()) == first_pid:
+            assert time.monotonic() < deadline, "not restarted"
+            time.sleep(0.05)
+        assert processes[0].popen.poll() is None
+    finally:
+        stop.set()
+        supervision.join()
+        run.stop_all(processes, timeout=5)
+    run.remove_pid_files(str(tmp_path), processes)
+    assert not list(tmp_path.glob("*.pid"))
+    out = capsys.readouterr().out
+    assert "board-api-2 exited unexpectedly with code 0; restarting in 0.5s" in out
+    assert "board-api-2 restarted (restart 1)" in out
+
+
+def test_without_a_restart_policy_a_graceful_exit_from_outside_stops_everything() -> None:
+    run = load_supervisor()
+    child = started(run, "a", run.API, GRACEFUL)
+    try:
+        os.killpg(child.popen.pid, signal.SIGTERM)  # type: ignore[attr-defined]
+        assert run.supervise([child], threading.Event()) == 1
+    finally:
+        run.stop_all([child], timeout=5)
+
+
+def test_a_relative_pid_dir_is_under_the_repository() -> None:
+    run = load_supervisor()
+    assert run.resolve_pid_dir(".local/run") == str(REPO / ".local/run")
+    assert run.resolve_pid_dir("/tmp/x") == "/tmp/x"
+    assert run.resolve_pid_dir("") is None
