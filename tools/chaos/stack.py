@@ -236,7 +236,8 @@ class Target:
         defaults = {k: v for k, v in dotenv_values(ENV_FILE).items() if v is not None}
         settings = {**defaults, **(os.environ if environ is None else environ)}
         offset = int(settings.get("RUN_PORT_OFFSET") or 0)
-        processes = Processes(Path(settings.get("RUN_PID_DIR") or DEFAULT_PID_DIR), offset)
+        # a relative RUN_PID_DIR is under the repository, as run.py resolves it (local.env's .local/run)
+        processes = Processes(REPO / (settings.get("RUN_PID_DIR") or DEFAULT_PID_DIR), offset)
         gateway = (
             processes.url("gateway")
             if offset
