@@ -133,7 +133,7 @@ def image_stages(name: str) -> list[Stage]:
 
 
 def select_bases(engine: Engine, say: bool = True) -> dict[str, str]:
-    """Build arguments choosing the base images (empty: the Dockerfiles' own defaults)."""
+    """Build arguments choosing the base images (empty: the Dockerfile's own defaults)."""
     defaults = dockerfile_defaults()
     overrides = {k: os.environ[k] for k in ("PYTHON_IMAGE", "UV_IMAGE") if os.environ.get(k)}
     wanted = {key: overrides.get(key, defaults[key]) for key in ("PYTHON_IMAGE", "UV_IMAGE")}
