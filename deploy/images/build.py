@@ -1,14 +1,15 @@
-"""Build driver for `make images`: every deployable's image, with Docker or podman, timed and sized.
+"""Build driver for `make images`: every image from the one Dockerfile, with Docker or podman, timed and sized.
 
     python -m deploy.images.build [--only board,web] [--engine docker|podman]
 
 1. Engine: Docker when ``docker info`` answers, else podman with the repository-local
    configuration of ``deploy/images/engine.py`` (``CONTAINER_ENGINE`` forces one).
-2. Bases: the Dockerfiles' own defaults (``PYTHON_IMAGE``, ``UV_IMAGE``) when the engine has
+2. Bases: the Dockerfile's own defaults (``PYTHON_IMAGE``, ``UV_IMAGE``) when the engine has
    them or can pull them; otherwise the local stand-ins of ``deploy/images/standins.py``,
    and it says so. ``PYTHON_IMAGE``/``UV_IMAGE`` in the environment override both.
-3. Build: each Dockerfile from the repository root, tagged as docker-compose.yml names the
-   image: ``${IMAGE_PREFIX:-ghcr.io/example/msa-board}/<deployable>:${IMAGE_TAG:-0.1.0}``.
+3. Build: the root ``Dockerfile`` once per image, ``--build-arg DEPLOYABLE=<name>``, tagged as
+   docker-compose.yml names the image:
+   ``${IMAGE_PREFIX:-ghcr.io/example/msa-board}/<name>:${IMAGE_TAG:-0.1.0}``.
    Behind a proxy that re-signs TLS (``SSL_CERT_FILE`` set on this machine), podman mounts
    that bundle into the build steps, so uv can reach PyPI; it never enters a layer.
 4. Report: each image's size and build time, and the total.
@@ -32,17 +33,11 @@ from pathlib import Path
 from deploy.images.engine import ROOT, Engine, EngineError, select_engine
 from deploy.images.standins import ensure_standins
 
-#: Every image and its Dockerfile, in build order (loadgen is a tool under compose's
-#: ``loadgen`` profile, built like the deployables).
-DOCKERFILES: dict[str, str] = {
-    "member": "services/member/Dockerfile",
-    "board": "services/board/Dockerfile",
-    "qna": "services/qna/Dockerfile",
-    "saga": "saga/Dockerfile",
-    "gateway": "gateway/Dockerfile",
-    "web": "web/Dockerfile",
-    "loadgen": "loadgen/Dockerfile",
-}
+#: The one Dockerfile every image is built from (its ``image-<name>`` stages name the images).
+DOCKERFILE = "Dockerfile"
+#: Every image, in build order (loadgen is a tool under compose's ``loadgen`` profile, built
+#: like the deployables).
+IMAGES: tuple[str, ...] = ("member", "board", "qna", "saga", "gateway", "web", "loadgen")
 #: Where the build steps see the host's CA bundle (podman only; see module docstring).
 BUILD_CA_PATH = "/run/build-ca/ca-certificates.crt"
 #: The label holding a digest of everything a build reads (see ``inputs_digest``).
@@ -60,20 +55,86 @@ def image_ref(name: str) -> str:
     return f"{prefix}/{name}:{tag}"
 
 
-def dockerfile_defaults(name: str) -> dict[str, str]:
+@dataclass(frozen=True)
+class Stage:
+    """One ``FROM <base> [AS <name>]`` stage: its instructions as (KEYWORD, value) pairs."""
+
+    base: str
+    name: str | None
+    instructions: tuple[tuple[str, str], ...]
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(KEYWORD, value) per instruction, line continuations joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", path.read_text(encoding="utf-8"))
+    found = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, value = line.partition(" ")
+            found.append((keyword.upper(), value.strip()))
+    return found
+
+
+def dockerfile_defaults() -> dict[str, str]:
     """The ``ARG NAME=default`` values declared before the first ``FROM``."""
     defaults: dict[str, str] = {}
-    for line in (ROOT / DOCKERFILES[name]).read_text(encoding="utf-8").splitlines():
-        if line.startswith("FROM "):
+    for keyword, value in dockerfile_instructions(ROOT / DOCKERFILE):
+        if keyword == "FROM":
             break
-        if match := re.match(r"ARG (\w+)=(\S+)$", line.strip()):
-            defaults[match.group(1)] = match.group(2)
+        if keyword == "ARG" and "=" in value:
+            key, _, default = value.partition("=")
+            defaults[key] = default
     return defaults
 
 
+def stages(global_args: dict[str, str]) -> list[Stage]:
+    """The Dockerfile's stages, each ``FROM`` expanded with the global build arguments."""
+    found: list[Stage] = []
+    base, name = "", None
+    body: list[tuple[str, str]] = []
+    for keyword, value in dockerfile_instructions(ROOT / DOCKERFILE):
+        if keyword == "FROM":
+            if base:
+                found.append(Stage(base, name, tuple(body)))
+            words = _expand(value, global_args).split()
+            base, name, body = words[0], (words[2] if len(words) > 2 else None), []
+        elif base:
+            body.append((keyword, value))
+    found.append(Stage(base, name, tuple(body)))
+    return found
+
+
+def _expand(value: str, args: dict[str, str]) -> str:
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args.get(m[1] or m[2], ""), value)
+
+
+def image_stages(name: str) -> list[Stage]:
+    """The stages building image ``name`` needs: the last stage with ``DEPLOYABLE=name``, and
+    every stage it starts from or copies from, as BuildKit and buildah select them."""
+    all_stages = stages({**dockerfile_defaults(), "DEPLOYABLE": name})
+    by_name = {s.name: s for s in all_stages if s.name}
+    needed: list[Stage] = []
+    todo = [all_stages[-1]]
+    while todo:
+        stage = todo.pop()
+        if stage in needed:
+            continue
+        needed.append(stage)
+        refs = [stage.base] + [
+            word.removeprefix("--from=")
+            for keyword, value in stage.instructions
+            if keyword == "COPY"
+            for word in value.split()
+            if word.startswith("--from=")
+        ]
+        todo += [by_name[ref] for ref in refs if ref in by_name]
+    return needed
+
+
 def select_bases(engine: Engine, say: bool = True) -> dict[str, str]:
-    """Build arguments choosing the base images (empty: the Dockerfiles' own defaults)."""
-    defaults = dockerfile_defaults("board")
+    """Build arguments choosing the base images (empty: the Dockerfile's own defaults)."""
+    defaults = dockerfile_defaults()
     overrides = {k: os.environ[k] for k in ("PYTHON_IMAGE", "UV_IMAGE") if os.environ.get(k)}
     wanted = {key: overrides.get(key, defaults[key]) for key in ("PYTHON_IMAGE", "UV_IMAGE")}
     if all(_have_or_pull(engine, ref) for ref in wanted.values()):
@@ -99,13 +160,14 @@ def _have_or_pull(engine: Engine, ref: str) -> bool:
 
 
 def copied_paths(name: str) -> list[str]:
-    """The repository paths the Dockerfile's ``COPY`` instructions read (not ``--from``)."""
-    text = (ROOT / DOCKERFILES[name]).read_text(encoding="utf-8").replace("\\\n", " ")
-    paths = [DOCKERFILES[name]]
-    for line in text.splitlines():
-        words = line.split()
-        if words[:1] == ["COPY"] and not any(w.startswith("--from") for w in words):
-            paths += [w for w in words[1:-1] if not w.startswith("--")]
+    """The Dockerfile and the repository paths that image ``name``'s ``COPY`` instructions
+    read (not ``--from``), in the stages that image needs."""
+    paths = [DOCKERFILE]
+    for stage in image_stages(name):
+        for keyword, value in stage.instructions:
+            words = value.split()
+            if keyword == "COPY" and not any(w.startswith("--from") for w in words):
+                paths += [w for w in words[:-1] if not w.startswith("--")]
     return paths
 
 
@@ -157,12 +219,13 @@ def build_one(engine: Engine, name: str, build_args: dict[str, str]) -> Built:
     digest); raises EngineError with the build's log on failure."""
     ref = image_ref(name)
     started = time.monotonic()
-    inputs = inputs_digest(name, build_args)
+    image_args = {**build_args, "DEPLOYABLE": name}
+    inputs = inputs_digest(name, image_args)
     if image_label(engine, ref, INPUTS_LABEL) == inputs:
         return Built(name, ref, time.monotonic() - started, engine.image_size(ref), rebuilt=False)
-    argv = ["build", "-f", DOCKERFILES[name], "-t", ref, "--label", f"{INPUTS_LABEL}={inputs}"]
+    argv = ["build", "-f", DOCKERFILE, "-t", ref, "--label", f"{INPUTS_LABEL}={inputs}"]
     revision = _git_revision()
-    args = {**build_args, "REVISION": revision} if revision else dict(build_args)
+    args = {**image_args, "REVISION": revision} if revision else image_args
     for key, value in sorted(args.items()):
         argv += ["--build-arg", f"{key}={value}"]
     if engine.name == "podman":
@@ -197,7 +260,7 @@ def build_all(engine: Engine, names: list[str], *, say: bool = True) -> list[Bui
     built = []
     for name in names:
         if say:
-            print(f"images: building {image_ref(name)} ({DOCKERFILES[name]})", flush=True)
+            print(f"images: building {image_ref(name)} (DEPLOYABLE={name})", flush=True)
         built.append(build_one(engine, name, build_args))
     return built
 
@@ -216,10 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated images (default: all)")
     parser.add_argument("--engine", choices=("docker", "podman"))
     args = parser.parse_args(argv)
-    names = list(DOCKERFILES) if not args.only else [n.strip() for n in args.only.split(",")]
-    unknown = sorted(set(names) - set(DOCKERFILES))
+    names = list(IMAGES) if not args.only else [n.strip() for n in args.only.split(",")]
+    unknown = sorted(set(names) - set(IMAGES))
     if unknown or not names:
-        parser.error(f"unknown image(s) {unknown}; choose from {', '.join(DOCKERFILES)}")
+        parser.error(f"unknown image(s) {unknown}; choose from {', '.join(IMAGES)}")
     engine = select_engine(args.engine)
     if engine is None:
         print("images: neither `docker info` nor podman works (make podman installs podman)")

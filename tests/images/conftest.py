@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from deploy.images.build import DOCKERFILES, Built, build_all
+from deploy.images.build import IMAGES, Built, build_all
 from deploy.images.engine import Engine, select_engine
 
 
@@ -26,7 +26,7 @@ def engine() -> Engine:
 def images(engine: Engine) -> dict[str, Built]:
     """Every image, built (or found up to date) once per run, by ``make images``'s driver."""
     started = time.monotonic()
-    built = build_all(engine, list(DOCKERFILES), say=False)
+    built = build_all(engine, list(IMAGES), say=False)
     elapsed = time.monotonic() - started
     rebuilt = [b.name for b in built if b.rebuilt]
     print(f"\nimages: {engine.name}, {elapsed:.1f}s, rebuilt: {', '.join(rebuilt) or 'none'}")
