@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.images.build import INPUTS_LABEL, _have_or_pull, dockerfile_defaults, image_label
+from deploy.images.build import INPUTS_LABEL, dockerfile_defaults, have_or_pull, image_label
 from deploy.images.engine import ROOT, Engine, EngineError, select_engine
 from deploy.images.standins import ensure_standins
 
@@ -162,10 +162,10 @@ def select_infra_images(engine: Engine, *, say: bool = True) -> dict[str, str]:
     base: str | None = None
     for image in INFRA_IMAGES:
         official = image.official()
-        if _have_or_pull(engine, official):
+        if have_or_pull(engine, official):
             continue
         if base is None:
-            uv_version = dockerfile_defaults("board")["UV_IMAGE"].rpartition(":")[2]
+            uv_version = dockerfile_defaults()["UV_IMAGE"].rpartition(":")[2]
             base = ensure_standins(engine, uv_version)["PYTHON_IMAGE"]
         ref, seconds, rebuilt = build_standin(engine, image, base)
         if say:

@@ -137,7 +137,7 @@ def select_bases(engine: Engine, say: bool = True) -> dict[str, str]:
     defaults = dockerfile_defaults()
     overrides = {k: os.environ[k] for k in ("PYTHON_IMAGE", "UV_IMAGE") if os.environ.get(k)}
     wanted = {key: overrides.get(key, defaults[key]) for key in ("PYTHON_IMAGE", "UV_IMAGE")}
-    if all(_have_or_pull(engine, ref) for ref in wanted.values()):
+    if all(have_or_pull(engine, ref) for ref in wanted.values()):
         return overrides
     uv_version = defaults["UV_IMAGE"].rpartition(":")[2]
     if say:
@@ -150,7 +150,8 @@ def select_bases(engine: Engine, say: bool = True) -> dict[str, str]:
     return ensure_standins(engine, uv_version)
 
 
-def _have_or_pull(engine: Engine, ref: str) -> bool:
+def have_or_pull(engine: Engine, ref: str) -> bool:
+    """True when ``ref`` is in the engine's store, pulled now if a registry answers (300 s at most)."""
     if engine.image_exists(ref):
         return True
     try:

@@ -1,15 +1,15 @@
 """Local stand-ins for the two base images, for machines that reach no container registry.
 
-The Dockerfiles start from ``python:3.11.x-slim-bookworm`` (Docker Hub) and copy uv out of
+The Dockerfile starts from ``python:3.11.x-slim-bookworm`` (Docker Hub) and copy uv out of
 ``ghcr.io/astral-sh/uv:<version>``. Where neither registry answers but Debian's mirror and
 PyPI do (package registries only), ``make images`` builds look-alikes from those:
 
 - **Python**: ``debootstrap --variant=minbase --include=python3.11,ca-certificates bookworm``
   with ``/usr/local/bin/python3.11`` (and ``python3``, ``python``) linked to Debian's
-  interpreter, because the Dockerfiles name the official image's path. It is Debian's
+  interpreter, because the Dockerfile names the official image's path. It is Debian's
   3.11.2 with Debian's patches, not the official image's own build of the newest 3.11; the
   bytes differ, the contract (a Debian 12 with a 3.11 at that path and a CA bundle) holds.
-- **uv**: the ``uv`` binary out of the PyPI wheel of the very version the Dockerfiles pin,
+- **uv**: the ``uv`` binary out of the PyPI wheel of the very version the Dockerfile pins,
   at ``/uv`` as in the official image.
 
 Each is imported as a one-layer image (``<engine> import``) and cached twice: the root

@@ -8,7 +8,7 @@ import pytest
 
 from deploy.compose.binary import ComposeBuildError, ensure_compose
 from deploy.compose.standins import select_infra_images
-from deploy.images.build import DOCKERFILES, build_all
+from deploy.images.build import IMAGES, build_all
 from deploy.images.engine import Engine, select_engine
 from tests.compose.stack import compose_healthchecks
 
@@ -43,7 +43,7 @@ def compose_images(compose_engine: Engine) -> dict[str, str]:
     official ones where they can be had, else the stand-ins; returns the compose variables
     that select the stand-ins."""
     started = time.monotonic()
-    built = build_all(compose_engine, list(DOCKERFILES), say=False)
+    built = build_all(compose_engine, list(IMAGES), say=False)
     rebuilt = [b.name for b in built if b.rebuilt]
     chosen = select_infra_images(compose_engine, say=True)
     print(

@@ -249,8 +249,8 @@ def test_the_load_generator_is_an_opt_in_client_of_the_gateway(project: Manifest
     loadgen = services(project)["loadgen"]
     assert loadgen["profiles"] == ["loadgen"]
     assert image_deployable(loadgen["image"]) == "loadgen"
-    assert loadgen["build"]["dockerfile"] == "loadgen/Dockerfile"
-    assert (ROOT / "loadgen" / "Dockerfile").is_file()
+    assert loadgen["build"]["dockerfile"] == "Dockerfile"
+    assert loadgen["build"]["args"] == {"DEPLOYABLE": "loadgen"}
     gateway_port = conventions_ports()["gateway"][0]
     assert loadgen["environment"]["GATEWAY_URL"] == f"http://gateway:{gateway_port}"
     assert float(loadgen["environment"]["LOADGEN_RATE"]) > 0
