@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,7 @@ def _history(i: int) -> list[Envelope]:
     post, board, author = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     now = dt.datetime.now(dt.UTC).isoformat()
     own = {"post_id": str(post), "board_id": str(board), "author_id": str(author)}
-    events = [
+    events: list[tuple[str, dict[str, Any]]] = [
         ("PostCreated", {**own, "title": f"t{i}", "created_at": now, "version": 1}),
         ("CommentAdded", {"post_id": str(post), "comment_id": str(uuid.uuid4())}),
         ("PostUpdated", {**own, "title": f"u{i}", "updated_at": now, "version": 2}),

@@ -60,7 +60,8 @@ async def test_returning_rows_rowcount_and_json_values(
         await _UPSERT.execute(session, id="b", n=1, doc={})
         assert (await _BUMP.execute(session, at_least=1)).rowcount == 2
     async with things.connect() as conn:
-        docs = dict((await conn.execute(select(_things.c.id, _things.c.doc))).all())
+        rows = (await conn.execute(select(_things.c.id, _things.c.doc))).all()
+    docs = {row.id: row.doc for row in rows}
     assert docs == {"a": {"k": [1, "x"]}, "b": {}}  # serialized by the column type's processor
 
 
