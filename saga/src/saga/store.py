@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     exists,
     func,
     select,
@@ -34,8 +35,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.elements import BindParameter
 
-from chassis.db import UnitOfWork, outbox_table
+from chassis.db import CompiledSelect, CompiledWrite, UnitOfWork, outbox_table
 from saga.orchestrator import (
     ACTIVE_STATUSES,
     Awaiting,
@@ -228,32 +230,27 @@ class SagaRepository:
         }
         if command_message_id is not None:
             values["command_message_id"] = command_message_id
-        result = await self.session.execute(
-            update(saga_instances)
-            .where(saga_instances.c.id == uuid.UUID(new.id), saga_instances.c.version == version)
-            .values(**values)
+        del values["updated_at"]  # now(), in the statement
+        result = await _SAVE[command_message_id is not None].execute(
+            self.session, id=uuid.UUID(new.id), expected_version=version, **values
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if result.rowcount != 1:
             raise ConcurrentUpdate(f"saga {new.id} changed concurrently")
         self._versions[new.id] = version + 1
         for position, (before, after) in enumerate(zip(old.steps, new.steps, strict=True)):
             if before != after:
-                await self.session.execute(
-                    update(saga_steps)
-                    .where(
-                        saga_steps.c.saga_id == uuid.UUID(new.id), saga_steps.c.position == position
-                    )
-                    .values(updated_at=func.now(), **_step_columns(after))
+                await _SAVE_STEP.execute(
+                    self.session,
+                    saga_id=uuid.UUID(new.id),
+                    position=position,
+                    **_step_columns(after),
                 )
 
     async def get(self, saga_id: str, *, for_update: bool = False) -> StoredSaga | None:
         parsed = _parse_id(saga_id)
         if parsed is None:
             return None
-        query = select(saga_instances).where(saga_instances.c.id == parsed)
-        if for_update:
-            query = query.with_for_update()
-        row = (await self.session.execute(query)).first()
+        row = await _GET[for_update].first(self.session, id=parsed)
         if row is None:
             return None
         return (await self._load([row]))[0]
@@ -345,22 +342,25 @@ class SagaRepository:
     async def _load(self, rows: Sequence[Row[Any]]) -> list[StoredSaga]:
         ids = [row.id for row in rows]
         logs: dict[uuid.UUID, list[StepLog]] = {i: [] for i in ids}
-        if ids:
+        step_rows: Any = ()
+        if len(ids) == 1:  # a saga by id: the reply path
+            step_rows = await _STEPS_OF.all(self.session, saga_id=ids[0])
+        elif ids:
             step_rows = await self.session.execute(
                 select(saga_steps)
                 .where(saga_steps.c.saga_id.in_(ids))
                 .order_by(saga_steps.c.saga_id, saga_steps.c.position)
             )
-            for s in step_rows:
-                logs[s.saga_id].append(
-                    StepLog(
-                        s.name,
-                        StepStatus(s.forward_status),
-                        CompensationStatus(s.compensation_status),
-                        s.reason,
-                        s.retries,
-                    )
+        for s in step_rows:
+            logs[s.saga_id].append(
+                StepLog(
+                    s.name,
+                    StepStatus(s.forward_status),
+                    CompensationStatus(s.compensation_status),
+                    s.reason,
+                    s.retries,
                 )
+            )
         loaded = []
         for row in rows:
             self._versions[str(row.id)] = row.version
@@ -415,3 +415,55 @@ class SagaUnitOfWork(UnitOfWork):
             result = callback()
             if result is not None:
                 await result
+
+
+# The statements of a saga reply, compiled once (``chassis.db.CompiledWrite``): each reply loads
+# its saga, writes it back, and (mostly) one step.
+def _param(table: Table, name: str) -> BindParameter[Any]:
+    return bindparam(name, type_=table.c[name].type)
+
+
+_BY_ID = select(saga_instances).where(saga_instances.c.id == _param(saga_instances, "id"))
+#: by ``for_update``
+_GET = {False: CompiledSelect(_BY_ID), True: CompiledSelect(_BY_ID.with_for_update())}
+_STEPS_OF = CompiledSelect(
+    select(saga_steps)
+    .where(saga_steps.c.saga_id == _param(saga_steps, "saga_id"))
+    .order_by(saga_steps.c.position)
+)
+_SAVED = (
+    *("status", "data", "deadline", "failure_reason", "ended_at", "version", "current_step"),
+    *("awaiting_command", "awaiting_attempt", "awaiting_compensation", "awaiting_dispatched"),
+)
+_SAVE = {
+    with_command: CompiledWrite(
+        update(saga_instances)
+        .where(
+            saga_instances.c.id == _param(saga_instances, "id"),
+            saga_instances.c.version
+            == bindparam("expected_version", type_=saga_instances.c.version.type),
+        )
+        .values(
+            updated_at=func.now(),
+            **{
+                n: _param(saga_instances, n)
+                for n in (*_SAVED, *(("command_message_id",) if with_command else ()))
+            },
+        )
+    )
+    for with_command in (False, True)
+}
+_SAVE_STEP = CompiledWrite(
+    update(saga_steps)
+    .where(
+        saga_steps.c.saga_id == _param(saga_steps, "saga_id"),
+        saga_steps.c.position == _param(saga_steps, "position"),
+    )
+    .values(
+        updated_at=func.now(),
+        **{
+            n: _param(saga_steps, n)
+            for n in ("forward_status", "compensation_status", "reason", "retries")
+        },
+    )
+)

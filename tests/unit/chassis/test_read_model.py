@@ -104,13 +104,21 @@ async def test_the_periodic_report_publishes_stored_next_offsets_minus_one() -> 
 
 
 class _Session:
-    """Records the SQL a step sends, compiled for PostgreSQL."""
+    """Records the SQL a step sends, compiled for PostgreSQL (through the ORM session, or as
+    SQL on its connection, as ``chassis.db.CompiledWrite`` sends it)."""
 
     def __init__(self) -> None:
         self.sql: list[str] = []
+        self.dialect = PG
 
     async def execute(self, statement: Any) -> None:
         self.sql.append(str(statement.compile(dialect=PG)))
+
+    async def connection(self) -> _Session:
+        return self
+
+    async def exec_driver_sql(self, sql: str, parameters: Any) -> None:
+        self.sql.append(sql)
 
 
 class _Uow:

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.db import CompiledWrite
 from chassis.db import projection_checkpoint_table as checkpoints
 
 
-async def save_checkpoint(
-    session: AsyncSession, projection: str, topic: str, partition: int, next_offset: int
-) -> None:
-    """Advance ``projection``'s checkpoint for one partition; it never moves backwards."""
-    statement = insert(checkpoints).values(
-        projection=projection, topic=topic, partition=partition, next_offset=next_offset
-    )
-    await session.execute(
+def _advance() -> CompiledWrite:
+    values = {n: bindparam(n, type_=checkpoints.c[n].type) for n in (*_KEY, "next_offset")}
+    statement = insert(checkpoints).values(values)
+    return CompiledWrite(
         statement.on_conflict_do_update(
-            index_elements=[checkpoints.c.projection, checkpoints.c.topic, checkpoints.c.partition],
+            index_elements=[checkpoints.c[n] for n in _KEY],
             set_={
                 "next_offset": func.greatest(
                     checkpoints.c.next_offset, statement.excluded.next_offset
@@ -26,6 +23,20 @@ async def save_checkpoint(
                 "updated_at": func.now(),
             },
         )
+    )
+
+
+_KEY = ("projection", "topic", "partition")
+#: compiled once: it runs with every projected event (an ON CONFLICT is never cached)
+_ADVANCE = _advance()
+
+
+async def save_checkpoint(
+    session: AsyncSession, projection: str, topic: str, partition: int, next_offset: int
+) -> None:
+    """Advance ``projection``'s checkpoint for one partition; it never moves backwards."""
+    await _ADVANCE.execute(
+        session, projection=projection, topic=topic, partition=partition, next_offset=next_offset
     )
 
 

@@ -32,6 +32,7 @@ taken child rows first, then parents in sorted order, so they cannot deadlock am
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,12 +46,16 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
+    bindparam,
     func,
     select,
 )
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import ScalarSelect
+
+from chassis.db import CompiledWrite
 
 _SINGLE_WRITER = "child_sets.single_writer"
 
@@ -109,23 +114,18 @@ async def record(
     :func:`tally` in the same transaction. A parent named only by an earlier event is found from
     the stored row. Raises nothing beyond the database's own errors."""
     parents: set[uuid.UUID] = set()
+    merge = _merge(table)
     for child in sorted(children, key=lambda c: (c.kind, c.child_id)):
-        stmt = insert(table).values(
-            kind=child.kind,
-            child_id=child.child_id,
-            parent_id=child.parent_id,
-            weight=child.weight,
-            alive=child.alive,
-        )
-        parent = await session.scalar(
-            stmt.on_conflict_do_update(
-                index_elements=[table.c.kind, table.c.child_id],
-                set_={
-                    "alive": table.c.alive & stmt.excluded.alive,
-                    "parent_id": func.coalesce(table.c.parent_id, stmt.excluded.parent_id),
-                },
-            ).returning(table.c.parent_id)
-        )
+        parent = (
+            await merge.execute(
+                session,
+                kind=child.kind,
+                child_id=child.child_id,
+                parent_id=child.parent_id,
+                weight=child.weight,
+                alive=child.alive,
+            )
+        ).scalar()
         if parent is not None:
             parents.add(parent)
     await lock_parents(session, table, parents)
@@ -146,7 +146,31 @@ async def lock_keys(session: AsyncSession, table: Table, keys: Iterable[str]) ->
     if table.info.get(_SINGLE_WRITER):
         return
     for name in sorted(set(keys)):
-        await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(name, 0))))
+        await _LOCK_KEY.execute(session, key=name)
+
+
+#: compiled once: a projector takes one or two of these per event
+_LOCK_KEY = CompiledWrite(
+    select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key", type_=Text()), 0)))
+)
+
+
+@functools.lru_cache(maxsize=16)
+def _merge(table: Table) -> CompiledWrite:
+    """The merge of one child into ``table`` (the rules of this module's docstring), returning
+    its parent: compiled once per table (the live one, and a rebuild's fresh copy), since
+    SQLAlchemy compiles an ``ON CONFLICT`` again at every execution."""
+    names = ("kind", "child_id", "parent_id", "weight", "alive")
+    stmt = insert(table).values({n: bindparam(n, type_=table.c[n].type) for n in names})
+    return CompiledWrite(
+        stmt.on_conflict_do_update(
+            index_elements=[table.c.kind, table.c.child_id],
+            set_={
+                "alive": table.c.alive & stmt.excluded.alive,
+                "parent_id": func.coalesce(table.c.parent_id, stmt.excluded.parent_id),
+            },
+        ).returning(table.c.parent_id)
+    )
 
 
 def tally(table: Table, kind: str, parent: uuid.UUID | object) -> ScalarSelect[int]:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     event,
     exc,
     func,
@@ -31,11 +32,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as _asyncpg_dialect
-from sqlalchemy.engine import Dialect, Row
+from sqlalchemy.engine import CursorResult, Dialect, Row
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BindParameter
 
 from chassis.tracing import instrument_engine
 
@@ -229,24 +231,9 @@ class _CompiledForm:
         return tuple(params)
 
 
-class CompiledSelect:
-    """A read statement written with SQLAlchemy Core, compiled once, run per request as SQL.
-
-    ``session.execute(select(...))`` builds the statement's cache key, looks its compiled form
-    up and wraps every row on each call: for a list page that was most of its CPU (about
-    0.6 of 1 ms per request, docs/chassis.md "The read path"). A hot read is instead built
-    once with named ``bindparam``s for what varies and compiled at its first use for the
-    connection's dialect (asyncpg: ``$1``, ``$2`` ... placeholders; compiled for the
-    connected dialect, which knows the server's settings, e.g. how a backslash is written in
-    a string). Each call sends that SQL with its values through
-    ``AsyncConnection.exec_driver_sql`` on the session's connection: the engine's events
-    still run (the client span per statement, disconnect handling) and asyncpg's prepared
-    statement cache serves it. Rows come back as the driver gives them (a UUID as
-    ``uuid.UUID``, a timestamp as an aware ``datetime``), named as the SQL's columns.
-
-    Raises ``ValueError`` when built for a statement that cannot be compiled once (an
-    expanding ``IN`` parameter, a value rendered at execution); :meth:`all` raises
-    ``TypeError`` for a required parameter without a value."""
+class _CompiledOnce:
+    """A statement written with SQLAlchemy Core, compiled once per dialect, run as SQL through
+    the session's connection (see :class:`CompiledSelect` and :class:`CompiledWrite`)."""
 
     def __init__(self, statement: Executable) -> None:
         if not isinstance(statement, ClauseElement):
@@ -265,23 +252,80 @@ class CompiledSelect:
         """The SQL sent on a connection of ``dialect``."""
         return self._for(dialect).sql
 
+    async def _run(self, session: AsyncSession, values: Mapping[str, Any]) -> CursorResult[Any]:
+        connection = await session.connection()
+        form = self._for(connection.dialect)
+        return await connection.exec_driver_sql(form.sql, form.parameters(values))
+
+
+class CompiledSelect(_CompiledOnce):
+    """A read statement written with SQLAlchemy Core, compiled once, run per request as SQL.
+
+    ``session.execute(select(...))`` builds the statement's cache key, looks its compiled form
+    up and wraps every row on each call: for a list page that was most of its CPU (about
+    0.6 of 1 ms per request, docs/chassis.md "The read path"). A hot read is instead built
+    once with named ``bindparam``s for what varies and compiled at its first use for the
+    connection's dialect (asyncpg: ``$1``, ``$2`` ... placeholders; compiled for the
+    connected dialect, which knows the server's settings, e.g. how a backslash is written in
+    a string). Each call sends that SQL with its values through
+    ``AsyncConnection.exec_driver_sql`` on the session's connection: the engine's events
+    still run (the client span per statement, disconnect handling) and asyncpg's prepared
+    statement cache serves it. Rows come back as the driver gives them (a UUID as
+    ``uuid.UUID``, a timestamp as an aware ``datetime``), named as the SQL's columns.
+
+    Raises ``ValueError`` when built for a statement that cannot be compiled once (an
+    expanding ``IN`` parameter, a value rendered at execution); :meth:`all` raises
+    ``TypeError`` for a required parameter without a value."""
+
     async def all(self, session: AsyncSession, **values: Any) -> Sequence[Row[Any]]:
         """Every row for ``values`` (parameter name -> value), on ``session``'s connection (in
         its transaction, if any). On a ``ReadOnlySession`` a statement whose pooled connection
         was dropped is run once more on a fresh one, as ``ReadOnlySession.execute`` does."""
         try:
-            return await self._run(session, values)
+            return (await self._run(session, values)).all()
         except exc.DBAPIError as error:
             if not (isinstance(session, ReadOnlySession) and error.connection_invalidated):
                 raise
         await session.rollback()  # releases the invalidated connection
-        return await self._run(session, values)
+        return (await self._run(session, values)).all()
 
-    async def _run(self, session: AsyncSession, values: Mapping[str, Any]) -> Sequence[Row[Any]]:
-        connection = await session.connection()
-        form = self._for(connection.dialect)
-        result = await connection.exec_driver_sql(form.sql, form.parameters(values))
-        return result.all()
+    async def first(self, session: AsyncSession, **values: Any) -> Row[Any] | None:
+        """The first row for ``values``, or None: :meth:`all` for a statement of one row."""
+        rows = await self.all(session, **values)
+        return rows[0] if rows else None
+
+
+class CompiledWrite(_CompiledOnce):
+    """A write on the hot path (``INSERT ... ON CONFLICT``, ``UPDATE``, ``DELETE``, a locking
+    ``SELECT pg_advisory_xact_lock(...)``) compiled once and run per message as SQL.
+
+    Why: SQLAlchemy never caches a PostgreSQL ``INSERT ... ON CONFLICT``
+    (``sqlalchemy.dialects.postgresql.Insert`` has no cache key), so the inbox record, the
+    projection checkpoint and every read-model upsert were compiled again for each event,
+    and a cached statement still pays its cache key and the ORM session's execution on each
+    call (docs/chassis.md "Statements compiled once"). Build the statement once (at import,
+    or once per table for a read model whose rebuild writes fresh copies) with a named
+    ``bindparam`` for every value that varies, typed as its column (``bindparam("id",
+    type_=table.c.id.type)``) so its bind processor (JSON, for one) runs; a literal value in
+    the statement is kept as the default of its anonymous parameter.
+
+    :meth:`execute` runs it through ``AsyncConnection.exec_driver_sql`` on the session's
+    connection, *inside its transaction* (begun if it was not): the unit of work still commits
+    or rolls it back with everything else, and the engine's events still run (the client span,
+    disconnect handling). It does not autoflush the ORM session: nothing it reads may be
+    pending there (the chassis' sessions hold no ORM objects). Returns the ``CursorResult``:
+    ``rowcount`` (rows written), and the ``RETURNING`` rows as the driver gives them
+    (``.first()``, ``.scalar()``, ``.all()``).
+
+    Raises ``ValueError`` when built for a statement that cannot be compiled once (an
+    expanding ``IN`` parameter, a value rendered at execution); :meth:`execute` raises
+    ``TypeError`` for a required parameter without a value, and the driver's errors as
+    ``sqlalchemy.exc.DBAPIError`` (e.g. ``IntegrityError``)."""
+
+    async def execute(self, session: AsyncSession, **values: Any) -> CursorResult[Any]:
+        """Run the statement with ``values`` (parameter name -> value) in ``session``'s
+        transaction; see the class."""
+        return await self._run(session, values)
 
 
 _read_factories: weakref.WeakKeyDictionary[
@@ -370,34 +414,55 @@ class UnitOfWork:
         carrier: dict[str, str] = dict(headers or {})
         propagate.inject(carrier)  # the trace continues from the request that caused the event
         message_id = event_id or uuid.uuid4()
-        await self.session.execute(
-            outbox_table.insert().values(
-                id=message_id,
-                topic=topic,
-                key=key,
-                type=event_type,
-                source=self.source,
-                subject=subject if subject is not None else key,
-                payload=dict(data),
-                headers=carrier,
-                occurred_at=utcnow(),
-            )
+        await _STAGE_EVENT.execute(
+            self.session,
+            id=message_id,
+            topic=topic,
+            key=key,
+            type=event_type,
+            source=self.source,
+            subject=subject if subject is not None else key,
+            payload=dict(data),
+            headers=carrier,
+            occurred_at=utcnow(),
         )
         if not self._notified and self.session.bind.dialect.name == "postgresql":
             # Transactional: delivered to the relay only if and when this transaction commits.
-            await self.session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+            await _NOTIFY_RELAY.execute(self.session)
             self._notified = True
         return message_id
 
     async def first_delivery(self, consumer: str, message_id: str) -> bool:
         """Idempotent consumer (inbox): True the first time ``message_id`` is seen by ``consumer``."""
-        result = await self.session.execute(
-            insert(inbox_table)
-            .values(consumer=consumer, message_id=message_id)
-            .on_conflict_do_nothing()
-            .returning(inbox_table.c.message_id)
+        result = await _RECORD_DELIVERY.execute(
+            self.session, consumer=consumer, message_id=message_id
         )
         return result.first() is not None
+
+
+def _values_of(table: Table, *names: str) -> dict[str, BindParameter[Any]]:
+    """A named parameter per column, typed as the column (its bind processor runs)."""
+    return {n: bindparam(n, type_=table.c[n].type) for n in names}
+
+
+#: The outbox row of :meth:`UnitOfWork.publish` (compiled once: it runs for every event).
+_STAGE_EVENT = CompiledWrite(
+    outbox_table.insert().values(
+        _values_of(
+            outbox_table,
+            *("id", "topic", "key", "type", "source", "subject", "payload", "headers"),
+            "occurred_at",
+        )
+    )
+)
+_NOTIFY_RELAY = CompiledWrite(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+#: The inbox record of :meth:`UnitOfWork.first_delivery`: a row back only the first time.
+_RECORD_DELIVERY = CompiledWrite(
+    insert(inbox_table)
+    .values(_values_of(inbox_table, "consumer", "message_id"))
+    .on_conflict_do_nothing()
+    .returning(inbox_table.c.message_id)
+)
 
 
 async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -194,6 +194,13 @@ class ListCounts:
         """Run ``write`` (the completed ``Counted.write``; ``before`` is its ``Counted.before``)
         and move the counters in ``tables`` by the difference between the rows before and as
         written, in one statement. Returns the written rows' ``returning`` columns."""
+        return await session.execute(self.statement(tables, before, write, returning))
+
+    def statement(
+        self, tables: Tables, before: CTE, write: Insert | Update, returning: Sequence[str] = ()
+    ) -> Select[Any]:
+        """The one statement :meth:`execute` runs, e.g. to compile it once
+        (``chassis.db.CompiledWrite``) when ``write``'s values are named parameters."""
         s, c = tables[self.summaries.name], tables[self.counts.name]
         tracked = (self.hidden, *self._key_columns)
         after = write.returning(*(s.c[n] for n in dict.fromkeys((*tracked, *returning)))).cte(
@@ -204,8 +211,7 @@ class ListCounts:
         # key for it).
         bump = text(self._moves_sql(c.name)).columns().cte("counted_moves")
         # in this order: a WITH item sees only those before it
-        stmt = select(*(after.c[n] for n in returning)).add_cte(before, after, bump)
-        return await session.execute(stmt)
+        return select(*(after.c[n] for n in returning)).add_cte(before, after, bump)
 
     def _moves_sql(self, counts: str) -> str:
         """``INSERT`` into ``counts`` of the non-zero sums of -1 per row of ``counted_before``

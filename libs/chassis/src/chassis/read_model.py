@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import TopicPartition
-from sqlalchemy import MetaData, Table, delete, func, select, text
+from sqlalchemy import MetaData, Table, Text, bindparam, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from chassis.checkpoints import save_checkpoint
 from chassis.child_sets import mark_single_writer
 from chassis.db import (
+    CompiledWrite,
     UnitOfWork,
     create_engine,
     create_session_factory,
@@ -164,9 +165,15 @@ async def exclude_rebuild(session: AsyncSession, model: ReadModel) -> None:
     projector (:func:`project` does), and any other writer (board's view-count flush). A writer
     that touched a table first would hold a table lock the swap's ``DROP`` waits for while it
     waits for this lock: a deadlock."""
-    await session.execute(
-        select(func.pg_advisory_xact_lock_shared(_lock_key("read-model", model.name)))
+    await _SHARE_READ_MODEL.execute(session, key=f"read-model:{model.name}")
+
+
+#: compiled once: every projected event takes this lock first
+_SHARE_READ_MODEL = CompiledWrite(
+    select(
+        func.pg_advisory_xact_lock_shared(func.hashtextextended(bindparam("key", type_=Text()), 0))
     )
+)
 
 
 async def project(uow: UnitOfWork, model: ReadModel, env: Envelope) -> object | None:

@@ -26,10 +26,10 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import Text, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 
-from chassis.db import UnitOfWork, saga_command_log_table
+from chassis.db import CompiledSelect, CompiledWrite, UnitOfWork, saga_command_log_table
 from chassis.faults import FaultFlags, FaultMode, kebab
 from chassis.logging import get_logger
 from chassis.messaging.envelope import Envelope
@@ -122,15 +122,14 @@ class SagaParticipant(Generic[U]):
                     command,
                     injected_failure=fault is not None and fault.mode is FaultMode.FAIL,
                 )
-                await uow.session.execute(
-                    insert(saga_command_log_table).values(
-                        saga_id=command.saga_id,
-                        command=command.command,
-                        attempt=command.attempt,
-                        outcome=reply.outcome.value,
-                        reason=reply.reason,
-                        result=reply.result,
-                    )
+                await _LOG_OUTCOME.execute(
+                    uow.session,
+                    saga_id=command.saga_id,
+                    command=command.command,
+                    attempt=command.attempt,
+                    outcome=reply.outcome.value,
+                    reason=reply.reason,
+                    result=reply.result,
                 )
             await _send_reply(uow, reply)
             await uow.commit()
@@ -203,19 +202,12 @@ class SagaParticipant(Generic[U]):
     @staticmethod
     async def _lock_saga(uow: UnitOfWork, saga_id: str) -> None:
         """Serialize the commands of one saga here until the transaction ends."""
-        key = func.hashtextextended(f"saga_command_log:{saga_id}", 0)
-        await uow.session.execute(select(func.pg_advisory_xact_lock(key)))
+        await _LOCK_SAGA.execute(uow.session, key=f"saga_command_log:{saga_id}")
 
     async def _previous_reply(self, uow: U, command: SagaCommand) -> SagaReply | None:
-        row = (
-            await uow.session.execute(
-                select(saga_command_log_table).where(
-                    saga_command_log_table.c.saga_id == command.saga_id,
-                    saga_command_log_table.c.command == command.command,
-                    saga_command_log_table.c.attempt == command.attempt,
-                )
-            )
-        ).first()
+        row = await _PREVIOUS_OUTCOME.first(
+            uow.session, saga_id=command.saga_id, command=command.command, attempt=command.attempt
+        )
         if row is None:
             return None
         return SagaReply(
@@ -237,16 +229,7 @@ class SagaParticipant(Generic[U]):
         later step's (e.g. ConfirmAcceptance after CancelAcceptance)."""
         if command.compensates is not None:
             return False
-        row = (
-            await uow.session.execute(
-                select(saga_command_log_table.c.command)
-                .where(saga_command_log_table.c.saga_id == command.saga_id)
-                .where(saga_command_log_table.c.result["compensates"].as_string().is_not(None))
-                .where(saga_command_log_table.c.outcome == Outcome.SUCCESS.value)
-                .limit(1)
-            )
-        ).first()
-        return row is not None
+        return await _COMPENSATED.first(uow.session, saga_id=command.saga_id) is not None
 
     async def _apply(self, uow: U, command: SagaCommand, *, injected_failure: bool) -> SagaReply:
         def reply(
@@ -293,6 +276,36 @@ async def _send_reply(uow: UnitOfWork, reply: SagaReply) -> None:
         data=reply.model_dump(mode="json"),
         subject=reply.saga_id,
     )
+
+
+# Compiled once: each runs for every command a participant handles (docs/chassis.md
+# "Statements compiled once"); the log insert is an INSERT SQLAlchemy never caches.
+_log = saga_command_log_table
+_LOCK_SAGA = CompiledWrite(
+    select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key", type_=Text()), 0)))
+)
+_PREVIOUS_OUTCOME = CompiledSelect(
+    select(_log.c.outcome, _log.c.reason, _log.c.result).where(
+        _log.c.saga_id == bindparam("saga_id", type_=_log.c.saga_id.type),
+        _log.c.command == bindparam("command", type_=_log.c.command.type),
+        _log.c.attempt == bindparam("attempt", type_=_log.c.attempt.type),
+    )
+)
+_COMPENSATED = CompiledSelect(
+    select(_log.c.command)
+    .where(_log.c.saga_id == bindparam("saga_id", type_=_log.c.saga_id.type))
+    .where(_log.c.result["compensates"].as_string().is_not(None))
+    .where(_log.c.outcome == Outcome.SUCCESS.value)
+    .limit(1)
+)
+_LOG_OUTCOME = CompiledWrite(
+    insert(_log).values(
+        {
+            n: bindparam(n, type_=_log.c[n].type)
+            for n in ("saga_id", "command", "attempt", "outcome", "reason", "result")
+        }
+    )
+)
 
 
 PayloadT = TypeVar("PayloadT", bound=BaseModel)

@@ -31,14 +31,16 @@ write side (the ``authors`` copy and ``posts.view_count``): the topics alone do 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Table, case, exists, func, select, update
+from sqlalchemy import Table, bindparam, case, exists, func, select, update
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from board.adapters.tables import (
@@ -51,6 +53,7 @@ from board.adapters.tables import (
 )
 from board.domain.authors import WITHDRAWN_NICKNAME, Author, Byline, byline
 from chassis import child_sets
+from chassis.db import CompiledSelect, CompiledWrite
 from chassis.messaging.envelope import Envelope
 from chassis.read_model import ReadModel, RebuildRefused, Tables
 
@@ -146,8 +149,27 @@ async def current_byline(session: AsyncSession, author_id: uuid.UUID | None) -> 
     """The byline from the local author copy (a placeholder while the member is not known yet)."""
     if author_id is None:
         return byline(None, None)
-    row = (await session.execute(select(authors).where(authors.c.member_id == author_id))).first()
+    row = await _AUTHOR.first(session, member_id=author_id)
     return byline(author_id, Author(row.member_id, row.nickname, row.withdrawn) if row else None)
+
+
+_AUTHOR = CompiledSelect(
+    select(authors.c.member_id, authors.c.nickname, authors.c.withdrawn).where(
+        authors.c.member_id == bindparam("member_id", type_=authors.c.member_id.type)
+    )
+)
+
+#: The summary's columns given by the event (the counts come from SQL).
+_ROW = (
+    *("post_id", "board_id", "title", "author_id", "author_nickname", "created_at"),
+    *("updated_at", "version", "deleted"),
+)
+
+
+def _param(table: Table, name: str) -> BindParameter[Any]:
+    """A named parameter typed as ``table``'s column (typed, so PostgreSQL knows it in a
+    SELECT list)."""
+    return bindparam(name, type_=table.c[name].type)
 
 
 class PostSummaryProjector:
@@ -173,6 +195,9 @@ class PostSummaryProjector:
             "MemberProfileChanged": self._member_named,
             "MemberWithdrawn": self._member_withdrawn,
         }
+        #: the hot statements, compiled at their first use (``chassis.db.CompiledWrite``)
+        self._upserts: dict[tuple[bool, bool], CompiledWrite] = {}
+        self._recount_comments: CompiledWrite | None = None
 
     async def apply(self, session: AsyncSession, env: Envelope) -> Boards:
         """Apply ``env``; returns the boards whose list it changed (none for an event the list
@@ -188,26 +213,37 @@ class PostSummaryProjector:
     async def _upsert_post(
         self, session: AsyncSession, row: dict[str, Any], *, created: bool = False
     ) -> Boards:
-        """Insert the summary ``row`` (its comment count from the comment set), or merge it into
-        the existing one: the post's own fields only if the event is newer than the row and the
-        row is no tombstone; ``created_at`` from PostCreated always; ``deleted`` once true stays.
-        The list counters follow the row in the same statement (``chassis.list_counts``).
+        """Insert the summary ``row`` (its comment count from the comment set, its view count
+        from ``posts`` unless it is a tombstone), or merge it into the existing one: the post's
+        own fields only if the event is newer than the row and the row is no tombstone;
+        ``created_at`` from PostCreated always; ``deleted`` once true stays. The list counters
+        follow the row in the same statement (``chassis.list_counts``).
         """
-        t = self.table
-        post_id = row["post_id"]
         # a comment event of this post waits until the row exists with its count, or vice versa
-        await child_sets.lock_parents(session, self.comments, [post_id])
-        counted = POST_LIST_COUNTS.insert_row(
-            self.tables,
-            {**row, "comment_count": child_sets.tally(self.comments, COMMENTS, post_id)},
-            lambda s: s.c.post_id == post_id,
-        )
+        await child_sets.lock_parents(session, self.comments, [row["post_id"]])
+        upsert = self._upsert(deleted=row["deleted"], created=created)
+        return _boards(await upsert.execute(session, **row))
+
+    def _upsert(self, *, deleted: bool, created: bool) -> CompiledWrite:
+        """The statement of :meth:`_upsert_post` for one shape (a tombstone or not, PostCreated
+        or not), with a named parameter per column of the row; compiled once per shape and
+        tables, since SQLAlchemy compiles an ``ON CONFLICT`` again at every execution."""
+        found = self._upserts.get((deleted, created))
+        if found is not None:
+            return found
+        t = self.table
+        post_id = _param(t, "post_id")
+        row: dict[str, Any] = {name: _param(t, name) for name in _ROW}
+        row["comment_count"] = child_sets.tally(self.comments, COMMENTS, post_id)
+        # a tombstone's view count is the event's (0); a post's comes from ``posts``
+        row["view_count"] = _param(t, "view_count") if deleted else self._views(post_id)
+        counted = POST_LIST_COUNTS.insert_row(self.tables, row, lambda s: s.c.post_id == post_id)
         stmt = counted.write
         newer = (t.c.version < stmt.excluded.version) & ~t.c.deleted
         set_: dict[str, Any] = {
             name: case((newer, stmt.excluded[name]), else_=t.c[name]) for name in _POST_FIELDS
         }
-        if row["deleted"]:  # the tombstone blanks the row whatever it held
+        if deleted:  # the tombstone blanks the row whatever it held
             set_ = {name: stmt.excluded[name] for name in _POST_FIELDS}
         set_["version"] = func.greatest(t.c.version, stmt.excluded.version)
         set_["deleted"] = t.c.deleted | stmt.excluded.deleted
@@ -215,14 +251,13 @@ class PostSummaryProjector:
         if created:
             set_["created_at"] = stmt.excluded.created_at
         write = stmt.on_conflict_do_update(index_elements=[t.c.post_id], set_=set_)
-        return _boards(
-            await POST_LIST_COUNTS.execute(
-                session, self.tables, counted.before, write, returning=["board_id"]
-            )
+        found = self._upserts[(deleted, created)] = CompiledWrite(
+            POST_LIST_COUNTS.statement(self.tables, counted.before, write, returning=["board_id"])
         )
+        return found
 
     @staticmethod
-    def _views(post_id: uuid.UUID) -> ScalarSelect[int]:
+    def _views(post_id: ColumnElement[Any]) -> ScalarSelect[int]:
         return (
             select(func.coalesce(func.max(posts.c.view_count), 0))
             .where(posts.c.id == post_id)
@@ -240,7 +275,6 @@ class PostSummaryProjector:
             "title": e.title,
             "author_id": shown.id,
             "author_nickname": shown.nickname,
-            "view_count": self._views(e.post_id),
             "created_at": e.created_at,
             "updated_at": e.created_at,
             "version": e.version,
@@ -261,7 +295,6 @@ class PostSummaryProjector:
             "title": e.title,
             "author_id": shown.id,
             "author_nickname": shown.nickname,
-            "view_count": self._views(e.post_id),
             "created_at": e.updated_at,
             "updated_at": e.updated_at,
             "version": e.version,
@@ -299,16 +332,18 @@ class PostSummaryProjector:
         when the count really changed (a duplicate or a stale event changes nothing)."""
         comment = child_sets.Child(COMMENTS, str(e.comment_id), e.post_id, alive)
         await child_sets.record(session, self.comments, [comment])
-        t = self.table
-        count = child_sets.tally(self.comments, COMMENTS, e.post_id)
-        return _boards(
-            await session.execute(
+        recount = self._recount_comments
+        if recount is None:
+            t = self.table
+            post_id = _param(t, "post_id")
+            count = child_sets.tally(self.comments, COMMENTS, post_id)
+            recount = self._recount_comments = CompiledWrite(
                 update(t)
-                .where(t.c.post_id == e.post_id, t.c.comment_count != count)
+                .where(t.c.post_id == post_id, t.c.comment_count != count)
                 .values(comment_count=count)
                 .returning(t.c.board_id)
             )
-        )
+        return _boards(await recount.execute(session, post_id=e.post_id))
 
     # -- member events -------------------------------------------------------------------------
 
@@ -368,12 +403,19 @@ TOPICS = ("board.events", "member.events")
 async def apply(session: AsyncSession, tables: Tables, env: Envelope) -> Boards:
     """Project ``env`` into ``tables`` (live name -> the live table or its fresh copy); returns
     the boards whose list changed. Raises ``pydantic.ValidationError`` for a malformed payload."""
-    projector = PostSummaryProjector(
+    projector = _projector(
         tables[post_summaries.name],
         tables[post_summary_comments.name],
         tables[post_list_counts.name],
     )
     return await projector.apply(session, env)
+
+
+@functools.lru_cache(maxsize=8)
+def _projector(table: Table, comments: Table, counts: Table) -> PostSummaryProjector:
+    """One projector per set of tables (the live ones; each rebuild's fresh ones), so its
+    compiled statements are kept."""
+    return PostSummaryProjector(table, comments, counts)
 
 
 async def before_swap(session: AsyncSession, fresh: Tables, started_at: dt.datetime) -> None:

@@ -7,10 +7,12 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, NoReturn
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import ARRAY, Row, Table, any_, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 
+from chassis.db import CompiledSelect, CompiledWrite
 from member.adapters.tables import members, point_transfers, refresh_tokens
 from member.domain import errors
 from member.domain.identity import canonical
@@ -27,6 +29,13 @@ def raise_duplicate(exc: IntegrityError) -> NoReturn:
     if "ux_members_nickname_canonical" in message:
         raise errors.DuplicateNickname("this nickname is already taken") from exc
     raise exc
+
+
+#: The columns :func:`_member_values` gives (all but the id).
+_MEMBER_COLUMNS = (
+    *("email", "nickname", "email_canonical", "nickname_canonical", "password_hash", "role"),
+    *("status", "points", "withdrawal_saga_id", "profile_version", "created_at", "updated_at"),
+)
 
 
 def _member_values(member: Member) -> dict[str, Any]:
@@ -81,10 +90,7 @@ class SqlMemberRepository:
             raise_duplicate(exc)
 
     async def get(self, member_id: uuid.UUID, *, for_update: bool = False) -> Member | None:
-        query = select(members).where(members.c.id == member_id)
-        if for_update:
-            query = query.with_for_update()
-        row = (await self.session.execute(query)).first()
+        row = await _GET_MEMBER[for_update].first(self.session, id=member_id)
         return _to_member(row) if row else None
 
     async def get_by_email(self, email: str) -> Member | None:
@@ -93,14 +99,7 @@ class SqlMemberRepository:
         return _to_member(row) if row else None
 
     async def lock_many(self, member_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Member]:
-        rows = (
-            await self.session.execute(
-                select(members)
-                .where(members.c.id.in_(list(member_ids)))
-                .order_by(members.c.id)
-                .with_for_update()
-            )
-        ).all()
+        rows = await _LOCK_MEMBERS.all(self.session, ids=list(member_ids))
         return {row.id: _to_member(row) for row in rows}
 
     async def email_taken(self, email: str) -> bool:
@@ -117,9 +116,7 @@ class SqlMemberRepository:
 
     async def save(self, member: Member) -> None:
         try:
-            await self.session.execute(
-                update(members).where(members.c.id == member.id).values(**_member_values(member))
-            )
+            await _SAVE_MEMBER.execute(self.session, id=member.id, **_member_values(member))
         except IntegrityError as exc:
             raise_duplicate(exc)
 
@@ -196,13 +193,7 @@ class SqlPointTransferRepository:
         self.session = session
 
     async def get(self, saga_id: str) -> PointTransfer | None:
-        row = (
-            await self.session.execute(
-                select(point_transfers)
-                .where(point_transfers.c.saga_id == saga_id)
-                .with_for_update()
-            )
-        ).first()
+        row = await _GET_TRANSFER.first(self.session, saga_id=saga_id)
         if row is None:
             return None
         return PointTransfer(
@@ -216,16 +207,15 @@ class SqlPointTransferRepository:
         )
 
     async def add(self, transfer: PointTransfer) -> None:
-        await self.session.execute(
-            point_transfers.insert().values(
-                saga_id=transfer.saga_id,
-                from_member_id=transfer.from_member_id,
-                to_member_id=transfer.to_member_id,
-                amount=transfer.amount,
-                question_id=transfer.question_id,
-                transferred_at=transfer.transferred_at,
-                refunded_at=transfer.refunded_at,
-            )
+        await _ADD_TRANSFER.execute(
+            self.session,
+            saga_id=transfer.saga_id,
+            from_member_id=transfer.from_member_id,
+            to_member_id=transfer.to_member_id,
+            amount=transfer.amount,
+            question_id=transfer.question_id,
+            transferred_at=transfer.transferred_at,
+            refunded_at=transfer.refunded_at,
         )
 
     async def save(self, transfer: PointTransfer) -> None:
@@ -234,3 +224,39 @@ class SqlPointTransferRepository:
             .where(point_transfers.c.saga_id == transfer.saga_id)
             .values(refunded_at=transfer.refunded_at)
         )
+
+
+# The statements of a point transfer (a saga step) and of a member's load and save, compiled
+# once (``chassis.db.CompiledWrite``): each runs for every saga that pays a bounty.
+def _param(table: Table, name: str) -> BindParameter[Any]:
+    return bindparam(name, type_=table.c[name].type)
+
+
+_MEMBER_BY_ID = select(members).where(members.c.id == _param(members, "id"))
+#: by ``for_update``
+_GET_MEMBER = {
+    False: CompiledSelect(_MEMBER_BY_ID),
+    True: CompiledSelect(_MEMBER_BY_ID.with_for_update()),
+}
+#: locked in id order, so two transfers between the same members cannot deadlock
+_LOCK_MEMBERS = CompiledSelect(
+    select(members)
+    .where(members.c.id == any_(bindparam("ids", type_=ARRAY(members.c.id.type))))
+    .order_by(members.c.id)
+    .with_for_update()
+)
+_SAVE_MEMBER = CompiledWrite(
+    update(members)
+    .where(members.c.id == _param(members, "id"))
+    .values({n: _param(members, n) for n in _MEMBER_COLUMNS})
+)
+_GET_TRANSFER = CompiledSelect(
+    select(point_transfers)
+    .where(point_transfers.c.saga_id == _param(point_transfers, "saga_id"))
+    .with_for_update()
+)
+_ADD_TRANSFER = CompiledWrite(
+    point_transfers.insert().values(
+        {c.name: _param(point_transfers, c.name) for c in point_transfers.c}
+    )
+)

@@ -15,13 +15,15 @@ writes what they return.
 
 from __future__ import annotations
 
+import functools
 import uuid
 
-from sqlalchemy import func
+from sqlalchemy import Table, bindparam, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis import child_sets
+from chassis.db import CompiledWrite
 from chassis.messaging.envelope import Envelope
 from chassis.messaging.failures import PermanentFailure
 from chassis.read_model import ReadModel, Tables
@@ -57,16 +59,26 @@ async def apply(session: AsyncSession, tables: Tables, env: Envelope) -> frozens
         child_sets.Child(i.counter, i.item_id, i.member_id, i.present, i.weight) for i in items
     ]
     members = await child_sets.record(session, item_table, children)
+    recount = _recount(activity, item_table)
     for member_id in sorted(members):
-        counters = {c: child_sets.tally(item_table, c, member_id) for c in COUNTERS}
-        statement = insert(activity).values(member_id=member_id, updated_at=func.now(), **counters)
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[activity.c.member_id],
-                set_={**{c: statement.excluded[c] for c in COUNTERS}, "updated_at": func.now()},
-            )
-        )
+        await recount.execute(session, member_id=member_id)
     return members
+
+
+@functools.lru_cache(maxsize=8)
+def _recount(activity: Table, item_table: Table) -> CompiledWrite:
+    """Every counter of one member (``member_id``) recounted from its items, compiled once per
+    pair of tables (the live ones, a rebuild's fresh ones): an ``ON CONFLICT`` is compiled
+    again at each execution otherwise."""
+    member_id = bindparam("member_id", type_=activity.c.member_id.type)
+    counters = {c: child_sets.tally(item_table, c, member_id) for c in COUNTERS}
+    statement = insert(activity).values(member_id=member_id, updated_at=func.now(), **counters)
+    return CompiledWrite(
+        statement.on_conflict_do_update(
+            index_elements=[activity.c.member_id],
+            set_={**{c: statement.excluded[c] for c in COUNTERS}, "updated_at": func.now()},
+        )
+    )
 
 
 #: The ``member_activity`` read model: checkpoint projection name and lock key

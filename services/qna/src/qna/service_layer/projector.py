@@ -26,16 +26,19 @@ hook, unlike board, whose read model also reads write-side tables.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Table, case, false, func, select, update
+from sqlalchemy import Table, bindparam, case, false, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from chassis import child_sets
+from chassis.db import CompiledWrite
 from chassis.messaging.envelope import Envelope
 from chassis.messaging.failures import PermanentFailure
 from chassis.read_model import ReadModel, Tables
@@ -157,7 +160,7 @@ def _author_key(member_id: uuid.UUID) -> str:
     return f"author:{member_id}"
 
 
-def _author_values(t: _Tables, author_id: uuid.UUID | None) -> dict[str, Any]:
+def _author_values(t: _Tables, author_id: ColumnElement[Any]) -> dict[str, Any]:
     """The author columns of a summary, looked up in the projector's own member copy."""
     a = t.authors
     return {
@@ -179,7 +182,6 @@ async def _apply_question_event(
     session: AsyncSession, t: _Tables, kind: str, event: _QuestionEvent
 ) -> None:
     """Merge one question event into its row (started as a hidden placeholder if absent)."""
-    s = t.summaries
     question_id = event.question_id
     if isinstance(event, _AnswerChanged):
         answer = child_sets.Child(
@@ -189,30 +191,60 @@ async def _apply_question_event(
     else:  # the count below must not miss an answer another transaction is adding
         await child_sets.lock_parents(session, t.answers, [question_id])
     content = isinstance(event, _QuestionAsked | _QuestionUpdated)
-    tombstone = kind == "QuestionDeleted"
     status = event.status if isinstance(event, _QuestionAsked | _QuestionUpdated) else None
     status = status or _STATUS_OF.get(kind)
-    row: dict[str, Any] = {
+    values: dict[str, Any] = {
         "id": question_id,
         "title": "",
         "bounty": 0,
         "author_id": None,
-        "author_nickname": None,
-        "author_withdrawn": False,
         "status": status or "OPEN",
         "status_version": event.version if status else 0,
-        "answer_count": child_sets.tally(t.answers, ANSWERS, question_id),
         "accepted_answer_id": event.answer_id if isinstance(event, _AnswerAccepted) else None,
-        # hidden until QuestionAsked/Updated fills it in, and for good once deleted
-        "deleted": not content,
-        "version": event.version if content or tombstone else 0,
+        "version": event.version if content or kind == "QuestionDeleted" else 0,
         "created_at": event.created_at if isinstance(event, _QuestionAsked) else event.occurred_at,
         "updated_at": event.occurred_at,
     }
     if isinstance(event, _QuestionAsked | _QuestionUpdated):
         if event.author_id is not None:
             await child_sets.lock_keys(session, t.answers, [_author_key(event.author_id)])
-        row.update(title=event.title, bounty=event.bounty, **_author_values(t, event.author_id))
+        values.update(title=event.title, bounty=event.bounty, author_id=event.author_id)
+    # the list counters follow the row (a status move, a deletion) in the same statement
+    merge = _merge_question(tuple(sorted(t.tables.items())), kind, status is not None)
+    await merge.execute(session, **values)
+
+
+#: The summary columns given by the event (the rest come from SQL or from the event's kind).
+_VALUES = (
+    *("id", "title", "bounty", "author_id", "status", "status_version", "accepted_answer_id"),
+    *("version", "created_at", "updated_at"),
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _merge_question(
+    tables: tuple[tuple[str, Table], ...], kind: str, has_status: bool
+) -> CompiledWrite:
+    """The merge of one question event of ``kind`` into its summary row, its counters moving
+    in the same statement, with a named parameter per value of :data:`_VALUES`: compiled once
+    per kind and tables (the live ones, a rebuild's fresh ones), since SQLAlchemy compiles an
+    ``ON CONFLICT`` again at every execution. ``tables``: live name -> table, as pairs."""
+    t = _Tables.of(dict(tables))
+    s = t.summaries
+    params = {n: bindparam(n, type_=s.c[n].type) for n in _VALUES}
+    question_id = params["id"]
+    content = kind in ("QuestionAsked", "QuestionUpdated")
+    tombstone = kind == "QuestionDeleted"
+    row: dict[str, Any] = {
+        **params,
+        "author_nickname": None,
+        "author_withdrawn": False,
+        "answer_count": child_sets.tally(t.answers, ANSWERS, question_id),
+        # hidden until QuestionAsked/Updated fills it in, and for good once deleted
+        "deleted": not content,
+    }
+    if content:
+        row.update(_author_values(t, params["author_id"]))
     counted = QUESTION_LIST_COUNTS.insert_row(t.tables, row, lambda s: s.c.id == question_id)
     stmt = counted.write
     new = stmt.excluded
@@ -230,21 +262,16 @@ async def _apply_question_event(
         set_.update({c: new[c] for c in _CONTENT})
         set_["deleted"] = True
         set_["version"] = func.greatest(s.c.version, new.version)
-    if status:
+    if has_status:
         newer_status = s.c.status_version < new.status_version
         set_["status"] = case((newer_status, new.status), else_=s.c.status)
         set_["status_version"] = func.greatest(s.c.status_version, new.status_version)
-    if isinstance(event, _QuestionAsked):
+    if kind == "QuestionAsked":
         set_["created_at"] = new.created_at
-    if isinstance(event, _AnswerAccepted):
+    if kind == "AnswerAccepted":
         set_["accepted_answer_id"] = new.accepted_answer_id
-    # the list counters follow the row (a status move, a deletion) in the same statement
-    await QUESTION_LIST_COUNTS.execute(
-        session,
-        t.tables,
-        counted.before,
-        stmt.on_conflict_do_update(index_elements=[s.c.id], set_=set_),
-    )
+    write = stmt.on_conflict_do_update(index_elements=[s.c.id], set_=set_)
+    return CompiledWrite(QUESTION_LIST_COUNTS.statement(t.tables, counted.before, write))
 
 
 async def _apply_member_event(session: AsyncSession, t: _Tables, event: _MemberEvent) -> None:
