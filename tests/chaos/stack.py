@@ -65,11 +65,24 @@ def database_url(service: str, *, driver: str = "postgresql") -> str:
     return f"{driver}://postgres:postgres@127.0.0.1:{PG_PORT}/{service}"
 
 
+#: The addresses run.py gives our own processes (moved by the port offset, one per replica).
+OWN_URLS = frozenset(
+    {f"{s.upper()}_URL" for s in SERVICES} | {"JWKS_URL", "WEB_URL", "GATEWAY_URL"}
+)
+
+
 def system_env() -> dict[str, str]:
-    """Settings of the chaos system: every address set explicitly, so that the shared
-    instance's settings (``make test`` exports deploy/local/local.env) never leak in."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("KAFKA_")}
-    urls = {s: f"http://127.0.0.1:{BASE_PORTS[f'{s}-api'] + PORT_OFFSET}" for s in SERVICES}
+    """Settings of the chaos system: every address of the infrastructure set explicitly, so
+    that the shared instance's settings (``make test`` exports deploy/local/local.env) never
+    leak in. The addresses of its own processes are left to run.py, which moves them by
+    ``RUN_PORT_OFFSET`` and lists both replicas of each API (``RUN_API_REPLICAS=2``, as
+    ``make run``): a scenario that kills an API kills one replica of two, and the
+    roll-deployment walkthrough has a second replica to move the traffic to."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("KAFKA_") and key not in OWN_URLS
+    }
     env.update(
         {
             **{
@@ -78,8 +91,6 @@ def system_env() -> dict[str, str]:
                 )
                 for s in SERVICES
             },
-            **{f"{s.upper()}_URL": url for s, url in urls.items()},
-            "JWKS_URL": f"{urls['member']}/.well-known/jwks.json",
             "PG_ADMIN_URL": PG_ADMIN_URL,
             "KAFKA_BOOTSTRAP_SERVERS": KAFKA_BOOTSTRAP,
             "REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
@@ -88,6 +99,7 @@ def system_env() -> dict[str, str]:
             "FAULT_INJECTION": "true",
             "LOG_LEVEL": "INFO",
             "RUN_PORT_OFFSET": str(PORT_OFFSET),
+            "RUN_API_REPLICAS": "2",
             "RUN_RESTART": "on-failure",
             "RUN_PID_DIR": str(PID_DIR),
             # A short step timeout, so that a delayed participant command outlasts it quickly.
@@ -104,7 +116,6 @@ def system_env() -> dict[str, str]:
             # Nor member's limits per client address on login and sign-up (0 disables them).
             "LOGIN_PER_ADDRESS_PER_MINUTE": "0",
             "SIGN_UP_PER_ADDRESS_PER_MINUTE": "0",
-            "SHUTDOWN_DRAIN_SECONDS": "0",
             "SHUTDOWN_TIMEOUT_SECONDS": "10",
             "NO_COLOR": "1",
         }

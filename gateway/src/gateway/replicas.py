@@ -105,12 +105,18 @@ class ReplicaSet:
 
     def order(self) -> list[Replica]:
         """The replicas one request may use, in the order to try them: the ready ones, starting
-        one further than the previous request did (round robin); every replica when none is
-        ready (panic routing). The first is the one the request goes to; the others are where
-        it fails over when the connection is refused."""
-        ready = [r for r in self.replicas if r.ready] or self.replicas
+        one further than the previous request did (round robin), then the ones out of the
+        rotation; every replica, round robin, when none is ready (panic routing). The first is
+        the one the request goes to; the others are where it fails over when the connection is
+        refused. A replica out of the rotation comes last rather than never: a health check
+        lags a restart by up to its interval, so a replica back since then may be the only one
+        still listening while its twin is stopped in turn (a rolling restart with no drain)."""
+        ready = [r for r in self.replicas if r.ready]
+        if not ready:
+            start = next(self._cursor) % len(self.replicas)
+            return self.replicas[start:] + self.replicas[:start]
         start = next(self._cursor) % len(ready)
-        return ready[start:] + ready[:start]
+        return ready[start:] + ready[:start] + [r for r in self.replicas if not r.ready]
 
     def eject(self, replica: Replica, reason: str) -> None:
         """Take ``replica`` out of the rotation until a health check finds it ready again (only

@@ -189,6 +189,24 @@ async def test_when_no_replica_is_ready_every_replica_is_still_tried() -> None:
     assert len(a.calls) + len(b.calls) == 1
 
 
+async def test_a_refused_connection_falls_back_to_a_replica_the_health_check_has_not_readmitted() -> (
+    None
+):
+    """A rolling restart with no drain: replica a is back and listening, but the gateway's
+    health check has not seen it yet, when b is stopped. A request must not fail while a
+    replica still answers: the one out of the rotation is tried last, not never."""
+    found, board, a, b = two_replicas(UPSTREAM_RETRY_ATTEMPTS=1)
+    a.ready = 503
+    await found.health_checks.check_all()
+    assert not board.replicas[0].ready
+    a.ready = 200  # a is back; no health check has run since
+    b.refuse = True  # b stopped at once
+    for method in ("GET", "POST"):
+        reply = await call(found, board, method)
+        assert reply.body == b"a"
+    assert state(board) is BreakerState.CLOSED
+
+
 async def test_every_replica_refusing_is_an_upstream_failure() -> None:
     found, board, a, b = two_replicas(UPSTREAM_RETRY_ATTEMPTS=1)
     a.refuse = b.refuse = True
