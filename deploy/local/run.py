@@ -76,6 +76,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -502,6 +504,40 @@ def restart_delay(process: Running) -> float:
     return float(min(RESTART_MAX_DELAY, RESTART_FIRST_DELAY * 2**process.restarts))
 
 
+def readiness_url(spec: ProcessSpec) -> str:
+    """Where ``spec``'s process answers its readiness probe (``/readyz`` on its own port)."""
+    port = spec.env["WORKER_PORT"] if spec.tier == WORKER else spec.env["HTTP_PORT"]
+    return f"http://127.0.0.1:{port}/readyz"
+
+
+def is_ready(url: str) -> bool:
+    """True when ``url`` answers 200 within a second."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback)
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def announce_ready(
+    specs: list[ProcessSpec], stop_requested: threading.Event, gateway_url: str | None
+) -> None:
+    """Say "all ready" once every process answers its readiness probe, so that a developer
+    (and ``make demo``, a walkthrough) knows when the system serves, not only that it was
+    started; names those still starting every 15 s. Returns early on a stop request."""
+    started = time.monotonic()
+    waiting = {spec.name: readiness_url(spec) for spec in specs}
+    told = started
+    while waiting and not stop_requested.wait(timeout=0.5):
+        waiting = {name: url for name, url in waiting.items() if not is_ready(url)}
+        if waiting and time.monotonic() - told >= 15:
+            told = time.monotonic()
+            say(f"still starting after {told - started:.0f}s: {', '.join(sorted(waiting))}")
+    if not waiting:
+        where = f"; the gateway on {gateway_url}" if gateway_url else ""
+        say(f"all ready in {time.monotonic() - started:.1f}s{where}; press Ctrl-C to stop")
+
+
 def supervise(
     processes: list[Running],
     stop_requested: threading.Event,
@@ -547,10 +583,12 @@ def supervise(
                 )
                 return 1
             delay = restart_delay(process)
-            say(
-                f"{process.spec.name} exited unexpectedly with code {code}; "
-                f"restarting in {delay:.1f}s"
+            how = (
+                "exited with code 0 (stopped from outside, not by run.py)"
+                if code == 0
+                else f"exited unexpectedly with code {code}"
             )
+            say(f"{process.spec.name} {how}; restarting in {delay:.1f}s")
             # The output thread ends with the pipe; the old process group may hold children.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.popen.pid, signal.SIGKILL)
@@ -621,7 +659,18 @@ def main() -> int:
     if not processes:
         say("nothing to run yet")
         return 0
-    say("all started; press Ctrl-C to stop")
+    say("all started; waiting until every process is ready")
+    gateway = next((p.spec for p in processes if p.spec.name == "gateway"), None)
+    threading.Thread(
+        target=announce_ready,
+        args=(
+            [p.spec for p in processes],
+            stop_requested,
+            f"http://127.0.0.1:{gateway.env['HTTP_PORT']}" if gateway else None,
+        ),
+        name="announce-ready",
+        daemon=True,
+    ).start()
 
     exit_code = supervise(
         processes, stop_requested, restart=restart_policy != "never", pid_dir=pid_dir

@@ -57,7 +57,7 @@ INFRA_SETTINGS = {
     "KAFKA_HEAP_OPTS": "-Xms256m -Xmx768m",
 }
 
-_EXIT_LINE = re.compile(r"\|\s+(\S+) exited unexpectedly with code (-?\d+)")
+_EXIT_LINE = re.compile(r"\|\s+(\S+) exited (?:unexpectedly )?with code (-?\d+)")
 
 
 def database_url(service: str, *, driver: str = "postgresql") -> str:

@@ -254,7 +254,7 @@ class Tour:
         if ready.status_code != 200:
             raise StackUnreachable(
                 f"the gateway at {self.gateway} is not ready ({ready.status_code}: "
-                f"{describe(ready)}); wait for `run.py | all started` in `make run`'s terminal"
+                f"{describe(ready)}); wait for `run.py | all ready` in `make run`'s terminal"
             )
         self.boards = {b["slug"]: b for b in self.call("GET", "/api/boards", expect=200)}
         for slug in ("notice", "free"):

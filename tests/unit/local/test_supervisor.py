@@ -336,7 +336,10 @@ def test_a_child_sigtermed_from_outside_comes_back_as_a_rolled_pod_does(
     run.remove_pid_files(str(tmp_path), processes)
     assert not list(tmp_path.glob("*.pid"))
     out = capsys.readouterr().out
-    assert "board-api-2 exited unexpectedly with code 0; restarting in 0.5s" in out
+    assert (
+        "board-api-2 exited with code 0 (stopped from outside, not by run.py); restarting in 0.5s"
+        in out
+    )
     assert "board-api-2 restarted (restart 1)" in out
 
 
@@ -355,3 +358,51 @@ def test_a_relative_pid_dir_is_under_the_repository() -> None:
     assert run.resolve_pid_dir(".local/run") == str(REPO / ".local/run")
     assert run.resolve_pid_dir("/tmp/x") == "/tmp/x"
     assert run.resolve_pid_dir("") is None
+
+
+def test_all_ready_is_said_only_once_every_process_answers_its_readiness_probe(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`make demo` and the walkthroughs tell a developer to wait for `all ready`: it must not
+    come while one process still refuses its probe, and it must come once all answer 200."""
+    import http.server
+    import socket
+
+    run = load_supervisor()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        late_port = probe.getsockname()[1]
+
+    class Ready(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/readyz" else 404)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            return None
+
+    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ready)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    specs = [
+        run.ProcessSpec(
+            "gateway", [], {"HTTP_PORT": str(servers[0].server_address[1])}, run.GATEWAY
+        ),
+        run.ProcessSpec("board-worker", [], {"WORKER_PORT": str(late_port)}, run.WORKER),
+    ]
+    stop = threading.Event()
+    announcer = threading.Thread(target=run.announce_ready, args=(specs, stop, "http://gw"))
+    announcer.start()
+    try:
+        time.sleep(1.5)
+        assert "all ready" not in capsys.readouterr().out  # board-worker refuses its probe
+        servers.append(http.server.ThreadingHTTPServer(("127.0.0.1", late_port), Ready))
+        threading.Thread(target=servers[-1].serve_forever, daemon=True).start()
+        announcer.join(timeout=5)
+        assert not announcer.is_alive()
+        assert "; the gateway on http://gw; press Ctrl-C to stop" in capsys.readouterr().out
+    finally:
+        stop.set()
+        for server in servers:
+            server.shutdown()
+            server.server_close()
