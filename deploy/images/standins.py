@@ -18,14 +18,18 @@ filesystem as a tarball under ``.local/images/`` and the image in the engine's s
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import platform
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
+import urllib.request
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from deploy.images.engine import ROOT, Engine
 
@@ -84,6 +88,49 @@ def python_rootfs_tarball() -> Path:
     return tarball
 
 
+#: PyPI's Simple API (PEP 691, JSON form): what pip itself reads to find a package's files.
+SIMPLE_INDEX = "https://pypi.org/simple/uv/"
+
+
+def uv_wheel_url(index: dict[str, Any], version: str, machine: str) -> tuple[str, str]:
+    """(URL, sha256) of uv ``version``'s manylinux wheel for ``machine`` (``x86_64``,
+    ``aarch64``) among the ``files`` of PyPI's Simple API page for uv; ``LookupError`` when
+    there is none."""
+    for file in index["files"]:
+        name = file["filename"]
+        if (
+            name.startswith(f"uv-{version}-")
+            and name.endswith(f"_{machine}.whl")
+            and "manylinux" in name
+            and not file.get("yanked")
+        ):
+            return file["url"], file["hashes"]["sha256"]
+    raise LookupError(f"PyPI has no manylinux {machine} wheel of uv {version}")
+
+
+def download_uv_wheel(version: str, into: Path) -> Path:
+    """The PyPI wheel of ``uv==version`` for this machine, checked against PyPI's sha256.
+
+    Found through PyPI's Simple API with the standard library rather than ``pip download``:
+    the environment ``make test`` runs in (made by uv) has no pip, and a ``python3`` found on
+    its PATH is that environment's. HTTPS goes through the machine's proxy and CA bundle
+    (``HTTPS_PROXY``, ``SSL_CERT_FILE``) as any other download does. Raises ``ValueError`` when
+    the bytes do not match the digest, ``OSError`` when PyPI cannot be reached."""
+    request = urllib.request.Request(
+        SIMPLE_INDEX, headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (fixed https URL)
+        index = json.load(response)
+    url, digest = uv_wheel_url(index, version, platform.machine())
+    wheel = into / url.rsplit("/", 1)[1]
+    with urllib.request.urlopen(url, timeout=300) as response:  # noqa: S310 (PyPI's own URL)
+        data = response.read()
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise ValueError(f"{wheel.name}: sha256 differs from PyPI's {digest}")
+    wheel.write_bytes(data)
+    return wheel
+
+
 def uv_tarball(version: str) -> Path:
     """A tarball holding only ``/uv``, from the PyPI wheel of ``uv==version``."""
     tarball = CACHE / f"uv-standin-{version}.tar"
@@ -91,13 +138,7 @@ def uv_tarball(version: str) -> Path:
         return tarball
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE, prefix="uv-") as work:
-        pip = [sys.executable, "-m", "pip"]
-        # The synced environment has no pip (uv made it): fall back to the system's.
-        if subprocess.run([*pip, "--version"], capture_output=True, check=False).returncode:  # noqa: S603
-            pip = ["python3", "-m", "pip"]
-        download = ["download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", work]
-        subprocess.run([*pip, *download, f"uv=={version}"], check=True)  # noqa: S603
-        (wheel,) = Path(work).glob("uv-*.whl")
+        wheel = download_uv_wheel(version, Path(work))
         with zipfile.ZipFile(wheel) as archive:
             member = next(n for n in archive.namelist() if n.endswith(".data/scripts/uv"))
             binary = Path(work) / "uv"

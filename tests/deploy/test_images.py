@@ -419,3 +419,41 @@ def test_make_images_reads_the_files_the_image_is_built_from(deployable: str) ->
     assert ("libs/chassis" in paths) == (deployable != "loadgen")
     others = {FOLDERS[n] for n in ALL_IMAGES if n != deployable} - {FOLDERS[deployable]}
     assert not paths & others, sorted(paths & others)
+
+
+def test_the_uv_stand_in_takes_the_pinned_versions_manylinux_wheel_for_this_machine() -> None:
+    """The stand-in's uv comes from PyPI's Simple API (pip is not in the environment `make
+    test` runs in): the pinned version's manylinux wheel for the machine, never a yanked one,
+    another version's or a musl one."""
+    from deploy.images.standins import uv_wheel_url
+
+    def file(name: str, digest: str, **extra: object) -> dict[str, object]:
+        return {
+            "filename": name,
+            "url": f"https://files/{name}",
+            "hashes": {"sha256": digest},
+            **extra,
+        }
+
+    index = {
+        "files": [
+            file("uv-0.13.9-py3-none-musllinux_1_1_x86_64.whl", "musl"),
+            file("uv-0.13.8-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "old"),
+            file("uv-0.13.9-py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64.whl", "arm"),
+            file(
+                "uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+                "bad",
+                yanked=True,
+            ),
+            file("uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "good"),
+            file("uv-0.13.9.tar.gz", "sdist"),
+        ]
+    }
+    url, digest = uv_wheel_url(index, "0.13.9", "x86_64")
+    assert (url.rsplit("/", 1)[1], digest) == (
+        "uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "good",
+    )
+    assert uv_wheel_url(index, "0.13.9", "aarch64")[1] == "arm"
+    with pytest.raises(LookupError):
+        uv_wheel_url(index, "0.14.0", "x86_64")

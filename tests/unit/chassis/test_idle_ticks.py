@@ -32,12 +32,14 @@ async def test_the_main_loop_ticks_once_a_second_and_keeps_the_date_header_fresh
         return await on_tick(counter)
 
     s.on_tick = counting  # type: ignore[method-assign]
+    began = time.time()
     loop = asyncio.create_task(s.main_loop())
     await asyncio.sleep(2.5)
     s.should_exit = True
-    await asyncio.wait_for(loop, 1)
-    # the first tick, one per second boundary passed, and the one that sees the exit
-    assert len(ticks) <= 2.5 / TICK_SECONDS + 2
+    await asyncio.wait_for(loop, 5)
+    # the first tick, one per second boundary passed, and the one that sees the exit: counted
+    # over the time that really passed (a loaded machine oversleeps the 2.5 s)
+    assert len(ticks) <= (time.time() - began) / TICK_SECONDS + 2
     assert all(b - a <= TICK_SECONDS + 0.1 for a, b in itertools.pairwise(ticks))
     date = dict(s.server_state.default_headers)[b"date"].decode()
     assert abs(email.utils.parsedate_to_datetime(date).timestamp() - time.time()) <= 2
