@@ -58,9 +58,6 @@ KAFKA_DATA="$KAFKA_DIR/data"
 KAFKA_LOGS="$KAFKA_DIR/logs"
 KAFKA_CONFIG="$KAFKA_DIR/server.properties"
 KAFKA_PIDFILE="$KAFKA_DIR/kafka.pid"
-# Written by a stop before it sends SIGTERM, removed once the broker has exited: when
-# it is still there, the broker in the pid file is shutting down, not running.
-KAFKA_STOPPING="$KAFKA_DIR/kafka.stopping"
 # Small JVM: the machine has few cores and the tests share them.
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms512m -Xmx1g}"
 KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -XX:TieredStopAtLevel=1 -Djava.awt.headless=true}"
@@ -440,6 +437,10 @@ kafka_up() {
     done
     log "kafka: ready on 127.0.0.1:$KAFKA_PORT in $(since "$start")"
 }
+
+# Written by a stop before it sends SIGTERM, removed once the broker has exited: when
+# it is still there, the broker in the pid file is shutting down, not running.
+KAFKA_STOPPING="$KAFKA_DIR/kafka.stopping"
 
 # Waits up to 60s for the broker $1 to end its controlled shutdown, then kills it.
 kafka_await_exit() {

@@ -177,7 +177,7 @@ class Guide:
 
 
 #: The fields of a JSON log line shown beside its event (the rest is in the terminal).
-LOG_FIELDS = ("step", "command", "reason", "retries", "loop", "error", "outcome")
+LOG_FIELDS = ("step", "command", "reason", "retries", "loop", "error", "outcome", "trace_id")
 
 
 def _short(line: str, width: int = 200) -> str:
