@@ -416,6 +416,7 @@ kafka_up() {
     kafka_java_command
     render_kafka_config
     format_kafka_storage
+    kafka_finish_stop
     if kafka_pid >/dev/null; then
         log "kafka: already running"
     else
@@ -437,20 +438,45 @@ kafka_up() {
     log "kafka: ready on 127.0.0.1:$KAFKA_PORT in $(since "$start")"
 }
 
+# Written by a stop before it sends SIGTERM, removed once the broker has exited: when
+# it is still there, the broker in the pid file is shutting down, not running.
+KAFKA_STOPPING="$KAFKA_DIR/kafka.stopping"
+
+# Waits up to 60s for the broker $1 to end its controlled shutdown, then kills it.
+kafka_await_exit() {
+    local pid="$1"
+    if ! wait_until 60 "kafka shutdown" bash -c "! kill -0 $pid"; then
+        log "kafka: still running after 60s, sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        wait_until 10 "kafka exit" bash -c "! kill -0 $pid" || true
+    fi
+}
+
 kafka_down() {
     local pid
     if pid="$(kafka_pid)"; then
+        echo "$pid" >"$KAFKA_STOPPING"
         # SIGTERM = controlled shutdown: the broker flushes and closes its logs.
         kill -TERM "$pid"
-        if ! wait_until 60 "kafka shutdown" bash -c "! kill -0 $pid"; then
-            log "kafka: still running after 60s, sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
+        kafka_await_exit "$pid"
         log "kafka: stopped"
     else
         log "kafka: not running"
     fi
-    rm -f "$KAFKA_PIDFILE"
+    rm -f "$KAFKA_PIDFILE" "$KAFKA_STOPPING"
+}
+
+# A stop cut short (its infra.sh killed half-way, e.g. by a Ctrl-C) leaves the broker in
+# its controlled shutdown, its pid file in place: that broker is about to exit, not
+# running. Wait for the end of the stop it began, so that a start starts a new broker.
+kafka_finish_stop() {
+    local pid
+    [ -f "$KAFKA_STOPPING" ] || return 0
+    if pid="$(kafka_pid)"; then
+        log "kafka: still stopping (pid $pid), waiting for it to exit before starting"
+        kafka_await_exit "$pid"
+    fi
+    rm -f "$KAFKA_PIDFILE" "$KAFKA_STOPPING"
 }
 
 kafka_status() {

@@ -182,30 +182,44 @@ class Infra:
     of ``INFRA_SETTINGS``; empty: the default instance that ``make run`` uses)."""
 
     settings: Mapping[str, str] = field(default_factory=dict)
+    script: Path = INFRA_SCRIPT
 
     def run(self, *args: str, timeout: float = 600) -> None:
-        """``infra.sh ARGS`` on this instance; ``RuntimeError`` with its output if it fails."""
+        """``infra.sh ARGS`` on this instance; ``RuntimeError`` with its output if it fails.
+
+        The script runs in a session of its own: a Ctrl-C in the terminal (SIGINT to the
+        foreground process group) must not cut a stop short half-way, with the broker's
+        controlled shutdown begun and nobody waiting for its end."""
         env = {k: v for k, v in os.environ.items() if k not in INFRA_SETTINGS}
-        result = subprocess.run(  # noqa: S603 - a fixed script, no shell
-            ["bash", str(INFRA_SCRIPT), *args],  # noqa: S607 - bash from PATH, as make runs it
+        with subprocess.Popen(  # noqa: S603 - a fixed script, no shell
+            ["bash", str(self.script), *args],  # noqa: S607 - bash from PATH, as make runs it
             env={**env, **self.settings},
             cwd=REPO,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"infra.sh {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-            )
+            start_new_session=True,
+        ) as process:
+            try:
+                stdout, stderr = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                raise
+            except BaseException:
+                # A Ctrl-C in this thread: the script finishes what it began (its own
+                # bounds: 60 s for a broker's shutdown), then the interruption goes on.
+                process.communicate()
+                raise
+        if process.returncode != 0:
+            raise RuntimeError(f"infra.sh {' '.join(args)} failed:\n{stdout}\n{stderr}")
 
     def stop(self, component: str) -> None:
         """Stop PostgreSQL, Redis or Kafka of this instance (fast / controlled shutdown)."""
         self.run("stop", self._checked(component))
 
     def start(self, component: str) -> None:
-        """Start it again and wait until it accepts connections."""
+        """Start it again and wait until it accepts connections (infra.sh first waits for
+        the end of a stop still under way)."""
         self.run("start", self._checked(component))
 
     @staticmethod

@@ -1,10 +1,10 @@
-"""Failure walkthrough runner: ``python -m tools.walkthrough NAME [--check-only]`` against a running stack, PASS (exit 0) or FAIL (exit 1).
+"""Failure walkthrough runner: ``python -m tools.walkthrough NAME [--check-only]`` against a running stack, PASS (exit 0), FAIL (exit 1) or INTERRUPTED (130 Ctrl-C, 143 SIGTERM).
 
 The stack is ``make run``'s unless the environment describes another one with the settings
 deploy/local/run.py reads (``RUN_PORT_OFFSET``, ``RUN_PID_DIR``, the database URLs, infra.sh's
 ``MSA_LOCAL_DIR``, ``PG_PORT`` ...; see tools/chaos/stack.py ``Target.from_env``). Whatever a
 walkthrough changes (a fault flag, a stopped broker, a corrupted row) is put back before it
-ends, also when it fails or is interrupted (Ctrl-C, SIGTERM).
+ends, also when it fails or is interrupted (Ctrl-C, SIGTERM), and checked to be back.
 """
 
 from __future__ import annotations
@@ -49,11 +49,13 @@ async def walk(name: str, guide: Guide) -> None:
     def cancel_once() -> None:
         loop.remove_signal_handler(signal.SIGTERM)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        guide.interrupt("SIGTERM")
         task.cancel()
 
     loop.add_signal_handler(signal.SIGTERM, cancel_once)
-    guide.title(name, module.SUMMARY)
+    # The stack is checked before anything is narrated: a stack that is down fails at once.
     async with session(guide.target) as load:
+        guide.title(name, module.SUMMARY)
         await run(guide, load)
 
 
@@ -88,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         asyncio.run(walk(args.name, guide))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        guide.fail("interrupted (what it changed was put back)")
+    except (KeyboardInterrupt, asyncio.CancelledError) as exc:
+        # The finally blocks have run: each checked what it put back (Guide.put_back).
+        if guide.interrupted_by is None:
+            guide.interrupt("SIGINT" if isinstance(exc, KeyboardInterrupt) else "SIGTERM")
     except Exception as exc:  # any error ends the walkthrough in FAIL, with its reason
         guide.fail(f"{type(exc).__name__}: {exc}")
     return guide.result()

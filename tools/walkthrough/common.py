@@ -1,4 +1,4 @@
-"""What several walkthroughs share: a logged-in load on the stack's gateway, and the post list (board's CQRS read model) read beside its write model."""
+"""What several walkthroughs share: a logged-in load on the stack's gateway, the post list (board's CQRS read model) read beside its write model, the outbox backlog, the dead-letter topics."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from typing import Any
 
 import asyncpg
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from chassis.messaging.connection import KafkaConnection, kafka_options
+from chassis.messaging.topics import ALL_TOPICS, dlq
 from tools.chaos.load import Load
 from tools.chaos.stack import Target
 
@@ -22,7 +25,8 @@ async def session(target: Target) -> AsyncIterator[Load]:
     gateway does not answer or the admin cannot log in."""
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=32)) as http:
         try:
-            (await http.get(f"{target.gateway_url}/readyz", timeout=5)).raise_for_status()
+            # A short timeout: a stack that is down must fail the walkthrough at once.
+            (await http.get(f"{target.gateway_url}/readyz", timeout=2)).raise_for_status()
         except httpx.HTTPError as exc:
             raise RuntimeError(
                 f"the gateway at {target.gateway_url} is not ready ({exc}): is `make run` running?"
@@ -111,3 +115,52 @@ def failed(load: Load, since: int, ops: tuple[str, ...] | None = None) -> list[s
         for r in load.requests[since:]
         if not r.ok and (ops is None or r.op in ops)
     ]
+
+
+#: Board's outbox rows the relay has not published yet (the backlog).
+UNPUBLISHED = "SELECT count(*) FROM outbox_messages WHERE published_at IS NULL"
+
+
+async def kafka_answers(bootstrap: str, timeout: float = 2.0) -> bool:
+    """Whether every broker of ``bootstrap`` (``host:port,...``) accepts a TCP connection."""
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        await writer.wait_closed()
+    return True
+
+
+async def dead_letters(target: Target) -> dict[str, int]:
+    """The end offset of each dead-letter topic of ``target`` (``<topic>.dlq`` under its
+    ``KAFKA_TOPIC_PREFIX``), summed over its partitions: how many messages were ever
+    dead-lettered there (0 for a topic not created). Raises aiokafka's ``KafkaError`` when
+    the broker does not answer."""
+    prefix = target.settings.get("KAFKA_TOPIC_PREFIX", "")
+    topics = [f"{prefix}{dlq(topic)}" for topic in ALL_TOPICS]
+    consumer = AIOKafkaConsumer(
+        **kafka_options(KafkaConnection(target.kafka_bootstrap)), group_id=None
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # the cluster's metadata: which topics and partitions exist
+        parts = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(parts) if parts else {}
+    finally:
+        await consumer.stop()
+    return {topic: sum(n for tp, n in ends.items() if tp.topic == topic) for topic in topics}
+
+
+async def faults_on(load: Load) -> list[Any] | None:
+    """The step faults that are on (``GET /api/admin/faults`` as the admin); None when they
+    cannot be read."""
+    assert load.admin is not None
+    body = await load.call("faults", "GET", "/api/admin/faults", 200, load.admin)
+    return None if body is None else list(body["items"])

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from tools.chaos.load import Load
-from tools.chaos.sagas import TERMINAL, fault_reached, poll, step_fault_outcome
-from tools.walkthrough.common import until
+from tools.chaos.sagas import TERMINAL, fault_reached, step_fault_outcome
+from tools.walkthrough.common import faults_on, until
 from tools.walkthrough.guide import Guide
 
 NAME = "fail-saga-step"
@@ -108,25 +112,36 @@ async def faulted_saga(guide: Guide, load: Load, fault: Fault, watch: Watch, exp
     patience = fault.seconds + 30
     await load.set_fault(fault.service, fault.command, fault.mode, int(fault.seconds * 1000))
     guide.do(str(fault))
+    states: list[str] = []
     try:
         saga_id = await start_acceptance(load)
         if saga_id is None:
             guide.fail("the acceptance was not started (POST .../accept)")
             return
-        guide.do(f"acceptance saga {saga_id} started")
-        seen, _ = await poll(
-            load, [saga_id], lambda b: fault_reached(b, fault.command, fault.mode), patience
+        guide.do(f"acceptance saga {saga_id} started; each change of its state as read:")
+        seen = await follow(
+            guide,
+            load,
+            saga_id,
+            lambda b: fault_reached(b, fault.command, fault.mode),
+            patience,
+            states,
         )
-        if saga_id in seen and seen[saga_id]["status"] not in TERMINAL:
-            guide.saga(seen[saga_id])
+        if seen is not None and seen["status"] not in TERMINAL:
+            guide.saga(seen)
     finally:
         await load.set_fault(fault.service, fault.command, "off")
-        guide.do(f"fault {fault.service}/{fault.command} = off")
-    bodies, waiting = await poll(load, [saga_id], lambda b: b["status"] in TERMINAL, patience)
-    if waiting:
+        on = await faults_on(load)
+        guide.put_back(
+            on == [],
+            f"fault {fault.service}/{fault.command} off (GET /api/admin/faults: none on)",
+            f"fault flags still on: {on}; PUT /api/admin/faults/{fault.service}/{fault.command}"
+            ' {"mode": "off"} as the admin',
+        )
+    body = await follow(guide, load, saga_id, lambda b: b["status"] in TERMINAL, patience, states)
+    if body is None or body["status"] not in TERMINAL:
         guide.fail(f"saga {saga_id} did not end within {patience:g} s")
         return
-    body = bodies[saga_id]
     guide.saga(body)
     guide.logs("saga-worker", f"{saga_id}.*({watch.events})", watch.why)
     labels = {"step": fault.command} if fault.mode == "delay" else {"type": ACCEPTANCE}
@@ -151,3 +166,35 @@ async def faulted_saga(guide: Guide, load: Load, fault: Fault, watch: Watch, exp
         f"status {status}",
     )
     guide.check(status == wanted, f"the question's lock released: {status}, expected {wanted}")
+
+
+async def follow(
+    guide: Guide,
+    load: Load,
+    saga_id: str,
+    done: Callable[[Mapping[str, Any]], bool],
+    timeout: float,
+    states: list[str],
+) -> Mapping[str, Any] | None:
+    """Read the saga and its question every 0.2 s until ``done(saga)`` holds or ``timeout``
+    seconds pass, printing each change of state (the last is ``states[-1]``, kept across
+    calls): the saga's status and steps, the question's status (its semantic lock). A state
+    that lasts less than one read (a quick COMPENSATING) may pass unseen. The last saga
+    read, or None."""
+    question = load.world.questions[-1]
+    deadline = time.monotonic() + timeout
+    body: Mapping[str, Any] | None = None
+    while True:
+        body = await load.saga(saga_id) or body
+        read = await load.call("question", "GET", f"/api/questions/{question.id}", 200)
+        if body is not None:
+            steps = ", ".join(f"{s['name']} {s['status']}" for s in body["steps"])
+            state = f"saga {body['status']:<12} {steps}; question {read['status'] if read else '?'}"
+            if not states or states[-1] != state:
+                states.append(state)
+                guide.do(state)
+            if done(body):
+                return body
+        if time.monotonic() > deadline:
+            return body
+        await asyncio.sleep(0.2)

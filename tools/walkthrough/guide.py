@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sys
 import textwrap
 import time
@@ -38,6 +39,10 @@ class Guide:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     problems: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    #: What the walkthrough put back after changing it, each checked (``put_back``).
+    restored: list[str] = field(default_factory=list)
+    #: The signal that interrupted the walkthrough (``SIGINT``, ``SIGTERM``), if one did.
+    interrupted_by: str | None = None
 
     # ------------------------------------------------------------------ narration
 
@@ -138,9 +143,30 @@ class Guide:
         self._print(f"  NOT {why}")
         self.problems.append(why)
 
+    def put_back(self, ok: bool, what: str, remedy: str) -> None:
+        """What the walkthrough changed, put back: ``what`` when the check that it is back
+        held, else a failure that says ``remedy`` (what the reader runs by hand)."""
+        if ok:
+            self.restored.append(what)
+            self.do(f"put back: {what}")
+        else:
+            self.fail(f"{what}: NOT put back; {remedy}")
+
+    def interrupt(self, signal_name: str) -> None:
+        """Remember that ``signal_name`` (``SIGINT`` for Ctrl-C, ``SIGTERM``) ended the run."""
+        self.interrupted_by = signal_name
+
     def result(self) -> int:
-        """Print PASS or FAIL with the failed checks; the exit status (0 or 1)."""
+        """Print PASS, FAIL with the failed checks, or INTERRUPTED with what was put back;
+        the exit status: 0, 1, or 128 + the signal's number (130 for Ctrl-C, 143 for
+        SIGTERM, the shell's convention)."""
         seconds = time.monotonic() - self.started
+        if self.interrupted_by is not None:
+            back = "; ".join(self.restored) if self.restored else "nothing was changed yet"
+            self._print(f"INTERRUPTED by {self.interrupted_by} ({seconds:.0f} s): put back: {back}")
+            for problem in self.problems:
+                self._print(f"  - {problem}")
+            return 128 + int(signal.Signals[self.interrupted_by])
         if self.problems:
             self._print(f"FAIL ({seconds:.0f} s)")
             for problem in self.problems:
@@ -151,7 +177,7 @@ class Guide:
 
 
 #: The fields of a JSON log line shown beside its event (the rest is in the terminal).
-LOG_FIELDS = ("step", "command", "reason", "retries", "loop", "error", "outcome")
+LOG_FIELDS = ("step", "command", "reason", "retries", "loop", "error", "outcome", "trace_id")
 
 
 def _short(line: str, width: int = 200) -> str:

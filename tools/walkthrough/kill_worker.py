@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from tools.chaos.load import Load
-from tools.walkthrough.common import board_db, failed, post_rows, unprojected, until, write_posts
+from tools.walkthrough.common import (
+    UNPUBLISHED,
+    board_db,
+    failed,
+    post_rows,
+    unprojected,
+    until,
+    write_posts,
+)
 from tools.walkthrough.guide import Guide
 
 NAME = "kill-worker"
@@ -55,12 +64,21 @@ async def run(guide: Guide, load: Load) -> None:
         old = await asyncio.to_thread(processes.kill, WORKER)
         guide.do(f"SIGKILL {WORKER} (pid {old}); posts are still being written")
         at_kill = len(posts)
+        replaced = asyncio.ensure_future(
+            asyncio.to_thread(processes.wait_replaced, WORKER, old, 90)
+        )
+        backlog = await outbox_backlog(guide, replaced)
         try:
-            seconds = await asyncio.to_thread(processes.wait_replaced, WORKER, old, 90)
+            seconds = await replaced
         except TimeoutError as exc:
             guide.fail(f"{exc}: does `make run` restart processes (RUN_RESTART=on-failure)?")
             return
         guide.do(f"{WORKER} restarted by the supervisor and ready after {seconds:.1f} s")
+        guide.check(
+            backlog > 0,
+            f"events waited in board's outbox while {WORKER} (its relay) was away"
+            f" (up to {backlog} unpublished rows)",
+        )
         while_down = len(posts) - at_kill
         guide.logs("run.py", f"{WORKER} (exited|restarted)", "the supervisor saw it die")
         await asyncio.sleep(AFTER)
@@ -104,3 +122,19 @@ async def run(guide: Guide, load: Load) -> None:
         "the projection's offset now, moved past every post written",
         projection="post_summaries",
     )
+
+
+async def outbox_backlog(guide: Guide, replaced: asyncio.Future[float]) -> int:
+    """Board's unpublished outbox rows, read every 0.3 s until ``replaced`` is done (the
+    worker, whose outbox relay publishes them, is back); a changed count is printed at most
+    once a second, the largest returned. The posts keep being accepted meanwhile: their events wait here."""
+    largest, last, shown_at = 0, -1, 0.0
+    async with board_db(guide.target) as db:
+        while not replaced.done():
+            waiting = int(await db.fetchval(UNPUBLISHED))
+            if waiting != last and time.monotonic() - shown_at >= 1.0:  # a line a second
+                guide.do(f"board's outbox backlog: {waiting} unpublished rows ({UNPUBLISHED})")
+                last, shown_at = waiting, time.monotonic()
+            largest = max(largest, waiting)
+            await asyncio.wait([replaced], timeout=0.3)
+    return largest

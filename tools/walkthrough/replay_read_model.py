@@ -91,7 +91,13 @@ async def run(guide: Guide, load: Load) -> None:
             if not repaired:
                 # Interrupted or failed: put back what was there, so the stack stays correct.
                 await db.execute(RESTORE, post_id, row["title"], row["listed_comments"])
-                guide.do("restored the row by hand (the rebuild did not complete)")
+                (back,) = await post_rows(db, [post_id])
+                guide.put_back(
+                    back["listed_title"] == row["listed_title"]
+                    and back["listed_comments"] == row["listed_comments"],
+                    f"post_summaries row {post_id} restored by hand (the rebuild did not complete)",
+                    "rebuild it: `board rebuild-read-model` (docs/services/board.md, Rebuilding)",
+                )
     guide.metric(
         "board-worker",
         "projection_checkpoint_offset",

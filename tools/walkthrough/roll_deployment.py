@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+import httpx
+
 from tools.chaos.load import Load
-from tools.chaos.stack import SERVICES
+from tools.chaos.stack import SERVICES, Processes
 from tools.walkthrough.common import failed
 from tools.walkthrough.guide import Guide
 
@@ -53,6 +55,8 @@ async def run(guide: Guide, load: Load) -> None:
                 guide.say(f"SIGTERM {name}; the other replica of {api} carries the traffic.")
                 old = await asyncio.to_thread(processes.terminate, name)
                 guide.do(f"SIGTERM {name} (pid {old}) at {processes.url(name)}")
+                seen = await asyncio.to_thread(readiness_after_sigterm, processes, name)
+                guide.do(f"{name} GET /readyz after the SIGTERM: {' -> '.join(seen)}")
                 try:
                     took = await asyncio.to_thread(processes.wait_replaced, name, old, 90)
                 except TimeoutError as exc:
@@ -67,6 +71,12 @@ async def run(guide: Guide, load: Load) -> None:
     sent = load.requests[sent_from:]
     guide.logs("run.py", "-api(-2)? (exited|restarted)", "the supervisor replacing each process")
     guide.logs("gateway", "upstream", "the gateway moving to the other replica")
+    guide.logs(
+        apis[0],
+        "shutdown.step",
+        f"the graceful shutdown of {apis[0]}, step by step (readiness 503, drain, exit 0)",
+        limit=6,
+    )
     guide.metric(
         "gateway",
         "gateway_upstream_errors_total",
@@ -104,3 +114,22 @@ async def steady(load: Load, stop: asyncio.Event, saga_ids: list[str]) -> None:
             await asyncio.sleep(max(0.0, 0.2 - (time.monotonic() - started)))
 
     await asyncio.gather(reads(), reads(), reads(), writes())
+
+
+def readiness_after_sigterm(processes: Processes, name: str, seconds: float = 3.0) -> list[str]:
+    """The answers of ``name``'s ``GET /readyz`` just after its SIGTERM, each change once:
+    ``200`` (not yet signalled), ``503`` (draining: SHUTDOWN_DRAIN_SECONDS, 1.5 s in
+    local.env), ``no answer`` (the listener closed). Read every 0.1 s for up to ``seconds``."""
+    seen: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            answer = str(httpx.get(f"{processes.url(name)}/readyz", timeout=1).status_code)
+        except httpx.HTTPError:
+            answer = "no answer"
+        if not seen or seen[-1] != answer:
+            seen.append(answer)
+        if answer == "no answer":
+            break
+        time.sleep(0.1)
+    return seen

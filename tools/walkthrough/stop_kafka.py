@@ -6,7 +6,16 @@ import asyncio
 import contextlib
 
 from tools.chaos.load import Load
-from tools.walkthrough.common import board_db, failed, post_rows, unprojected, until
+from tools.walkthrough.common import (
+    UNPUBLISHED,
+    board_db,
+    dead_letters,
+    failed,
+    kafka_answers,
+    post_rows,
+    unprojected,
+    until,
+)
 from tools.walkthrough.guide import Guide
 
 NAME = "stop-kafka"
@@ -15,11 +24,13 @@ SUMMARY = (
     "transaction: the event goes to the outbox table, and the outbox relay publishes it to "
     "Kafka afterwards. So a write does not need the broker. We stop Kafka (deploy/local/"
     "infra.sh stop kafka), write posts and comments, see them accepted and their events wait "
-    "in board's outbox, start Kafka again, and see the events published and the post list "
-    "(read model) catch up."
+    "in board's outbox, start Kafka again, and see the events published, the post list "
+    "(read model) catch up and nothing dead-lettered: an outage is a transient failure, "
+    "waited out, never a reason to give a message up."
 )
 POSTS = 6
-UNPUBLISHED = "SELECT count(*) FROM outbox_messages WHERE published_at IS NULL"
+#: What the reader runs when the walkthrough could not start the broker again.
+REMEDY = "start it by hand: `make infra-up` (make run's instance)"
 
 
 async def run(guide: Guide, load: Load) -> None:
@@ -35,6 +46,7 @@ async def run(guide: Guide, load: Load) -> None:
         "events the outbox relay has published so far",
         topic="board.events",
     )
+    letters_before = await dead_letters(guide.target)
     sent_from = len(load.requests)
     posts: list[str] = []
     # Shielded: an interruption must not leave the stop half-way while the finally starts it.
@@ -76,8 +88,9 @@ async def run(guide: Guide, load: Load) -> None:
         with contextlib.suppress(Exception):
             await stopping  # it ends on its own; then starting is never overtaken by it
         guide.say("Start Kafka again: the relay reconnects and publishes what waited.")
-        await asyncio.to_thread(infra.start, "kafka")
-        guide.do("kafka started")
+        started = await start_again(guide)
+    if not started:
+        return
     async with board_db(guide.target) as db:
 
         async def drained() -> bool:
@@ -101,3 +114,36 @@ async def run(guide: Guide, load: Load) -> None:
         + (f" {took:.1f} s after Kafka returned" if took is not None else " (not within 120 s)"),
     )
     guide.check(bool(posts), "posts were written while Kafka was down")
+    letters_after = await dead_letters(guide.target)
+    moved = {
+        topic: n - letters_before.get(topic, 0)
+        for topic, n in letters_after.items()
+        if n != letters_before.get(topic, 0)
+    }
+    guide.look(
+        "the dead-letter topics' end offsets (messages ever dead-lettered), before -> after",
+        "\n".join(
+            f"{topic}: {letters_before.get(topic, 0)} -> {n}" for topic, n in letters_after.items()
+        ),
+    )
+    guide.check(
+        not moved,
+        "nothing dead-lettered during the outage"
+        + (f" ({', '.join(f'{t} +{n}' for t, n in moved.items())})" if moved else ""),
+    )
+
+
+async def start_again(guide: Guide) -> bool:
+    """Start the broker (infra.sh waits for a stop still under way first) and check that it
+    accepts connections; whether it does. Never raises: a walkthrough that was interrupted
+    ends as such, with the broker's state said."""
+    try:
+        await asyncio.to_thread(guide.target.infra.start, "kafka")
+    except Exception as exc:  # reported, not raised: the reader is told what to run
+        guide.put_back(False, f"Kafka ({str(exc).splitlines()[0]})", REMEDY)
+        return False
+    up = await kafka_answers(guide.target.kafka_bootstrap)
+    guide.put_back(
+        up, f"Kafka started, accepting connections at {guide.target.kafka_bootstrap}", REMEDY
+    )
+    return up

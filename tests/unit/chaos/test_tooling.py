@@ -6,7 +6,12 @@ import asyncio
 import dataclasses
 import io
 import os
+import signal
+import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +19,8 @@ import pytest
 
 from tests.chaos.stack import stack_env
 from tools.chaos.stack import REPO, Infra, Processes, Target, port_of
-from tools.walkthrough import fail_saga_step, roll_deployment, stop_kafka
+from tools.walkthrough import __main__ as runner
+from tools.walkthrough import fail_saga_step, kill_worker, roll_deployment, stop_kafka
 from tools.walkthrough.guide import Guide, _short
 
 # ---------------------------------------------------------------------- the target
@@ -78,6 +84,61 @@ def test_a_process_not_restarted_is_a_timeout(tmp_path: Path) -> None:
 def test_infra_acts_on_known_components_only() -> None:
     with pytest.raises(ValueError, match="postgres, redis, kafka"):
         Infra().stop("zookeeper")
+
+
+def fake_infra_sh(tmp_path: Path, stop_seconds: float = 1.0) -> Path:
+    """An infra.sh that logs each command to ``log`` beside it (a stop as its begin and its
+    end, ``stop_seconds`` apart, as a broker's controlled shutdown) and its own process
+    group and session to ``ids``."""
+    script = tmp_path / "infra.sh"
+    script.write_text(
+        f"""
+        read -r _ _ _ _ pgrp sid _ </proc/$$/stat
+        echo "$pgrp $sid" >"{tmp_path}/ids"
+        if [ "$1" = stop ]; then
+            echo "stop $2 begin" >>"{tmp_path}/log"
+            sleep {stop_seconds}
+            echo "stop $2 end" >>"{tmp_path}/log"
+        else
+            echo "$1 $2" >>"{tmp_path}/log"
+        fi
+        """
+    )
+    return script
+
+
+def test_infra_sh_runs_in_a_session_of_its_own(tmp_path: Path) -> None:
+    Infra(script=fake_infra_sh(tmp_path)).start("kafka")
+    pgrp, sid = (int(n) for n in (tmp_path / "ids").read_text().split())
+    # Not in the caller's process group: the terminal's Ctrl-C (SIGINT to the foreground
+    # group) does not reach it.
+    assert pgrp != os.getpgid(0)
+    assert sid != os.getsid(0)
+
+
+def test_ctrl_c_does_not_cut_a_stop_short(tmp_path: Path) -> None:
+    # The walkthrough as a terminal's foreground job: a process group of its own, to which
+    # Ctrl-C sends SIGINT while infra.sh is stopping the broker.
+    script = fake_infra_sh(tmp_path)
+    job = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from tools.chaos.stack import Infra\n"
+            f"try: Infra(script=Path({str(script)!r})).stop('kafka')\n"
+            "except KeyboardInterrupt: sys.exit(130)",
+        ],
+        cwd=REPO,
+        start_new_session=True,
+    )
+    log = tmp_path / "log"
+    deadline = time.monotonic() + 20
+    while not (log.exists() and "begin" in log.read_text()):
+        assert time.monotonic() < deadline, "the stop never began"
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGINT)
+    assert job.wait(timeout=20) == 130  # interrupted, after the stop had ended
+    assert log.read_text() == "stop kafka begin\nstop kafka end\n"
 
 
 # ---------------------------------------------------------------------- the guide
@@ -145,10 +206,11 @@ class FakeLoad:
 
     def __post_init__(self) -> None:
         member = object()
-        question = type("Q", (), {"asker": member, "answers": [("a", member)]})()
+        question = type("Q", (), {"id": "q-1", "asker": member, "answers": [("a", member)]})()
         self.world = type("W", (), {"members": [member, object()], "questions": [question]})()
         self.world.hot_posts = []
         self.requests: list[Any] = []
+        self.admin = object()
 
     def _step(self, name: str) -> None:
         self.calls.append(name)
@@ -179,40 +241,98 @@ class FakeLoad:
         self._step("write_post")
         return "post-1"
 
+    async def call(self, op: str, method: str, path: str, expect: int, *a: Any) -> Any:
+        """The admin's list of faults: those set and not lifted; a question: ACCEPTING."""
+        if path == "/api/admin/faults":
+            on: dict[tuple[str, str], str] = {}
+            for service, command, mode in self.faults:
+                on[(service, command)] = mode
+            return {"items": [f"{s}/{c}" for (s, c), mode in on.items() if mode != "off"]}
+        return {"status": "ACCEPTING"}
+
 
 async def test_an_interrupted_saga_walkthrough_lifts_its_fault() -> None:
     load = FakeLoad(interrupt_on="saga")
+    g = guide()
     with pytest.raises(asyncio.CancelledError):
-        await fail_saga_step.run(guide(), load)  # type: ignore[arg-type]
+        await fail_saga_step.run(g, load)  # type: ignore[arg-type]
     assert load.faults == [
         ("member", "transfer-points", "fail"),
         ("member", "transfer-points", "off"),
     ]
+    assert "put back: fault member/transfer-points off" in output(g)
 
 
-class SlowInfra(Infra):
-    """infra.sh as a log of what was run; stopping takes 0.3 s, as a broker's shutdown takes
-    seconds."""
+@pytest.fixture
+def listening() -> Iterator[str]:
+    """A ``host:port`` that accepts connections, as a broker that is up."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield f"127.0.0.1:{server.getsockname()[1]}"
 
-    def run(self, *args: str, timeout: float = 600) -> None:
-        if args[0] == "stop":
-            time.sleep(0.3)
-        self.settings["log"] += f"{' '.join(args)};"  # type: ignore[index]
+
+def closed_port() -> str:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+    return f"127.0.0.1:{port}"
+
+
+async def no_dead_letters(target: Target) -> dict[str, int]:
+    return {}
 
 
 @pytest.mark.parametrize("interrupted", ["while stopping", "while writing"])
-async def test_an_interrupted_kafka_walkthrough_starts_kafka_again(interrupted: str) -> None:
-    infra = SlowInfra({"log": ""})
-    target = dataclasses.replace(Target.from_env({}), infra=infra)
+async def test_an_interrupted_kafka_walkthrough_starts_kafka_again_and_says_so(
+    interrupted: str, tmp_path: Path, listening: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stop_kafka, "dead_letters", no_dead_letters)
+    target = dataclasses.replace(
+        Target.from_env({"KAFKA_BOOTSTRAP_SERVERS": listening}),
+        infra=Infra(script=fake_infra_sh(tmp_path, stop_seconds=0.5)),
+    )
+    g = guide(target=target)
     load = FakeLoad(interrupt_on="write_post" if interrupted == "while writing" else "")
-    task = asyncio.create_task(stop_kafka.run(guide(target=target), load))  # type: ignore[arg-type]
+    task = asyncio.create_task(stop_kafka.run(g, load))  # type: ignore[arg-type]
     if interrupted == "while stopping":
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)
         task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     # Started again, and only once the stop had finished (or the stop would win).
-    assert infra.settings["log"] == "stop kafka;start kafka;"
+    assert (tmp_path / "log").read_text() == "stop kafka begin\nstop kafka end\nstart kafka\n"
+    g.interrupt("SIGINT")
+    assert g.result() == 130
+    last = output(g).rstrip().splitlines()[-1]
+    assert last.startswith("INTERRUPTED by SIGINT")
+    assert f"put back: Kafka started, accepting connections at {listening}" in last
+
+
+async def test_kafka_not_back_after_an_interruption_tells_how_to_start_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stop_kafka, "dead_letters", no_dead_letters)
+    target = dataclasses.replace(
+        Target.from_env({"KAFKA_BOOTSTRAP_SERVERS": closed_port()}),
+        infra=Infra(script=fake_infra_sh(tmp_path, stop_seconds=0)),
+    )
+    g = guide(target=target)
+    with pytest.raises(asyncio.CancelledError):
+        await stop_kafka.run(g, FakeLoad(interrupt_on="write_post"))  # type: ignore[arg-type]
+    g.interrupt("SIGINT")
+    assert g.result() == 130
+    assert "NOT put back; start it by hand: `make infra-up`" in output(g)
+
+
+def test_a_stack_that_is_down_fails_at_once_before_any_narration(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GATEWAY_URL", f"http://{closed_port()}")
+    monkeypatch.delenv("RUN_PORT_OFFSET", raising=False)
+    started = time.monotonic()
+    assert runner.main(["kill-worker", "--pause", "0"]) == 1
+    assert time.monotonic() - started < 3
+    shown = capsys.readouterr().out
+    assert "is `make run` running?" in shown
+    assert kill_worker.SUMMARY[:40] not in shown.replace("\n", " ")
 
 
 async def test_rolling_without_a_second_replica_fails_and_says_how_to_start_one(
