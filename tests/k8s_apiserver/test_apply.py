@@ -159,6 +159,7 @@ def live(plane: ControlPlane, manifests: str) -> dict[tuple[str, str], Manifest]
 def versions(objects: dict[tuple[str, str], Manifest]) -> dict[str, str]:
     """What must not move when an apply changes nothing.
 
+    The uid (a re-created object is a change: a Job re-created would run again),
     ``metadata.generation`` where the object has one (a spec change bumps it), and the
     resourceVersion of objects without ``status``: a controller may write an object's status
     at any time, nobody writes a status-less ConfigMap or NetworkPolicy but an apply. A
@@ -173,6 +174,7 @@ def versions(objects: dict[tuple[str, str], Manifest]) -> dict[str, str]:
     out = {}
     for (kind, name), obj in objects.items():
         meta = obj["metadata"]
+        out[f"{kind}/{name} uid"] = meta["uid"]
         if (kind, name) in scaled:
             spec = {k: v for k, v in obj["spec"].items() if k != "replicas"}
             out[f"{kind}/{name} spec"] = json.dumps(spec, sort_keys=True)
