@@ -147,6 +147,20 @@ def _write_kubeconfig(path: Path, server: str, token: str) -> None:
     )
 
 
+def _stop_leftovers(bin_dir: Path) -> None:
+    """Stop the process groups a previous run left behind (its runner was SIGKILLed).
+
+    Only groups recorded in RUN_DIR/pids whose leader still runs one of our binaries, so a
+    recycled pid of some other process is never touched.
+    """
+    with contextlib.suppress(OSError):
+        for pid in map(int, (RUN_DIR / "pids").read_text().split()):
+            with contextlib.suppress(OSError):
+                argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+                if argv0.startswith(str(bin_dir).encode()):
+                    os.killpg(pid, signal.SIGKILL)
+
+
 class _Processes:
     """Child processes, each in its own process group, stopped in reverse order."""
 
@@ -161,6 +175,8 @@ class _Processes:
         )
         log.close()
         self.children.append((name, child))
+        with (self.run_dir / "pids").open("a") as pids:
+            pids.write(f"{child.pid}\n")
         return child
 
     def check_alive(self) -> None:
@@ -192,6 +208,7 @@ def control_plane(bin_dir: Path | None = None) -> Iterator[ControlPlane]:
     tail when a process dies or does not get ready within READY_TIMEOUT seconds.
     """
     bin_dir = bin_dir or build()
+    _stop_leftovers(bin_dir)
     shutil.rmtree(RUN_DIR, ignore_errors=True)
     RUN_DIR.mkdir(parents=True)
     sa_private, sa_public, token = _write_credentials(RUN_DIR)
