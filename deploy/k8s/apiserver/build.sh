@@ -4,10 +4,12 @@
 #
 # Everything lands under .local/k8s/ of the repository, so a clean clone rebuilds and a second
 # run is a no-op:
-#   .local/k8s/bin/<kubernetes version>/   the four binaries and a stamp (hash of go.mod, go.sum)
+#   .local/k8s/bin/<kubernetes version>/   the four binaries and a stamp (hash of go.mod, go.sum,
+#                                          the Go version and the build flags)
 #   .local/k8s/go/mod, .local/k8s/go/cache the Go module and build caches (GOMODCACHE, GOCACHE)
 # Only the Go module proxy is used (no container registry, no release tarballs). A cold build
-# takes several minutes and about 2.5 GB of memory (kube-apiserver is the big one).
+# takes 12 minutes or more on 2 cores, and about 2 GB of memory (kube-apiserver is the big one;
+# docs/deploy.md "Validation" has the figures). A rebuild with the Go build cache only relinks.
 #
 # Usage: bash deploy/k8s/apiserver/build.sh     prints the binaries' directory on stdout
 # Environment: GO (the go command; default /usr/local/go/bin/go, then go on PATH).
@@ -33,7 +35,15 @@ MINOR="${BASH_REMATCH[2]}"
 OUT="$ROOT/.local/k8s/bin/$K8S_VERSION"
 STAMP="$OUT/.stamp"
 BINARIES=(etcd kube-apiserver kube-controller-manager kubectl)
-want="$(cat "$HERE/go.mod" "$HERE/go.sum" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)"
+
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=$MAJOR -X $pkg.gitMinor=$MINOR"
+    ldflags+=" -X $pkg.gitTreeState=clean"
+done
+# What the binaries are made of: another module graph, Go release or flag set rebuilds them.
+want="$( { cat "$HERE/go.mod" "$HERE/go.sum"; "$GO" version; echo "$ldflags"; } \
+    | sha256sum | cut -d' ' -f1)"
 
 cached() {
     local b
@@ -54,12 +64,6 @@ export GOTOOLCHAIN=local GOFLAGS="-buildvcs=false -modcacherw" CGO_ENABLED=0
 mkdir -p "$OUT" "$GOMODCACHE" "$GOCACHE"
 rm -f "$STAMP"
 
-ldflags="-s -w"
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=$MAJOR -X $pkg.gitMinor=$MINOR"
-    ldflags+=" -X $pkg.gitTreeState=clean"
-done
-
 build() { # build NAME PACKAGE
     local name="$1" pkg="$2" start
     start=$SECONDS
@@ -71,7 +75,7 @@ build() { # build NAME PACKAGE
 
 total=$SECONDS
 "$GO" version >&2
-# One at a time: kube-apiserver alone peaks at over 2 GB while linking.
+# One at a time: kube-apiserver alone takes about 2 GB while compiling and linking.
 build etcd go.etcd.io/etcd/server/v3
 build kubectl k8s.io/kubernetes/cmd/kubectl
 build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
