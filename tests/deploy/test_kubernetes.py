@@ -439,6 +439,61 @@ def test_default_deny_and_one_allow_list_per_workload(docs: tuple[Manifest, ...]
         assert selector_matches(policies[name]["spec"]["podSelector"], pod_labels(workload))
 
 
+def _empty_lists(node: object, path: str = "") -> list[str]:
+    if isinstance(node, dict):
+        return [hit for key, value in node.items() for hit in _empty_lists(value, f"{path}.{key}")]
+    if isinstance(node, list):
+        if not node:
+            return [path]
+        return [hit for i, value in enumerate(node) for hit in _empty_lists(value, f"{path}[{i}]")]
+    return []
+
+
+def test_no_manifest_carries_an_empty_list_the_server_drops(docs: tuple[Manifest, ...]) -> None:
+    """The server stores an empty list as no field at all (issue 18, defect 2).
+
+    Applied again, ``egress: []`` differs from the live object, so every apply bumps its
+    generation and ``kubectl diff --server-side`` never comes out empty: a GitOps controller
+    would show it out of sync forever. tests/k8s_apiserver shows it on a real server.
+    """
+    found = [
+        f"{doc['kind']}/{doc['metadata']['name']}{path}"
+        for doc in docs
+        for path in _empty_lists(doc)
+    ]
+    assert not found, f"empty lists the API server would drop: {found}"
+
+
+def test_every_policy_states_its_policy_types(docs: tuple[Manifest, ...]) -> None:
+    """Deny-all in a direction is "that type listed, no rule of it", which needs policyTypes.
+
+    Without ``policyTypes`` the server infers it from the rules present, and a policy with
+    no egress rule would then not restrict egress at all. Listed, a direction with no rule
+    admits nothing, which is what the migrate and topics Jobs' ingress and the databases'
+    egress rely on.
+    """
+    for policy in of_kind(docs, "NetworkPolicy"):
+        spec, name = policy["spec"], policy["metadata"]["name"]
+        assert spec.get("policyTypes"), f"{name} leaves policyTypes to the server"
+        for direction in ("Ingress", "Egress"):
+            key = direction.lower()
+            if key in spec:
+                assert direction in spec["policyTypes"], f"{name}: {key} rules ignored"
+
+
+def test_the_rollout_replaces_jobs_instead_of_updating_them(docs: tuple[Manifest, ...]) -> None:
+    """A Job's pod template is immutable and changes with every release and config change.
+
+    So each Job carries the annotation Flux and deploy/k8s/apply.py honour: delete and
+    re-create when the server refuses the update (issue 18, defect 1; docs/deploy.md).
+    """
+    for job in of_kind(docs, "Job"):
+        annotations = job["metadata"].get("annotations", {})
+        assert annotations.get("kustomize.toolkit.fluxcd.io/force") == "enabled", job["metadata"][
+            "name"
+        ]
+
+
 def test_only_the_gateway_accepts_traffic_from_the_ingress_controller(
     docs: tuple[Manifest, ...],
 ) -> None:
