@@ -1,14 +1,21 @@
-"""Kafka helpers for tests: read what is on a topic, publish a raw envelope."""
+"""Kafka helpers for tests: read what is on a topic, publish a raw envelope, run a consumer for a block."""
 
 from __future__ import annotations
 
 import asyncio
 import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from chassis.messaging.consumer import ConsumerRunner
 from chassis.messaging.envelope import Envelope, to_kafka
+
+if TYPE_CHECKING:
+    from tests.support.infra import Infra
 
 
 async def read_topic(
@@ -69,3 +76,40 @@ async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> None:
             await admin.close()
     except Exception as exc:  # clean-up only: the test has its verdict already
         warnings.warn(f"topics under {prefix!r} not deleted: {exc}", stacklevel=1)
+
+
+def runner_for(
+    infra: Infra,
+    topic: str,
+    group: str,
+    handler: Callable[[Envelope], Awaitable[None]],
+    producer: AIOKafkaProducer,
+    **kw: Any,
+) -> ConsumerRunner:
+    """A ``ConsumerRunner`` of one topic on the test infrastructure's broker (``kw``: its other
+    settings, e.g. ``max_attempts``)."""
+    return ConsumerRunner(
+        kafka=infra.kafka_bootstrap,
+        topics=[topic],
+        group_id=group,
+        handler=handler,
+        producer=producer,
+        service="chassis-tests",
+        **kw,
+    )
+
+
+@asynccontextmanager
+async def running(
+    runner: ConsumerRunner, *, assigned: bool = False
+) -> AsyncIterator[asyncio.Task[None]]:
+    """``runner`` consuming in a task for the block (from its first partition assignment on,
+    within 60 s, when ``assigned``); stopped, and its task awaited (30 s), on the way out."""
+    task = asyncio.create_task(runner.run())
+    try:
+        if assigned:
+            await asyncio.wait_for(runner.assigned.wait(), 60)
+        yield task
+    finally:
+        await runner.stop()
+        await asyncio.wait_for(task, 30)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -16,42 +14,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from chassis.db import UnitOfWork
-from chassis.messaging.consumer import POLL_MS, ConsumerRunner
+from chassis.messaging.consumer import POLL_MS
 from chassis.messaging.envelope import Envelope, to_kafka
 from chassis.messaging.topics import ensure_topics
 from tests.integration.chassis.scratch import increment, widget_count, widgets
 from tests.support.infra import Infra, wait_for
+from tests.support.kafka import runner_for, running
 
 pytestmark = pytest.mark.integration
-
-
-@asynccontextmanager
-async def running(runner: ConsumerRunner) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(runner.run())
-    try:
-        yield task
-    finally:
-        await runner.stop()
-        await asyncio.wait_for(task, 30)
-
-
-def runner_for(
-    infra: Infra,
-    topic: str,
-    group: str,
-    handler: Callable[[Envelope], Awaitable[None]],
-    producer: AIOKafkaProducer,
-    **kw: Any,
-) -> ConsumerRunner:
-    return ConsumerRunner(
-        kafka=infra.kafka_bootstrap,
-        topics=[topic],
-        group_id=group,
-        handler=handler,
-        producer=producer,
-        service="chassis-tests",
-        **kw,
-    )
 
 
 async def send_all(

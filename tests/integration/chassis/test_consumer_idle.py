@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -21,6 +19,7 @@ from chassis.messaging.consumer import (
 from chassis.messaging.envelope import Envelope, to_kafka
 from chassis.messaging.topics import ensure_topics
 from tests.support.infra import Infra, wait_for
+from tests.support.kafka import runner_for, running
 
 pytestmark = pytest.mark.integration
 
@@ -31,36 +30,6 @@ IDLE_AFTER = 0.5
 @pytest.fixture(autouse=True)
 def _quick_idle(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(consumer_module, "IDLE_AFTER_SECONDS", IDLE_AFTER)
-
-
-@asynccontextmanager
-async def running(runner: ConsumerRunner) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(runner.run())
-    try:
-        await asyncio.wait_for(runner.assigned.wait(), 60)
-        yield task
-    finally:
-        await runner.stop()
-        await asyncio.wait_for(task, 30)
-
-
-def runner_for(
-    infra: Infra,
-    topic: str,
-    group: str,
-    handler: Callable[[Envelope], Awaitable[None]],
-    producer: AIOKafkaProducer,
-    **kw: Any,
-) -> ConsumerRunner:
-    return ConsumerRunner(
-        kafka=infra.kafka_bootstrap,
-        topics=[topic],
-        group_id=group,
-        handler=handler,
-        producer=producer,
-        service="chassis-tests",
-        **kw,
-    )
 
 
 async def send(producer: AIOKafkaProducer, topic: str, widget: str) -> None:
@@ -120,7 +89,7 @@ async def test_an_idle_consumer_long_polls_and_its_fetcher_rarely_wakes(
         handled.append(env.data["widget_id"])
 
     runner = runner_for(infra, topic, f"{topics}idle", handler, producer)
-    async with running(runner):
+    async with running(runner, assigned=True):
         await send(producer, topic, "w1")
 
         async def got_it() -> bool:
@@ -156,7 +125,7 @@ async def test_a_record_after_a_quiet_spell_is_handled_at_once_and_fetching_turn
         waits_while_handling.append(runner.consumer._fetcher._fetch_max_wait_ms)
 
     runner = runner_for(infra, topic, f"{topics}wake", handler, producer)
-    async with running(runner):
+    async with running(runner, assigned=True):
         await idle(runner)
         sent_at = time.monotonic()
         await send(producer, topic, "w1")
@@ -187,7 +156,7 @@ async def test_a_failure_after_a_quiet_spell_is_retried_at_its_backoff_not_the_i
     runner = runner_for(
         infra, topic, f"{topics}retry", handler, producer, max_attempts=5, retry_backoff=0.1
     )
-    async with running(runner):
+    async with running(runner, assigned=True):
         await idle(runner)
         await send(producer, topic, "w1")
 
