@@ -45,7 +45,9 @@ from deploy.images.engine import Engine
 from tests.deploy.artifacts import IMAGES, K8S, image_deployable, is_app_image
 from tests.support.infra import Infra, provide_infra
 
-pytestmark = pytest.mark.images
+# The first test pays for a cold build of every image and the stand-in bases (minutes on 2
+# cores) inside its fixture, which pytest-timeout counts: the suite's 300 s is too short for it.
+pytestmark = [pytest.mark.images, pytest.mark.timeout(1800)]
 
 #: Ports no other test or `make run` uses (8000-8014 and 9101-9104 are taken).
 HTTP_PORT = {"member": 18611, "board": 18612, "qna": 18613, "saga": 18614, "gateway": 18610}
