@@ -42,6 +42,8 @@ IMAGES: tuple[str, ...] = ("member", "board", "qna", "saga", "gateway", "web", "
 BUILD_CA_PATH = "/run/build-ca/ca-certificates.crt"
 #: The label holding a digest of everything a build reads (see ``inputs_digest``).
 INPUTS_LABEL = "io.github.example.msa-board.build-inputs"
+#: The OCI label naming the image this one is built on (the Dockerfile names the official one).
+BASE_NAME_LABEL = "org.opencontainers.image.base.name"
 #: Never part of an image (.dockerignore), so never part of the digest either.
 _NOT_INPUTS = re.compile(
     r"(^|/)(__pycache__|\.venv|\.mypy_cache|\.ruff_cache|\.pytest_cache|tests)(/|$)|\.py[cod]$|\.egg-info(/|$)"
@@ -196,6 +198,16 @@ def inputs_digest(name: str, build_args: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
+def build_labels(build_args: dict[str, str]) -> dict[str, str]:
+    """Labels set over the Dockerfile's own: ``base.name`` names the base actually used when
+    ``PYTHON_IMAGE`` is not the Dockerfile's default (a local stand-in, or an override), so an
+    image never claims an official base it was not built on."""
+    python = build_args.get("PYTHON_IMAGE")
+    if python and python != dockerfile_defaults()["PYTHON_IMAGE"]:
+        return {BASE_NAME_LABEL: python}
+    return {}
+
+
 def image_label(engine: Engine, ref: str, label: str) -> str | None:
     done = engine.run("image", "inspect", "--format", "{{json .Config.Labels}}", ref, check=False)
     if done.returncode != 0:
@@ -221,10 +233,14 @@ def build_one(engine: Engine, name: str, build_args: dict[str, str]) -> Built:
     ref = image_ref(name)
     started = time.monotonic()
     image_args = {**build_args, "DEPLOYABLE": name}
-    inputs = inputs_digest(name, image_args)
+    labels = build_labels(image_args)
+    # The labels are inputs too: an image built before a label changed is built again.
+    inputs = inputs_digest(name, {**image_args, **{f"label {k}": v for k, v in labels.items()}})
     if image_label(engine, ref, INPUTS_LABEL) == inputs:
         return Built(name, ref, time.monotonic() - started, engine.image_size(ref), rebuilt=False)
     argv = ["build", "-f", DOCKERFILE, "-t", ref, "--label", f"{INPUTS_LABEL}={inputs}"]
+    for key, value in sorted(labels.items()):
+        argv += ["--label", f"{key}={value}"]
     revision = _git_revision()
     args = {**image_args, "REVISION": revision} if revision else image_args
     for key, value in sorted(args.items()):

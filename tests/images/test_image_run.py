@@ -40,7 +40,13 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from deploy.images.build import Built
+from deploy.images.build import (
+    BASE_NAME_LABEL,
+    Built,
+    dockerfile_defaults,
+    image_label,
+    select_bases,
+)
 from deploy.images.engine import Engine
 from tests.deploy.artifacts import IMAGES, K8S, image_deployable, is_app_image
 from tests.support.infra import Infra, provide_infra
@@ -449,3 +455,14 @@ def test_the_image_stays_within_its_size_budget(name: str, images: dict[str, Bui
     size_mb = images[name].size_bytes / 1e6
     print(f"{images[name].ref}: {size_mb:.0f} MB (budget {SIZE_BUDGET_MB[name]} MB)")
     assert size_mb <= SIZE_BUDGET_MB[name], f"{name}: {size_mb:.0f} MB"
+
+
+def test_the_base_name_label_names_the_base_the_image_was_built_on(
+    engine: Engine, images: dict[str, Built]
+) -> None:
+    """OCI ``base.name``: the official Python image only when it was the base; a stand-in's
+    own name when the build used one (deploy/images/standins.py)."""
+    python = select_bases(engine, say=False).get("PYTHON_IMAGE")
+    expected = python or f"docker.io/library/{dockerfile_defaults()['PYTHON_IMAGE']}"
+    for name, built in images.items():
+        assert image_label(engine, built.ref, BASE_NAME_LABEL) == expected, name
