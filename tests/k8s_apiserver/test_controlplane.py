@@ -66,7 +66,7 @@ class Harness:
 
     process: subprocess.Popen[str]
     kubeconfig: Path
-    run_dir: Path
+    run_dir: Path  # where the kubeconfig is, with the data, logs and pids
 
 
 @pytest.fixture
@@ -90,8 +90,8 @@ def harness() -> Iterator[Harness]:
     else:
         process.wait(timeout=60)
         pytest.fail(f"the harness exited with {process.returncode}:\n{process.stderr.read()}")
-    run_dir = Path(next(k for k in lines if k.startswith("# data and logs: ")).split(": ", 1)[1])
-    yield Harness(process, Path(lines["export KUBECONFIG"]), run_dir)
+    kubeconfig = Path(lines["export KUBECONFIG"])
+    yield Harness(process, kubeconfig, kubeconfig.parent)
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
