@@ -412,7 +412,8 @@ def control_plane(bin_dir: Path | None = None) -> Iterator[ControlPlane]:
     :class:`Terminated` on SIGTERM or SIGHUP (main thread). Whatever ends it, the processes
     are stopped and one line on stderr says which and how long it took.
     """
-    bin_dir = bin_dir or build()
+    # Absolute: the processes run with the run directory as their working directory.
+    bin_dir = (bin_dir or build()).resolve()
     remove_leftovers()
     run_dir = _new_run_dir()
     sa_private, sa_public, token = _write_credentials(run_dir)
