@@ -289,6 +289,9 @@ class _Signals:
 
     def __init__(self) -> None:
         self.stopping = False
+        # The signal raised as an exception, if any: under pytest it ends the session outside
+        # the context, so the stop line names it from here.
+        self.raised: int | None = None
         self.arrived: list[int] = []
         self._previous: dict[int, Callable[[int, FrameType | None], object] | int] = {}
 
@@ -308,10 +311,11 @@ class _Signals:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.stopping:
             self.arrived.append(signum)
-        elif signum == signal.SIGINT:
+            return
+        self.raised = signum
+        if signum == signal.SIGINT:
             raise KeyboardInterrupt
-        else:
-            raise Terminated(signum)
+        raise Terminated(signum)
 
 
 # PR_SET_PDEATHSIG from <linux/prctl.h>.
@@ -488,6 +492,8 @@ def control_plane(bin_dir: Path | None = None) -> Iterator[ControlPlane]:
             raise
         finally:
             signals.stopping = True
+            if ended_by == "exit" and signals.raised is not None:
+                ended_by = signal.Signals(signals.raised).name
             started = time.monotonic()
             stopped = processes.stop_all()
             print(

@@ -69,6 +69,10 @@ class Harness:
     run_dir: Path  # where the kubeconfig is, with the data, logs and pids
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def harness() -> Iterator[Harness]:
     """A control plane someone looks around in, started while the session's ``plane`` runs."""
@@ -78,6 +82,9 @@ def harness() -> Iterator[Harness]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # SIGINT as at a terminal, even where this run inherited it ignored (a background job
+        # of a shell script), which a Python child would keep.
+        preexec_fn=_sigint_default,
     )
     assert process.stdout is not None
     assert process.stderr is not None
