@@ -280,8 +280,9 @@ class _Signals:
     """The signal handlers while a control plane runs in the main thread.
 
     Running: SIGTERM and SIGHUP raise :class:`Terminated`, SIGINT a KeyboardInterrupt as
-    usual. Stopping: all three are only recorded, so a second Ctrl-C (``uv run`` forwards
-    one more, beside the terminal's) or a SIGTERM after Ctrl-C cannot cut the stop short and
+    usual. After the first of them, and while stopping, all three are only recorded, so a
+    second Ctrl-C (``uv run`` forwards one more, beside the terminal's) or a SIGTERM after
+    Ctrl-C cannot cut short the unwinding (pytest's report of the first) or the stop and
     leave a process running. A handler someone else installed, and an ignored signal (nohup's
     SIGHUP), are left alone. In another thread nothing is installed (Python allows handlers
     in the main thread only); PR_SET_PDEATHSIG still covers the processes there.
@@ -309,7 +310,8 @@ class _Signals:
             signal.signal(signum, previous)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.stopping:
+        if self.stopping or self.raised is not None:
+            # Already stopping, or asked to: one stop is enough.
             self.arrived.append(signum)
             return
         self.raised = signum
