@@ -857,3 +857,16 @@ def test_every_upstream_address_is_a_service_its_caller_may_reach(
                     ), f"{name}: {key}={value} is blocked by the network policies"
                 checked.add((name, key))
     assert {("gateway", "WEB_URL"), ("web", "GATEWAY_URL"), ("saga-api", "QNA_URL")} <= checked
+
+
+def test_the_rollout_explains_a_conflict_with_another_field_manager() -> None:
+    """kubectl's conflict error becomes what to do: the manager named, the move command."""
+    stderr = (
+        'error: Apply failed with 2 conflicts: conflicts with "kubectl-client-side-apply" '
+        'using apps/v1:\n- .spec.template.spec.containers[name="member"].envFrom\n'
+    )
+    advice = apply_tool().conflict_advice(stderr, "msa-board", ["-k", "deploy/k8s/overlays/local"])
+    assert "kubectl-client-side-apply" in advice
+    assert "python deploy/k8s/apply.py -k deploy/k8s/overlays/local --force-conflicts" in advice
+    assert "Nothing was changed" in advice
+    assert apply_tool().conflict_advice("error: field is immutable", "msa-board", []) is None
