@@ -870,3 +870,17 @@ def test_the_rollout_explains_a_conflict_with_another_field_manager() -> None:
     assert "python deploy/k8s/apply.py -k deploy/k8s/overlays/local --force-conflicts" in advice
     assert "Nothing was changed" in advice
     assert apply_tool().conflict_advice("error: field is immutable", "msa-board", []) is None
+
+
+def test_every_object_carries_the_release_label(docs: tuple[Manifest, ...]) -> None:
+    """``apply.py --prune`` finds the release's objects by ``app.kubernetes.io/part-of``.
+
+    An object without it is never pruned, and apply.py refuses to prune at all (it cannot
+    tell the release's objects from others'), so an overlay's own objects need it too.
+    """
+    unlabelled = [
+        f"{doc['kind']}/{doc['metadata']['name']}"
+        for doc in docs
+        if (doc["metadata"].get("labels") or {}).get("app.kubernetes.io/part-of") != "msa-board"
+    ]
+    assert not unlabelled, f"objects without app.kubernetes.io/part-of=msa-board: {unlabelled}"
