@@ -524,7 +524,9 @@ def test_an_install_made_with_kubectl_apply_moves_to_apply_py(plane: ControlPlan
     refused = rollout(plane, changed)
     assert refused.returncode == 1, refused.stderr
     assert "kubectl-client-side-apply" in refused.stderr, refused.stderr
-    assert "--force-conflicts" in refused.stderr, refused.stderr
+    # apply.py's advice, not only kubectl's own conflict message: the command that moves it.
+    assert "deploy/k8s/apply.py -f - --force-conflicts" in refused.stderr, refused.stderr
+    assert "Nothing was changed" in refused.stderr, refused.stderr
     assert "Traceback" not in refused.stderr, refused.stderr
     unchanged = {
         n: o["metadata"]["uid"] for (k, n), o in live(plane, original).items() if k == "Job"
