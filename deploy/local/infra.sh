@@ -19,7 +19,7 @@
 #   down     stop everything gracefully (fine when already stopped)
 #   status   print up/down for each; exit 0 only when all are up
 #   reset    down, then delete the data (keeps the downloaded Kafka jars)
-#   prometheus-up|prometheus-down|prometheus-status
+#   prometheus-install|prometheus-up|prometheus-down|prometheus-status
 #            the metrics backend of `make observe` (docs/observability.md): Debian's
 #            prometheus on 127.0.0.1:${PROMETHEUS_PORT:-9090}, data under .local/prometheus,
 #            scraping the processes deploy/local/run.py starts (their list comes from run.py)
@@ -518,6 +518,8 @@ ensure_prometheus_installed() {
     fi
 }
 
+prometheus_install() { ensure_prometheus_installed; }
+
 prometheus_pid() { # prints the pid of our prometheus, if it runs
     local pid
     pid="$(cat "$PROM_PIDFILE" 2>/dev/null || true)"
@@ -650,7 +652,8 @@ cmd_restart() {
 usage() {
     echo "usage: $0 up|down|status|reset" >&2
     echo "       $0 stop|start|restart postgres|redis|kafka" >&2
-    echo "       $0 prometheus-up|prometheus-down|prometheus-status|observe-up|observe-down" >&2
+    echo "       $0 prometheus-install|prometheus-up|prometheus-down|prometheus-status" >&2
+    echo "       $0 observe-up|observe-down" >&2
     exit 2
 }
 
@@ -658,7 +661,7 @@ main() {
     local command="${1:-}" component="${2:-}"
     case "$command" in
     up | down | status | reset) [ $# -eq 1 ] || usage ;;
-    prometheus-up | prometheus-down | prometheus-status | observe-up | observe-down)
+    prometheus-install | prometheus-up | prometheus-down | prometheus-status | observe-up | observe-down)
         [ $# -eq 1 ] || usage
         command="${command//-/_}"
         ;;

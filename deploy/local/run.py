@@ -406,9 +406,7 @@ def long_running_processes(
         for k in range(1, replicas + 1):
             env = process_env(shared, d, replica_name(d, 1))
             env["HTTP_PORT"] = str(replica_port(d, k, offset))
-            specs.append(
-                ProcessSpec(replica_name(d, k), command(d.name, "api"), env, API, d.name)
-            )
+            specs.append(ProcessSpec(replica_name(d, k), command(d.name, "api"), env, API, d.name))
         env = process_env(shared, d, f"{d.name}-worker")
         env["WORKER_PORT"] = str(d.worker_port + offset)
         specs.append(
@@ -621,6 +619,7 @@ def supervise(
     say("stop requested")
     return 0
 
+
 # ------------------------------------------------------------------------------ observing
 
 #: In ``RUN_PID_DIR``: the observe settings (``KEY=VALUE`` lines), present while observing.
@@ -825,8 +824,8 @@ def observe(action: str, shared: dict[str, str], specs: list[ProcessSpec]) -> in
     if supervisor is None:
         if action == "on":
             say(
-                "no `make run` is running: start it with `make run` (or `make run OBSERVE=1`); "
-                f"its processes will export traces. {observe_urls(shared)}"
+                "observing; no `make run` is running yet: the processes `make run` starts "
+                f"export every trace. {observe_urls(shared)}"
             )
         else:
             say("not observing any more; no `make run` is running")
