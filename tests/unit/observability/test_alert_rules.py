@@ -106,3 +106,29 @@ def test_every_query_the_docs_show_is_evaluated_by_promtool() -> None:
     }
     assert shown, "docs/observability.md shows no ```promql block"
     assert shown - tested == set(), "queries in the docs that queries.test.yml does not evaluate"
+
+
+#: Series Prometheus makes itself, not the applications.
+PROMETHEUS_SERIES = {"up"}
+PROMQL_WORDS = {
+    "sum", "max", "min", "by", "and", "or", "unless", "offset", "increase", "deriv",
+    "min_over_time", "humanize",
+}  # fmt: skip
+
+
+def test_every_metric_an_alert_reads_is_exported_by_the_code() -> None:
+    """An alert on a metric nobody exports never fires: each name must be declared in a
+    Counter/Gauge/Histogram under libs, services, saga, gateway or web."""
+    sources = "".join(
+        path.read_text(encoding="utf-8")
+        for folder in ("libs", "services", "saga", "gateway", "web")
+        for path in (REPO / folder).rglob("*.py")
+        if "/tests/" not in str(path)
+    )
+    for rule in alerts():
+        expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", rule["expr"])
+        expr = re.sub(r"\b(by|without)\s*\([^)]*\)|\b\d+[smh]?\b", "", expr)
+        names = set(re.findall(r"[a-z_][a-z0-9_]*", expr)) - PROMQL_WORDS
+        assert names, rule["alert"]
+        for name in names - PROMETHEUS_SERIES:
+            assert f'"{name}"' in sources, f"{rule['alert']}: no code exports {name}"
