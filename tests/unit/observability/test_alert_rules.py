@@ -132,3 +132,11 @@ def test_every_metric_an_alert_reads_is_exported_by_the_code() -> None:
         assert names, rule["alert"]
         for name in names - PROMETHEUS_SERIES:
             assert f'"{name}"' in sources, f"{rule['alert']}: no code exports {name}"
+
+
+def test_the_kubernetes_copy_of_the_rules_is_the_source() -> None:
+    """kustomize reads no file outside its folder: deploy/k8s/components/alert-rules keeps a copy."""
+    copy = REPO / "deploy" / "k8s" / "components" / "alert-rules" / "alerts.yml"
+    assert copy.read_bytes() == RULES.read_bytes(), (
+        "stale copy: cp deploy/observability/alerts.yml deploy/k8s/components/alert-rules/"
+    )
