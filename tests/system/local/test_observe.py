@@ -104,7 +104,7 @@ async def targets(prometheus: str) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 async def observed(
     infra: Infra, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[tuple[System, str, bool]]:
+) -> AsyncIterator[tuple[System, str, bool, dict[str, str]]]:
     workdir = tmp_path_factory.mktemp("observe")
     prefix = f"o{uuid.uuid4().hex[:10]}."
     databases = {s: await infra.create_database(s) for s in SERVICES}
@@ -152,7 +152,7 @@ async def observed(
         system = System(start_supervisor(env, log), workdir / "pids", log_path)
         ports = [int(target.split(":")[1]) for _, target, _ in EXPECTED_TARGETS]
         await wait_ready(system, ports, timeout=300)
-        yield system, f"http://127.0.0.1:{env['PROMETHEUS_PORT']}", with_zipkin
+        yield system, f"http://127.0.0.1:{env['PROMETHEUS_PORT']}", with_zipkin, env
     finally:
         if system is not None:
             stop_supervisor(system)
@@ -165,9 +165,9 @@ async def observed(
 
 
 async def test_prometheus_reports_every_process_of_make_run_up(
-    observed: tuple[System, str, bool],
+    observed: tuple[System, str, bool, dict[str, str]],
 ) -> None:
-    system, prometheus, with_zipkin = observed
+    system, prometheus, with_zipkin, _ = observed
     deadline = time.monotonic() + TARGETS_UP_WITHIN_SECONDS
     while True:
         active = await targets(prometheus)
@@ -193,12 +193,43 @@ async def test_prometheus_reports_every_process_of_make_run_up(
 
 
 async def test_the_alert_rules_are_loaded_and_none_fires_on_a_healthy_system(
-    observed: tuple[System, str, bool],
+    observed: tuple[System, str, bool, dict[str, str]],
 ) -> None:
-    _, prometheus, _ = observed
+    _, prometheus, _, _ = observed
     async with httpx.AsyncClient() as http:
         rules = (await http.get(f"{prometheus}/api/v1/rules", timeout=5)).json()["data"]
         alerts = (await http.get(f"{prometheus}/api/v1/alerts", timeout=5)).json()["data"]
     names = {rule["name"] for group in rules["groups"] for rule in group["rules"]}
     assert {"SagaFailed", "ProcessDown", "ProcessNotReady", "DeadLettersReceived"} <= names
     assert [a for a in alerts["alerts"] if a["state"] == "firing"] == []
+
+
+async def test_observe_off_rolls_every_process_of_the_running_supervisor_once(
+    observed: tuple[System, str, bool, dict[str, str]],
+) -> None:
+    """What `make observe-down` does to a running `make run`: each process restarted in turn
+    (SIGTERM, exit 0, started again by run.py without the observe settings), none left down."""
+    system, _, _, env = observed
+    names = sorted(p.stem for p in system.pid_dir.glob("*.pid") if p.stem != "run.py")
+    assert len(names) == len(EXPECTED_TARGETS)
+    before = {name: system.pid(name) for name in names}
+    exits_before = system.log_tail(lines=100_000).count("exited with code 0 (stopped from outside")
+    off = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, str(REPO / "deploy/local/run.py"), "observe", "off"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    assert off.returncode == 0, off.stdout + off.stderr + system.log_tail()
+    assert not (system.pid_dir / "observe.env").exists()
+    assert all(system.pid(name) != before[name] for name in names)
+    log = system.log_tail(lines=100_000)
+    assert log.count("exited with code 0 (stopped from outside") - exits_before == len(names)
+    assert "restarted and ready in" in off.stdout
+    async with httpx.AsyncClient() as http:
+        for _, target, _ in EXPECTED_TARGETS:
+            assert (await http.get(f"http://{target}/readyz", timeout=5)).status_code == 200
