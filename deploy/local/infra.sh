@@ -499,8 +499,8 @@ kafka_status() {
 #
 # Debian's package (2.42, web UI built in; it brings promtool too). Its own system service
 # never runs: apt_install forbids service starts as root (policy-rc.d), and on a systemd
-# machine where it did start anyway (sudo) it is stopped and disabled, since we run our own
-# `prometheus` with our config, data and loopback port.
+# machine the unit it enables (or started, through sudo) is disabled and stopped, since we run
+# our own `prometheus` with our config, data and loopback port.
 
 PROM_DIR="$LOCAL/prometheus"
 PROM_CONFIG="$PROM_DIR/prometheus.yml"
@@ -509,12 +509,26 @@ PROM_LOG="$PROM_DIR/prometheus.log"
 PROM_URL="http://127.0.0.1:$PROMETHEUS_PORT"
 
 ensure_prometheus_installed() {
-    command -v prometheus >/dev/null && command -v promtool >/dev/null && return 0
-    apt_install prometheus
-    command -v prometheus >/dev/null || die "prometheus not found after installing the package"
-    if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
-        log "prometheus: stopping and disabling the package's system service (we run our own)"
-        if is_root; then systemctl disable --now prometheus; else sudo systemctl disable --now prometheus; fi
+    if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+        apt_install prometheus
+        command -v prometheus >/dev/null || die "prometheus not found after installing the package"
+    fi
+    prometheus_disable_system_service
+}
+
+# The package enables its unit for the next boot (and, installed through sudo on a systemd
+# machine, may have started it): it would hold port 9090 and scrape nothing of ours.
+prometheus_disable_system_service() {
+    command -v systemctl >/dev/null || return 0
+    local root=()
+    is_root || root=(sudo)
+    if systemctl is-enabled --quiet prometheus 2>/dev/null; then
+        log "prometheus: disabling the package's system service (we run our own)"
+        "${root[@]}" systemctl disable --quiet prometheus 2>/dev/null || true
+    fi
+    if systemctl is-active --quiet prometheus 2>/dev/null; then
+        log "prometheus: stopping the package's system service"
+        "${root[@]}" systemctl stop prometheus || true
     fi
 }
 
