@@ -407,3 +407,10 @@ def test_grafana_provisioning_points_at_the_mounted_folders(project: Manifest) -
     path = provider["providers"][0]["options"]["path"]
     assert mounts[path].endswith("deploy/observability/grafana/dashboards")
     assert mounts["/etc/grafana/provisioning"].endswith("deploy/observability/grafana/provisioning")
+
+
+def test_prometheus_loads_the_alert_rules_mounted_beside_its_config(project: Manifest) -> None:
+    config = yaml.safe_load((OBSERVABILITY / "prometheus.yml").read_text(encoding="utf-8"))
+    mounts = {v["target"]: v["source"] for v in services(project)["prometheus"]["volumes"]}
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    assert mounts["/etc/prometheus/alerts.yml"] == str(OBSERVABILITY / "alerts.yml")

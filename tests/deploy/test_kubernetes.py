@@ -731,3 +731,13 @@ def test_every_upstream_address_is_a_service_its_caller_may_reach(
                     ), f"{name}: {key}={value} is blocked by the network policies"
                 checked.add((name, key))
     assert {("gateway", "WEB_URL"), ("web", "GATEWAY_URL"), ("saga-api", "QNA_URL")} <= checked
+
+
+def test_every_overlay_ships_the_alert_rules_as_they_are_in_deploy_observability(
+    docs: tuple[Manifest, ...],
+) -> None:
+    """One source for compose, `make observe` and the cluster (docs/observability.md "Alerts")."""
+    source = (ROOT / "deploy" / "observability" / "alerts.yml").read_text(encoding="utf-8")
+    rules = by_name(docs, "ConfigMap")["prometheus-alert-rules"]
+    assert rules["data"] == {"alerts.yml": source}
+    assert rules["metadata"]["labels"]["prometheus-rules"] == "msa-board"
