@@ -72,7 +72,7 @@ class ShieldedExitStack(contextlib.ExitStack):
     astral-sh/uv#13925) leaves nothing behind. The previous handler is restored after.
     """
 
-    def __exit__(self, *exc: Any) -> bool:
+    def __exit__(self, *exc: Any) -> bool | None:
         with sigint_ignored():
             return super().__exit__(*exc)
 
