@@ -128,33 +128,45 @@ def run_command(
 
 
 @contextlib.contextmanager
-def sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored inside the block, the previous handler restored after it.
+def sigint_deferred() -> Iterator[None]:
+    """SIGINT held back inside the block: KeyboardInterrupt is raised once the block has
+    ended, not inside it; the previous handler is restored either way.
 
     For clean-up that must finish once started: a second Ctrl-C (or a runner that forwards
     SIGINT to its child on top of the terminal's own delivery to the process group, as
-    ``uv run`` does without a terminal) would otherwise raise KeyboardInterrupt inside the
-    ``finally`` and leave containers, volumes and networks behind. Only the main thread
-    can change a handler; elsewhere the block runs unshielded (Python delivers SIGINT to
-    the main thread only, so there is nothing to shield).
+    ``uv run`` does without a terminal, astral-sh/uv#13925) would otherwise raise
+    KeyboardInterrupt inside the ``finally`` and leave containers, volumes and networks
+    behind. The interruption is not lost: when the block ends without an exception, it is
+    raised then. Only the main thread can change a handler; elsewhere the block runs as is
+    (Python delivers SIGINT to the main thread only, so there is nothing to hold back).
     """
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or _deferring:
+        # Not the main thread, or inside an outer block, which raises once it has ended.
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    arrived: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: arrived.append(signum))
+    _deferring.append(True)
     try:
         yield
     finally:
+        _deferring.clear()
         signal.signal(signal.SIGINT, previous)
+    if arrived:
+        raise KeyboardInterrupt
+
+
+#: Non-empty while the main thread is inside :func:`sigint_deferred`.
+_deferring: list[bool] = []
 
 
 def run_shielded(
     argv: list[str], *, env: dict[str, str], capture: bool = True, timeout: float | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` to its end whatever SIGINTs arrive: the caller ignores SIGINT meanwhile,
-    and the command runs in a session of its own, so a Ctrl-C sent to the terminal's
-    process group (``kill -INT -- -PGID``) does not reach it either."""
-    with sigint_ignored():
+    """Run ``argv`` to its end whatever SIGINTs arrive: the caller defers SIGINT meanwhile
+    (:func:`sigint_deferred`), and the command runs in a session of its own, so a Ctrl-C
+    sent to the terminal's process group (``kill -INT -- -PGID``) does not reach it."""
+    with sigint_deferred():
         return run_command(argv, env=env, capture=capture, timeout=timeout, new_session=True)
 
 

@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from deploy.images.engine import ROOT, Engine, run_command, run_shielded, sigint_ignored
+from deploy.images.engine import ROOT, Engine, run_command, run_shielded, sigint_deferred
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 WORK = ROOT / ".local" / "compose"
@@ -67,13 +67,14 @@ class ShieldedExitStack(contextlib.ExitStack):
     """An ExitStack whose unwinding SIGINT cannot cut short: every clean-up it holds runs.
 
     A Ctrl-C raises KeyboardInterrupt once; the unwinding it starts (``down -v``, stopping
-    the healthcheck thread and ``podman system service``) then runs with SIGINT ignored, so
-    a second SIGINT (a second Ctrl-C, or ``uv run`` forwarding one without a terminal,
-    astral-sh/uv#13925) leaves nothing behind. The previous handler is restored after.
+    the healthcheck thread and ``podman system service``) then runs with SIGINT deferred
+    (:func:`sigint_deferred`), so a second SIGINT (a second Ctrl-C, or ``uv run`` forwarding
+    one without a terminal, astral-sh/uv#13925) leaves nothing behind; a SIGINT that comes
+    during a normal unwinding is raised once it has ended.
     """
 
     def __exit__(self, *exc: Any) -> bool | None:
-        with sigint_ignored():
+        with sigint_deferred():
             return super().__exit__(*exc)
 
 

@@ -19,7 +19,9 @@ import textwrap
 import time
 from pathlib import Path
 
-from deploy.images.engine import ROOT, sigint_ignored
+import pytest
+
+from deploy.images.engine import ROOT, sigint_deferred
 from tests.compose.stack import ShieldedExitStack, compose_project
 
 FAKE_COMPOSE = """\
@@ -88,13 +90,25 @@ def test_down_runs_to_its_end_when_sigint_comes_during_up_and_twice_during_down(
     assert b"KeyboardInterrupt" in stderr or process.returncode == -signal.SIGINT
 
 
-def test_the_sigint_handler_is_restored_after_the_unwinding() -> None:
+def test_a_sigint_during_the_unwinding_is_raised_once_it_has_ended() -> None:
+    """Deferred, not lost: every clean-up ran, then KeyboardInterrupt; the handler is back."""
     before = signal.getsignal(signal.SIGINT)
-    with ShieldedExitStack() as stack:
-        stack.callback(lambda: None)
+    ran: list[str] = []
+    with pytest.raises(KeyboardInterrupt), ShieldedExitStack() as stack:  # noqa: PT012
+        stack.callback(ran.append, "last")
+        stack.callback(ran.append, "second")
+        stack.callback(signal.raise_signal, signal.SIGINT)
+    assert ran == ["second", "last"]
     assert signal.getsignal(signal.SIGINT) is before
-    with sigint_ignored():
-        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+    # Nested (a shielded command inside the unwinding): raised once, by the outer block.
+    ran.clear()
+    with pytest.raises(KeyboardInterrupt), sigint_deferred():  # noqa: PT012
+        with sigint_deferred():
+            signal.raise_signal(signal.SIGINT)
+            ran.append("inner")
+        ran.append("outer")
+    assert ran == ["inner", "outer"]
     assert signal.getsignal(signal.SIGINT) is before
 
 

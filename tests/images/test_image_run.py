@@ -50,7 +50,7 @@ from deploy.images.build import (
     image_label,
     select_bases,
 )
-from deploy.images.engine import Engine, sigint_ignored
+from deploy.images.engine import Engine, sigint_deferred
 from tests.deploy.artifacts import IMAGES, K8S, image_deployable, is_app_image
 from tests.support.infra import Infra, provide_infra
 
@@ -240,10 +240,10 @@ def run_args(profile: Profile, env: dict[str, str], mounts: list[str]) -> list[s
 @pytest.fixture
 def containers(engine: Engine) -> Iterator[list[Container]]:
     """The containers a test starts, removed afterwards; a Ctrl-C during the removal does
-    not cut it short (SIGINT ignored, each ``rm`` in a session of its own)."""
+    not cut it short (SIGINT deferred, each ``rm`` in a session of its own)."""
     started: list[Container] = []
     yield started
-    with sigint_ignored():
+    with sigint_deferred():
         for container in started:
             engine.run("rm", "-f", "-t", "0", container.name, check=False, shielded=True)
 
