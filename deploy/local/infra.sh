@@ -19,6 +19,12 @@
 #   down     stop everything gracefully (fine when already stopped)
 #   status   print up/down for each; exit 0 only when all are up
 #   reset    down, then delete the data (keeps the downloaded Kafka jars)
+#   prometheus-install|prometheus-up|prometheus-down|prometheus-status
+#            the metrics backend of `make observe` (docs/observability.md): Debian's
+#            prometheus on 127.0.0.1:${PROMETHEUS_PORT:-9090}, data under .local/prometheus,
+#            scraping the processes deploy/local/run.py starts (their list comes from run.py)
+#   observe-up|observe-down
+#            Zipkin and Prometheus together (`make observe`, `make observe-down`)
 #   stop, start, restart COMPONENT
 #            the same for one server only (start also installs it if missing); the fault
 #            suite (tests/chaos) uses them to take one server away under load
@@ -38,6 +44,7 @@ REDIS_PORT="${REDIS_PORT:-56379}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_SASL_PORT="${KAFKA_SASL_PORT:-9094}"
+PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
 
 PG_DIR="$LOCAL/postgres"
 PG_DATA="$PG_DIR/data"
@@ -488,6 +495,134 @@ kafka_status() {
     fi
 }
 
+# ------------------------------------------------------------------------ Prometheus
+#
+# Debian's package (2.42, web UI built in; it brings promtool too). Its own system service
+# never runs: apt_install forbids service starts as root (policy-rc.d), and on a systemd
+# machine the unit it enables (or started, through sudo) is disabled and stopped, since we run
+# our own `prometheus` with our config, data and loopback port.
+
+PROM_DIR="$LOCAL/prometheus"
+PROM_CONFIG="$PROM_DIR/prometheus.yml"
+PROM_PIDFILE="$PROM_DIR/prometheus.pid"
+PROM_LOG="$PROM_DIR/prometheus.log"
+PROM_URL="http://127.0.0.1:$PROMETHEUS_PORT"
+
+ensure_prometheus_installed() {
+    if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+        apt_install prometheus
+        command -v prometheus >/dev/null || die "prometheus not found after installing the package"
+    fi
+    prometheus_disable_system_service
+}
+
+# The package enables its unit for the next boot (and, installed through sudo on a systemd
+# machine, may have started it): it would hold port 9090 and scrape nothing of ours.
+prometheus_disable_system_service() {
+    command -v systemctl >/dev/null || return 0
+    local root=()
+    is_root || root=(sudo)
+    if systemctl is-enabled --quiet prometheus 2>/dev/null; then
+        log "prometheus: disabling the package's system service (we run our own)"
+        "${root[@]}" systemctl disable --quiet prometheus 2>/dev/null || true
+    fi
+    if systemctl is-active --quiet prometheus 2>/dev/null; then
+        log "prometheus: stopping the package's system service"
+        "${root[@]}" systemctl stop prometheus || true
+    fi
+}
+
+prometheus_install() { ensure_prometheus_installed; }
+
+prometheus_pid() { # prints the pid of our prometheus, if it runs
+    local pid
+    pid="$(cat "$PROM_PIDFILE" 2>/dev/null || true)"
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -q prometheus "/proc/$pid/cmdline" 2>/dev/null &&
+        echo "$pid"
+}
+
+prometheus_ready() { curl -fs -m 2 "$PROM_URL/-/ready" >/dev/null; }
+
+# The scrape targets are the processes run.py starts (RUN_API_REPLICAS, RUN_PORT_OFFSET from
+# the environment or local.env): one list, never a second one kept by hand. run.py needs
+# only the standard library, so any python3 will do before `make sync`.
+render_prometheus_config() {
+    local python="$ROOT/.venv/bin/python"
+    [ -x "$python" ] || python="python3"
+    "$python" "$HERE/run.py" prometheus-config >"$PROM_CONFIG.tmp" ||
+        die "deploy/local/run.py prometheus-config failed"
+    mv "$PROM_CONFIG.tmp" "$PROM_CONFIG"
+    promtool check config "$PROM_CONFIG" >"$PROM_DIR/check.log" 2>&1 ||
+        { cat "$PROM_DIR/check.log" >&2; die "promtool check config $PROM_CONFIG failed"; }
+}
+
+prometheus_up() {
+    local start pid
+    start="$(now_ms)"
+    ensure_prometheus_installed
+    mkdir -p "$PROM_DIR/data"
+    render_prometheus_config
+    if prometheus_pid >/dev/null; then
+        # Already running: it reads the new targets and rules without a restart.
+        curl -fsS -m 5 -X POST "$PROM_URL/-/reload" >/dev/null || die "prometheus did not reload $PROM_CONFIG"
+        log "prometheus: already running, configuration reloaded"
+    else
+        # A session of its own (setsid execs prometheus, so $! is its pid): Ctrl-C on
+        # `make run` does not reach it.
+        setsid prometheus --config.file="$PROM_CONFIG" --storage.tsdb.path="$PROM_DIR/data" \
+            --storage.tsdb.retention.time=2d --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
+            --web.enable-lifecycle </dev/null >"$PROM_LOG" 2>&1 9>&- &
+        pid=$!
+        echo "$pid" >"$PROM_PIDFILE"
+    fi
+    local deadline=$(($(now_ms) + 60000))
+    until prometheus_ready; do
+        if ! prometheus_pid >/dev/null; then
+            tail -n 20 "$PROM_LOG" >&2 || true
+            die "prometheus exited during startup (log: $PROM_LOG)"
+        fi
+        [ "$(now_ms)" -lt "$deadline" ] || die "prometheus is not ready after 60s (log: $PROM_LOG)"
+        sleep 0.2
+    done
+    log "prometheus: ready on $PROM_URL in $(since "$start")"
+}
+
+prometheus_down() {
+    local pid
+    if pid="$(prometheus_pid)"; then
+        # SIGTERM: it finishes the running queries and closes its storage cleanly.
+        kill -TERM "$pid"
+        wait_until 30 "prometheus shutdown" bash -c "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
+        log "prometheus: stopped"
+    else
+        log "prometheus: not running"
+    fi
+    rm -f "$PROM_PIDFILE"
+}
+
+prometheus_status() {
+    if prometheus_pid >/dev/null && prometheus_ready; then
+        echo "prometheus up    $PROM_URL  (data: ${PROM_DIR#"$ROOT"/})"
+    else
+        echo "prometheus down  $PROM_URL"
+        return 1
+    fi
+}
+
+# `make observe`: the trace backend (Zipkin) and the metrics backend side by side.
+observe_up() {
+    local start
+    start="$(now_ms)"
+    zipkin_up
+    prometheus_up
+    log "observe: Zipkin and Prometheus up in $(since "$start")"
+}
+
+observe_down() {
+    zipkin_down
+    prometheus_down
+}
+
 # ---------------------------------------------------------------------- subcommands
 
 cmd_up() {
@@ -531,6 +666,8 @@ cmd_restart() {
 usage() {
     echo "usage: $0 up|down|status|reset" >&2
     echo "       $0 stop|start|restart postgres|redis|kafka" >&2
+    echo "       $0 prometheus-install|prometheus-up|prometheus-down|prometheus-status" >&2
+    echo "       $0 observe-up|observe-down" >&2
     exit 2
 }
 
@@ -538,6 +675,10 @@ main() {
     local command="${1:-}" component="${2:-}"
     case "$command" in
     up | down | status | reset) [ $# -eq 1 ] || usage ;;
+    prometheus-install | prometheus-up | prometheus-down | prometheus-status | observe-up | observe-down)
+        [ $# -eq 1 ] || usage
+        command="${command//-/_}"
+        ;;
     stop | start | restart)
         [ $# -eq 2 ] || usage
         case "$component" in
@@ -554,7 +695,10 @@ main() {
     # or they would hold the lock for as long as they run.
     exec 9>"$LOCAL/infra.lock"
     flock 9
-    if [ -n "$component" ]; then "cmd_$command" "$component"; else "cmd_$command"; fi
+    case "$command" in
+    prometheus_* | observe_*) "$command" ;; # the functions above, by name
+    *) if [ -n "$component" ]; then "cmd_$command" "$component"; else "cmd_$command"; fi ;;
+    esac
 }
 
 main "$@"

@@ -884,3 +884,13 @@ def test_every_object_carries_the_release_label(docs: tuple[Manifest, ...]) -> N
         if (doc["metadata"].get("labels") or {}).get("app.kubernetes.io/part-of") != "msa-board"
     ]
     assert not unlabelled, f"objects without app.kubernetes.io/part-of=msa-board: {unlabelled}"
+
+
+def test_every_overlay_ships_the_alert_rules_as_they_are_in_deploy_observability(
+    docs: tuple[Manifest, ...],
+) -> None:
+    """One source for compose, `make observe` and the cluster (docs/observability.md "Alerts")."""
+    source = (ROOT / "deploy" / "observability" / "alerts.yml").read_text(encoding="utf-8")
+    rules = by_name(docs, "ConfigMap")["prometheus-alert-rules"]
+    assert rules["data"] == {"alerts.yml": source}
+    assert rules["metadata"]["labels"]["prometheus-rules"] == "msa-board"

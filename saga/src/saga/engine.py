@@ -202,10 +202,15 @@ class SagaEngine:
         return resent
 
     async def refresh_in_flight(self) -> None:
+        """Set ``saga_in_flight`` and ``saga_overdue`` (in flight, deadline passed more than
+        ``metrics.OVERDUE_AFTER_SECONDS`` ago) for every saga type, from the database."""
+        overdue_before = self.clock() - dt.timedelta(seconds=metrics.OVERDUE_AFTER_SECONDS)
         async with self.uow_factory() as uow:
             counts = await uow.sagas.in_flight_counts()
+            overdue = await uow.sagas.overdue_counts(overdue_before)
         for saga_type in self.definitions:
             metrics.SAGA_IN_FLIGHT.labels(saga_type).set(counts.get(saga_type, 0))
+            metrics.SAGA_OVERDUE.labels(saga_type).set(overdue.get(saga_type, 0))
 
     async def get(self, saga_id: str) -> StoredSaga | None:
         async with self.uow_factory() as uow:

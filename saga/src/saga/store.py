@@ -339,6 +339,18 @@ class SagaRepository:
         ).all()
         return {str(t): int(n) for t, n in rows}
 
+    async def overdue_counts(self, before: dt.datetime) -> dict[str, int]:
+        """In-flight sagas, by type, whose deadline is earlier than ``before``."""
+        rows = (
+            await self.session.execute(
+                select(saga_instances.c.type, func.count())
+                .where(saga_instances.c.status.in_([s.value for s in ACTIVE_STATUSES]))
+                .where(saga_instances.c.deadline < before)
+                .group_by(saga_instances.c.type)
+            )
+        ).all()
+        return {str(t): int(n) for t, n in rows}
+
     async def _load(self, rows: Sequence[Row[Any]]) -> list[StoredSaga]:
         ids = [row.id for row in rows]
         logs: dict[uuid.UUID, list[StepLog]] = {i: [] for i in ids}
