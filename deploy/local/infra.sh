@@ -15,24 +15,33 @@
 #
 # Usage: deploy/local/infra.sh up|down|status|reset
 #        deploy/local/infra.sh stop|start|restart postgres|redis|kafka
+#        deploy/local/infra.sh zipkin-up|zipkin-down|zipkin-status
+#        deploy/local/infra.sh prometheus-install|prometheus-up|prometheus-down|prometheus-status
+#        deploy/local/infra.sh observe-up|observe-down
 #   up       install what is missing, start everything, wait until each is ready
 #   down     stop everything gracefully (fine when already stopped)
 #   status   print up/down for each; exit 0 only when all are up
 #   reset    down, then delete the data (keeps the downloaded Kafka jars)
-#   prometheus-install|prometheus-up|prometheus-down|prometheus-status
-#            the metrics backend of `make observe` (docs/observability.md): Debian's
-#            prometheus on 127.0.0.1:${PROMETHEUS_PORT:-9090}, data under .local/prometheus,
-#            scraping the processes deploy/local/run.py starts (their list comes from run.py)
-#   observe-up|observe-down
-#            Zipkin and Prometheus together (`make observe`, `make observe-down`)
 #   stop, start, restart COMPONENT
 #            the same for one server only (start also installs it if missing); the fault
 #            suite (tests/chaos) uses them to take one server away under load
+#   zipkin-up, zipkin-down, zipkin-status
+#            the trace UI, apart from `up` (only `make observe` and the trace tests need it):
+#            Zipkin on 127.0.0.1:${ZIPKIN_PORT:-9411}, in-memory storage (a restart forgets
+#            every trace), its executable jar fetched once from Maven Central as listed in
+#            deploy/local/zipkin/pom.xml; logs under .local/zipkin
+#   prometheus-install, prometheus-up, prometheus-down, prometheus-status
+#            the metrics backend of `make observe` (docs/observability.md): Debian's
+#            prometheus on 127.0.0.1:${PROMETHEUS_PORT:-9090}, data under .local/prometheus,
+#            scraping the processes deploy/local/run.py starts (their list comes from run.py)
+#   observe-up, observe-down
+#            Zipkin and Prometheus together (`make observe`, `make observe-down`)
 #
 # A second, independent instance (the fault suite's) runs beside the default one when
 # these are set: MSA_LOCAL_DIR (its data and logs, default <repo>/.local), PG_PORT,
-# REDIS_PORT, KAFKA_PORT, KAFKA_CONTROLLER_PORT and KAFKA_SASL_PORT. The Kafka jars
-# stay shared in MSA_KAFKA_LIBS (default <repo>/.local/kafka/libs).
+# REDIS_PORT, KAFKA_PORT, KAFKA_CONTROLLER_PORT, KAFKA_SASL_PORT and ZIPKIN_PORT. The
+# Kafka jars stay shared in MSA_KAFKA_LIBS (default <repo>/.local/kafka/libs), the Zipkin
+# jar in MSA_ZIPKIN_LIBS (default <repo>/.local/zipkin/lib).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -45,6 +54,7 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_SASL_PORT="${KAFKA_SASL_PORT:-9094}"
 PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
+ZIPKIN_PORT="${ZIPKIN_PORT:-9411}"
 
 PG_DIR="$LOCAL/postgres"
 PG_DATA="$PG_DIR/data"
@@ -609,6 +619,110 @@ prometheus_status() {
     fi
 }
 
+# ---------------------------------------------------------------------------- Zipkin
+
+ZIPKIN_DIR="$LOCAL/zipkin"
+# The jar is only read: every instance shares one copy.
+ZIPKIN_LIBS="${MSA_ZIPKIN_LIBS:-$ROOT/.local/zipkin/lib}"
+ZIPKIN_LOG="$ZIPKIN_DIR/zipkin.log"
+ZIPKIN_PIDFILE="$ZIPKIN_DIR/zipkin.pid"
+# In-memory storage keeps at most this many spans (the oldest traces go first); 512 MB of
+# heap holds them with room to spare.
+ZIPKIN_MAX_SPANS="${ZIPKIN_MAX_SPANS:-100000}"
+ZIPKIN_JAVA_OPTS="${ZIPKIN_JAVA_OPTS:--Xms64m -Xmx512m -XX:+ExitOnOutOfMemoryError -XX:TieredStopAtLevel=1 -Djava.awt.headless=true}"
+
+zipkin_jar() { compgen -G "$ZIPKIN_LIBS/zipkin-server-*-exec.jar" | head -n 1; }
+
+ensure_zipkin_installed() {
+    # Zipkin 3 needs Java 17 or newer, as Kafka does.
+    if [ "$(java_major_version)" -lt 17 ]; then apt_install default-jre-headless; fi
+    command -v mvn >/dev/null || apt_install maven
+    # Fetched again only when deploy/local/zipkin/pom.xml changes (a new version).
+    local stamp
+    stamp="$(sha256sum "$HERE/zipkin/pom.xml" | cut -d' ' -f1)"
+    if [ "$(cat "$ZIPKIN_LIBS/.pom.sha256" 2>/dev/null || true)" != "$stamp" ] || [ -z "$(zipkin_jar)" ]; then
+        log "zipkin: fetching the server jar (about 130 MB) from Maven Central into ${ZIPKIN_LIBS#"$ROOT"/}"
+        rm -rf "$ZIPKIN_LIBS"
+        mkdir -p "$ZIPKIN_LIBS"
+        mvn -q -B -Dstyle.color=never -f "$HERE/zipkin/pom.xml" dependency:copy-dependencies \
+            -DoutputDirectory="$ZIPKIN_LIBS" || die "mvn could not fetch the Zipkin jar"
+        echo "$stamp" >"$ZIPKIN_LIBS/.pom.sha256"
+    fi
+}
+
+zipkin_pid() { # prints the pid of our Zipkin JVM, if it runs
+    local pid
+    pid="$(cat "$ZIPKIN_PIDFILE" 2>/dev/null || true)"
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -q zipkin-server "/proc/$pid/cmdline" 2>/dev/null &&
+        echo "$pid"
+}
+
+zipkin_ready() {
+    python3 - "$ZIPKIN_PORT" <<'PY'
+import sys, urllib.request
+with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/health", timeout=2) as r:
+    sys.exit(0 if r.status == 200 else 1)
+PY
+}
+
+zipkin_up() {
+    local start pid jar
+    start="$(now_ms)"
+    ensure_zipkin_installed
+    jar="$(zipkin_jar)"
+    mkdir -p "$ZIPKIN_DIR"
+    if zipkin_pid >/dev/null; then
+        log "zipkin: already running"
+    else
+        # Armeria serves Zipkin; its list of ports replaces server.port, and an entry with an
+        # ip binds that address only (the whole entry is given: a partial one loses the port).
+        # setsid: a session of its own, so that Ctrl-C on `make run` does not reach it.
+        # shellcheck disable=SC2086  # the option string is meant to split into words
+        STORAGE_TYPE=mem setsid java $ZIPKIN_JAVA_OPTS -jar "$jar" \
+            --armeria.ports[0].ip=127.0.0.1 --armeria.ports[0].port="$ZIPKIN_PORT" \
+            --armeria.ports[0].protocols[0]=http \
+            --zipkin.storage.mem.max-spans="$ZIPKIN_MAX_SPANS" \
+            </dev/null >"$ZIPKIN_LOG" 2>&1 9>&- &
+        pid=$!
+        echo "$pid" >"$ZIPKIN_PIDFILE"
+    fi
+    local deadline=$(($(now_ms) + 180000))
+    until zipkin_ready >/dev/null 2>&1; do
+        if ! zipkin_pid >/dev/null; then
+            tail -n 30 "$ZIPKIN_LOG" >&2 2>/dev/null || true
+            die "zipkin exited during startup (log: ${ZIPKIN_LOG#"$ROOT"/})"
+        fi
+        [ "$(now_ms)" -lt "$deadline" ] || die "zipkin is not ready after 180s (log: $ZIPKIN_LOG)"
+        sleep 0.25
+    done
+    log "zipkin: ready on http://127.0.0.1:$ZIPKIN_PORT in $(since "$start")"
+}
+
+zipkin_down() {
+    local pid
+    if pid="$(zipkin_pid)"; then
+        # SIGTERM: Spring closes the server (in-memory traces are dropped, nothing to flush).
+        kill -TERM "$pid"
+        if ! wait_until 30 "zipkin shutdown" bash -c "! kill -0 $pid"; then
+            log "zipkin: still running after 30s, sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        log "zipkin: stopped"
+    else
+        log "zipkin: not running"
+    fi
+    rm -f "$ZIPKIN_PIDFILE"
+}
+
+zipkin_status() {
+    if zipkin_pid >/dev/null && zipkin_ready >/dev/null 2>&1; then
+        echo "zipkin    up    http://127.0.0.1:$ZIPKIN_PORT  (pid $(zipkin_pid))"
+    else
+        echo "zipkin    down  127.0.0.1:$ZIPKIN_PORT"
+        return 1
+    fi
+}
+
 # `make observe`: the trace backend (Zipkin) and the metrics backend side by side.
 observe_up() {
     local start
@@ -663,22 +777,27 @@ cmd_restart() {
     "$1_up"
 }
 
+cmd_zipkin-up() { zipkin_up; }
+cmd_zipkin-down() { zipkin_down; }
+cmd_zipkin-status() { zipkin_status; }
+
 usage() {
     echo "usage: $0 up|down|status|reset" >&2
     echo "       $0 stop|start|restart postgres|redis|kafka" >&2
     echo "       $0 prometheus-install|prometheus-up|prometheus-down|prometheus-status" >&2
     echo "       $0 observe-up|observe-down" >&2
+    echo "       $0 zipkin-up|zipkin-down|zipkin-status" >&2
     exit 2
 }
 
 main() {
     local command="${1:-}" component="${2:-}"
     case "$command" in
-    up | down | status | reset) [ $# -eq 1 ] || usage ;;
     prometheus-install | prometheus-up | prometheus-down | prometheus-status | observe-up | observe-down)
         [ $# -eq 1 ] || usage
         command="${command//-/_}"
         ;;
+    up | down | status | reset | zipkin-up | zipkin-down | zipkin-status) [ $# -eq 1 ] || usage ;;
     stop | start | restart)
         [ $# -eq 2 ] || usage
         case "$component" in
