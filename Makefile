@@ -16,7 +16,7 @@ UV_RUN := uv run --no-sync
 LOCAL_ENV := deploy/local/local.env
 MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src web/src loadgen/src tests deploy/local deploy/images deploy/compose benchmarks tools deploy/k8s/apply.py
 
-.PHONY: help sync infra-up infra-down infra-status infra-reset browser podman images bench bench-tools run test chaos fuzz lint fmt k8s-validate k8s-apiserver-build k8s-apiserver-test i18n loadgen inventory walkthrough demo compose-tools compose-test
+.PHONY: help sync infra-up infra-down infra-status infra-reset observe observe-down observe-tools browser podman podman-env images bench bench-tools run test chaos fuzz lint fmt k8s-validate k8s-apiserver-build k8s-apiserver-test i18n loadgen inventory walkthrough demo compose-tools compose-test
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -85,6 +85,11 @@ IMAGES_ARGS ?=
 images: sync podman ## build every image (member board qna saga gateway web loadgen); prints sizes and build times
 	PATH="$$PATH:/usr/sbin" .venv/bin/python -m deploy.images.build $(IMAGES_ARGS)
 
+# `eval "$$(make -s podman-env)"` points the shell's podman at this checkout's store, so
+# `podman images` and `podman run` see what `make images` built (docs/deploy.md).
+podman-env: ## print the exports that point podman at this checkout's image store
+	@python3 -m deploy.images.engine env
+
 # `make compose-test` brings docker-compose.yml up whole with Compose v2, built from source
 # through the Go module proxy (Go 1.24 or newer; Debian 12's golang is too old, see
 # https://go.dev/dl) and cached under .local/compose. With podman, containers find each other
@@ -98,8 +103,13 @@ compose-tools:
 	if [ $${#missing[@]} -eq 0 ]; then exit 0; fi; \
 	$(call APT_INSTALL,compose-tools)
 
+# pytest straight from .venv, not through `uv run`: without a terminal, uv forwards SIGINT to
+# its child on top of the process group's own (astral-sh/uv#13925), and the second one would
+# interrupt the tests' clean-up (containers, volumes and networks left behind).
+PYTEST := .venv/bin/pytest
+
 compose-test: sync podman compose-tools ## docker-compose.yml up for real (podman or docker), the golden journey through the gateway, then down -v (~6 min; Go needed)
-	PATH="$$PATH:/usr/sbin" $(UV_RUN) pytest tests/compose -m compose -s $(PYTEST_ARGS)
+	PATH="$$PATH:/usr/sbin" $(PYTEST) tests/compose -m compose -s $(PYTEST_ARGS)
 
 # `make bench` measures with wrk (a compiled load generator) and runs nginx as the reference
 # proxy, both from Debian. BENCH_ARGS passes options on: "--quick" (~3 min), "--only P1,P2",
@@ -118,13 +128,35 @@ bench: sync bench-tools infra-up ## the capacity figures beside their baselines 
 	export MSA_TEST_INFRA=local PATH="$$PATH:/usr/sbin"; \
 	.venv/bin/python -m benchmarks.bench $(BENCH_ARGS)
 
-run: sync infra-up ## migrate, create topics, run every service and the gateway (Ctrl-C stops)
+# OBSERVE=1 starts Zipkin and Prometheus first and runs every process exporting its traces
+# (what `make observe` does for a `make run` already running).
+OBSERVE ?=
+
+run: sync infra-up ## migrate, create topics, run every service and the gateway (Ctrl-C stops; OBSERVE=1: with traces and metrics UIs)
+	@if [ -n "$(OBSERVE)" ] && [ "$(OBSERVE)" != 0 ]; then \
+		$(INFRA) observe-up && .venv/bin/python deploy/local/run.py observe on; \
+	fi
 	exec .venv/bin/python deploy/local/run.py
 
-test: sync browser podman compose-tools infra-up k8s-validate k8s-apiserver-build ## the whole suite: unit, integration, system, browser (tests/e2e), deploy, images and compose (docker or podman), the manifests on a real API server, and the short fault suite (its own infrastructure)
+# `make observe` (docs/observability.md): Zipkin (traces) and Prometheus (metrics, alerts) on
+# loopback, data under .local/; a running `make run` has its processes rolled one at a time
+# so that each exports every trace to Zipkin. `make observe-down` turns that off again.
+observe: sync ## Zipkin and Prometheus beside `make run`, every trace exported (UIs: http://127.0.0.1:9411/zipkin/, :9090)
+	$(INFRA) observe-up
+	.venv/bin/python deploy/local/run.py observe on
+
+observe-down: sync ## stop exporting traces (rolls `make run`'s processes), then stop Zipkin and Prometheus
+	.venv/bin/python deploy/local/run.py observe off
+	$(INFRA) observe-down
+
+# promtool (in Debian's prometheus package) runs the alerting rules' unit tests in `make test`.
+observe-tools:
+	@command -v promtool >/dev/null || $(INFRA) prometheus-install
+
+test: sync browser podman compose-tools observe-tools infra-up k8s-validate k8s-apiserver-build ## the whole suite: unit, integration, system, browser (tests/e2e), deploy, images and compose (docker or podman), the manifests on a real API server, and the short fault suite (its own infrastructure)
 	set -a; source $(LOCAL_ENV); set +a; \
 	export MSA_TEST_INFRA="$${MSA_TEST_INFRA:-local}" CHROMIUM_EXECUTABLE="$(CHROMIUM_EXECUTABLE)"; \
-	$(UV_RUN) pytest tests $(PYTEST_ARGS)
+	$(PYTEST) tests $(PYTEST_ARGS)
 
 chaos: sync ## the full fault suite on an instance of its own (SCENARIO=name for one; ~12 min)
 	$(UV_RUN) python -m tests.chaos $(SCENARIO)

@@ -98,7 +98,9 @@ def kafka_libs() -> Path:
         raise SystemExit("compose: maven is missing (apt-get install maven, or make infra-up)")
     shutil.rmtree(KAFKA_LIBS, ignore_errors=True)
     KAFKA_LIBS.mkdir(parents=True)
-    subprocess.run(  # noqa: S603 - fixed command, no shell
+    # Output captured (shown on failure only): even in batch mode without colour, Maven
+    # writes stray terminal resets (ESC[0m) to stderr, which would land in make's output.
+    done = subprocess.run(  # noqa: S603 - fixed command, no shell
         [  # noqa: S607
             "mvn",
             "-q",
@@ -110,9 +112,14 @@ def kafka_libs() -> Path:
             f"-DoutputDirectory={KAFKA_LIBS}",
             f"-Dkafka.version={version}",
         ],
-        check=True,
-        stdout=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
     )
+    if done.returncode != 0:
+        raise SystemExit(
+            f"compose: mvn exited {done.returncode}\n{(done.stdout + done.stderr)[-3000:]}"
+        )
     marker.write_text(stamp, encoding="utf-8")
     return KAFKA_LIBS
 
@@ -166,7 +173,7 @@ def select_infra_images(engine: Engine, *, say: bool = True) -> dict[str, str]:
             continue
         if base is None:
             uv_version = dockerfile_defaults()["UV_IMAGE"].rpartition(":")[2]
-            base = ensure_standins(engine, uv_version)["PYTHON_IMAGE"]
+            base = ensure_standins(engine, uv_version, say=say)["PYTHON_IMAGE"]
         ref, seconds, rebuilt = build_standin(engine, image, base)
         if say:
             state = f"built in {seconds:.0f}s" if rebuilt else "up to date"

@@ -149,7 +149,7 @@ def select_bases(engine: Engine, say: bool = True) -> dict[str, str]:
             "PyPI wheel); see docs/deploy.md",
             flush=True,
         )
-    return ensure_standins(engine, uv_version)
+    return ensure_standins(engine, uv_version, say=say)
 
 
 def have_or_pull(engine: Engine, ref: str) -> bool:
@@ -227,9 +227,10 @@ class Built:
     rebuilt: bool = True
 
 
-def build_one(engine: Engine, name: str, build_args: dict[str, str]) -> Built:
+def build_one(engine: Engine, name: str, build_args: dict[str, str], *, say: bool = False) -> Built:
     """Build one image from the repository root, unless it is up to date (same inputs
-    digest); raises EngineError with the build's log on failure."""
+    digest); raises EngineError with the build's log on failure. ``say``: print a line when
+    the build starts (only when it does)."""
     ref = image_ref(name)
     started = time.monotonic()
     image_args = {**build_args, "DEPLOYABLE": name}
@@ -238,6 +239,8 @@ def build_one(engine: Engine, name: str, build_args: dict[str, str]) -> Built:
     inputs = inputs_digest(name, {**image_args, **{f"label {k}": v for k, v in labels.items()}})
     if image_label(engine, ref, INPUTS_LABEL) == inputs:
         return Built(name, ref, time.monotonic() - started, engine.image_size(ref), rebuilt=False)
+    if say:
+        print(f"images: building {ref} (DEPLOYABLE={name})", flush=True)
     argv = ["build", "-f", DOCKERFILE, "-t", ref, "--label", f"{INPUTS_LABEL}={inputs}"]
     for key, value in sorted(labels.items()):
         argv += ["--label", f"{key}={value}"]
@@ -276,9 +279,7 @@ def build_all(engine: Engine, names: list[str], *, say: bool = True) -> list[Bui
     build_args = select_bases(engine, say=say)
     built = []
     for name in names:
-        if say:
-            print(f"images: building {image_ref(name)} (DEPLOYABLE={name})", flush=True)
-        built.append(build_one(engine, name, build_args))
+        built.append(build_one(engine, name, build_args, say=say))
     return built
 
 

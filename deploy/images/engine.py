@@ -1,10 +1,15 @@
 """The container engine: Docker where a daemon answers, else podman configured inside the repository.
 
-Nothing outside the repository is needed or changed: podman reads its configuration from
-``.local/containers/`` (``CONTAINERS_CONF``, ``CONTAINERS_STORAGE_CONF``,
-``CONTAINERS_REGISTRIES_CONF``), keeps its images and layers there, and a clean clone
-starts from nothing. The settings are the ones podman 4.3 (Debian 12) needs on a machine
-without systemd and with a cgroup v1 hierarchy:
+    python -m deploy.images.engine env     # the exports that point a shell's podman here
+
+podman reads its configuration from ``.local/containers/`` (``CONTAINERS_CONF``,
+``CONTAINERS_STORAGE_CONF``, ``CONTAINERS_REGISTRIES_CONF``) and keeps its images, layers
+and containers there, so each checkout has a store of its own and a clean clone starts
+from nothing. What podman keeps machine-wide whatever the configuration (network
+definitions in ``/etc/cni/net.d``, its run state in ``/run/libpod``, the build cache
+mounts in ``/var/tmp/buildah-cache``) is listed in docs/deploy.md. The settings are the
+ones podman 4.3 (Debian 12) needs on a machine without systemd and with a cgroup v1
+hierarchy:
 
 - ``runtime = "runc"``: crun cannot create containers on such cgroups;
 - ``default_ulimits``: podman's default ``nofile``/``nproc`` limits exceed the hard
@@ -16,9 +21,15 @@ Only the standard library: ``make images`` runs this before any environment is s
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
 import shutil
+import signal
 import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,16 +78,20 @@ class Engine:
         return [self.name, *args]
 
     def run(
-        self, *args: str, check: bool = True, timeout: float | None = None, capture: bool = True
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float | None = None,
+        capture: bool = True,
+        shielded: bool = False,
     ) -> subprocess.CompletedProcess[str]:
-        """``<engine> args...``; output captured as text unless ``capture`` is false."""
-        done = subprocess.run(  # noqa: S603 - the engine CLI, no shell
-            self.argv(*args),
-            env=self.env,
-            text=True,
-            capture_output=capture,
-            timeout=timeout,
-            check=False,
+        """``<engine> args...``; output captured as text unless ``capture`` is false.
+
+        ``shielded`` is for clean-up (``rm -f``, ``down -v``): the command runs to its end
+        even when SIGINT arrives meanwhile (see :func:`run_shielded`).
+        """
+        done = (run_shielded if shielded else run_command)(
+            self.argv(*args), env=self.env, capture=capture, timeout=timeout
         )
         if check and done.returncode != 0:
             raise EngineError(f"{' '.join(self.argv(*args))} exited {done.returncode}", done)
@@ -91,6 +106,70 @@ class Engine:
         return int(out.strip())
 
 
+def run_command(
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    capture: bool,
+    timeout: float | None,
+    new_session: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` without a shell, output captured as text unless ``capture`` is false; never
+    raises for a non-zero exit (``TimeoutExpired`` after ``timeout`` seconds)."""
+    return subprocess.run(  # noqa: S603 - an engine or Compose CLI, no shell
+        argv,
+        env=env,
+        text=True,
+        capture_output=capture,
+        timeout=timeout,
+        check=False,
+        start_new_session=new_session,
+    )
+
+
+@contextlib.contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """SIGINT held back inside the block: KeyboardInterrupt is raised once the block has
+    ended, not inside it; the previous handler is restored either way.
+
+    For clean-up that must finish once started: a second Ctrl-C (or a runner that forwards
+    SIGINT to its child on top of the terminal's own delivery to the process group, as
+    ``uv run`` does without a terminal, astral-sh/uv#13925) would otherwise raise
+    KeyboardInterrupt inside the ``finally`` and leave containers, volumes and networks
+    behind. The interruption is not lost: when the block ends without an exception, it is
+    raised then. Only the main thread can change a handler; elsewhere the block runs as is
+    (Python delivers SIGINT to the main thread only, so there is nothing to hold back).
+    """
+    if threading.current_thread() is not threading.main_thread() or _deferring:
+        # Not the main thread, or inside an outer block, which raises once it has ended.
+        yield
+        return
+    arrived: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: arrived.append(signum))
+    _deferring.append(True)
+    try:
+        yield
+    finally:
+        _deferring.clear()
+        signal.signal(signal.SIGINT, previous)
+    if arrived:
+        raise KeyboardInterrupt
+
+
+#: Non-empty while the main thread is inside :func:`sigint_deferred`.
+_deferring: list[bool] = []
+
+
+def run_shielded(
+    argv: list[str], *, env: dict[str, str], capture: bool = True, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` to its end whatever SIGINTs arrive: the caller defers SIGINT meanwhile
+    (:func:`sigint_deferred`), and the command runs in a session of its own, so a Ctrl-C
+    sent to the terminal's process group (``kill -INT -- -PGID``) does not reach it."""
+    with sigint_deferred():
+        return run_command(argv, env=env, capture=capture, timeout=timeout, new_session=True)
+
+
 class EngineError(RuntimeError):
     """An engine command failed; ``result`` holds its output."""
 
@@ -100,13 +179,25 @@ class EngineError(RuntimeError):
         self.result = result
 
 
+def podman_settings() -> dict[str, str]:
+    """The three variables that point podman at the repository's configuration and store."""
+    return {
+        "CONTAINERS_CONF": str(PODMAN_HOME / "containers.conf"),
+        "CONTAINERS_STORAGE_CONF": str(PODMAN_HOME / "storage.conf"),
+        "CONTAINERS_REGISTRIES_CONF": str(PODMAN_HOME / "registries.conf"),
+    }
+
+
 def podman_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment that points podman at the repository's configuration and store."""
-    env = dict(os.environ if base is None else base)
-    env["CONTAINERS_CONF"] = str(PODMAN_HOME / "containers.conf")
-    env["CONTAINERS_STORAGE_CONF"] = str(PODMAN_HOME / "storage.conf")
-    env["CONTAINERS_REGISTRIES_CONF"] = str(PODMAN_HOME / "registries.conf")
-    return env
+    return {**(os.environ if base is None else base), **podman_settings()}
+
+
+def shell_exports() -> str:
+    """``export NAME=value`` lines for :func:`podman_settings`, for ``eval`` in a POSIX shell
+    (``eval "$(make -s podman-env)"``), so ``podman images``, ``podman run`` and ``podman
+    image prune`` see this checkout's store."""
+    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in podman_settings().items())
 
 
 def write_podman_config() -> None:
@@ -169,3 +260,17 @@ def select_engine(preferred: str | None = None) -> Engine | None:
     if choice in (None, "podman") and podman_works():
         return Engine("podman", podman_env())
     return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["env"]:
+        print("usage: python -m deploy.images.engine env", file=sys.stderr)
+        return 2
+    write_podman_config()
+    sys.stdout.write(shell_exports())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -157,11 +158,14 @@ def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def ensure_standins(engine: Engine, uv_version: str) -> dict[str, str]:
+def ensure_standins(engine: Engine, uv_version: str, *, say: bool = False) -> dict[str, str]:
     """Import both stand-ins into the engine's store unless there already; returns the
-    build arguments that select them (``PYTHON_IMAGE``, ``UV_IMAGE``)."""
+    build arguments that select them (``PYTHON_IMAGE``, ``UV_IMAGE``). ``say``: print each
+    stand-in made and how long it took (root filesystem or wheel and import), on its own
+    line, so it is not counted in the first image's build time."""
     uv_ref = f"{UV_STANDIN_REPOSITORY}:{uv_version}"
     if not engine.image_exists(PYTHON_STANDIN):
+        started = time.monotonic()
         engine.run(
             "import",
             "--change",
@@ -173,6 +177,14 @@ def ensure_standins(engine: Engine, uv_version: str) -> dict[str, str]:
             str(python_rootfs_tarball()),
             PYTHON_STANDIN,
         )
+        _made(PYTHON_STANDIN, started, say)
     if not engine.image_exists(uv_ref):
+        started = time.monotonic()
         engine.run("import", "--change", 'CMD ["/uv"]', str(uv_tarball(uv_version)), uv_ref)
+        _made(uv_ref, started, say)
     return {"PYTHON_IMAGE": PYTHON_STANDIN, "UV_IMAGE": uv_ref}
+
+
+def _made(ref: str, started: float, say: bool) -> None:
+    if say:
+        print(f"images: stand-in {ref} made in {time.monotonic() - started:.1f}s", flush=True)

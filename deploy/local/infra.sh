@@ -15,6 +15,9 @@
 #
 # Usage: deploy/local/infra.sh up|down|status|reset
 #        deploy/local/infra.sh stop|start|restart postgres|redis|kafka
+#        deploy/local/infra.sh zipkin-up|zipkin-down|zipkin-status
+#        deploy/local/infra.sh prometheus-install|prometheus-up|prometheus-down|prometheus-status
+#        deploy/local/infra.sh observe-up|observe-down
 #   up       install what is missing, start everything, wait until each is ready
 #   down     stop everything gracefully (fine when already stopped)
 #   status   print up/down for each; exit 0 only when all are up
@@ -22,11 +25,23 @@
 #   stop, start, restart COMPONENT
 #            the same for one server only (start also installs it if missing); the fault
 #            suite (tests/chaos) uses them to take one server away under load
+#   zipkin-up, zipkin-down, zipkin-status
+#            the trace UI, apart from `up` (only `make observe` and the trace tests need it):
+#            Zipkin on 127.0.0.1:${ZIPKIN_PORT:-9411}, in-memory storage (a restart forgets
+#            every trace), its executable jar fetched once from Maven Central as listed in
+#            deploy/local/zipkin/pom.xml; logs under .local/zipkin
+#   prometheus-install, prometheus-up, prometheus-down, prometheus-status
+#            the metrics backend of `make observe` (docs/observability.md): Debian's
+#            prometheus on 127.0.0.1:${PROMETHEUS_PORT:-9090}, data under .local/prometheus,
+#            scraping the processes deploy/local/run.py starts (their list comes from run.py)
+#   observe-up, observe-down
+#            Zipkin and Prometheus together (`make observe`, `make observe-down`)
 #
 # A second, independent instance (the fault suite's) runs beside the default one when
 # these are set: MSA_LOCAL_DIR (its data and logs, default <repo>/.local), PG_PORT,
-# REDIS_PORT, KAFKA_PORT, KAFKA_CONTROLLER_PORT and KAFKA_SASL_PORT. The Kafka jars
-# stay shared in MSA_KAFKA_LIBS (default <repo>/.local/kafka/libs).
+# REDIS_PORT, KAFKA_PORT, KAFKA_CONTROLLER_PORT, KAFKA_SASL_PORT and ZIPKIN_PORT. The
+# Kafka jars stay shared in MSA_KAFKA_LIBS (default <repo>/.local/kafka/libs), the Zipkin
+# jar in MSA_ZIPKIN_LIBS (default <repo>/.local/zipkin/lib).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -38,6 +53,8 @@ REDIS_PORT="${REDIS_PORT:-56379}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_SASL_PORT="${KAFKA_SASL_PORT:-9094}"
+PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
+ZIPKIN_PORT="${ZIPKIN_PORT:-9411}"
 
 PG_DIR="$LOCAL/postgres"
 PG_DATA="$PG_DIR/data"
@@ -488,6 +505,238 @@ kafka_status() {
     fi
 }
 
+# ------------------------------------------------------------------------ Prometheus
+#
+# Debian's package (2.42, web UI built in; it brings promtool too). Its own system service
+# never runs: apt_install forbids service starts as root (policy-rc.d), and on a systemd
+# machine the unit it enables (or started, through sudo) is disabled and stopped, since we run
+# our own `prometheus` with our config, data and loopback port.
+
+PROM_DIR="$LOCAL/prometheus"
+PROM_CONFIG="$PROM_DIR/prometheus.yml"
+PROM_PIDFILE="$PROM_DIR/prometheus.pid"
+PROM_LOG="$PROM_DIR/prometheus.log"
+PROM_URL="http://127.0.0.1:$PROMETHEUS_PORT"
+
+ensure_prometheus_installed() {
+    if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+        apt_install prometheus
+        command -v prometheus >/dev/null || die "prometheus not found after installing the package"
+    fi
+    prometheus_disable_system_service
+}
+
+# The package enables its unit for the next boot (and, installed through sudo on a systemd
+# machine, may have started it): it would hold port 9090 and scrape nothing of ours.
+prometheus_disable_system_service() {
+    command -v systemctl >/dev/null || return 0
+    local root=()
+    is_root || root=(sudo)
+    if systemctl is-enabled --quiet prometheus 2>/dev/null; then
+        log "prometheus: disabling the package's system service (we run our own)"
+        "${root[@]}" systemctl disable --quiet prometheus 2>/dev/null || true
+    fi
+    if systemctl is-active --quiet prometheus 2>/dev/null; then
+        log "prometheus: stopping the package's system service"
+        "${root[@]}" systemctl stop prometheus || true
+    fi
+}
+
+prometheus_install() { ensure_prometheus_installed; }
+
+prometheus_pid() { # prints the pid of our prometheus, if it runs
+    local pid
+    pid="$(cat "$PROM_PIDFILE" 2>/dev/null || true)"
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -q prometheus "/proc/$pid/cmdline" 2>/dev/null &&
+        echo "$pid"
+}
+
+prometheus_ready() { curl -fs -m 2 "$PROM_URL/-/ready" >/dev/null; }
+
+# The scrape targets are the processes run.py starts (RUN_API_REPLICAS, RUN_PORT_OFFSET from
+# the environment or local.env): one list, never a second one kept by hand. run.py needs
+# only the standard library, so any python3 will do before `make sync`.
+render_prometheus_config() {
+    local python="$ROOT/.venv/bin/python"
+    [ -x "$python" ] || python="python3"
+    "$python" "$HERE/run.py" prometheus-config >"$PROM_CONFIG.tmp" ||
+        die "deploy/local/run.py prometheus-config failed"
+    mv "$PROM_CONFIG.tmp" "$PROM_CONFIG"
+    promtool check config "$PROM_CONFIG" >"$PROM_DIR/check.log" 2>&1 ||
+        { cat "$PROM_DIR/check.log" >&2; die "promtool check config $PROM_CONFIG failed"; }
+}
+
+prometheus_up() {
+    local start pid
+    start="$(now_ms)"
+    ensure_prometheus_installed
+    mkdir -p "$PROM_DIR/data"
+    render_prometheus_config
+    if prometheus_pid >/dev/null; then
+        # Already running: it reads the new targets and rules without a restart.
+        curl -fsS -m 5 -X POST "$PROM_URL/-/reload" >/dev/null || die "prometheus did not reload $PROM_CONFIG"
+        log "prometheus: already running, configuration reloaded"
+    else
+        # A session of its own (setsid execs prometheus, so $! is its pid): Ctrl-C on
+        # `make run` does not reach it.
+        setsid prometheus --config.file="$PROM_CONFIG" --storage.tsdb.path="$PROM_DIR/data" \
+            --storage.tsdb.retention.time=2d --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
+            --web.enable-lifecycle </dev/null >"$PROM_LOG" 2>&1 9>&- &
+        pid=$!
+        echo "$pid" >"$PROM_PIDFILE"
+    fi
+    local deadline=$(($(now_ms) + 60000))
+    until prometheus_ready; do
+        if ! prometheus_pid >/dev/null; then
+            tail -n 20 "$PROM_LOG" >&2 || true
+            die "prometheus exited during startup (log: $PROM_LOG)"
+        fi
+        [ "$(now_ms)" -lt "$deadline" ] || die "prometheus is not ready after 60s (log: $PROM_LOG)"
+        sleep 0.2
+    done
+    log "prometheus: ready on $PROM_URL in $(since "$start")"
+}
+
+prometheus_down() {
+    local pid
+    if pid="$(prometheus_pid)"; then
+        # SIGTERM: it finishes the running queries and closes its storage cleanly.
+        kill -TERM "$pid"
+        wait_until 30 "prometheus shutdown" bash -c "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
+        log "prometheus: stopped"
+    else
+        log "prometheus: not running"
+    fi
+    rm -f "$PROM_PIDFILE"
+}
+
+prometheus_status() {
+    if prometheus_pid >/dev/null && prometheus_ready; then
+        echo "prometheus up    $PROM_URL  (data: ${PROM_DIR#"$ROOT"/})"
+    else
+        echo "prometheus down  $PROM_URL"
+        return 1
+    fi
+}
+
+# ---------------------------------------------------------------------------- Zipkin
+
+ZIPKIN_DIR="$LOCAL/zipkin"
+# The jar is only read: every instance shares one copy.
+ZIPKIN_LIBS="${MSA_ZIPKIN_LIBS:-$ROOT/.local/zipkin/lib}"
+ZIPKIN_LOG="$ZIPKIN_DIR/zipkin.log"
+ZIPKIN_PIDFILE="$ZIPKIN_DIR/zipkin.pid"
+# In-memory storage keeps at most this many spans (the oldest traces go first); 512 MB of
+# heap holds them with room to spare.
+ZIPKIN_MAX_SPANS="${ZIPKIN_MAX_SPANS:-100000}"
+ZIPKIN_JAVA_OPTS="${ZIPKIN_JAVA_OPTS:--Xms64m -Xmx512m -XX:+ExitOnOutOfMemoryError -XX:TieredStopAtLevel=1 -Djava.awt.headless=true}"
+
+zipkin_jar() { compgen -G "$ZIPKIN_LIBS/zipkin-server-*-exec.jar" | head -n 1; }
+
+ensure_zipkin_installed() {
+    # Zipkin 3 needs Java 17 or newer, as Kafka does.
+    if [ "$(java_major_version)" -lt 17 ]; then apt_install default-jre-headless; fi
+    command -v mvn >/dev/null || apt_install maven
+    # Fetched again only when deploy/local/zipkin/pom.xml changes (a new version).
+    local stamp
+    stamp="$(sha256sum "$HERE/zipkin/pom.xml" | cut -d' ' -f1)"
+    if [ "$(cat "$ZIPKIN_LIBS/.pom.sha256" 2>/dev/null || true)" != "$stamp" ] || [ -z "$(zipkin_jar)" ]; then
+        log "zipkin: fetching the server jar (about 130 MB) from Maven Central into ${ZIPKIN_LIBS#"$ROOT"/}"
+        rm -rf "$ZIPKIN_LIBS"
+        mkdir -p "$ZIPKIN_LIBS"
+        mvn -q -B -Dstyle.color=never -f "$HERE/zipkin/pom.xml" dependency:copy-dependencies \
+            -DoutputDirectory="$ZIPKIN_LIBS" || die "mvn could not fetch the Zipkin jar"
+        echo "$stamp" >"$ZIPKIN_LIBS/.pom.sha256"
+    fi
+}
+
+zipkin_pid() { # prints the pid of our Zipkin JVM, if it runs
+    local pid
+    pid="$(cat "$ZIPKIN_PIDFILE" 2>/dev/null || true)"
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -q zipkin-server "/proc/$pid/cmdline" 2>/dev/null &&
+        echo "$pid"
+}
+
+zipkin_ready() {
+    python3 - "$ZIPKIN_PORT" <<'PY'
+import sys, urllib.request
+with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/health", timeout=2) as r:
+    sys.exit(0 if r.status == 200 else 1)
+PY
+}
+
+zipkin_up() {
+    local start pid jar
+    start="$(now_ms)"
+    ensure_zipkin_installed
+    jar="$(zipkin_jar)"
+    mkdir -p "$ZIPKIN_DIR"
+    if zipkin_pid >/dev/null; then
+        log "zipkin: already running"
+    else
+        # Armeria serves Zipkin; its list of ports replaces server.port, and an entry with an
+        # ip binds that address only (the whole entry is given: a partial one loses the port).
+        # setsid: a session of its own, so that Ctrl-C on `make run` does not reach it.
+        # shellcheck disable=SC2086  # the option string is meant to split into words
+        STORAGE_TYPE=mem setsid java $ZIPKIN_JAVA_OPTS -jar "$jar" \
+            --armeria.ports[0].ip=127.0.0.1 --armeria.ports[0].port="$ZIPKIN_PORT" \
+            --armeria.ports[0].protocols[0]=http \
+            --zipkin.storage.mem.max-spans="$ZIPKIN_MAX_SPANS" \
+            </dev/null >"$ZIPKIN_LOG" 2>&1 9>&- &
+        pid=$!
+        echo "$pid" >"$ZIPKIN_PIDFILE"
+    fi
+    local deadline=$(($(now_ms) + 180000))
+    until zipkin_ready >/dev/null 2>&1; do
+        if ! zipkin_pid >/dev/null; then
+            tail -n 30 "$ZIPKIN_LOG" >&2 2>/dev/null || true
+            die "zipkin exited during startup (log: ${ZIPKIN_LOG#"$ROOT"/})"
+        fi
+        [ "$(now_ms)" -lt "$deadline" ] || die "zipkin is not ready after 180s (log: $ZIPKIN_LOG)"
+        sleep 0.25
+    done
+    log "zipkin: ready on http://127.0.0.1:$ZIPKIN_PORT in $(since "$start")"
+}
+
+zipkin_down() {
+    local pid
+    if pid="$(zipkin_pid)"; then
+        # SIGTERM: Spring closes the server (in-memory traces are dropped, nothing to flush).
+        kill -TERM "$pid"
+        if ! wait_until 30 "zipkin shutdown" bash -c "! kill -0 $pid"; then
+            log "zipkin: still running after 30s, sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        log "zipkin: stopped"
+    else
+        log "zipkin: not running"
+    fi
+    rm -f "$ZIPKIN_PIDFILE"
+}
+
+zipkin_status() {
+    if zipkin_pid >/dev/null && zipkin_ready >/dev/null 2>&1; then
+        echo "zipkin    up    http://127.0.0.1:$ZIPKIN_PORT  (pid $(zipkin_pid))"
+    else
+        echo "zipkin    down  127.0.0.1:$ZIPKIN_PORT"
+        return 1
+    fi
+}
+
+# `make observe`: the trace backend (Zipkin) and the metrics backend side by side.
+observe_up() {
+    local start
+    start="$(now_ms)"
+    zipkin_up
+    prometheus_up
+    log "observe: Zipkin and Prometheus up in $(since "$start")"
+}
+
+observe_down() {
+    zipkin_down
+    prometheus_down
+}
+
 # ---------------------------------------------------------------------- subcommands
 
 cmd_up() {
@@ -528,16 +777,27 @@ cmd_restart() {
     "$1_up"
 }
 
+cmd_zipkin-up() { zipkin_up; }
+cmd_zipkin-down() { zipkin_down; }
+cmd_zipkin-status() { zipkin_status; }
+
 usage() {
     echo "usage: $0 up|down|status|reset" >&2
     echo "       $0 stop|start|restart postgres|redis|kafka" >&2
+    echo "       $0 prometheus-install|prometheus-up|prometheus-down|prometheus-status" >&2
+    echo "       $0 observe-up|observe-down" >&2
+    echo "       $0 zipkin-up|zipkin-down|zipkin-status" >&2
     exit 2
 }
 
 main() {
     local command="${1:-}" component="${2:-}"
     case "$command" in
-    up | down | status | reset) [ $# -eq 1 ] || usage ;;
+    prometheus-install | prometheus-up | prometheus-down | prometheus-status | observe-up | observe-down)
+        [ $# -eq 1 ] || usage
+        command="${command//-/_}"
+        ;;
+    up | down | status | reset | zipkin-up | zipkin-down | zipkin-status) [ $# -eq 1 ] || usage ;;
     stop | start | restart)
         [ $# -eq 2 ] || usage
         case "$component" in
@@ -554,7 +814,10 @@ main() {
     # or they would hold the lock for as long as they run.
     exec 9>"$LOCAL/infra.lock"
     flock 9
-    if [ -n "$component" ]; then "cmd_$command" "$component"; else "cmd_$command"; fi
+    case "$command" in
+    prometheus_* | observe_*) "$command" ;; # the functions above, by name
+    *) if [ -n "$component" ]; then "cmd_$command" "$component"; else "cmd_$command"; fi ;;
+    esac
 }
 
 main "$@"

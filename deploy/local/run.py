@@ -60,6 +60,16 @@ in ``local.env``, three of the gateway's 0.5 s health-check intervals), in which
 stops sending it requests; then it closes its listener and drains what it still has; the
 supervisor starts it again; wait for its ``/readyz`` before rolling the next.
 
+Observing (``make observe``, docs/observability.md): ``run.py observe on`` writes
+``<RUN_PID_DIR>/observe.env``, the OpenTelemetry settings that export every trace to the local
+Zipkin (``OTEL_TRACES_EXPORTER=zipkin``, sampled at 100 %), and rolls the processes of a running
+supervisor one at a time; ``observe off`` removes the file and rolls them again. The supervisor
+reads that file at every (re)start of a process, and applies it only while Zipkin answers its
+``/health`` then: a file left behind (Zipkin stopped without ``make observe-down``, a machine
+rebooted) never makes a process export to a dead Zipkin; the supervisor says it starts that
+process without exporting. ``run.py prometheus-config`` prints the local Prometheus's scrape
+configuration, generated from the same process table (deploy/local/infra.sh prometheus-up).
+
 A deployable whose ``cli.py`` does not exist yet is skipped with a notice.
 Run it with ``make run`` (which first starts the infrastructure with
 ``deploy/local/infra.sh up``) or ``uv run python deploy/local/run.py``.
@@ -70,6 +80,7 @@ from __future__ import annotations
 import compileall
 import contextlib
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -77,8 +88,9 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -149,6 +161,7 @@ class ProcessSpec:
     command: list[str]
     env: dict[str, str]
     tier: int = WORKER  # shutdown order of a long-running process
+    deployable: str = ""  # the deployable it belongs to (its Prometheus `deployable` label)
 
 
 @dataclass
@@ -387,24 +400,27 @@ def long_running_processes(
             env = process_env(shared, d, d.name)
             env["HTTP_PORT"] = str(d.http_port + offset)
             tier = GATEWAY if d.name == "gateway" else API
-            specs.append(ProcessSpec(d.name, command(d.name, "api"), env, tier))
+            specs.append(ProcessSpec(d.name, command(d.name, "api"), env, tier, d.name))
             continue
         replicas = 1 if d.url_setting in explicit else api_replicas(shared)
         for k in range(1, replicas + 1):
             env = process_env(shared, d, replica_name(d, 1))
             env["HTTP_PORT"] = str(replica_port(d, k, offset))
-            specs.append(ProcessSpec(replica_name(d, k), command(d.name, "api"), env, API))
+            specs.append(ProcessSpec(replica_name(d, k), command(d.name, "api"), env, API, d.name))
         env = process_env(shared, d, f"{d.name}-worker")
         env["WORKER_PORT"] = str(d.worker_port + offset)
-        specs.append(ProcessSpec(f"{d.name}-worker", command(d.name, "worker"), env, WORKER))
+        specs.append(
+            ProcessSpec(f"{d.name}-worker", command(d.name, "worker"), env, WORKER, d.name)
+        )
     return specs
 
 
 # -------------------------------------------------------------------------- processes
 
 
-def start(spec: ProcessSpec) -> Running:
-    """Start a process in a session of its own and copy its output to ours.
+def start(spec: ProcessSpec, overlay: Mapping[str, str] | None = None) -> Running:
+    """Start a process in a session of its own and copy its output to ours; ``overlay``
+    (the observe settings) is added to its environment for this start only.
 
     Its own session means Ctrl-C in the terminal reaches only this supervisor, which
     then stops the processes in the right order.
@@ -412,7 +428,7 @@ def start(spec: ProcessSpec) -> Running:
     popen = subprocess.Popen(  # noqa: S603 - commands built above, no shell
         spec.command,
         cwd=REPO,
-        env=spec.env,
+        env={**spec.env, **(overlay or {})},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -520,7 +536,10 @@ def is_ready(url: str) -> bool:
 
 
 def announce_ready(
-    specs: list[ProcessSpec], stop_requested: threading.Event, gateway_url: str | None
+    specs: list[ProcessSpec],
+    stop_requested: threading.Event,
+    gateway_url: str | None,
+    observing: str | None = None,
 ) -> None:
     """Say "all ready" once every process answers its readiness probe, so that a developer
     (and ``make demo``, a walkthrough) knows when the system serves, not only that it was
@@ -536,6 +555,8 @@ def announce_ready(
     if not waiting:
         where = f"; the gateway on {gateway_url}" if gateway_url else ""
         say(f"all ready in {time.monotonic() - started:.1f}s{where}; press Ctrl-C to stop")
+        if observing:
+            say(observing)
 
 
 def supervise(
@@ -544,6 +565,7 @@ def supervise(
     *,
     restart: bool = False,
     pid_dir: str | None = None,
+    overlay: Callable[[], Mapping[str, str]] = dict,
 ) -> int:
     """Wait for Ctrl-C/SIGTERM (exit code 0) or for a process to die on its own (1).
 
@@ -556,7 +578,8 @@ def supervise(
     Always``). The only exits not followed by a restart are those of ``stop_all``, after this
     loop has returned. If our parent (``make``) is killed, we are
     re-parented: that counts as a stop request too, so ``kill <make's pid>`` or
-    ``timeout ... make run`` still shut everything down in order.
+    ``timeout ... make run`` still shut everything down in order. ``overlay`` is asked for
+    the extra environment (the observe settings) at every restart.
     """
     parent = os.getppid()
     due: dict[int, float] = {}  # index in processes -> when to start it again
@@ -568,7 +591,7 @@ def supervise(
             if index in due:
                 if time.monotonic() >= due[index]:
                     del due[index]
-                    restarted = start(process.spec)
+                    restarted = start(process.spec, overlay())
                     restarted.restarts = process.restarts + 1
                     processes[index] = restarted
                     write_pid_file(pid_dir, restarted)
@@ -597,9 +620,232 @@ def supervise(
     return 0
 
 
-def main() -> int:
-    # Until the long-running processes start, SIGTERM interrupts like Ctrl-C does.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+# ------------------------------------------------------------------------------ observing
+
+#: In ``RUN_PID_DIR``: the observe settings (``KEY=VALUE`` lines), present while observing.
+OBSERVE_FILE = "observe.env"
+#: In ``RUN_PID_DIR``: the supervisor's own pid, while it supervises (``observe`` rolls its
+#: processes only when one runs).
+SUPERVISOR_PID_FILE = "run.py.pid"
+#: The alerting rules every Prometheus of the project loads (compose, Kubernetes, this one).
+ALERT_RULES = REPO / "deploy" / "observability" / "alerts.yml"
+#: Scrape and rule evaluation interval of the local Prometheus: a developer sees a change
+#: within seconds (compose scrapes every 10 s).
+LOCAL_SCRAPE_INTERVAL = "5s"
+#: After a rolled process is ready: two of the gateway's 0.5 s health checks, so that it is
+#: back in the rotation before the next replica of its service goes (as in the rolling-restart
+#: test, tests/system/local/test_rolling_restart.py).
+ROLL_SETTLE_SECONDS = 1.5
+#: How long one rolled process may take from SIGTERM until it is ready again.
+ROLL_TIMEOUT_SECONDS = 120.0
+
+
+def zipkin_port(shared: Mapping[str, str]) -> int:
+    """``ZIPKIN_PORT`` (deploy/local/infra.sh zipkin-up; default 9411)."""
+    return int(shared.get("ZIPKIN_PORT") or "9411")
+
+
+def prometheus_port(shared: Mapping[str, str]) -> int:
+    """``PROMETHEUS_PORT`` (deploy/local/infra.sh prometheus-up; default 9090)."""
+    return int(shared.get("PROMETHEUS_PORT") or "9090")
+
+
+def observe_settings(shared: Mapping[str, str]) -> dict[str, str]:
+    """What ``observe on`` writes: export every span to the local Zipkin (the chassis's standard
+    exporter selection, libs/chassis/src/chassis/tracing.py) and sample every new trace."""
+    return {
+        "OTEL_TRACES_EXPORTER": "zipkin",
+        "OTEL_EXPORTER_ZIPKIN_ENDPOINT": f"http://127.0.0.1:{zipkin_port(shared)}/api/v2/spans",
+        "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+    }
+
+
+def observe_urls(shared: Mapping[str, str]) -> str:
+    """The two UIs, for the supervisor's and ``make observe``'s messages."""
+    return (
+        f"traces in Zipkin: http://127.0.0.1:{zipkin_port(shared)}/zipkin/ ; "
+        f"metrics and alerts in Prometheus: http://127.0.0.1:{prometheus_port(shared)}/alerts"
+    )
+
+
+def zipkin_health_url(endpoint: str) -> str:
+    """Zipkin's ``/health`` on the host of its span endpoint (``.../api/v2/spans``)."""
+    parts = urllib.parse.urlsplit(endpoint)
+    return f"{parts.scheme}://{parts.netloc}/health"
+
+
+class ObserveSwitch:
+    """The observe settings a process gets at its (re)start: ``<RUN_PID_DIR>/observe.env`` while
+    that file exists and the Zipkin it names answers ``/health``; none otherwise.
+
+    Checking Zipkin at each start is what keeps a stale file harmless: after a reboot, or a
+    Zipkin stopped without ``make observe-down``, every (re)started process runs as without
+    observing, and the supervisor says so once (again when it changes)."""
+
+    def __init__(self, pid_dir: str | None) -> None:
+        self.path = Path(pid_dir) / OBSERVE_FILE if pid_dir else None
+        self.last: str | None = None  # the last state reported: "on", "off" or "dead"
+
+    def overlay(self) -> dict[str, str]:
+        state, settings = "off", {}
+        if self.path is not None and self.path.exists():
+            settings = read_env_file(self.path)
+            endpoint = settings.get("OTEL_EXPORTER_ZIPKIN_ENDPOINT", "")
+            state = "on" if endpoint and is_ready(zipkin_health_url(endpoint)) else "dead"
+        if state != self.last and (state != "off" or self.last is not None):
+            self._report(state, settings)
+        self.last = state
+        return settings if state == "on" else {}
+
+    def _report(self, state: str, settings: Mapping[str, str]) -> None:
+        endpoint = settings.get("OTEL_EXPORTER_ZIPKIN_ENDPOINT", "?")
+        if state == "on":
+            say(f"observing: processes (re)started now export every trace to {endpoint}")
+        elif state == "dead":
+            say(
+                f"{self.path} asks for tracing to {endpoint}, but Zipkin does not answer there: "
+                "starting without exporting (`make observe` starts it; `make observe-down` "
+                "removes the file)"
+            )
+        else:
+            say("not observing: processes (re)started now export no traces")
+
+
+def prometheus_config(specs: list[ProcessSpec], rule_files: list[Path]) -> dict[str, object]:
+    """The local Prometheus's configuration: every long-running process in ``specs`` as a
+    target on its ``/metrics`` (APIs on ``HTTP_PORT``, workers on ``WORKER_PORT``), in the jobs
+    ``api`` and ``worker`` with the target labels ``process`` and ``deployable`` that
+    deploy/observability/prometheus.yml gives compose; replicas differ by ``instance``."""
+    jobs: dict[str, list[dict[str, object]]] = {"api": [], "worker": []}
+    for spec in specs:
+        job = "worker" if spec.tier == WORKER else "api"
+        port = spec.env["WORKER_PORT"] if spec.tier == WORKER else spec.env["HTTP_PORT"]
+        jobs[job].append(
+            {
+                "targets": [f"127.0.0.1:{port}"],
+                "labels": {"process": job, "deployable": spec.deployable},
+            }
+        )
+    return {
+        "global": {
+            "scrape_interval": LOCAL_SCRAPE_INTERVAL,
+            "evaluation_interval": LOCAL_SCRAPE_INTERVAL,
+        },
+        "rule_files": [str(path) for path in rule_files],
+        "scrape_configs": [
+            {"job_name": job, "metrics_path": "/metrics", "static_configs": targets}
+            for job, targets in jobs.items()
+        ],
+    }
+
+
+def render_prometheus_config(config: Mapping[str, object]) -> str:
+    """YAML for Prometheus: JSON is YAML, and the standard library writes it."""
+    header = (
+        "# Generated by deploy/local/run.py prometheus-config from its process table\n"
+        "# (deploy/local/infra.sh prometheus-up writes it); do not edit.\n"
+    )
+    return header + json.dumps(config, indent=2) + "\n"
+
+
+def supervisor_pid(pid_dir: str) -> int | None:
+    """The pid of the run.py that supervises with ``pid_dir``, when it is alive."""
+    try:
+        pid = int((Path(pid_dir) / SUPERVISOR_PID_FILE).read_text(encoding="utf-8"))
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if b"run.py" in cmdline else None
+
+
+def read_pid(pid_dir: str, name: str) -> int | None:
+    try:
+        return int((Path(pid_dir) / f"{name}.pid").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def roll_order(specs: list[ProcessSpec]) -> list[ProcessSpec]:
+    """Workers, then the APIs and web, then the gateway: the single gateway last, so that while
+    the others roll every request still finds it (its own restart is the one gap)."""
+    return sorted(specs, key=lambda spec: -spec.tier)
+
+
+def roll(specs: list[ProcessSpec], pid_dir: str, *, settle: float = ROLL_SETTLE_SECONDS) -> bool:
+    """A rolling restart of a running supervisor's processes, one at a time: SIGTERM (the
+    process turns unready, drains and exits 0), the supervisor starts it again with the current
+    observe settings, wait for its ``/readyz``, then ``settle`` seconds before the next. False
+    when one did not come back within ``ROLL_TIMEOUT_SECONDS``."""
+    for spec in roll_order(specs):
+        old = read_pid(pid_dir, spec.name)
+        if old is None:
+            say(f"{spec.name}: no pid file in {pid_dir}; not restarted")
+            continue
+        started = time.monotonic()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(old, signal.SIGTERM)
+        deadline = started + ROLL_TIMEOUT_SECONDS
+        while True:
+            new = read_pid(pid_dir, spec.name)
+            if new not in (None, old) and is_ready(readiness_url(spec)):
+                break
+            if time.monotonic() > deadline:
+                say(f"{spec.name} is not back after {ROLL_TIMEOUT_SECONDS:.0f}s; stopping the roll")
+                return False
+            time.sleep(0.1)
+        say(f"{spec.name} restarted and ready in {time.monotonic() - started:.1f}s")
+        time.sleep(settle)
+    return True
+
+
+def observe(action: str, shared: dict[str, str], specs: list[ProcessSpec]) -> int:
+    """``run.py observe on|off``: write or remove the observe settings, then roll the processes
+    of a running supervisor so that each picks them up (none running: the next ``make run``
+    does)."""
+    pid_dir = resolve_pid_dir(shared.get("RUN_PID_DIR"))
+    if not pid_dir:
+        say("RUN_PID_DIR is not set: the supervisor keeps the observe switch there")
+        return 2
+    path = Path(pid_dir) / OBSERVE_FILE
+    if action == "on":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        lines = [f"{key}={value}" for key, value in observe_settings(shared).items()]
+        tmp.write_text(
+            "# Written by `make observe`, removed by `make observe-down` (deploy/local/run.py).\n"
+            + "\n".join(lines)
+            + "\n",
+            encoding="utf-8",
+        )
+        tmp.replace(path)
+    else:
+        path.unlink(missing_ok=True)
+    supervisor = supervisor_pid(pid_dir)
+    if supervisor is None:
+        if action == "on":
+            say(
+                "observing; no `make run` is running yet: the processes `make run` starts "
+                f"export every trace. {observe_urls(shared)}"
+            )
+        else:
+            say("not observing any more; no `make run` is running")
+        return 0
+    say(f"rolling the processes of `make run` (pid {supervisor}) one at a time")
+    if not roll(specs, pid_dir):
+        return 1
+    say(observe_urls(shared) if action == "on" else "not observing any more: exports are off")
+    return 0
+
+
+USAGE = "usage: run.py [prometheus-config | observe on|off]"
+
+
+def main(argv: list[str]) -> int:
+    """``run.py``: run everything; ``run.py prometheus-config``: print the local Prometheus's
+    configuration; ``run.py observe on|off``: switch trace export (the module docstring)."""
+    if argv not in ([], ["prometheus-config"], ["observe", "on"], ["observe", "off"]):
+        say(USAGE)
+        return 2
     defaults = read_env_file(ENV_FILE)
     shared = {**defaults, **os.environ}
     explicit = explicit_settings(os.environ, defaults)
@@ -608,6 +854,20 @@ def main() -> int:
     except ValueError as exc:
         say(str(exc))
         return 2
+    if argv:
+        present = [d for d in DEPLOYABLES if d.cli.exists()]
+        specs = long_running_processes(shared, present, frozenset(explicit))
+        if argv[0] == "prometheus-config":
+            print(render_prometheus_config(prometheus_config(specs, [ALERT_RULES])), end="")
+            return 0
+        return observe(argv[1], shared, specs)
+    return run(shared, explicit)
+
+
+def run(shared: dict[str, str], explicit: set[str]) -> int:
+    """Everything (the module docstring): admin processes, then supervise the others."""
+    # Until the long-running processes start, SIGTERM interrupts like Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     ensure_signing_key(shared)
     restart_policy = shared.get("RUN_RESTART", "never")
     if restart_policy not in RESTART_POLICIES:
@@ -650,15 +910,22 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGHUP, request_stop)
 
+    if pid_dir:
+        Path(pid_dir).mkdir(parents=True, exist_ok=True)
+        (Path(pid_dir) / SUPERVISOR_PID_FILE).write_text(f"{os.getpid()}\n", encoding="utf-8")
+    switch = ObserveSwitch(pid_dir)
+    overlay = switch.overlay()
     processes: list[Running] = []
     for spec in long_running_processes(shared, present, frozenset(explicit)):
         port = spec.env.get("HTTP_PORT") if spec.tier != WORKER else spec.env.get("WORKER_PORT")
         say(f"starting {spec.name} on 127.0.0.1:{port}")
-        processes.append(start(spec))
+        processes.append(start(spec, overlay))
         write_pid_file(pid_dir, processes[-1])
     if not processes:
         say("nothing to run yet")
         return 0
+    if overlay:
+        say(observe_urls(shared))
     say("all started; waiting until every process is ready")
     gateway = next((p.spec for p in processes if p.spec.name == "gateway"), None)
     threading.Thread(
@@ -667,13 +934,18 @@ def main() -> int:
             [p.spec for p in processes],
             stop_requested,
             f"http://127.0.0.1:{gateway.env['HTTP_PORT']}" if gateway else None,
+            observe_urls(shared) if overlay else None,
         ),
         name="announce-ready",
         daemon=True,
     ).start()
 
     exit_code = supervise(
-        processes, stop_requested, restart=restart_policy != "never", pid_dir=pid_dir
+        processes,
+        stop_requested,
+        restart=restart_policy != "never",
+        pid_dir=pid_dir,
+        overlay=switch.overlay,
     )
     # Bound per tier: the processes' own drain and shutdown bounds, plus a margin.
     timeout = float(shared.get("SHUTDOWN_DRAIN_SECONDS", "1")) + float(
@@ -681,9 +953,11 @@ def main() -> int:
     )
     stop_all(processes, timeout + 5)
     remove_pid_files(pid_dir, processes)
+    if pid_dir:
+        (Path(pid_dir) / SUPERVISOR_PID_FILE).unlink(missing_ok=True)
     say(f"stopped; exit code {exit_code}")
     return exit_code
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

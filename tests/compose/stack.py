@@ -12,12 +12,19 @@ makes up for three gaps of that engine, each the narrowest it can be:
 - podman 4.3 answers with API version 1.41, and Compose refuses ``start_interval`` below
   1.44 (Docker 25): an override file generated from docker-compose.yml resets that key
   (``!reset``) and nothing else; the scheduler still honours it.
+
+Two checkouts on one machine can run it at once: each has its own podman store, the
+project name is derived from the checkout's path (:func:`compose_project`), so the
+machine-wide CNI network ``<project>_default`` differs, and ``down -v`` only ever names
+this checkout's project. Clean-up runs to its end whatever SIGINTs arrive
+(:class:`ShieldedExitStack`, :meth:`Compose.down`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -33,13 +40,42 @@ from typing import Any
 
 import yaml
 
-from deploy.images.engine import ROOT, Engine
+from deploy.images.engine import ROOT, Engine, run_command, run_shielded, sigint_deferred
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 WORK = ROOT / ".local" / "compose"
 #: Compose's own label on every container it creates.
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
+
+
+def compose_project(root: Path = ROOT) -> str:
+    """The test's Compose project name for the checkout at ``root``: ``msa-compose-test-``
+    and 8 hex digits of the SHA-256 of its resolved path.
+
+    A fixed name would be shared by every checkout on the machine: podman keeps CNI network
+    definitions machine-wide (``/etc/cni/net.d/<project>_default.conflist``), so one
+    checkout's ``down -v`` would delete the network under the other's running stack. The
+    name is stable across runs of one checkout, so a run cleans up what an interrupted run
+    of the same checkout left, and nothing of another's.
+    """
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]
+    return f"msa-compose-test-{digest}"
+
+
+class ShieldedExitStack(contextlib.ExitStack):
+    """An ExitStack whose unwinding SIGINT cannot cut short: every clean-up it holds runs.
+
+    A Ctrl-C raises KeyboardInterrupt once; the unwinding it starts (``down -v``, stopping
+    the healthcheck thread and ``podman system service``) then runs with SIGINT deferred
+    (:func:`sigint_deferred`), so a second SIGINT (a second Ctrl-C, or ``uv run`` forwarding
+    one without a terminal, astral-sh/uv#13925) leaves nothing behind; a SIGINT that comes
+    during a normal unwinding is raised once it has ended.
+    """
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        with sigint_deferred():
+            return super().__exit__(*exc)
 
 
 def parse_duration(text: str | None, default: float) -> float:
@@ -282,18 +318,25 @@ class Compose:
         ]
 
     def run(
-        self, *args: str, timeout: float = 600, check: bool = True
+        self, *args: str, timeout: float = 600, check: bool = True, shielded: bool = False
     ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            self.argv(*args), env=self.env, cwd=ROOT, text=True, capture_output=True,
-            timeout=timeout, check=False,
-        )  # fmt: skip
+        """``docker-compose … args``, output captured; ``shielded`` as :func:`run_shielded`."""
+        run = run_shielded if shielded else run_command
+        done = run(self.argv(*args), env=self.env, capture=True, timeout=timeout)
         if check and done.returncode != 0:
             raise RuntimeError(
                 f"docker-compose {' '.join(args)} exited {done.returncode}\n"
                 f"{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
             )
         return done
+
+    def down(self, timeout: int = 30) -> subprocess.CompletedProcess[str]:
+        """``down --volumes --remove-orphans`` of this project only, run to its end even when
+        SIGINT arrives meanwhile (it is the clean-up of an interrupted run too)."""
+        return self.run(
+            "down", "--volumes", "--remove-orphans", "--timeout", str(timeout),
+            check=False, timeout=timeout + 300, shielded=True,
+        )  # fmt: skip
 
     def diagnostics(self) -> str:
         """``ps -a`` and the last log lines of every container, for a failure message."""

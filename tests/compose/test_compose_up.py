@@ -1,12 +1,13 @@
 """docker-compose.yml brought up whole with Compose v2, and the golden journey through its gateway.
 
 The compose file is used as a developer uses it, from the images ``make images`` builds:
-``up -d`` with a project name of its own (``msa-compose-test``), the gateway published on
+``up -d`` with a project name of its own (``msa-compose-test-<hash of the checkout's path>``,
+so two checkouts can run it at once), the gateway published on
 ``GATEWAY_PORT`` (8000, or a free port when 8000 is taken), then, through the gateway only,
 the golden journey: two sign-ups and logins, a post and a comment, a question with a bounty,
 an answer, the answer-acceptance saga to COMPLETED (bounty moved: 70 and 130 points), and
 the member-withdrawal saga to COMPLETED (the member can no longer log in). ``down -v``
-always follows, whatever happened. It prints the bring-up time (``up`` until the gateway is
+always follows, whatever happened, a second Ctrl-C included. It prints the bring-up time (``up`` until the gateway is
 ready) and the journey's.
 
 With podman the harness of tests/compose/stack.py stands in for what podman 4.3 lacks (a
@@ -17,7 +18,6 @@ what that leaves uncovered).
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from pathlib import Path
@@ -31,8 +31,10 @@ from tests.compose.stack import (
     COMPOSE_FILE,
     Compose,
     HealthcheckScheduler,
+    ShieldedExitStack,
     compose_env,
     compose_healthchecks,
+    compose_project,
     free_port,
     podman_service,
     write_podman_override,
@@ -41,7 +43,7 @@ from tests.compose.stack import (
 #: Images, stand-ins, bring-up, journey and down: far beyond the suite's 300 s per test.
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(3000)]
 
-PROJECT = "msa-compose-test"
+PROJECT = compose_project()
 #: ``up -d`` waits for every dependency to be healthy; on two busy cores that takes minutes.
 UP_TIMEOUT_SECONDS = 900
 GATEWAY_READY_SECONDS = 180
@@ -54,7 +56,9 @@ def test_docker_compose_up_serves_the_golden_journey(
     compose_engine: Engine, compose_binary: str, compose_images: dict[str, str]
 ) -> None:
     port = free_port(8000)
-    with contextlib.ExitStack() as stack:
+    # Unwound with SIGINT ignored: down -v, the healthcheck thread and the podman service
+    # stop even when Ctrl-C comes twice (ShieldedExitStack).
+    with ShieldedExitStack() as stack:
         files = [COMPOSE_FILE]
         docker_host = None
         if compose_engine.name == "podman":
@@ -63,39 +67,45 @@ def test_docker_compose_up_serves_the_golden_journey(
         compose = Compose(
             Path(compose_binary), PROJECT, compose_env(docker_host, compose_images, port), files
         )
-        # Whatever an interrupted earlier run left behind.
-        compose.run("down", "--volumes", "--remove-orphans", "--timeout", "10", check=False)
-        try:
-            if compose_engine.name == "podman":
-                stack.enter_context(
-                    HealthcheckScheduler(compose_engine, PROJECT, compose_healthchecks())
-                )
-            started = time.monotonic()
-            try:
-                compose.run(
-                    "up", "--detach", "--no-build", "--pull", "never", timeout=UP_TIMEOUT_SECONDS
-                )
-                base = f"http://127.0.0.1:{port}"
-                wait_ready(f"{base}/readyz", GATEWAY_READY_SECONDS)
-            except Exception as error:
-                raise AssertionError(f"{error}\n{compose.diagnostics()}") from error
-            bring_up = time.monotonic() - started
-            print(
-                f"\ncompose: bring-up {bring_up:.1f}s (up -d until the gateway on :{port} is ready)"
+        # Whatever an interrupted earlier run of this checkout left behind (this project only).
+        compose.down(timeout=10)
+        if compose_engine.name == "podman":
+            stack.enter_context(
+                HealthcheckScheduler(compose_engine, PROJECT, compose_healthchecks())
             )
+        left: list[str] = []
+        stack.callback(down_and_list_leftovers, compose, left)
+        started = time.monotonic()
+        try:
+            compose.run(
+                "up", "--detach", "--no-build", "--pull", "never", timeout=UP_TIMEOUT_SECONDS
+            )
+            base = f"http://127.0.0.1:{port}"
+            wait_ready(f"{base}/readyz", GATEWAY_READY_SECONDS)
+        except Exception as error:
+            raise AssertionError(f"{error}\n{compose.diagnostics()}") from error
+        bring_up = time.monotonic() - started
+        print(f"\ncompose: bring-up {bring_up:.1f}s (up -d until the gateway on :{port} is ready)")
 
-            started = time.monotonic()
-            try:
-                golden_journey(base)
-            except Exception as error:
-                raise AssertionError(f"{error}\n{compose.diagnostics()}") from error
-            print(f"compose: golden journey {time.monotonic() - started:.1f}s")
-        finally:
-            started = time.monotonic()
-            compose.run("down", "--volumes", "--remove-orphans", "--timeout", "30", check=False)
-            print(f"compose: down -v {time.monotonic() - started:.1f}s")
-        left = compose.run("ps", "--all", "--quiet", check=False).stdout.split()
-        assert not left, f"containers left after down -v: {left}"
+        started = time.monotonic()
+        try:
+            golden_journey(base)
+        except Exception as error:
+            raise AssertionError(f"{error}\n{compose.diagnostics()}") from error
+        print(f"compose: golden journey {time.monotonic() - started:.1f}s")
+    assert not left, f"containers left after down -v: {left}"
+
+
+def down_and_list_leftovers(compose: Compose, left: list[str]) -> None:
+    """``down -v``, then whatever ``ps --all`` still lists of the project into ``left`` (while
+    the engine still answers: the podman service stops later in the unwinding)."""
+    started = time.monotonic()
+    compose.down(timeout=30)
+    print(f"compose: down -v {time.monotonic() - started:.1f}s")
+    done = compose.run("ps", "--all", "--quiet", check=False, timeout=120, shielded=True)
+    if done.returncode != 0:
+        left.append(f"ps --all exited {done.returncode}: {done.stderr[-2000:]}")
+    left += done.stdout.split()
 
 
 def wait_ready(url: str, timeout: float) -> None:

@@ -43,7 +43,8 @@ def container(
         engine.run("run", "--detach", "--name", name, *options, image, *command, timeout=120)
         yield name
     finally:
-        engine.run("rm", "--force", "--volumes", name, check=False, timeout=120)
+        # Run to its end even when Ctrl-C comes meanwhile (deploy/images/engine.py).
+        engine.run("rm", "--force", "--volumes", name, check=False, timeout=120, shielded=True)
 
 
 def eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -119,7 +120,7 @@ def test_postgres_standin_honours_the_official_contract(
         assert done.returncode != 0
         assert "POSTGRES_PASSWORD" in done.stdout + done.stderr
     finally:
-        compose_engine.run("volume", "rm", "--force", volume, check=False)
+        compose_engine.run("volume", "rm", "--force", volume, check=False, shielded=True)
 
 
 # ------------------------------------------------------------------ redis
@@ -183,4 +184,4 @@ def test_kafka_standin_takes_the_compose_files_environment(
             eventually(lambda: sh(compose_engine, name, health).returncode == 0, 180, "kafka again")
             assert logs(compose_engine, name).count("===> Launching") == 2
     finally:
-        compose_engine.run("volume", "rm", "--force", volume, check=False)
+        compose_engine.run("volume", "rm", "--force", volume, check=False, shielded=True)

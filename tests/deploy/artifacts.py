@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import re
 import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
@@ -145,6 +148,19 @@ def rendered(overlay: str) -> tuple[Manifest, ...]:
     """`kustomize build` of an overlay, from the committed secret examples only."""
     out = run("bash", "deploy/k8s/validate.sh", "render", overlay)
     return tuple(doc for doc in yaml.safe_load_all(out) if doc)
+
+
+@cache
+def apply_tool() -> ModuleType:
+    """deploy/k8s/apply.py as a module (a script, not a package), for its pure functions."""
+    spec = importlib.util.spec_from_file_location("k8s_apply", K8S / "apply.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # Registered before it runs: its dataclasses look their module up by name.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def of_kind(docs: tuple[Manifest, ...], *kinds: str) -> list[Manifest]:

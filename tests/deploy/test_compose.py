@@ -11,7 +11,9 @@ import pytest
 import yaml
 from pydantic import TypeAdapter
 
+from deploy.images.build import dockerfile_defaults
 from tests.deploy.artifacts import (
+    IMAGES,
     ROOT,
     SERVICES_WITH_DATABASE,
     SINGLE_PROCESS,
@@ -250,7 +252,7 @@ def test_the_load_generator_is_an_opt_in_client_of_the_gateway(project: Manifest
     assert loadgen["profiles"] == ["loadgen"]
     assert image_deployable(loadgen["image"]) == "loadgen"
     assert loadgen["build"]["dockerfile"] == "Dockerfile"
-    assert loadgen["build"]["args"] == {"DEPLOYABLE": "loadgen"}
+    assert loadgen["build"]["args"]["DEPLOYABLE"] == "loadgen"
     gateway_port = conventions_ports()["gateway"][0]
     assert loadgen["environment"]["GATEWAY_URL"] == f"http://gateway:{gateway_port}"
     assert float(loadgen["environment"]["LOADGEN_RATE"]) > 0
@@ -407,3 +409,27 @@ def test_grafana_provisioning_points_at_the_mounted_folders(project: Manifest) -
     path = provider["providers"][0]["options"]["path"]
     assert mounts[path].endswith("deploy/observability/grafana/dashboards")
     assert mounts["/etc/grafana/provisioning"].endswith("deploy/observability/grafana/provisioning")
+
+
+def test_prometheus_loads_the_alert_rules_mounted_beside_its_config(project: Manifest) -> None:
+    config = yaml.safe_load((OBSERVABILITY / "prometheus.yml").read_text(encoding="utf-8"))
+    mounts = {v["target"]: v["source"] for v in services(project)["prometheus"]["volumes"]}
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    assert mounts["/etc/prometheus/alerts.yml"] == str(OBSERVABILITY / "alerts.yml")
+
+
+def test_every_build_takes_the_dockerfiles_bases_unless_the_environment_names_others(
+    project: Manifest,
+) -> None:
+    """``build.args`` carry ``PYTHON_IMAGE`` and ``UV_IMAGE`` from the environment, and their
+    defaults are the Dockerfile's own, so ``docker compose up --build`` builds what ``docker
+    build`` builds, and a machine without a registry can point both at the stand-ins
+    ``make images`` makes (docs/deploy.md)."""
+    bases = {key: dockerfile_defaults()[key] for key in ("PYTHON_IMAGE", "UV_IMAGE")}
+    built = {name: s for name, s in services(project).items() if "build" in s}
+    assert {image_deployable(s["image"]) for s in built.values()} >= set(IMAGES)
+    for name, service in built.items():
+        args = service["build"]["args"]
+        assert {key: args.get(key) for key in bases} == bases, name
+        assert args["DEPLOYABLE"] == image_deployable(service["image"]), name
+    assert bases == {key: env_example()[key] for key in bases}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -18,6 +20,7 @@ from tests.deploy.artifacts import (
     SINGLE_PROCESS,
     Endpoint,
     Manifest,
+    apply_tool,
     by_name,
     configmap_env,
     connection_allowed,
@@ -494,6 +497,129 @@ def test_the_rollout_replaces_jobs_instead_of_updating_them(docs: tuple[Manifest
         ]
 
 
+# A quantity as the server writes it back: an integer with no suffix, or with a suffix the
+# integer cannot be raised out of (the server stores "1000m" as "1" and "1024Mi" as "1Gi").
+QUANTITY = re.compile(r"^([1-9][0-9]*)(m|Ki|Mi|Gi|Ti)?$|^0$")
+RAISES = {"m": 1000, "Ki": 1024, "Mi": 1024, "Gi": 1024}
+
+
+def _quantity_problem(value: object) -> str | None:
+    if not isinstance(value, str):
+        return f"{value!r} is not a string (the server stores the quantity as one)"
+    match = QUANTITY.match(value)
+    if not match:
+        return f"{value!r} is not in the form the server stores (an integer, m, Ki, Mi, Gi, Ti)"
+    number, suffix = match.groups()
+    if suffix in RAISES and int(number) % RAISES[suffix] == 0:
+        return f"{value!r}: the server stores it with the next larger unit"
+    return None
+
+
+def _rewritten_fields(doc: Manifest) -> list[str]:
+    """Fields of ``doc`` the API server would store differently from how they are written."""
+    found = []
+    spec = doc.get("spec", {})
+    template = spec.get("template", {}).get("spec", {})
+    for container in template.get("initContainers", []) + template.get("containers", []):
+        where = f"{doc['kind']}/{doc['metadata']['name']} container {container['name']}"
+        for env in container.get("env", []):
+            field_ref = env.get("valueFrom", {}).get("fieldRef")
+            if field_ref is not None and field_ref.get("apiVersion") != "v1":
+                found.append(f"{where} env {env['name']}: fieldRef without apiVersion: v1")
+        for bound in ("requests", "limits"):
+            for name, value in container.get("resources", {}).get(bound, {}).items():
+                if problem := _quantity_problem(value):
+                    found.append(f"{where} {bound}.{name}: {problem}")
+    for volume in template.get("volumes", []):
+        size = volume.get("emptyDir", {}).get("sizeLimit")
+        if size is not None and (problem := _quantity_problem(size)):
+            found.append(f"{doc['metadata']['name']} volume {volume['name']}: {problem}")
+    for claim in spec.get("volumeClaimTemplates", []):
+        where = f"{doc['metadata']['name']} volumeClaimTemplate {claim['metadata']['name']}"
+        for key, value in (("apiVersion", "v1"), ("kind", "PersistentVolumeClaim")):
+            if claim.get(key) != value:
+                found.append(f"{where}: no {key}: {value}")
+        if "volumeMode" not in claim.get("spec", {}):
+            found.append(f"{where}: no spec.volumeMode")
+        if claim.get("status") != {"phase": "Pending"}:
+            found.append(f"{where}: no status: {{phase: Pending}}")
+        for name, value in claim["spec"].get("resources", {}).get("requests", {}).items():
+            if problem := _quantity_problem(value):
+                found.append(f"{where} requests.{name}: {problem}")
+    return found
+
+
+def test_no_manifest_carries_a_field_the_server_rewrites(docs: tuple[Manifest, ...]) -> None:
+    """Each field is written as the API server stores it (issue 18, finding 1).
+
+    Where the manifest and the stored object differ, the field manager that applied it does
+    not notice (it may change its own fields), but every other one does: a second manager
+    (kubectl's default, a GitOps controller) conflicts on the field, and a GitOps diff never
+    settles. The kinds of rewrite seen on a real server: ``fieldRef`` gets ``apiVersion:
+    v1`` (and is atomic, so the whole field differs); a quantity is stored as a string in
+    canonical form (``cpu: 1`` becomes "1"); a StatefulSet's ``volumeClaimTemplates`` (an
+    atomic list) get ``apiVersion``, ``kind``, ``spec.volumeMode`` and ``status``.
+    tests/k8s_apiserver checks the whole objects on a real server.
+    """
+    found = [problem for doc in docs for problem in _rewritten_fields(doc)]
+    assert not found, "fields the API server would rewrite:\n" + "\n".join(found)
+
+
+def test_the_rollout_writes_secret_data_as_the_server_stores_it(
+    docs: tuple[Manifest, ...],
+) -> None:
+    """kustomize wraps long base64 values; apply.py sends them on one line, same bytes."""
+    secrets = of_kind(docs, "Secret")
+    wrapped = [s["metadata"]["name"] for s in secrets if any("\n" in v for v in s["data"].values())]
+    assert wrapped, "no wrapped Secret value rendered: the check below would check nothing"
+    stored = {s["metadata"]["name"]: s for s in apply_tool().as_stored(list(docs))}
+    for secret in secrets:
+        name = secret["metadata"]["name"]
+        for key, value in secret["data"].items():
+            one_line = stored[name]["data"][key]
+            assert not any(c.isspace() for c in one_line), f"{name}.{key} still wrapped"
+            assert base64.b64decode(one_line) == base64.b64decode(value), f"{name}.{key}"
+    others = [d for d in docs if d["kind"] != "Secret"]
+    assert apply_tool().as_stored(others) == others, "only Secrets change"
+
+
+def test_no_job_deletes_itself_after_it_finished(docs: tuple[Manifest, ...]) -> None:
+    """No ``ttlSecondsAfterFinished`` (issue 18, finding 5).
+
+    A GitOps controller re-creates a Job the TTL controller deleted at its next sync, which
+    would rerun the migrations and ``topics create`` every hour. The finished Job stays
+    until a rollout changes it (apply.py and Flux replace it then).
+    """
+    with_ttl = [
+        job["metadata"]["name"]
+        for job in of_kind(docs, "Job")
+        if "ttlSecondsAfterFinished" in job["spec"]
+    ]
+    assert not with_ttl, f"Jobs a GitOps controller would rerun after their TTL: {with_ttl}"
+
+
+@pytest.mark.parametrize(
+    ("stdin", "says"),
+    [
+        ("kind: Deployment\nmetadata: {name: [\n", "standard input is not valid YAML"),
+        ("- just\n- a list\n", "not a named Kubernetes object"),
+        ("", "holds no objects"),
+    ],
+)
+def test_the_rollout_refuses_bad_input_with_a_message(stdin: str, says: str) -> None:
+    """Input errors are exit 2 with one clear line, never a traceback, and reach no cluster."""
+    done = subprocess.run(
+        [sys.executable, str(K8S / "apply.py"), "-f", "-", "--kubectl", "/nonexistent/kubectl"],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+
+
 def test_only_the_gateway_accepts_traffic_from_the_ingress_controller(
     docs: tuple[Manifest, ...],
 ) -> None:
@@ -731,3 +857,40 @@ def test_every_upstream_address_is_a_service_its_caller_may_reach(
                     ), f"{name}: {key}={value} is blocked by the network policies"
                 checked.add((name, key))
     assert {("gateway", "WEB_URL"), ("web", "GATEWAY_URL"), ("saga-api", "QNA_URL")} <= checked
+
+
+def test_the_rollout_explains_a_conflict_with_another_field_manager() -> None:
+    """kubectl's conflict error becomes what to do: the manager named, the move command."""
+    stderr = (
+        'error: Apply failed with 2 conflicts: conflicts with "kubectl-client-side-apply" '
+        'using apps/v1:\n- .spec.template.spec.containers[name="member"].envFrom\n'
+    )
+    advice = apply_tool().conflict_advice(stderr, "msa-board", ["-k", "deploy/k8s/overlays/local"])
+    assert "kubectl-client-side-apply" in advice
+    assert "python deploy/k8s/apply.py -k deploy/k8s/overlays/local --force-conflicts" in advice
+    assert "Nothing was changed" in advice
+    assert apply_tool().conflict_advice("error: field is immutable", "msa-board", []) is None
+
+
+def test_every_object_carries_the_release_label(docs: tuple[Manifest, ...]) -> None:
+    """``apply.py --prune`` finds the release's objects by ``app.kubernetes.io/part-of``.
+
+    An object without it is never pruned, and apply.py refuses to prune at all (it cannot
+    tell the release's objects from others'), so an overlay's own objects need it too.
+    """
+    unlabelled = [
+        f"{doc['kind']}/{doc['metadata']['name']}"
+        for doc in docs
+        if (doc["metadata"].get("labels") or {}).get("app.kubernetes.io/part-of") != "msa-board"
+    ]
+    assert not unlabelled, f"objects without app.kubernetes.io/part-of=msa-board: {unlabelled}"
+
+
+def test_every_overlay_ships_the_alert_rules_as_they_are_in_deploy_observability(
+    docs: tuple[Manifest, ...],
+) -> None:
+    """One source for compose, `make observe` and the cluster (docs/observability.md "Alerts")."""
+    source = (ROOT / "deploy" / "observability" / "alerts.yml").read_text(encoding="utf-8")
+    rules = by_name(docs, "ConfigMap")["prometheus-alert-rules"]
+    assert rules["data"] == {"alerts.yml": source}
+    assert rules["metadata"]["labels"]["prometheus-rules"] == "msa-board"

@@ -5,7 +5,8 @@ For every deployable the test reads the pod and container ``securityContext`` an
 cannot drift apart), maps them to engine flags (``--user``, ``--read-only`` without podman's
 extra tmpfs mounts, ``--cap-drop``, ``--security-opt no-new-privileges``, ``--tmpfs /tmp``),
 and runs the image with ``--network host`` against the local infrastructure, a fresh
-database per test:
+database per test, on ports the kernel picks free for each test (so two checkouts can run
+these tests at once):
 
 - ``migrate`` exits 0;
 - ``api`` (and ``worker``) become ready on ports of their own, serve one real request, then
@@ -22,10 +23,12 @@ and its size stays under a budget.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.server
 import json
 import os
 import re
+import socket
 import threading
 import time
 import uuid
@@ -47,7 +50,7 @@ from deploy.images.build import (
     image_label,
     select_bases,
 )
-from deploy.images.engine import Engine
+from deploy.images.engine import Engine, sigint_deferred
 from tests.deploy.artifacts import IMAGES, K8S, image_deployable, is_app_image
 from tests.support.infra import Infra, provide_infra
 
@@ -55,12 +58,6 @@ from tests.support.infra import Infra, provide_infra
 # cores) inside its fixture, which pytest-timeout counts: the suite's 300 s is too short for it.
 pytestmark = [pytest.mark.images, pytest.mark.timeout(1800)]
 
-#: Ports no other test or `make run` uses (8000-8014 and 9101-9104 are taken).
-HTTP_PORT = {"member": 18611, "board": 18612, "qna": 18613, "saga": 18614, "gateway": 18610}
-HTTP_PORT["web"] = 18615
-WORKER_PORT = {"member": 18711, "board": 18712, "qna": 18713, "saga": 18714}
-#: An upstream stand-in for the gateway and web (a plain HTTP server in this process).
-UPSTREAM_PORT = 18619
 
 #: Size budget per image, in MB (uncompressed, as `<engine> images` shows it). Measured with
 #: the stand-in Python base (155 MB of it) on 2026-11-30: member, board, qna and saga 297,
@@ -159,6 +156,47 @@ def test_every_image_has_one_restricted_profile_in_the_manifests() -> None:
 # ------------------------------------------------------------------ containers
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports that nothing listens on now, on every address (the
+    containers run with the host's network and listen on 0.0.0.0), picked by the kernel.
+
+    Fixed ports would collide with a second checkout running these tests at the same time.
+    The sockets are held until all are picked, so the ports differ; another process could
+    still take one before the container binds it, which the kernel makes unlikely (it
+    hands out ephemeral ports in turn, not the ones just released first)."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("0.0.0.0", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
+
+
+@dataclass(frozen=True)
+class Ports:
+    """One test's ports: the api's, the worker's, the stand-in upstream's, and one that
+    nothing listens on (the JWKS URL of a service whose member is not running)."""
+
+    http: int
+    worker: int
+    upstream: int
+    idle: int
+
+
+@pytest.fixture
+def ports() -> Ports:
+    return Ports(*free_ports(4))
+
+
+def test_free_ports_are_distinct_and_nothing_listens_on_them() -> None:
+    picked = free_ports(4)
+    assert len(set(picked)) == 4
+    for port in picked:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("0.0.0.0", port))
+
+
 @dataclass
 class Container:
     engine: Engine
@@ -201,10 +239,13 @@ def run_args(profile: Profile, env: dict[str, str], mounts: list[str]) -> list[s
 
 @pytest.fixture
 def containers(engine: Engine) -> Iterator[list[Container]]:
+    """The containers a test starts, removed afterwards; a Ctrl-C during the removal does
+    not cut it short (SIGINT deferred, each ``rm`` in a session of its own)."""
     started: list[Container] = []
     yield started
-    for container in started:
-        engine.run("rm", "-f", "-t", "0", container.name, check=False)
+    with sigint_deferred():
+        for container in started:
+            engine.run("rm", "-f", "-t", "0", container.name, check=False, shielded=True)
 
 
 def start(
@@ -224,12 +265,22 @@ def start(
 
 
 def run_to_completion(
-    engine: Engine, built: Built, argv: list[str], env: dict[str, str], mounts: list[str]
+    engine: Engine,
+    started: list[Container],
+    built: Built,
+    argv: list[str],
+    env: dict[str, str],
+    mounts: list[str],
 ) -> tuple[int, str]:
+    """``run --rm`` in the foreground; named and listed in ``started`` so that the clean-up
+    removes it too when the test is interrupted while it runs."""
+    name = f"msa-image-test-{built.name}-{argv[0]}-{uuid.uuid4().hex[:6]}"
+    started.append(Container(engine, name))
     profile = restricted_profile(built.name)
     done = engine.run(
-        "run", "--rm", *run_args(profile, env, mounts), built.ref, *argv, check=False, timeout=300
-    )
+        "run", "--rm", "--name", name, *run_args(profile, env, mounts), built.ref, *argv,
+        check=False, timeout=300,
+    )  # fmt: skip
     return done.returncode, done.stdout + done.stderr
 
 
@@ -281,8 +332,8 @@ class Upstream:
 
 
 @pytest.fixture
-def upstream() -> Iterator[Upstream]:
-    seen = Upstream(UPSTREAM_PORT, [])
+def upstream(ports: Ports) -> Iterator[Upstream]:
+    seen = Upstream(ports.upstream, [])
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -297,7 +348,7 @@ def upstream() -> Iterator[Upstream]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", UPSTREAM_PORT), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", ports.upstream), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield seen
@@ -318,15 +369,18 @@ def database(infra: Infra) -> Iterator[str]:
     asyncio.run(infra.drop_database(url))
 
 
-def common_env(infra: Infra, deployable: str) -> dict[str, str]:
+def common_env(infra: Infra, deployable: str, ports: Ports) -> dict[str, str]:
     prefix = f"img{uuid.uuid4().hex[:8]}."
+    # Member publishes the keys itself; elsewhere no member runs, as before a deployment's
+    # member is up.
+    jwks_port = ports.http if deployable == "member" else ports.idle
     return {
         "SERVICE_NAME": deployable,
-        "HTTP_PORT": str(HTTP_PORT[deployable]),
+        "HTTP_PORT": str(ports.http),
         "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
         "KAFKA_TOPIC_PREFIX": prefix,
         "REDIS_URL": infra.redis_url,
-        "JWKS_URL": f"http://127.0.0.1:{HTTP_PORT['member']}/.well-known/jwks.json",
+        "JWKS_URL": f"http://127.0.0.1:{jwks_port}/.well-known/jwks.json",
         "JWT_ISSUER": "msa-member",
         "JWT_AUDIENCE": "msa",
         "SHUTDOWN_DRAIN_SECONDS": "0.2",
@@ -355,11 +409,12 @@ def test_a_service_image_migrates_serves_and_stops_cleanly_under_the_restricted_
     infra: Infra,
     database: str,
     containers: list[Container],
+    ports: Ports,
     tmp_path: Path,
 ) -> None:
     built, profile = images[deployable], restricted_profile(deployable)
-    env = {**common_env(infra, deployable), "DATABASE_URL": database}
-    env["WORKER_PORT"] = str(WORKER_PORT[deployable])
+    env = {**common_env(infra, deployable, ports), "DATABASE_URL": database}
+    env["WORKER_PORT"] = str(ports.worker)
     mounts: list[str] = []
     if deployable == "member":
         # The signing key as Kubernetes mounts the member-jwt Secret: read-only, readable by
@@ -377,18 +432,18 @@ def test_a_service_image_migrates_serves_and_stops_cleanly_under_the_restricted_
         env["JWT_PRIVATE_KEY_FILE"] = "/etc/member/jwt/jwt-private-key.pem"
         env["ADMIN_EMAIL"], env["ADMIN_PASSWORD"] = "admin@example.com", "admin-image-test-pw"
     if deployable == "saga":
-        env["QNA_URL"] = f"http://127.0.0.1:{UPSTREAM_PORT}"
+        env["QNA_URL"] = f"http://127.0.0.1:{ports.idle}"
 
-    code, output = run_to_completion(engine, built, ["migrate"], env, mounts)
+    code, output = run_to_completion(engine, containers, built, ["migrate"], env, mounts)
     assert code == 0, f"{deployable} migrate exited {code}:\n{output[-4000:]}"
 
     api = start(engine, containers, built, ["api"], env, mounts)
     worker = start(engine, containers, built, ["worker"], env, mounts)
-    api.wait_ready(HTTP_PORT[deployable])
-    worker.wait_ready(WORKER_PORT[deployable])
+    api.wait_ready(ports.http)
+    worker.wait_ready(ports.worker)
 
     path, status = REQUESTS[deployable]
-    response = httpx.get(f"http://127.0.0.1:{HTTP_PORT[deployable]}{path}", timeout=10)
+    response = httpx.get(f"http://127.0.0.1:{ports.http}{path}", timeout=10)
     assert response.status_code == status, response.text
     if deployable == "member":
         assert response.json()["keys"], "the mounted signing key is published"
@@ -406,17 +461,18 @@ def test_the_gateway_and_web_images_serve_and_stop_cleanly_under_the_restricted_
     images: dict[str, Built],
     infra: Infra,
     containers: list[Container],
+    ports: Ports,
     upstream: Upstream,
 ) -> None:
     built, profile = images[deployable], restricted_profile(deployable)
-    there = f"http://127.0.0.1:{UPSTREAM_PORT}"
-    env = common_env(infra, deployable)
+    there = f"http://127.0.0.1:{upstream.port}"
+    env = common_env(infra, deployable, ports)
     env.update(MEMBER_URL=there, BOARD_URL=there, QNA_URL=there, SAGA_URL=there, WEB_URL=there)
     env.update(GATEWAY_URL=there, WEB_REDIS_KEY_PREFIX=f"img{uuid.uuid4().hex[:8]}:")
     api = start(engine, containers, built, ["api"], env, [])
-    api.wait_ready(HTTP_PORT[deployable])
+    api.wait_ready(ports.http)
 
-    base = f"http://127.0.0.1:{HTTP_PORT[deployable]}"
+    base = f"http://127.0.0.1:{ports.http}"
     if deployable == "gateway":
         # Proxied to "board" (the stand-in upstream) through the gateway's whole pipeline.
         response = httpx.get(f"{base}/api/boards", timeout=10)

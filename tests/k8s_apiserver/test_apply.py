@@ -13,9 +13,20 @@ rollout a platform team runs (``deploy/k8s/apply.py``, server-side apply):
 - a config change (a ConfigMap literal edited, the overlay re-rendered) rolls out cleanly,
   the Jobs re-created with the new config. A Job the rollout cannot replace (its immutable
   pod template) fails here;
-- moving to the other overlay's settings rolls out cleanly, with admitted pods.
+- a second field manager (kubectl's default, a GitOps controller) applying the same objects
+  meets no conflict, and the live objects equal the manifests on every field they set: a
+  field the server rewrites (``fieldRef`` without ``apiVersion``, ``cpu: 1``, a bare
+  volumeClaimTemplate, wrapped Secret data) fails here;
+- ``apply.py --diff`` previews a config change (the Jobs "would be replaced") and changes
+  nothing;
+- moving to the other overlay's settings rolls out cleanly, with admitted pods, and
+  ``--prune`` removes what the other overlay no longer renders (local -> production: the
+  in-cluster StatefulSets), keeping their volumes.
 
-And Pod Security admission really refuses a privileged container, so the checks can fail.
+An install made with client-side ``kubectl apply`` moves to apply.py with
+``--force-conflicts``, after apply.py explained the conflicts. And Pod Security admission
+really refuses a privileged container, and apply.py refuses the Deployment the server only
+warns about, so the checks can fail.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.deploy.artifacts import apply_tool
 from tests.k8s_apiserver.controlplane import ROOT, ControlPlane
 
 # The first test also waits for the binaries: a cold build takes minutes (make builds them first).
@@ -46,6 +58,8 @@ NAMESPACE = "msa-board"
 OVERLAYS = ("local", "production")
 OTHER = {"local": "production", "production": "local"}
 FIELD_MANAGER = "msa-board"
+# The manager a second party applies with: kubectl's default for --server-side.
+SECOND_MANAGER = "kubectl"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
 # Seconds for the controllers to create every workload's first pod on a loaded machine.
 PODS_TIMEOUT = 180.0
@@ -111,10 +125,16 @@ def change_platform_literal(copy: Path) -> None:
 # ------------------------------------------------------------------ talking to the server
 
 
-def rollout(plane: ControlPlane, manifests: str) -> subprocess.CompletedProcess[str]:
-    """The documented rollout: ``deploy/k8s/apply.py -f -`` against the control plane."""
+def stored(manifests: str) -> list[Manifest]:
+    """The objects as apply.py sends them (Secret data on one line, as the server stores it)."""
+    docs: list[Manifest] = apply_tool().as_stored(docs_of(manifests))
+    return docs
+
+
+def rollout(plane: ControlPlane, manifests: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    """The documented rollout: ``deploy/k8s/apply.py -f - [flags]`` against the control plane."""
     return subprocess.run(
-        [sys.executable, str(APPLY), "-f", "-"],
+        [sys.executable, str(APPLY), "-f", "-", *flags],
         input=manifests,
         env=plane.env(),
         capture_output=True,
@@ -290,6 +310,96 @@ def test_a_second_apply_changes_nothing(deployed: Deployed, plane: ControlPlane)
     assert not moved, "a second, identical apply changed: " + ", ".join(moved)
 
 
+def differences(want: object, have: object, path: str = "") -> list[str]:
+    """Where ``have`` differs from ``want`` on the fields ``want`` sets; [] when it does not.
+
+    Fields only ``have`` carries (the server's defaults, status) are no difference; a list
+    must match element by element.
+    """
+    if isinstance(want, dict):
+        if not isinstance(have, dict):
+            return [f"{path}: {want!r} stored as {have!r}"]
+        return [
+            found
+            for key, value in want.items()
+            for found in (
+                differences(value, have[key], f"{path}.{key}")
+                if key in have
+                else [f"{path}.{key}: not stored"]
+            )
+        ]
+    if isinstance(want, list):
+        if not isinstance(have, list) or len(have) != len(want):
+            return [f"{path}: {want!r} stored as {have!r}"]
+        return [
+            found
+            for i, (one, other) in enumerate(zip(want, have, strict=True))
+            for found in differences(one, other, f"{path}[{i}]")
+        ]
+    return [] if want == have else [f"{path}: {want!r} stored as {have!r}"]
+
+
+def second_manager_conflicts(plane: ControlPlane, manifests: str) -> str:
+    """What a server-side dry-run apply of the same objects by another manager refuses."""
+    dry = plane.kubectl(
+        "apply", "--server-side", "--dry-run=server", f"--field-manager={SECOND_MANAGER}",
+        "-f", "-", stdin=apply_tool().dump(stored(manifests)),
+    )  # fmt: skip
+    return "" if dry.returncode == 0 else dry.stderr
+
+
+def test_a_second_field_manager_meets_no_conflict(deployed: Deployed, plane: ControlPlane) -> None:
+    """Issue 18, finding 1: fields the server rewrites conflict for the next manager.
+
+    The diff above runs with the manager that applied, which may change its own fields and
+    so never sees them; kubectl's default manager (or a GitOps controller) applying the same
+    objects did: 17 conflicts (fieldRef, cpu, volumeClaimTemplates, the JWT Secret's data).
+    """
+    assert_clean(deployed.first, f"applying {deployed.overlay}")
+    refused = second_manager_conflicts(plane, deployed.manifests)
+    assert not refused, f"another field manager applying the same objects is refused:\n{refused}"
+
+
+def test_the_live_objects_equal_the_manifests(deployed: Deployed, plane: ControlPlane) -> None:
+    """Every field the manifests set is stored as written (the server rewrites none of them)."""
+    assert_clean(deployed.first, f"applying {deployed.overlay}")
+    objects = live(plane, deployed.manifests)
+    found = [
+        f"{doc['kind']}/{doc['metadata']['name']}{difference}"
+        for doc in stored(deployed.manifests)
+        for difference in differences(doc, objects[(doc["kind"], doc["metadata"]["name"])])
+    ]
+    assert not found, "fields stored differently from the manifests:\n" + "\n".join(found)
+
+
+def test_the_preview_shows_a_config_change_and_changes_nothing(
+    deployed: Deployed, plane: ControlPlane
+) -> None:
+    """Issue 18, finding 4: ``apply.py --diff``, where ``kubectl diff`` stops at a changed Job.
+
+    Exit 0 and no output when nothing would change; exit 1, the changed objects' diff and
+    each changed Job "would be replaced" when a config literal changed; nothing applied.
+    """
+    same = rollout(plane, deployed.manifests, "--diff")
+    assert same.returncode == 0, f"{same.stdout}\n{same.stderr}"
+    assert not same.stdout.strip(), same.stdout
+    before = versions(live(plane, deployed.manifests))
+
+    changed = render(deployed.overlay, change_platform_literal)
+    preview = rollout(plane, changed, "--diff")
+    assert preview.returncode == 1, f"{preview.stdout}\n{preview.stderr}"
+    replaced = {
+        line.split()[3]
+        for line in preview.stdout.splitlines()
+        if line.startswith("would be replaced: ")
+    }
+    jobs = {f"job.batch/{d['metadata']['name']}" for d in docs_of(changed) if d["kind"] == "Job"}
+    assert replaced == jobs, preview.stdout[-3000:]
+    assert 'SHUTDOWN_TIMEOUT_SECONDS: "25"' in preview.stdout, preview.stdout[-3000:]
+    after = versions(live(plane, deployed.manifests))
+    assert after == before, "the preview changed live objects"
+
+
 def test_a_config_change_rolls_out_and_reruns_the_jobs(
     deployed: Deployed, plane: ControlPlane
 ) -> None:
@@ -324,14 +434,111 @@ def test_a_config_change_rolls_out_and_reruns_the_jobs(
     assert not problems, "pods refused or missing after the change:\n" + "\n".join(problems)
 
 
-def test_moving_to_the_other_overlay_rolls_out(deployed: Deployed, plane: ControlPlane) -> None:
+def release_objects(plane: ControlPlane, namespace: str = NAMESPACE) -> set[tuple[str, str]]:
+    """(kind, name) of the live objects --prune may delete: the release's, no owner's."""
+    done = plane.kubectl(
+        "-n", namespace, "get", ",".join(apply_tool().PRUNE_KINDS),
+        "-l", "app.kubernetes.io/part-of=msa-board", "-o", "json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return {
+        (item["kind"], item["metadata"]["name"])
+        for item in json.loads(done.stdout)["items"]
+        if not item["metadata"].get("ownerReferences")
+    }
+
+
+def test_moving_to_the_other_overlay_rolls_out_and_prunes(
+    deployed: Deployed, plane: ControlPlane
+) -> None:
+    """Issue 18, finding 3: without pruning, local -> production left 6 StatefulSets running.
+
+    ``--prune`` deletes what the other overlay no longer renders (and the old hashed
+    ConfigMaps and Secrets), previewed by ``--diff --prune``; the StatefulSets' volumes stay.
+    """
     other = OTHER[deployed.overlay]
     manifests = render(other)
+    rendered = {(d["kind"], d["metadata"]["name"]) for d in docs_of(manifests)}
+    stale = release_objects(plane) - rendered
+    assert stale, "nothing to prune: the check below would check nothing"
+    claims_before = plane.kubectl("-n", NAMESPACE, "get", "pvc", "-o", "name").stdout.split()
+
+    preview = rollout(plane, manifests, "--diff", "--prune")
+    assert preview.returncode == 1, f"{preview.stdout}\n{preview.stderr}"
+    would = {
+        line.split()[2] for line in preview.stdout.splitlines() if line.startswith("would prune: ")
+    }
+    assert len(would) == len(stale), f"{would} vs {stale}"
+
     started = time.time()
-    assert_clean(rollout(plane, manifests), f"moving from {deployed.overlay} to {other}")
+    moved = rollout(plane, manifests, "--prune")
+    assert_clean(moved, f"moving from {deployed.overlay} to {other}")
     assert_no_diff(plane, manifests, f"{other} applied over {deployed.overlay}")
+    left = release_objects(plane) - rendered
+    assert not left, f"left running after moving to {other} with --prune: {sorted(left)}"
+    if deployed.overlay == "local":
+        assert {("StatefulSet", name) for name in ("member-db", "kafka", "redis")} <= stale
+        assert claims_before, "the StatefulSets claimed no volume: the check below checks nothing"
+    claims_after = plane.kubectl("-n", NAMESPACE, "get", "pvc", "-o", "name").stdout.split()
+    deleted = set(claims_before) - set(claims_after)
+    assert not deleted, f"--prune deleted volumes: {sorted(deleted)}"
     problems = admission_problems(plane, workloads_of(manifests), started)
     assert not problems, f"pods refused or missing in {other}:\n" + "\n".join(problems)
+
+
+# ------------------------------------------------------------------ moving an install to apply.py
+
+
+MIGRATE_NAMESPACE = "msa-migrate"
+
+
+def in_namespace(manifests: str, namespace: str) -> str:
+    """The rendered objects moved to another namespace (the migration gets its own)."""
+    docs = docs_of(manifests)
+    for doc in docs:
+        if doc["kind"] == "Namespace":
+            doc["metadata"]["name"] = namespace
+        elif "namespace" in doc["metadata"]:
+            doc["metadata"]["namespace"] = namespace
+    return yaml.safe_dump_all(docs)
+
+
+def test_an_install_made_with_kubectl_apply_moves_to_apply_py(plane: ControlPlane) -> None:
+    """Issue 18, finding 2: after a client-side ``kubectl apply -k``, apply.py met conflicts.
+
+    apply.py stops with the conflicting manager named and the command that moves the
+    install (``--force-conflicts``), changing nothing; that command takes the fields over
+    once, and from then on a plain apply.py (and a second manager) rolls out cleanly.
+    """
+    fresh_namespace(plane, MIGRATE_NAMESPACE)
+    original = in_namespace(render("local"), MIGRATE_NAMESPACE)
+    changed = in_namespace(render("local", change_platform_literal), MIGRATE_NAMESPACE)
+    client_side = plane.kubectl("apply", "-f", "-", stdin=original)
+    assert client_side.returncode == 0, client_side.stderr
+    jobs = {
+        name: obj["metadata"]["uid"]
+        for (kind, name), obj in live(plane, original).items()
+        if kind == "Job"
+    }
+
+    refused = rollout(plane, changed)
+    assert refused.returncode == 1, refused.stderr
+    assert "kubectl-client-side-apply" in refused.stderr, refused.stderr
+    # apply.py's advice, not only kubectl's own conflict message: the command that moves it.
+    assert "deploy/k8s/apply.py -f - --force-conflicts" in refused.stderr, refused.stderr
+    assert "Nothing was changed" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr, refused.stderr
+    unchanged = {
+        n: o["metadata"]["uid"] for (k, n), o in live(plane, original).items() if k == "Job"
+    }
+    assert unchanged == jobs, "the refused rollout changed the Jobs"
+
+    assert_clean(rollout(plane, changed, "--force-conflicts"), "apply.py --force-conflicts")
+    assert_clean(rollout(plane, original), "apply.py after the move, without --force-conflicts")
+    assert_no_diff(plane, original, "after the move")
+    refused_later = second_manager_conflicts(plane, original)
+    assert not refused_later, f"another manager still meets conflicts:\n{refused_later}"
+    fresh_namespace(plane, MIGRATE_NAMESPACE)
 
 
 # ------------------------------------------------------------------ the checks can fail
@@ -378,6 +585,25 @@ def test_pod_security_refuses_a_privileged_container(plane: ControlPlane) -> Non
         "metadata": {"name": "privileged"},
         "spec": {"selector": {"matchLabels": {"app": "privileged"}}, "template": template},
     }
+    # apply.py refuses what the server only warns about (issue 18, finding 6), creating nothing.
+    through_apply = subprocess.run(
+        [sys.executable, str(APPLY), "-f", "-"],
+        input=json.dumps(
+            {**deployment, "metadata": {"name": "privileged", "namespace": namespace}}
+        ),
+        env=plane.env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert through_apply.returncode == 1, through_apply.stderr
+    assert "PodSecurity" in through_apply.stderr, through_apply.stderr
+    created = plane.kubectl(
+        "-n", namespace, "get", "deployment", "privileged", "--ignore-not-found"
+    )
+    assert not created.stdout.strip(), "apply.py created the privileged Deployment"
+
     started = time.time()
     done = plane.kubectl("-n", namespace, "apply", "-f", "-", stdin=json.dumps(deployment))
     # The Deployment itself is accepted, with a warning; its pods are refused.

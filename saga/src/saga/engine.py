@@ -8,12 +8,14 @@ written only after the commit.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry import propagate, trace
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
@@ -36,6 +38,7 @@ from saga.orchestrator import (
 from saga.store import SagaUnitOfWork, StoredSaga
 
 log = get_logger("saga.engine")
+tracer = trace.get_tracer("saga")
 
 #: The consumer name under which handled reply ids are recorded (the inbox).
 REPLY_CONSUMER = "saga-orchestrator"
@@ -172,10 +175,11 @@ class SagaEngine:
             due = await uow.sagas.due(now, limit)
             for state in due:
                 try:  # one saga that cannot move on must not hold the others back
-                    async with uow.session.begin_nested():
-                        transition = self.orchestrators[state.type].on_deadline(state, now)
-                        if transition is not None:
-                            await self._apply(uow, state, transition)
+                    with self._continue_trace(uow, state, "saga deadline"):
+                        async with uow.session.begin_nested():
+                            transition = self.orchestrators[state.type].on_deadline(state, now)
+                            if transition is not None:
+                                await self._apply(uow, state, transition)
                 except Exception:
                     log.exception("saga.deadline_failed", saga_id=state.id, saga_type=state.type)
             upcoming = now if len(due) >= limit else await uow.sagas.next_deadline(now)
@@ -194,24 +198,49 @@ class SagaEngine:
                 command = self.orchestrators[state.type].awaited_command(state)
                 if command is None:
                     continue
-                message_ids = await self._publish(uow, (command,))
-                await uow.sagas.save(state, state, command_message_id=message_ids[0])
+                with self._continue_trace(uow, state, "saga recover"):
+                    message_ids = await self._publish(uow, (command,))
+                    await uow.sagas.save(state, state, command_message_id=message_ids[0])
                 resent += 1
             await uow.commit()
         log.info("saga.recovered", resent=resent, deadlines_postponed=postponed)
         return resent
 
     async def refresh_in_flight(self) -> None:
+        """Set ``saga_in_flight`` and ``saga_overdue`` (in flight, deadline passed more than
+        ``metrics.OVERDUE_AFTER_SECONDS`` ago) for every saga type, from the database."""
+        overdue_before = self.clock() - dt.timedelta(seconds=metrics.OVERDUE_AFTER_SECONDS)
         async with self.uow_factory() as uow:
             counts = await uow.sagas.in_flight_counts()
+            overdue = await uow.sagas.overdue_counts(overdue_before)
         for saga_type in self.definitions:
             metrics.SAGA_IN_FLIGHT.labels(saga_type).set(counts.get(saga_type, 0))
+            metrics.SAGA_OVERDUE.labels(saga_type).set(overdue.get(saga_type, 0))
 
     async def get(self, saga_id: str) -> StoredSaga | None:
         async with self.uow_factory() as uow:
             return await uow.sagas.get(saga_id)
 
     # --- internals --------------------------------------------------------------------------
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _continue_trace(uow: SagaUnitOfWork, state: SagaState, name: str) -> Iterator[None]:
+        """A span for work no message started (a passed deadline, a restart's re-send), the child
+        of the saga's stored trace context (its last write: the reply or request that set the
+        deadline), so the command it stages continues the saga's trace. A child, not a link: the
+        re-sent command is caused by that earlier handling, and one trace shows the whole saga."""
+        parent = propagate.extract(uow.sagas.trace_context(state.id))
+        with tracer.start_as_current_span(
+            name,
+            context=parent,
+            attributes={
+                "saga.id": state.id,
+                "saga.type": state.type,
+                "saga.step": state.current_step or "",
+            },
+        ):
+            yield
 
     @staticmethod
     def _ignored(reply: SagaReply, why: str, event: str = "saga.reply_ignored") -> None:

@@ -1,4 +1,4 @@
-"""Application metrics: how many sagas start, end in each way, how long they take, how many are in flight, how often steps are retried."""
+"""Application metrics: how many sagas start, end in each way, how long they take, how many are in flight or stuck past their deadline, how often steps are retried."""
 
 from __future__ import annotations
 
@@ -26,6 +26,16 @@ SAGA_IN_FLIGHT = Gauge(
     ["type"],
 )
 
+SAGA_OVERDUE = Gauge(
+    "saga_overdue",
+    "Sagas RUNNING or COMPENSATING whose deadline passed more than OVERDUE_AFTER_SECONDS ago: the "
+    "deadline sweeper acts within about a second, so these are stuck (alert SagaPastDeadline).",
+    ["type"],
+)
+#: How long past its deadline an in-flight saga counts as overdue: far above the sweeper's
+#: interval (SWEEP_INTERVAL_SECONDS, 1 s) and a slow sweep, so only a saga no sweep moves on.
+OVERDUE_AFTER_SECONDS = 60.0
+
 SAGA_STEP_RETRIES = Counter(
     "saga_step_retries_total",
     "Commands sent again: a forward command re-sent after a timeout at or after the pivot, or a "
@@ -41,3 +51,4 @@ def register_types(types: list[str]) -> None:
         for counter in (SAGA_STARTED, SAGA_COMPLETED, SAGA_COMPENSATED, SAGA_FAILED):
             counter.labels(saga_type)
         SAGA_IN_FLIGHT.labels(saga_type)
+        SAGA_OVERDUE.labels(saga_type)

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
+from opentelemetry import propagate
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -74,6 +75,10 @@ saga_instances = Table(
     Column("ended_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("version", Integer, nullable=False),
+    # W3C trace context (traceparent, tracestate) current at the last write: work that no
+    # message starts (the deadline sweeper, the recovery after a restart) continues the
+    # saga's trace from it. NULL when no span was current (tracing off, or before 0004).
+    Column("trace_context", JSONB, nullable=True),
     # Declared in migration 0001; stated here too so the model and the database agree.
     CheckConstraint(
         "status IN ({})".format(", ".join(f"'{status.value}'" for status in SagaStatus)),
@@ -151,6 +156,13 @@ def _awaiting_columns(state: SagaState) -> dict[str, Any]:
     }
 
 
+def _current_trace_context() -> dict[str, str] | None:
+    """The current span's context as ``traceparent``/``tracestate`` headers; None without one."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier or None
+
+
 def _step_columns(log: StepLog) -> dict[str, Any]:
     return {
         "forward_status": log.forward.value,
@@ -166,6 +178,7 @@ class SagaRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self._versions: dict[str, int] = {}
+        self._trace_contexts: dict[str, dict[str, str]] = {}
 
     async def add(
         self,
@@ -191,6 +204,7 @@ class SagaRepository:
                 started_at=state.started_at,
                 ended_at=state.ended_at,
                 version=1,
+                trace_context=_current_trace_context(),
                 **_awaiting_columns(state),
             )
         )
@@ -216,9 +230,11 @@ class SagaRepository:
     async def save(
         self, old: SagaState, new: SagaState, *, command_message_id: uuid.UUID | None = None
     ) -> None:
-        """Write the changes from ``old`` to ``new`` (a state this repository loaded)."""
+        """Write the changes from ``old`` to ``new`` (a state this repository loaded), with the
+        trace context current now (:meth:`trace_context` reads it back)."""
         version = self._versions[new.id]
         values: dict[str, Any] = {
+            "trace_context": _current_trace_context(),
             "status": new.status.value,
             "data": dict(new.data),
             "deadline": new.deadline,
@@ -245,6 +261,11 @@ class SagaRepository:
                     position=position,
                     **_step_columns(after),
                 )
+
+    def trace_context(self, saga_id: str) -> dict[str, str]:
+        """The trace context stored with a saga this repository loaded (``traceparent`` and
+        ``tracestate`` headers, for ``opentelemetry.propagate.extract``); empty when none."""
+        return self._trace_contexts.get(saga_id, {})
 
     async def get(self, saga_id: str, *, for_update: bool = False) -> StoredSaga | None:
         parsed = _parse_id(saga_id)
@@ -339,6 +360,18 @@ class SagaRepository:
         ).all()
         return {str(t): int(n) for t, n in rows}
 
+    async def overdue_counts(self, before: dt.datetime) -> dict[str, int]:
+        """In-flight sagas, by type, whose deadline is earlier than ``before``."""
+        rows = (
+            await self.session.execute(
+                select(saga_instances.c.type, func.count())
+                .where(saga_instances.c.status.in_([s.value for s in ACTIVE_STATUSES]))
+                .where(saga_instances.c.deadline < before)
+                .group_by(saga_instances.c.type)
+            )
+        ).all()
+        return {str(t): int(n) for t, n in rows}
+
     async def _load(self, rows: Sequence[Row[Any]]) -> list[StoredSaga]:
         ids = [row.id for row in rows]
         logs: dict[uuid.UUID, list[StepLog]] = {i: [] for i in ids}
@@ -364,6 +397,7 @@ class SagaRepository:
         loaded = []
         for row in rows:
             self._versions[str(row.id)] = row.version
+            self._trace_contexts[str(row.id)] = dict(row.trace_context or {})
             awaiting = None
             if row.awaiting_command is not None:
                 awaiting = Awaiting(
@@ -432,6 +466,7 @@ _STEPS_OF = CompiledSelect(
     .order_by(saga_steps.c.position)
 )
 _SAVED = (
+    "trace_context",
     *("status", "data", "deadline", "failure_reason", "ended_at", "version", "current_step"),
     *("awaiting_command", "awaiting_attempt", "awaiting_compensation", "awaiting_dispatched"),
 )

@@ -248,6 +248,26 @@ async def test_the_in_flight_gauge_counts_running_sagas(engine: SagaEngine) -> N
     assert metric("saga_in_flight", type="answer-acceptance") == 0
 
 
+async def test_the_overdue_gauge_counts_in_flight_sagas_no_sweep_moved_on_past_their_deadline(
+    engine: SagaEngine, clock: Clock
+) -> None:
+    from saga.metrics import OVERDUE_AFTER_SECONDS
+    from tests.integration.saga.helpers import metric
+
+    await start(engine, MEMBER_WITHDRAWAL.name, {"member_id": "x"})  # deadline T0 + 10 s
+    deadline = T0 + dt.timedelta(seconds=10)
+    clock.now = deadline + dt.timedelta(seconds=OVERDUE_AFTER_SECONDS - 1)
+    await engine.refresh_in_flight()
+    assert metric("saga_overdue", type="member-withdrawal") == 0  # late, not yet stuck
+    clock.now = deadline + dt.timedelta(seconds=OVERDUE_AFTER_SECONDS + 1)
+    await engine.refresh_in_flight()  # no sweep ran: the saga is still past its deadline
+    assert metric("saga_overdue", type="member-withdrawal") == 1
+    assert metric("saga_overdue", type="answer-acceptance") == 0
+    await engine.sweep()  # the timeout is applied: a new deadline (a re-send or compensation)
+    await engine.refresh_in_flight()
+    assert metric("saga_overdue", type="member-withdrawal") == 0
+
+
 async def test_a_timed_out_pivot_is_resent_its_retries_stored_counted_and_recovered(
     engine: SagaEngine, db: AsyncEngine, clock: Clock
 ) -> None:

@@ -58,3 +58,43 @@ async def test_a_process_attached_to_an_unreachable_redis_stays_ready() -> None:
         await res.cache.aclose()
     assert ready is True
     assert checks["redis"].startswith("degraded:")
+
+
+async def test_process_ready_follows_every_readiness_evaluation() -> None:
+    from chassis.metrics import PROCESS_READY
+
+    health = Health(service="unit-ready")
+    health.add_check("postgres", _fine)
+    await health.ready()
+    assert PROCESS_READY.labels("unit-ready")._value.get() == 0  # still starting
+    health.started = True
+    await health.ready()
+    assert PROCESS_READY.labels("unit-ready")._value.get() == 1
+    health.add_check("consumer g", _consumer_waiting)
+    await health.ready()
+    assert PROCESS_READY.labels("unit-ready")._value.get() == 0
+    health.shutting_down = True
+    await health.ready()
+    assert PROCESS_READY.labels("unit-ready")._value.get() == 0
+
+
+async def test_a_scrape_of_metrics_evaluates_readiness_without_a_probe_of_readyz() -> None:
+    """Nothing probes a local worker's /readyz: the scrape itself keeps process_ready current."""
+    import httpx
+    from fastapi import FastAPI
+
+    from chassis import metrics
+
+    app = FastAPI()
+    app.include_router(metrics.router)
+    health = Health(service="unit-scrape")
+    health.started = True
+    health.add_check("postgres", _fine)
+    app.state.health = health
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert 'process_ready{service="unit-scrape"} 1.0' in (await client.get("/metrics")).text
+        health.add_check("consumer g", _consumer_waiting)
+        text = (await client.get("/metrics")).text
+        assert 'process_ready{service="unit-scrape"} 0.0' in text
+        assert 'dependency_up{dependency="consumer g",service="unit-scrape"} 0.0' in text

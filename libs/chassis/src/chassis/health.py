@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from chassis.metrics import DEPENDENCY_UP
+from chassis.metrics import DEPENDENCY_UP, PROCESS_READY
 
 Check = Callable[[], Awaitable[object]]
 
@@ -61,6 +61,12 @@ class Health:
         return dict(results)
 
     async def ready(self) -> tuple[bool, dict[str, str]]:
+        """Whether the process may get traffic, and each check's state; sets ``process_ready``."""
+        ok, results = await self._evaluate()
+        PROCESS_READY.labels(self.service).set(1 if ok else 0)
+        return ok, results
+
+    async def _evaluate(self) -> tuple[bool, dict[str, str]]:
         if self.shutting_down:
             return False, {"process": "shutting down"}
         if not self.started:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -51,6 +51,12 @@ DEPENDENCY_UP = Gauge(
     "1 when the named readiness check (a dependency, or a consumer not stuck) last passed.",
     ["service", "dependency"],
 )
+PROCESS_READY = Gauge(
+    "process_ready",
+    "1 when the process's readiness check (/readyz) passes, 0 when it answers 503; evaluated at "
+    "each /readyz and each scrape of /metrics (alert ProcessNotReady).",
+    ["service"],
+)
 JWKS_REFRESH_FAILURES = Counter(
     "jwks_refresh_failures_total",
     "Fetches of the issuer's JWKS that failed (connection, timeout, non-2xx, not a key set).",
@@ -71,8 +77,13 @@ router = APIRouter()
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
-    """Prometheus exposition format."""
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition format. The readiness check runs first (``process_ready`` and
+    ``dependency_up`` are then current at every scrape, not only when something probes
+    ``/readyz``); it answers within ``chassis.health.CHECK_TIMEOUT_SECONDS``."""
+    health = getattr(request.app.state, "health", None)
+    if health is not None:
+        await health.ready()
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -1,4 +1,4 @@
-"""Distributed tracing: OpenTelemetry, exported over OTLP only when OTEL_* variables ask for it."""
+"""Distributed tracing: OpenTelemetry, exported (OTLP, Zipkin, console) only when OTEL_* variables ask for it."""
 
 from __future__ import annotations
 
@@ -71,14 +71,87 @@ def _now_exporting(provider: TracerProvider) -> None:
         provider.sampler.exporting = True
 
 
+#: The values ``OTEL_TRACES_EXPORTER`` may list (OpenTelemetry specification, "Exporter
+#: selection" of the SDK environment variables): ``otlp`` (OTLP over HTTP/protobuf),
+#: ``zipkin`` (Zipkin's JSON v2 API), ``console`` (one JSON object per span on stdout),
+#: ``none`` (no exporter).
+TRACES_EXPORTERS = ("otlp", "zipkin", "console", "none")
+
+
+class TracingConfigError(ValueError):
+    """An ``OTEL_*`` variable names something this process cannot do (raised at startup)."""
+
+
+def _otlp_endpoint_set() -> bool:
+    return bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+
+
+def selected_exporters() -> list[str]:
+    """The exporter names ``OTEL_TRACES_EXPORTER`` selects, in order, without duplicates.
+
+    The variable is a comma-separated list (blanks around names ignored, names
+    case-insensitive), as the OpenTelemetry specification defines it. Unset or empty keeps
+    this project's rule from before the variable was read: ``["otlp"]`` when
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set, else
+    ``[]`` (the specification's default is ``otlp`` whatever the endpoint; exporting to a
+    collector nobody runs would only fill the logs with export errors). ``none`` gives ``[]``
+    and may not be combined with another name.
+
+    Raises :class:`TracingConfigError` naming the variable and the allowed values for an
+    unknown name, an empty item or ``none`` among others.
+    """
+    raw = os.environ.get("OTEL_TRACES_EXPORTER", "").strip()
+    if not raw:
+        return ["otlp"] if _otlp_endpoint_set() else []
+    names = [n.strip().lower() for n in raw.split(",")]
+    allowed = ", ".join(TRACES_EXPORTERS)
+    wrong = [n for n in names if n not in TRACES_EXPORTERS]
+    if wrong:
+        raise TracingConfigError(
+            f"OTEL_TRACES_EXPORTER={raw!r}: unknown exporter {wrong[0]!r}; "
+            f"allowed: a comma-separated list of {allowed}"
+        )
+    if "none" in names and len(set(names)) > 1:
+        raise TracingConfigError(
+            f"OTEL_TRACES_EXPORTER={raw!r}: 'none' cannot be combined with other exporters "
+            f"(allowed: a comma-separated list of {allowed})"
+        )
+    return [n for n in dict.fromkeys(names) if n != "none"]
+
+
+def _build_exporter(name: str) -> SpanExporter:
+    """One exporter; each reads its own standard variables (endpoint, headers, timeout)."""
+    if name == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    if name == "zipkin":
+        # OTEL_EXPORTER_ZIPKIN_ENDPOINT, default http://localhost:9411/api/v2/spans.
+        from opentelemetry.exporter.zipkin.json import ZipkinExporter
+
+        return ZipkinExporter()
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+    return ConsoleSpanExporter()
+
+
 def configure_tracing(service: str, exporter: SpanExporter | None = None) -> TracerProvider:
     """Install a tracer provider once per process.
 
     The provider always exists, so trace ids reach the logs and the Kafka headers; spans
-    leave the process only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or an explicit exporter,
-    as in tests) is given, and are recorded only then (``ExportAwareSampler``, unless
+    leave the process only through the exporters ``OTEL_TRACES_EXPORTER`` selects (see
+    :func:`selected_exporters`: unset means OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is
+    set, nothing otherwise) or, instead of them, an explicit ``exporter`` (tests), each behind a
+    ``BatchSpanProcessor`` (``OTEL_BSP_SCHEDULE_DELAY``, default 5000 ms). Spans are
+    recorded only when something exports them (``ExportAwareSampler``, unless
     ``OTEL_TRACES_SAMPLER`` chooses another sampler). ``OTEL_SDK_DISABLED=true`` turns
     everything off.
+
+    Raises :class:`TracingConfigError` when ``OTEL_TRACES_EXPORTER`` names an unknown
+    exporter, before anything is installed.
     """
     global _configured
     current = trace.get_tracer_provider()
@@ -87,19 +160,17 @@ def configure_tracing(service: str, exporter: SpanExporter | None = None) -> Tra
             current.add_span_processor(BatchSpanProcessor(exporter))
             _now_exporting(current)
         return current
+    exporters = (
+        [exporter]
+        if exporter is not None
+        else [_build_exporter(name) for name in selected_exporters()]
+    )
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", service)}),
         sampler=_sampler(),
     )
-    if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
-        _now_exporting(provider)
-    elif os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-    ):
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    for each in exporters:
+        provider.add_span_processor(BatchSpanProcessor(each))
         _now_exporting(provider)
     if os.environ.get("OTEL_SDK_DISABLED", "").lower() != "true":
         trace.set_tracer_provider(provider)

@@ -1,0 +1,235 @@
+"""`make observe` for real: run.py at a port offset with observing on, scraped by a Prometheus of its own that reports every process `up`.
+
+The system runs as ``make run`` runs it (``deploy/local/run.py``, two replicas per API), on ports,
+databases, topics and a pid folder of its own (``RUN_PORT_OFFSET=20700``). Its Prometheus is
+started by ``deploy/local/infra.sh prometheus-up`` on a free port with its data in a scratch
+folder (``MSA_LOCAL_DIR``), from the configuration ``run.py prometheus-config`` generates for that
+offset. The observe switch is on (``run.py observe on``): with a Zipkin (``infra.sh zipkin-up``,
+where it and Java exist) every process exports to it; without one the supervisor must say that it
+starts them without exporting (a stale switch is harmless). Then, within a bounded wait,
+``/api/v1/targets`` must list every API replica, worker, the gateway and web, each ``up``, with
+the job and labels compose's Prometheus gives them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import IO, Any
+
+import httpx
+import pytest
+
+from tests.support.infra import REPO, Infra
+from tests.support.kafka import delete_topics_with_prefix
+from tests.system.local.test_rolling_restart import (
+    OUR_URLS,
+    System,
+    start_supervisor,
+    stop_supervisor,
+    wait_ready,
+)
+from tests.system.saga.stack import _jwt_private_key
+
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.timeout(600),
+    pytest.mark.skipif(
+        shutil.which("prometheus") is None,
+        reason="prometheus is not installed (Debian package prometheus: `make observe-tools`)",
+    ),
+]
+
+#: Beside make run (8000-8014), the fault suite (18000-) and the rolling-restart test (20600-).
+PORT_OFFSET = 20700
+REPLICAS = 2
+SERVICES = ("member", "board", "qna", "saga")
+INFRA_SH = REPO / "deploy" / "local" / "infra.sh"
+#: Every API replica, every worker, the gateway and web.
+EXPECTED_TARGETS = {
+    *(
+        ("api", f"127.0.0.1:{8001 + i + PORT_OFFSET + 10 * k}", service)
+        for i, service in enumerate(SERVICES)
+        for k in range(REPLICAS)
+    ),
+    *(
+        ("worker", f"127.0.0.1:{9101 + i + PORT_OFFSET}", service)
+        for i, service in enumerate(SERVICES)
+    ),
+    ("api", f"127.0.0.1:{8000 + PORT_OFFSET}", "gateway"),
+    ("api", f"127.0.0.1:{8005 + PORT_OFFSET}", "web"),
+}
+#: Prometheus scrapes every 5 s; a process answers /metrics once it serves.
+TARGETS_UP_WITHIN_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def infra_sh(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(INFRA_SH), command],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def zipkin_available() -> bool:
+    """`infra.sh zipkin-up` exists and Java runs Zipkin's jar."""
+    return "zipkin-up" in INFRA_SH.read_text(encoding="utf-8") and shutil.which("java") is not None
+
+
+async def targets(prometheus: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient() as http:
+        response = await http.get(f"{prometheus}/api/v1/targets", timeout=5)
+    response.raise_for_status()
+    active: list[dict[str, Any]] = response.json()["data"]["activeTargets"]
+    return active
+
+
+@pytest.fixture(scope="module")
+async def observed(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[System, str, bool, dict[str, str]]]:
+    workdir = tmp_path_factory.mktemp("observe")
+    prefix = f"o{uuid.uuid4().hex[:10]}."
+    databases = {s: await infra.create_database(s) for s in SERVICES}
+    env = {k: v for k, v in os.environ.items() if k not in OUR_URLS and k != "DATABASE_URL"}
+    env.update(
+        {
+            **{f"{s.upper()}_DATABASE_URL": url for s, url in databases.items()},
+            "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+            "KAFKA_TOPIC_PREFIX": prefix,
+            "REDIS_URL": f"{infra.redis_url.rsplit('/', 1)[0]}/11",
+            "REDIS_KEY_PREFIX": prefix,
+            "WEB_REDIS_KEY_PREFIX": f"{prefix}web:",
+            "JWT_PRIVATE_KEY": _jwt_private_key(),
+            "JWT_KEY_ID": f"observe-{prefix}",
+            "RUN_PORT_OFFSET": str(PORT_OFFSET),
+            "RUN_API_REPLICAS": str(REPLICAS),
+            "RUN_RESTART": "on-failure",
+            "RUN_PID_DIR": str(workdir / "pids"),
+            "MSA_LOCAL_DIR": str(workdir / "local"),
+            "PROMETHEUS_PORT": str(free_port()),
+            "ZIPKIN_PORT": str(free_port()),
+            "NO_COLOR": "1",
+        }
+    )
+    with_zipkin = zipkin_available()
+    backends = ["prometheus-up", *(["zipkin-up"] if with_zipkin else [])]
+    log_path = workdir / "run.log"
+    log: IO[bytes] = log_path.open("wb")
+    system: System | None = None
+    try:
+        for command in backends:
+            result = await asyncio.to_thread(infra_sh, command, env)
+            assert result.returncode == 0, result.stdout + result.stderr
+        switch = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, str(REPO / "deploy/local/run.py"), "observe", "on"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert switch.returncode == 0, switch.stdout + switch.stderr
+        system = System(start_supervisor(env, log), workdir / "pids", log_path)
+        ports = [int(target.split(":")[1]) for _, target, _ in EXPECTED_TARGETS]
+        await wait_ready(system, ports, timeout=300)
+        yield system, f"http://127.0.0.1:{env['PROMETHEUS_PORT']}", with_zipkin, env
+    finally:
+        if system is not None:
+            stop_supervisor(system)
+        log.close()
+        for command in ("prometheus-down", *(["zipkin-down"] if with_zipkin else [])):
+            await asyncio.to_thread(infra_sh, command, env)
+        for url in databases.values():
+            await infra.drop_database(url)
+        await delete_topics_with_prefix(infra.kafka_bootstrap, prefix)
+
+
+async def test_prometheus_reports_every_process_of_make_run_up(
+    observed: tuple[System, str, bool, dict[str, str]],
+) -> None:
+    system, prometheus, with_zipkin, _ = observed
+    deadline = time.monotonic() + TARGETS_UP_WITHIN_SECONDS
+    while True:
+        active = await targets(prometheus)
+        seen = {
+            (t["labels"]["job"], t["labels"]["instance"], t["labels"]["deployable"]) for t in active
+        }
+        down = [t["labels"]["instance"] for t in active if t["health"] != "up"]
+        if seen == EXPECTED_TARGETS and not down:
+            break
+        assert time.monotonic() < deadline, (
+            f"after {TARGETS_UP_WITHIN_SECONDS}s: missing {EXPECTED_TARGETS - seen}, "
+            f"extra {seen - EXPECTED_TARGETS}, not up {down}\n{system.log_tail()}"
+        )
+        await asyncio.sleep(1)
+    for target in active:
+        assert target["labels"]["process"] == target["labels"]["job"]
+    log = system.log_tail(lines=100_000)
+    if with_zipkin:
+        assert "observing: processes (re)started now export every trace" in log
+        assert "traces in Zipkin: http://127.0.0.1:" in log  # make run prints the UIs
+    else:
+        assert "Zipkin does not answer there: starting without exporting" in log
+
+
+async def test_the_alert_rules_are_loaded_and_none_fires_on_a_healthy_system(
+    observed: tuple[System, str, bool, dict[str, str]],
+) -> None:
+    _, prometheus, _, _ = observed
+    async with httpx.AsyncClient() as http:
+        rules = (await http.get(f"{prometheus}/api/v1/rules", timeout=5)).json()["data"]
+        alerts = (await http.get(f"{prometheus}/api/v1/alerts", timeout=5)).json()["data"]
+    names = {rule["name"] for group in rules["groups"] for rule in group["rules"]}
+    assert {"SagaFailed", "ProcessDown", "ProcessNotReady", "DeadLettersReceived"} <= names
+    assert [a for a in alerts["alerts"] if a["state"] == "firing"] == []
+
+
+async def test_observe_off_rolls_every_process_of_the_running_supervisor_once(
+    observed: tuple[System, str, bool, dict[str, str]],
+) -> None:
+    """What `make observe-down` does to a running `make run`: each process restarted in turn
+    (SIGTERM, exit 0, started again by run.py without the observe settings), none left down."""
+    system, _, _, env = observed
+    names = sorted(p.stem for p in system.pid_dir.glob("*.pid") if p.stem != "run.py")
+    assert len(names) == len(EXPECTED_TARGETS)
+    before = {name: system.pid(name) for name in names}
+    exits_before = system.log_tail(lines=100_000).count("exited with code 0 (stopped from outside")
+    off = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, str(REPO / "deploy/local/run.py"), "observe", "off"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    assert off.returncode == 0, off.stdout + off.stderr + system.log_tail()
+    assert not (system.pid_dir / "observe.env").exists()
+    assert all(system.pid(name) != before[name] for name in names)
+    log = system.log_tail(lines=100_000)
+    assert log.count("exited with code 0 (stopped from outside") - exits_before == len(names)
+    assert "restarted and ready in" in off.stdout
+    async with httpx.AsyncClient() as http:
+        for _, target, _ in EXPECTED_TARGETS:
+            assert (await http.get(f"http://{target}/readyz", timeout=5)).status_code == 200
