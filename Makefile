@@ -227,8 +227,10 @@ k8s-apiserver-build:
 		echo "k8s-apiserver-build: skipped (Go is not installed; the k8s-apiserver tests skip)"; \
 	fi
 
+# pytest straight from .venv, not through `uv run`: uv forwards Ctrl-C's SIGINT to the child
+# that the terminal already sent it, and a second KeyboardInterrupt would land in the stop.
 k8s-apiserver-test: sync k8s-apiserver-build ## apply every overlay to a real kube-apiserver + controllers on loopback (admission, re-apply, config and overlay changes)
-	$(UV_RUN) pytest tests/k8s_apiserver -m k8s_apiserver $(PYTEST_ARGS)
+	.venv/bin/pytest tests/k8s_apiserver -m k8s_apiserver $(PYTEST_ARGS)
 
 # The API and event inventories and the AsyncAPI document (docs/learn/inventory) are generated
 # from the code; `make test` fails while the committed ones are stale (tests/unit/inventory).

@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.k8s_apiserver.controlplane import ControlPlane, build, control_plane, go_binary
 
 
+def _live(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """A progress printer that shows through pytest's output capture, as it happens.
+
+    A cold build takes 12 minutes or more; captured, its progress would show only at the end
+    (or never, when it passes).
+    """
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    # The first line starts on a line of its own, not after pytest's "test_apply.py ".
+    lines = iter(("\n", ""))
+
+    def show(line: str) -> None:
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            print(f"{next(lines, '')}{line}", flush=True)
+
+    return show
+
+
 @pytest.fixture(scope="session")
-def plane() -> Iterator[ControlPlane]:
+def plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
     """Built (or reused from .local/k8s) and started once; stopped at the end whatever happened.
 
     Skips only where Go is absent (the binaries are built from the Go module proxy); a failed
@@ -23,7 +41,7 @@ def plane() -> Iterator[ControlPlane]:
             "etcd, kube-apiserver, kube-controller-manager and kubectl with it)"
         )
     started = time.monotonic()
-    bin_dir = build()
+    bin_dir = build(progress=_live(request))
     built = time.monotonic()
     with control_plane(bin_dir) as running:
         print(

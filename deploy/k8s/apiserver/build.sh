@@ -7,9 +7,13 @@
 #   .local/k8s/bin/<kubernetes version>/   the four binaries and a stamp (hash of go.mod, go.sum,
 #                                          the Go version and the build flags)
 #   .local/k8s/go/mod, .local/k8s/go/cache the Go module and build caches (GOMODCACHE, GOCACHE)
-# Only the Go module proxy is used (no container registry, no release tarballs). A cold build
-# takes 12 minutes or more on 2 cores, and about 2 GB of memory (kube-apiserver is the big one;
-# docs/deploy.md "Validation" has the figures). A rebuild with the Go build cache only relinks.
+# The caches are the checkout's own, not the user's ~/go: a clean clone or another worktree
+# downloads and compiles everything again (on purpose: nothing outside the checkout is touched,
+# and rm -rf .local/k8s undoes it all). Only the Go module proxy is used (no container
+# registry, no release tarballs). A cold build takes about 12.5 minutes on 2 cores, and 2.6 GB
+# of memory in its largest process (kube-apiserver; docs/deploy.md "Validation" has the
+# figures). A rebuild with the Go build cache only relinks. Progress: one line per binary on
+# stderr, with its time.
 #
 # Usage: bash deploy/k8s/apiserver/build.sh     prints the binaries' directory on stdout
 # Environment: GO (the go command; default /usr/local/go/bin/go, then go on PATH).
@@ -41,8 +45,15 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=$MAJOR -X $pkg.gitMinor=$MINOR"
     ldflags+=" -X $pkg.gitTreeState=clean"
 done
+export GOMODCACHE="$ROOT/.local/k8s/go/mod" GOCACHE="$ROOT/.local/k8s/go/cache"
+# GOTOOLCHAIN=auto: the installed Go when it is at least go.mod's `go` line (the release's own
+# minimum), else that Go release, downloaded once through the module proxy into GOMODCACHE.
+# -modcacherw: the module cache stays deletable with rm -rf (Go makes it read-only otherwise).
+export GOTOOLCHAIN=auto GOFLAGS="-buildvcs=false -modcacherw" CGO_ENABLED=0
+
 # What the binaries are made of: another module graph, Go release or flag set rebuilds them.
-want="$( { cat "$HERE/go.mod" "$HERE/go.sum"; "$GO" version; echo "$ldflags"; } \
+# `go version` inside the module names the toolchain that builds them.
+want="$( { cat "$HERE/go.mod" "$HERE/go.sum"; (cd "$HERE" && "$GO" version); echo "$ldflags"; } \
     | sha256sum | cut -d' ' -f1)"
 
 cached() {
@@ -57,24 +68,22 @@ if cached; then
     exit 0
 fi
 
-export GOMODCACHE="$ROOT/.local/k8s/go/mod" GOCACHE="$ROOT/.local/k8s/go/cache"
-# GOTOOLCHAIN=local: build with the installed Go, never download another toolchain.
-# -modcacherw: the module cache stays deletable with rm -rf (Go makes it read-only otherwise).
-export GOTOOLCHAIN=local GOFLAGS="-buildvcs=false -modcacherw" CGO_ENABLED=0
 mkdir -p "$OUT" "$GOMODCACHE" "$GOCACHE"
 rm -f "$STAMP"
 
 build() { # build NAME PACKAGE
     local name="$1" pkg="$2" start
     start=$SECONDS
-    log "building $name ($pkg)"
+    step=$((step + 1))
+    log "[$step/${#BINARIES[@]}] building $name ($pkg)"
     (cd "$HERE" && "$GO" build -trimpath -ldflags "$ldflags" -o "$OUT/$name.tmp" "$pkg")
     mv "$OUT/$name.tmp" "$OUT/$name"
     log "built $name in $((SECONDS - start)) s"
 }
 
 total=$SECONDS
-"$GO" version >&2
+step=0
+(cd "$HERE" && "$GO" version) >&2
 # One at a time: kube-apiserver alone takes about 2 GB while compiling and linking.
 build etcd go.etcd.io/etcd/server/v3
 build kubectl k8s.io/kubernetes/cmd/kubectl
