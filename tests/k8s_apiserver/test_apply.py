@@ -157,8 +157,20 @@ def server_diff(plane: ControlPlane, manifests: str) -> subprocess.CompletedProc
     )
 
 
-def assert_no_diff(plane: ControlPlane, manifests: str, what: str) -> None:
+def assert_no_diff(plane: ControlPlane, manifests: str, what: str, attempts: int = 5) -> None:
+    """``kubectl diff --server-side`` is empty, within ``attempts`` tries 2 s apart.
+
+    kubectl reads each live object, then asks for the dry-run apply: a controller that writes
+    an object's status in between (a Deployment rolling, an HPA's first reading) shows up as
+    a status-only difference that is nobody's manifest. That race passes on a later try; a
+    field the server rewrites differs on every try, so the check still fails on it.
+    """
     diff = server_diff(plane, manifests)
+    for _ in range(attempts - 1):
+        if diff.returncode != 1 or not diff.stdout:
+            break
+        time.sleep(2)
+        diff = server_diff(plane, manifests)
     assert diff.returncode in (0, 1), f"{what}: kubectl diff failed:\n{diff.stderr}"
     assert not diff.stdout, (
         f"{what}: `kubectl diff --server-side` is not empty; "
