@@ -14,7 +14,6 @@ the job and labels compose's Prometheus gives them.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import socket
 import subprocess
@@ -29,14 +28,13 @@ import pytest
 
 from tests.support.infra import REPO, Infra
 from tests.support.kafka import delete_topics_with_prefix
-from tests.system.local.test_rolling_restart import (
-    OUR_URLS,
+from tests.system.local.supervisor import (
     System,
     start_supervisor,
     stop_supervisor,
+    supervisor_env,
     wait_ready,
 )
-from tests.system.saga.stack import _jwt_private_key
 
 pytestmark = [
     pytest.mark.system,
@@ -51,6 +49,8 @@ pytestmark = [
 PORT_OFFSET = 20700
 REPLICAS = 2
 SERVICES = ("member", "board", "qna", "saga")
+#: Fault flags and rate-limit counters are global Redis keys: a database no other system test uses.
+REDIS_DB = 11
 INFRA_SH = REPO / "deploy" / "local" / "infra.sh"
 #: Every API replica, every worker, the gateway and web.
 EXPECTED_TARGETS = {
@@ -108,26 +108,20 @@ async def observed(
     workdir = tmp_path_factory.mktemp("observe")
     prefix = f"o{uuid.uuid4().hex[:10]}."
     databases = {s: await infra.create_database(s) for s in SERVICES}
-    env = {k: v for k, v in os.environ.items() if k not in OUR_URLS and k != "DATABASE_URL"}
-    env.update(
-        {
-            **{f"{s.upper()}_DATABASE_URL": url for s, url in databases.items()},
-            "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
-            "KAFKA_TOPIC_PREFIX": prefix,
-            "REDIS_URL": f"{infra.redis_url.rsplit('/', 1)[0]}/11",
-            "REDIS_KEY_PREFIX": prefix,
-            "WEB_REDIS_KEY_PREFIX": f"{prefix}web:",
-            "JWT_PRIVATE_KEY": _jwt_private_key(),
-            "JWT_KEY_ID": f"observe-{prefix}",
-            "RUN_PORT_OFFSET": str(PORT_OFFSET),
-            "RUN_API_REPLICAS": str(REPLICAS),
-            "RUN_RESTART": "on-failure",
-            "RUN_PID_DIR": str(workdir / "pids"),
+    env = supervisor_env(
+        infra,
+        databases,
+        prefix,
+        redis_db=REDIS_DB,
+        port_offset=PORT_OFFSET,
+        replicas=REPLICAS,
+        pid_dir=workdir / "pids",
+        key_id=f"observe-{prefix}",
+        extra={
             "MSA_LOCAL_DIR": str(workdir / "local"),
             "PROMETHEUS_PORT": str(free_port()),
             "ZIPKIN_PORT": str(free_port()),
-            "NO_COLOR": "1",
-        }
+        },
     )
     with_zipkin = zipkin_available()
     backends = ["prometheus-up", *(["zipkin-up"] if with_zipkin else [])]

@@ -25,21 +25,25 @@ import contextlib
 import itertools
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
 import httpx
 import pytest
 
-from tests.support.infra import REPO, Infra
+from tests.support.infra import Infra
 from tests.support.kafka import delete_topics_with_prefix
-from tests.system.saga.stack import _jwt_private_key
+from tests.system.local.supervisor import (
+    System,
+    ready,
+    start_supervisor,
+    stop_supervisor,
+    supervisor_env,
+    wait_ready,
+)
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(900)]
 
@@ -56,8 +60,6 @@ PASSWORD = "password-123"
 RATE = 20  # requests a second
 #: As in local.env: three of the gateway's health-check intervals (0.5 s).
 DRAIN_SECONDS = 1.5
-#: Every setting run.py passes on to our own processes: computed by run.py from the offset.
-OUR_URLS = ("MEMBER_URL", "BOARD_URL", "QNA_URL", "SAGA_URL", "WEB_URL", "GATEWAY_URL", "JWKS_URL")
 
 
 def replica_name(service: str, k: int) -> str:
@@ -73,99 +75,30 @@ REPLICA_PORTS = {
 }
 
 
-@dataclass
-class System:
-    supervisor: subprocess.Popen[bytes]
-    pid_dir: Path
-    log_path: Path
-
-    def pid(self, name: str) -> int:
-        return int((self.pid_dir / f"{name}.pid").read_text())
-
-    def log_tail(self, lines: int = 80) -> str:
-        text = self.log_path.read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-
-async def ready(http: httpx.AsyncClient, port: int) -> bool:
-    try:
-        response = await http.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
-    except httpx.HTTPError:
-        return False
-    return response.status_code == 200
-
-
-async def wait_ready(system: System, ports: list[int], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as http:
-        waiting = list(ports)
-        while waiting:
-            if system.supervisor.poll() is not None:
-                raise RuntimeError(f"run.py exited:\n{system.log_tail()}")
-            waiting = [p for p in waiting if not await ready(http, p)]
-            if waiting and time.monotonic() > deadline:
-                raise RuntimeError(f"not ready after {timeout}s: {waiting}\n{system.log_tail()}")
-            if waiting:
-                await asyncio.sleep(0.2)
-
-
-def start_supervisor(env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, str(REPO / "deploy" / "local" / "run.py")],
-        env=env,
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def stop_supervisor(system: System) -> None:
-    """run.py's orderly shutdown; then any process group it could not stop."""
-    supervisor = system.supervisor
-    if supervisor.poll() is None:
-        supervisor.send_signal(signal.SIGTERM)
-        try:
-            supervisor.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.killpg(supervisor.pid, signal.SIGKILL)
-            supervisor.wait()
-    for pid_file in system.pid_dir.glob("*.pid"):
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
-
-
 @pytest.fixture(scope="module")
 async def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[System]:
     workdir = tmp_path_factory.mktemp("rolling")
     prefix = f"r{uuid.uuid4().hex[:10]}."
     databases = {s: await infra.create_database(s) for s in SERVICES}
-    env = {k: v for k, v in os.environ.items() if k not in OUR_URLS and k != "DATABASE_URL"}
-    env.update(
-        {
-            **{f"{s.upper()}_DATABASE_URL": url for s, url in databases.items()},
-            "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
-            "KAFKA_TOPIC_PREFIX": prefix,
-            "REDIS_URL": f"{infra.redis_url.rsplit('/', 1)[0]}/{REDIS_DB}",
-            "REDIS_KEY_PREFIX": prefix,
-            "WEB_REDIS_KEY_PREFIX": f"{prefix}web:",
-            "JWT_PRIVATE_KEY": _jwt_private_key(),
-            "JWT_KEY_ID": f"rolling-{prefix}",
+    env = supervisor_env(
+        infra,
+        databases,
+        prefix,
+        redis_db=REDIS_DB,
+        port_offset=PORT_OFFSET,
+        replicas=REPLICAS,
+        pid_dir=workdir / "pids",
+        key_id=f"rolling-{prefix}",
+        extra={
             "ADMIN_EMAIL": ADMIN_EMAIL,
             "ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "RUN_PORT_OFFSET": str(PORT_OFFSET),
-            "RUN_API_REPLICAS": str(REPLICAS),
-            "RUN_RESTART": "on-failure",
-            "RUN_PID_DIR": str(workdir / "pids"),
             "SHUTDOWN_DRAIN_SECONDS": str(DRAIN_SECONDS),
             "SHUTDOWN_TIMEOUT_SECONDS": "10",
             # all the traffic comes from one address
             "RATE_LIMIT_PER_MINUTE": "0",
             "LOGIN_PER_ADDRESS_PER_MINUTE": "0",
             "SIGN_UP_PER_ADDRESS_PER_MINUTE": "0",
-            "NO_COLOR": "1",
-        }
+        },
     )
     log_path = workdir / "run.log"
     log: IO[bytes] = log_path.open("wb")
