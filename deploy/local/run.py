@@ -44,8 +44,10 @@ Settings of the supervisor itself (``make run`` takes them from ``local.env``):
 - ``RUN_PID_DIR`` (``local.env``: ``.local/run``; relative to the repository): write
   ``<process name>.pid`` there for each long-running process, the id of its process group
   (the service's process), so that a fault can be injected into one process from outside, or
-  one replica rolled: ``kill -TERM $(cat .local/run/board-api-2.pid)``. The files are removed
-  after an orderly stop.
+  one replica rolled: ``kill -TERM $(cat .local/run/board-api-2.pid)``. The supervisor's own
+  pid is in ``supervisor`` there (stop this checkout's ``make run`` with
+  ``kill -INT $(cat .local/run/supervisor)``; ``pkill -f`` would stop every checkout's). The
+  files are removed after an orderly stop.
 - ``RUN_PORT_OFFSET`` (default 0) is added to every port, for running a second copy of the
   system beside the first (the fault suite in tests/chaos does): 10000 gives the gateway
   18000, the first APIs 18001-18004, web 18005 and the workers 19101-19104. The URLs of our
@@ -625,8 +627,9 @@ def supervise(
 #: In ``RUN_PID_DIR``: the observe settings (``KEY=VALUE`` lines), present while observing.
 OBSERVE_FILE = "observe.env"
 #: In ``RUN_PID_DIR``: the supervisor's own pid, while it supervises (``observe`` rolls its
-#: processes only when one runs).
-SUPERVISOR_PID_FILE = "run.py.pid"
+#: processes only when one runs). Not ``*.pid``: every ``<name>.pid`` there is one supervised
+#: process (the fault tools and walkthroughs find the processes so), and this is none of them.
+SUPERVISOR_PID_FILE = "supervisor"
 #: The alerting rules every Prometheus of the project loads (compose, Kubernetes, this one).
 ALERT_RULES = REPO / "deploy" / "observability" / "alerts.yml"
 #: Scrape and rule evaluation interval of the local Prometheus: a developer sees a change

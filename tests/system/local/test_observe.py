@@ -204,7 +204,7 @@ async def test_observe_off_rolls_every_process_of_the_running_supervisor_once(
     """What `make observe-down` does to a running `make run`: each process restarted in turn
     (SIGTERM, exit 0, started again by run.py without the observe settings), none left down."""
     system, _, _, env = observed
-    names = sorted(p.stem for p in system.pid_dir.glob("*.pid") if p.stem != "run.py")
+    names = sorted(p.stem for p in system.pid_dir.glob("*.pid"))
     assert len(names) == len(EXPECTED_TARGETS)
     before = {name: system.pid(name) for name in names}
     exits_before = system.log_tail(lines=100_000).count("exited with code 0 (stopped from outside")
