@@ -66,8 +66,12 @@ Zipkin (``OTEL_TRACES_EXPORTER=zipkin``, sampled at 100 %), and rolls the proces
 supervisor one at a time; ``observe off`` removes the file and rolls them again. The supervisor
 reads that file at every (re)start of a process, and applies it only while Zipkin answers its
 ``/health`` then: a file left behind (Zipkin stopped without ``make observe-down``, a machine
-rebooted) never makes a process export to a dead Zipkin; the supervisor says it starts that
-process without exporting. ``run.py prometheus-config`` prints the local Prometheus's scrape
+rebooted) makes no process started afterwards export to a dead Zipkin; the supervisor says it
+starts that process without exporting. Processes already exporting when Zipkin stops keep
+trying until they restart, each logging one warning (and one a minute while it lasts; the
+chassis's ``ReportingSpanExporter``). When observing starts, the supervisor prints the two UIs
+once; at its stop, that Zipkin and Prometheus still run (``make observe-status``,
+``make observe-down``). ``run.py prometheus-config`` prints the local Prometheus's scrape
 configuration, generated from the same process table (deploy/local/infra.sh prometheus-up).
 
 A deployable whose ``cli.py`` does not exist yet is skipped with a notice.
