@@ -16,7 +16,7 @@ UV_RUN := uv run --no-sync
 LOCAL_ENV := deploy/local/local.env
 MYPY_PATHS := libs/chassis/src $(wildcard services/*/src) gateway/src saga/src web/src loadgen/src tests deploy/local deploy/images deploy/compose benchmarks tools deploy/k8s/apply.py
 
-.PHONY: help sync infra-up infra-down infra-status infra-reset observe observe-down observe-tools browser podman podman-env images bench bench-tools run test chaos fuzz lint fmt k8s-validate k8s-apiserver-build k8s-apiserver-test i18n loadgen inventory walkthrough demo compose-tools compose-test
+.PHONY: help sync infra-up infra-down infra-status infra-reset observe observe-down observe-status observe-tools browser podman podman-env images bench bench-tools run test chaos fuzz lint fmt k8s-validate k8s-apiserver-build k8s-apiserver-test i18n loadgen inventory walkthrough demo compose-tools compose-test
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -144,6 +144,9 @@ run: sync infra-up ## migrate, create topics, run every service and the gateway 
 observe: sync ## Zipkin and Prometheus beside `make run`, every trace exported (UIs: http://127.0.0.1:9411/zipkin/, :9090)
 	$(INFRA) observe-up
 	.venv/bin/python deploy/local/run.py observe on
+
+observe-status: ## whether Zipkin and Prometheus run, and whether make run's processes export their traces
+	$(INFRA) observe-status
 
 observe-down: sync ## stop exporting traces (rolls `make run`'s processes), then stop Zipkin and Prometheus
 	.venv/bin/python deploy/local/run.py observe off

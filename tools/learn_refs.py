@@ -1,8 +1,11 @@
-"""Docs as a checked artefact: re-point the line references of docs/learn after the code moved.
+"""Docs as a checked artefact: re-point the line references of docs/learn and docs/ after the code moved.
 
 A reference on the reading path is written `` `symbol` (`path:N`) `` and
-tests/unit/docs/test_learn.py requires line N to hold the symbol. When code above it moves, the
-test names each stale reference; ``python -m tools.learn_refs`` lists them with the line the
+tests/unit/docs/test_learn.py requires line N to hold the symbol. The other pages link to a
+symbol's line: ``[`symbol`](../path#LN)`` (or ``#LN-LM``), the path relative to the page;
+tests/unit/docs/test_learn_refs.py requires those lines to hold their symbol too (a link whose
+text is a path or a line number, not a symbol, is not checked). When code above it moves, the
+tests name each stale reference; ``python -m tools.learn_refs`` lists them with the line the
 symbol is on now, and ``--fix`` rewrites them. A symbol's new line is its definition (``def``,
 ``class``, an assignment or a field) when it has one, else the occurrence nearest the old line;
 a symbol that no longer occurs is left for a person to mend (exit status 1).
@@ -16,9 +19,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LEARN = ROOT / "docs" / "learn"
+DOCS = ROOT / "docs"
+LEARN = DOCS / "learn"
 REFERENCE = re.compile(
     r"`(?P<symbol>[^`\s]+)` \(`(?P<path>[^`\s]+?):(?P<start>\d+)(?:-(?P<end>\d+))?`\)"
+)
+
+
+#: ``[`symbol`](relative/path#L12)`` or ``...#L12-L20)``: a link to the lines of a symbol.
+LINK = re.compile(
+    r"\[`(?P<symbol>[^`\s/]+)`\]\((?P<path>[^)\s#:]+)#L(?P<start>\d+)(?:-L(?P<end>\d+))?\)"
 )
 
 
@@ -42,6 +52,47 @@ def new_line(symbol: str, source: list[str], old: int) -> int | None:
 
 def _shown(page: Path) -> str:
     return str(page.relative_to(ROOT)) if page.is_relative_to(ROOT) else str(page)
+
+
+def _where(symbol: str, file: Path, start: int) -> int | None:
+    """``start`` when that line of ``file`` holds ``symbol``, else its line now (None: gone)."""
+    source = file.read_text(encoding="utf-8").splitlines()
+    held = source[start - 1] if start <= len(source) else ""
+    if _word(symbol.rsplit(".", 1)[-1].strip("()")).search(held):
+        return start
+    return new_line(symbol, source, start)
+
+
+def mend_links(page: Path, fix: bool) -> tuple[int, list[str]]:
+    """(links re-pointed, links that cannot be) for one page: ``[`symbol`](path#LN)`` links
+    whose line no longer holds the symbol (see the module docstring)."""
+    text = page.read_text(encoding="utf-8")
+    moved = 0
+    lost: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal moved
+        symbol, target = match.group("symbol"), match.group("path")
+        file = (page.parent / target).resolve()
+        if not file.is_file() or file.suffix == ".md":
+            return match.group(0)  # a missing file is test_references.py's to report
+        start = int(match.group("start"))
+        line = _where(symbol, file, start)
+        if line is None:
+            lost.append(f"{_shown(page)}: {symbol} not in {target}")
+            return match.group(0)
+        if line == start:
+            return match.group(0)
+        moved += 1
+        end = match.group("end")
+        span = f"L{line}-L{int(end) + line - start}" if end else f"L{line}"
+        print(f"{_shown(page)}: {symbol} {target}#L{start} -> #{span}")
+        return f"[`{symbol}`]({target}#{span})"
+
+    updated = LINK.sub(replace, text)
+    if fix and updated != text:
+        page.write_text(updated, encoding="utf-8")
+    return moved, lost
 
 
 def mend(page: Path, fix: bool) -> tuple[int, list[str]]:
@@ -85,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     lost: list[str] = []
     for page in sorted(LEARN.rglob("*.md")):
         lost += mend(page, args.fix)[1]
+    for page in sorted(DOCS.rglob("*.md")):
+        lost += mend_links(page, args.fix)[1]
     for problem in lost:
         print(problem, file=sys.stderr)
     return 1 if lost else 0

@@ -17,10 +17,11 @@
 #        deploy/local/infra.sh stop|start|restart postgres|redis|kafka
 #        deploy/local/infra.sh zipkin-up|zipkin-down|zipkin-status
 #        deploy/local/infra.sh prometheus-install|prometheus-up|prometheus-down|prometheus-status
-#        deploy/local/infra.sh observe-up|observe-down
+#        deploy/local/infra.sh observe-up|observe-down|observe-status
 #   up       install what is missing, start everything, wait until each is ready
 #   down     stop everything gracefully (fine when already stopped)
-#   status   print up/down for each; exit 0 only when all are up
+#   status   print up/down for each; exit 0 only when all are up (the lines of
+#            observe-status follow, for information: they do not change the exit code)
 #   reset    down, then delete the data (keeps the downloaded Kafka jars)
 #   stop, start, restart COMPONENT
 #            the same for one server only (start also installs it if missing); the fault
@@ -34,8 +35,11 @@
 #            the metrics backend of `make observe` (docs/observability.md): Debian's
 #            prometheus on 127.0.0.1:${PROMETHEUS_PORT:-9090}, data under .local/prometheus,
 #            scraping the processes deploy/local/run.py starts (their list comes from run.py)
-#   observe-up, observe-down
-#            Zipkin and Prometheus together (`make observe`, `make observe-down`)
+#   observe-up, observe-down, observe-status
+#            Zipkin and Prometheus together (`make observe`, `make observe-down`); the status
+#            also says whether the observe switch (RUN_PID_DIR/observe.env, default
+#            .local/run, written by deploy/local/run.py observe on) is on; exit 0 only when
+#            both backends are up
 #
 # A second, independent instance (the fault suite's) runs beside the default one when
 # these are set: MSA_LOCAL_DIR (its data and logs, default <repo>/.local), PG_PORT,
@@ -737,6 +741,19 @@ observe_down() {
     prometheus_down
 }
 
+observe_status() {
+    local down=0 pid_dir="${RUN_PID_DIR:-.local/run}"
+    case "$pid_dir" in /*) ;; *) pid_dir="$ROOT/$pid_dir" ;; esac
+    zipkin_status || down=1
+    prometheus_status || down=1
+    if [ -f "$pid_dir/observe.env" ]; then
+        echo "switch    on    ${pid_dir#"$ROOT"/}/observe.env: the processes make run (re)starts export their traces while Zipkin answers"
+    else
+        echo "switch    off   (no ${pid_dir#"$ROOT"/}/observe.env: no process exports traces)"
+    fi
+    return "$down"
+}
+
 # ---------------------------------------------------------------------- subcommands
 
 cmd_up() {
@@ -760,6 +777,8 @@ cmd_status() {
     postgres_status || down=1
     redis_status || down=1
     kafka_status || down=1
+    # `make observe`'s backends outlive `make run`: say whether they run, whatever the answer.
+    observe_status || true
     return "$down"
 }
 
@@ -785,7 +804,7 @@ usage() {
     echo "usage: $0 up|down|status|reset" >&2
     echo "       $0 stop|start|restart postgres|redis|kafka" >&2
     echo "       $0 prometheus-install|prometheus-up|prometheus-down|prometheus-status" >&2
-    echo "       $0 observe-up|observe-down" >&2
+    echo "       $0 observe-up|observe-down|observe-status" >&2
     echo "       $0 zipkin-up|zipkin-down|zipkin-status" >&2
     exit 2
 }
@@ -793,7 +812,7 @@ usage() {
 main() {
     local command="${1:-}" component="${2:-}"
     case "$command" in
-    prometheus-install | prometheus-up | prometheus-down | prometheus-status | observe-up | observe-down)
+    prometheus-install | prometheus-up | prometheus-down | prometheus-status | observe-up | observe-down | observe-status)
         [ $# -eq 1 ] || usage
         command="${command//-/_}"
         ;;

@@ -68,8 +68,12 @@ Zipkin (``OTEL_TRACES_EXPORTER=zipkin``, sampled at 100 %), and rolls the proces
 supervisor one at a time; ``observe off`` removes the file and rolls them again. The supervisor
 reads that file at every (re)start of a process, and applies it only while Zipkin answers its
 ``/health`` then: a file left behind (Zipkin stopped without ``make observe-down``, a machine
-rebooted) never makes a process export to a dead Zipkin; the supervisor says it starts that
-process without exporting. ``run.py prometheus-config`` prints the local Prometheus's scrape
+rebooted) makes no process started afterwards export to a dead Zipkin; the supervisor says it
+starts that process without exporting. Processes already exporting when Zipkin stops keep
+trying until they restart, each logging one warning (and one a minute while it lasts; the
+chassis's ``ReportingSpanExporter``). When observing starts, the supervisor prints the two UIs
+once; at its stop, that Zipkin and Prometheus still run (``make observe-status``,
+``make observe-down``). ``run.py prometheus-config`` prints the local Prometheus's scrape
 configuration, generated from the same process table (deploy/local/infra.sh prometheus-up).
 
 A deployable whose ``cli.py`` does not exist yet is skipped with a notice.
@@ -541,7 +545,6 @@ def announce_ready(
     specs: list[ProcessSpec],
     stop_requested: threading.Event,
     gateway_url: str | None,
-    observing: str | None = None,
 ) -> None:
     """Say "all ready" once every process answers its readiness probe, so that a developer
     (and ``make demo``, a walkthrough) knows when the system serves, not only that it was
@@ -557,8 +560,6 @@ def announce_ready(
     if not waiting:
         where = f"; the gateway on {gateway_url}" if gateway_url else ""
         say(f"all ready in {time.monotonic() - started:.1f}s{where}; press Ctrl-C to stop")
-        if observing:
-            say(observing)
 
 
 def supervise(
@@ -683,10 +684,17 @@ class ObserveSwitch:
 
     Checking Zipkin at each start is what keeps a stale file harmless: after a reboot, or a
     Zipkin stopped without ``make observe-down``, every (re)started process runs as without
-    observing, and the supervisor says so once (again when it changes)."""
+    observing, and the supervisor says so once (again when it changes). When observing starts,
+    it also says where to look (``urls``, :func:`observe_urls`): once, in ``make run``'s own
+    output, whether the switch was on at its start or turned on by ``make observe`` later.
 
-    def __init__(self, pid_dir: str | None) -> None:
+    A process already exporting when Zipkin stops keeps its settings until it restarts; the
+    chassis then logs one warning that its exports fail (and one a minute while they do),
+    not an error per batch (libs/chassis/src/chassis/tracing.py, ``ReportingSpanExporter``)."""
+
+    def __init__(self, pid_dir: str | None, urls: str | None = None) -> None:
         self.path = Path(pid_dir) / OBSERVE_FILE if pid_dir else None
+        self.urls = urls
         self.last: str | None = None  # the last state reported: "on", "off" or "dead"
 
     def overlay(self) -> dict[str, str]:
@@ -704,6 +712,8 @@ class ObserveSwitch:
         endpoint = settings.get("OTEL_EXPORTER_ZIPKIN_ENDPOINT", "?")
         if state == "on":
             say(f"observing: processes (re)started now export every trace to {endpoint}")
+            if self.urls:
+                say(self.urls)
         elif state == "dead":
             say(
                 f"{self.path} asks for tracing to {endpoint}, but Zipkin does not answer there: "
@@ -712,6 +722,21 @@ class ObserveSwitch:
             )
         else:
             say("not observing: processes (re)started now export no traces")
+
+    def stop_note(self) -> str | None:
+        """What to tell at the supervisor's stop while the switch is on: Ctrl-C on ``make run``
+        stops the system, not the backends ``make observe`` started, nor removes the switch."""
+        if self.path is None or not self.path.exists():
+            return None
+        if self.last == "on":
+            return (
+                "Zipkin and Prometheus still run: `make observe-down` stops them "
+                "(`make observe-status` shows them)"
+            )
+        return (
+            f"the observe switch {self.path} is still on: `make observe-down` removes it "
+            "(`make observe-status` shows it)"
+        )
 
 
 def prometheus_config(specs: list[ProcessSpec], rule_files: list[Path]) -> dict[str, object]:
@@ -826,9 +851,11 @@ def observe(action: str, shared: dict[str, str], specs: list[ProcessSpec]) -> in
     supervisor = supervisor_pid(pid_dir)
     if supervisor is None:
         if action == "on":
+            # `make run OBSERVE=1` comes here just before it starts the supervisor, which says
+            # where to look once its processes export: the links are printed there, once.
             say(
-                "observing; no `make run` is running yet: the processes `make run` starts "
-                f"export every trace. {observe_urls(shared)}"
+                "observe switch on: the next `make run` starts every process exporting its "
+                "traces, and says where to look"
             )
         else:
             say("not observing any more; no `make run` is running")
@@ -916,7 +943,7 @@ def run(shared: dict[str, str], explicit: set[str]) -> int:
     if pid_dir:
         Path(pid_dir).mkdir(parents=True, exist_ok=True)
         (Path(pid_dir) / SUPERVISOR_PID_FILE).write_text(f"{os.getpid()}\n", encoding="utf-8")
-    switch = ObserveSwitch(pid_dir)
+    switch = ObserveSwitch(pid_dir, observe_urls(shared))
     overlay = switch.overlay()
     processes: list[Running] = []
     for spec in long_running_processes(shared, present, frozenset(explicit)):
@@ -927,8 +954,6 @@ def run(shared: dict[str, str], explicit: set[str]) -> int:
     if not processes:
         say("nothing to run yet")
         return 0
-    if overlay:
-        say(observe_urls(shared))
     say("all started; waiting until every process is ready")
     gateway = next((p.spec for p in processes if p.spec.name == "gateway"), None)
     threading.Thread(
@@ -937,7 +962,6 @@ def run(shared: dict[str, str], explicit: set[str]) -> int:
             [p.spec for p in processes],
             stop_requested,
             f"http://127.0.0.1:{gateway.env['HTTP_PORT']}" if gateway else None,
-            observe_urls(shared) if overlay else None,
         ),
         name="announce-ready",
         daemon=True,
@@ -959,6 +983,9 @@ def run(shared: dict[str, str], explicit: set[str]) -> int:
     if pid_dir:
         (Path(pid_dir) / SUPERVISOR_PID_FILE).unlink(missing_ok=True)
     say(f"stopped; exit code {exit_code}")
+    note = switch.stop_note()
+    if note:
+        say(note)
     return exit_code
 
 

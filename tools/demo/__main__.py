@@ -5,6 +5,9 @@ Usage: ``python -m tools.demo [--gateway URL] [--quiet]``
 - ``--gateway`` (default ``GATEWAY_URL``): where the stack's gateway listens.
 - ``--quiet``: print only the closing summary (the logins and the pages to open).
 - ``ADMIN_EMAIL`` / ``ADMIN_PASSWORD``: the admin the stack seeded on its first migration.
+- While ``make observe`` is on (``<RUN_PID_DIR>/observe.env``, docs/observability.md), each saga's
+  first request carries a ``traceparent`` of a fresh trace and the tour prints that trace's
+  page in Zipkin (``--zipkin URL`` names another Zipkin, ``--zipkin ''`` turns it off).
 
 Settings come from the environment, else from deploy/local/local.env (what ``make run`` reads;
 the environment wins, as in deploy/local/run.py), else http://127.0.0.1:8000 for the gateway.
@@ -19,6 +22,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from dotenv import dotenv_values
@@ -41,6 +45,20 @@ def settings() -> dict[str, str]:
     return merged
 
 
+def observing_zipkin(env: dict[str, str]) -> str | None:
+    """Zipkin's base URL when ``make observe``'s switch is on: the host of the span endpoint
+    ``<RUN_PID_DIR>/observe.env`` names (deploy/local/run.py writes it); None otherwise."""
+    pid_dir = Path(env.get("RUN_PID_DIR") or ".local/run")
+    if not pid_dir.is_absolute():
+        pid_dir = LOCAL_ENV.parents[2] / pid_dir
+    try:
+        observed = dotenv_values(pid_dir / "observe.env")
+    except OSError:
+        return None
+    endpoint = urlsplit(observed.get("OTEL_EXPORTER_ZIPKIN_ENDPOINT") or "")
+    return f"{endpoint.scheme}://{endpoint.netloc}" if endpoint.netloc else None
+
+
 def main(argv: list[str] | None = None) -> int:
     env = settings()
     parser = argparse.ArgumentParser(
@@ -53,7 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the gateway's URL (default: GATEWAY_URL, here %(default)s)",
     )
     parser.add_argument("--quiet", action="store_true", help="print only the closing summary")
+    parser.add_argument(
+        "--zipkin",
+        default=None,
+        help="Zipkin's URL for a link to each saga's trace (default: while `make observe` is on)",
+    )
     args = parser.parse_args(argv)
+    zipkin = observing_zipkin(env) if args.zipkin is None else args.zipkin
     narrator = Narrator(sys.stdout, quiet=args.quiet)
     with httpx.Client(base_url=args.gateway, timeout=REQUEST_TIMEOUT) as http:
         tour = Tour(
@@ -61,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             narrator,
             admin_email=env.get("ADMIN_EMAIL", ""),
             admin_password=env.get("ADMIN_PASSWORD", ""),
+            zipkin=zipkin or None,
         )
         try:
             tour.run()

@@ -150,8 +150,11 @@ class Tour:
         admin_email: str,
         admin_password: str,
         run_id: str | None = None,
+        zipkin: str | None = None,
     ) -> None:
         self.http = http
+        #: Zipkin's base URL while ``make observe`` exports the traces (None: no trace links).
+        self.zipkin = zipkin.rstrip("/") if zipkin else None
         self.say = narrator
         self.admin_email = admin_email
         self.admin_password = admin_password
@@ -171,17 +174,23 @@ class Tour:
         who: Member | None = None,
         body: Mapping[str, object] | None = None,
         quiet: bool = False,
+        trace_id: str | None = None,
     ) -> Any:
         """One request through the gateway; the decoded JSON body (None when empty).
+
+        With ``trace_id`` (32 hex digits, :meth:`new_trace`) the request carries a sampled W3C
+        ``traceparent`` of that trace: the gateway continues the caller's trace, so the whole
+        saga it starts is that trace in Zipkin.
 
         Raises ``StackUnreachable`` when nothing answers and ``DemoError`` when the status is
         not ``expect`` (with the problem document's title and detail, RFC 9457).
         """
         started = time.perf_counter()
+        headers = dict(who.headers) if who else {}
+        if trace_id:
+            headers["traceparent"] = f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"
         try:
-            response = self.http.request(
-                method, path, json=body, headers=who.headers if who else None
-            )
+            response = self.http.request(method, path, json=body, headers=headers or None)
         except httpx.TransportError as exc:
             raise StackUnreachable(
                 f"{method} {self.gateway}{path}: no answer ({type(exc).__name__}: {exc}); "
@@ -448,11 +457,13 @@ class Tour:
             "ConfirmAcceptance (retriable), one command and one reply at a time over Kafka.",
         )
         path = f"/api/questions/{result.question_id}/answers/{result.accepted_answer_id}/accept"
-        started = self.call("POST", path, expect=202, who=asker)
+        trace_id = self.new_trace()
+        started = self.call("POST", path, expect=202, who=asker, trace_id=trace_id)
         result.acceptance_saga_id = started["saga_id"]
         saga = self.follow_saga(started["saga_id"], asker)
         self.expect_saga(saga, "COMPLETED")
         self.look_at_saga(saga, asker)
+        self.look_at_trace(trace_id)
         self.say.look(
             "log", log_line("member-worker", event="saga.command_handled", command="TransferPoints")
         )
@@ -587,11 +598,13 @@ class Tour:
             who=leaver,
             body={"content": "브레이커가 열린 동안에는 503 이 바로 돌아옵니다."},
         )
-        started = self.call("DELETE", "/api/members/me", expect=202, who=leaver)
+        trace_id = self.new_trace()
+        started = self.call("DELETE", "/api/members/me", expect=202, who=leaver, trace_id=trace_id)
         result.withdrawal_saga_id = started["saga_id"]
         saga = self.follow_saga(started["saga_id"], leaver)
         self.expect_saga(saga, "COMPLETED")
         self.look_at_saga(saga, None)
+        self.look_at_trace(trace_id)
         self.say.look(
             "log", log_line("board-worker", event="saga.command_handled", command="AnonymizeAuthor")
         )
@@ -664,6 +677,16 @@ class Tour:
                 f"{saga.get('failure_reason') or 'no failure reason'}; steps: "
                 + ", ".join(f"{s['name']} {s['status']}" for s in saga["steps"])
             )
+
+    def new_trace(self) -> str | None:
+        """A fresh trace id for a saga's first request while observing, else None."""
+        return uuid.uuid4().hex if self.zipkin else None
+
+    def look_at_trace(self, trace_id: str | None) -> None:
+        """The saga's trace in Zipkin's UI (its spans arrive within ``OTEL_BSP_SCHEDULE_DELAY``,
+        5 s, of each step)."""
+        if self.zipkin and trace_id:
+            self.say.look("trace", f"{self.zipkin}/zipkin/traces/{trace_id} (Zipkin)")
 
     def look_at_saga(self, saga: dict[str, Any], initiator: Member | None) -> None:
         for number, s in enumerate(saga["steps"], 1):

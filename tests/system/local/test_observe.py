@@ -8,12 +8,16 @@ offset. The observe switch is on (``run.py observe on``): with a Zipkin (``infra
 where it and Java exist) every process exports to it; without one the supervisor must say that it
 starts them without exporting (a stale switch is harmless). Then, within a bounded wait,
 ``/api/v1/targets`` must list every API replica, worker, the gateway and web, each ``up``, with
-the job and labels compose's Prometheus gives them.
+the job and labels compose's Prometheus gives them. With Zipkin, an answer acceptance driven
+through that system's gateway (tools/demo's tour steps) must be one trace holding the spans of
+the services as ``make run`` names them (gateway, qna-api, saga-api, saga-worker, qna-worker,
+member-worker).
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import shutil
 import socket
 import subprocess
@@ -35,6 +39,8 @@ from tests.system.local.supervisor import (
     supervisor_env,
     wait_ready,
 )
+from tests.system.tracing.zipkin import Span, Zipkin, wait_for_trace
+from tools.demo.tour import Narrator, Result, Tour
 
 pytestmark = [
     pytest.mark.system,
@@ -196,6 +202,85 @@ async def test_the_alert_rules_are_loaded_and_none_fires_on_a_healthy_system(
     names = {rule["name"] for group in rules["groups"] for rule in group["rules"]}
     assert {"SagaFailed", "ProcessDown", "ProcessNotReady", "DeadLettersReceived"} <= names
     assert [a for a in alerts["alerts"] if a["state"] == "firing"] == []
+
+
+class TracedTour(Tour):
+    """The demo's tour steps, keeping the trace id each saga's first request starts."""
+
+    def __init__(self, http: httpx.Client, zipkin: str) -> None:
+        super().__init__(
+            http, Narrator(io.StringIO()), admin_email="", admin_password="", zipkin=zipkin
+        )
+        self.traces: list[str] = []
+
+    def new_trace(self) -> str | None:
+        trace_id = super().new_trace()
+        if trace_id:
+            self.traces.append(trace_id)
+        return trace_id
+
+
+def accept_an_answer(gateway: str, zipkin: str) -> str:
+    """Two members, a question with a bounty, an answer, its acceptance (the saga, COMPLETED):
+    the acceptance's trace id."""
+    with httpx.Client(base_url=gateway, timeout=30) as http:
+        tour = TracedTour(http, zipkin)
+        asker = tour.log_in(tour.sign_up("하늘", "haneul"))
+        answerer = tour.log_in(tour.sign_up("바다", "bada"))
+        result = Result(tour.run_id, asker, answerer, asker)
+        tour.ask_and_answer(result)
+        tour.accept(result)
+    return tour.traces[-1]
+
+
+#: (service as make run names it, span kind, span name): each must be in the acceptance's trace.
+ACCEPTANCE_SPANS = {
+    ("gateway", "SERVER", "post /api/questions/{qid}/answers/{aid}/accept"),
+    ("saga-api", "SERVER", "post /api/questions/{question_id}/answers/{answer_id}/accept"),
+    (
+        "qna-api",
+        "SERVER",
+        "get /internal/questions/{question_id}/answers/{answer_id}/acceptance-check",
+    ),
+    ("saga-worker", "PRODUCER", "saga.qna.commands publish"),
+    ("qna-worker", "CONSUMER", "saga.qna.commands process"),
+    ("saga-worker", "CONSUMER", "saga.replies process"),
+    ("member-worker", "CONSUMER", "saga.member.commands process"),
+    ("member-worker", "PRODUCER", "saga.replies publish"),
+}
+
+
+def seen(spans: list[Span], topic_prefix: str) -> set[tuple[str, str, str]]:
+    """(service, kind, name) of each span, the topic names without the test's prefix."""
+    return {
+        (
+            str(span.get("localEndpoint", {}).get("serviceName")),
+            str(span.get("kind")),
+            str(span.get("name", "")).removeprefix(topic_prefix),
+        )
+        for span in spans
+    }
+
+
+async def test_a_saga_through_make_runs_gateway_is_one_trace_under_make_runs_service_names(
+    observed: tuple[System, str, bool, dict[str, str]],
+) -> None:
+    system, _, with_zipkin, env = observed
+    if not with_zipkin:
+        pytest.skip("Zipkin needs Java 17 or newer: the trace half of make observe is not here")
+    zipkin = Zipkin(f"http://127.0.0.1:{env['ZIPKIN_PORT']}")
+    gateway = f"http://127.0.0.1:{8000 + PORT_OFFSET}"
+    prefix = env["KAFKA_TOPIC_PREFIX"].lower()  # Zipkin stores span names in lower case
+    trace_id = await asyncio.to_thread(accept_an_answer, gateway, zipkin.url)
+    async with httpx.AsyncClient(timeout=10) as http:
+        spans = await wait_for_trace(
+            http, zipkin, trace_id, lambda got: seen(got, prefix) >= ACCEPTANCE_SPANS, timeout=60
+        )
+    missing = ACCEPTANCE_SPANS - seen(spans, prefix)
+    assert not missing, (
+        f"trace {trace_id}: missing {sorted(missing)}; it holds {sorted(seen(spans, prefix))}\n"
+        f"{system.log_tail()}"
+    )
 
 
 async def test_observe_off_rolls_every_process_of_the_running_supervisor_once(

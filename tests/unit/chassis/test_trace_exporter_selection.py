@@ -32,7 +32,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def exporters_of(provider: TracerProvider) -> list[SpanExporter]:
     processors = provider._active_span_processor._span_processors
-    return [p.span_exporter for p in processors]  # type: ignore[attr-defined]
+    exporters = [p.span_exporter for p in processors]  # type: ignore[attr-defined]
+    return [getattr(e, "delegate", e) for e in exporters]
 
 
 def exporting(provider: TracerProvider) -> bool:

@@ -7,6 +7,7 @@ import http.server
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -204,3 +205,102 @@ def test_a_roll_restarts_each_process_once_and_each_comes_back_with_the_observe_
     starts = [json.loads(line) for line in env_out.read_text().splitlines()]
     assert [s["exporter"] for s in starts] == [None, None, "zipkin", "zipkin"]
     assert {s["pid"] for s in starts[2:]} == set(second)  # one restart each, with the settings
+
+
+def test_make_run_observe_1_prints_where_to_look_once_and_only_true_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make run OBSERVE=1`: `observe on` with no supervisor yet, then the supervisor starts its
+    processes and restarts some; the UI links reach its output once, nothing claims that no
+    `make run` runs."""
+    run = load_supervisor()
+    port = free_port()
+    shared = settings_with_pid_dir(tmp_path, ZIPKIN_PORT=str(port))
+    assert run.observe("on", shared, []) == 0
+    switch = run.ObserveSwitch(str(tmp_path), run.observe_urls(shared))
+    with health_server(port):
+        for _ in range(4):  # the first start, then restarts
+            assert switch.overlay() != {}
+    out = capsys.readouterr().out
+    assert out.count(f"traces in Zipkin: http://127.0.0.1:{port}/zipkin/ ;") == 1
+    assert "metrics and alerts in Prometheus: http://127.0.0.1:9090/alerts" in out
+    assert "no `make run` is running" not in out
+    assert out.count("observing: processes (re)started now export every trace") == 1
+
+
+def test_make_observe_beside_a_running_make_run_puts_the_links_into_its_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The roll restarts the supervisor's processes: its switch turns on at the first restart
+    and prints the UIs in make run's terminal, not only the upload address."""
+    run = load_supervisor()
+    port = free_port()
+    shared = settings_with_pid_dir(tmp_path, ZIPKIN_PORT=str(port))
+    switch = run.ObserveSwitch(str(tmp_path), run.observe_urls(shared))
+    assert switch.overlay() == {}  # make run started without observing
+    (tmp_path / "observe.env").write_text(
+        "\n".join(f"{k}={v}" for k, v in run.observe_settings(shared).items()), encoding="utf-8"
+    )
+    capsys.readouterr()
+    with health_server(port):
+        switch.overlay()
+        switch.overlay()
+    out = capsys.readouterr().out
+    assert out.count(f"traces in Zipkin: http://127.0.0.1:{port}/zipkin/") == 1
+
+
+def test_the_stop_note_tells_that_the_backends_and_the_switch_outlive_make_run(
+    tmp_path: Path,
+) -> None:
+    run = load_supervisor()
+    port = free_port()
+    shared = settings_with_pid_dir(tmp_path, ZIPKIN_PORT=str(port))
+    switch = run.ObserveSwitch(str(tmp_path), run.observe_urls(shared))
+    switch.overlay()
+    assert switch.stop_note() is None  # not observing: nothing to say
+    run.observe("on", shared, [])
+    with health_server(port):
+        switch.overlay()
+    assert switch.stop_note() == (
+        "Zipkin and Prometheus still run: `make observe-down` stops them "
+        "(`make observe-status` shows them)"
+    )
+    switch.overlay()  # Zipkin gone: the file alone is left
+    note = switch.stop_note()
+    assert note is not None
+    assert "observe.env is still on: `make observe-down` removes it" in note
+
+
+def test_observe_status_reports_both_backends_and_the_switch(tmp_path: Path) -> None:
+    """`make observe-status` (infra.sh observe-status) on an instance of its own: ports nothing
+    listens on, the switch file absent then present; exit 1 while a backend is down."""
+    env = {
+        **os.environ,
+        "MSA_LOCAL_DIR": str(tmp_path / "local"),
+        "ZIPKIN_PORT": str(free_port()),
+        "PROMETHEUS_PORT": str(free_port()),
+        "RUN_PID_DIR": str(tmp_path / "run"),
+    }
+
+    def status() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(REPO / "deploy/local/infra.sh"), "observe-status"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    off = status()
+    assert off.returncode == 1, off.stderr
+    lines = off.stdout.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["zipkin", "down"],
+        ["prometheus", "down"],
+        ["switch", "off"],
+    ]
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "observe.env").write_text("OTEL_TRACES_EXPORTER=zipkin\n")
+    on = status()
+    assert on.stdout.splitlines()[2].split()[:2] == ["switch", "on"]

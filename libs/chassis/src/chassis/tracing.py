@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -20,6 +23,8 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
+
+from chassis.logging import get_logger
 
 _configured = False
 
@@ -122,7 +127,163 @@ def selected_exporters() -> list[str]:
     return [n for n in dict.fromkeys(names) if n != "none"]
 
 
+#: While an exporter keeps failing, at most one warning per this many seconds.
+EXPORT_FAILURE_REPORT_SECONDS = 60.0
+
+_log = get_logger("chassis.tracing")
+
+
+class _Swallowed(threading.local):
+    """Per thread: whether a guarded export runs, and the first message its exporter logged."""
+
+    active = False
+    first: str | None = None
+
+
+class _SwallowDuringExport(logging.Filter):
+    """Keeps an exporter's own log records (the OTLP client's retry warnings, Zipkin's status
+    errors) out of the logs while :class:`ReportingSpanExporter` runs it on this thread; the
+    first one's message becomes the reason that exporter's report gives."""
+
+    def __init__(self, state: _Swallowed) -> None:
+        super().__init__()
+        self.state = state
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.state.active:
+            return True
+        if self.state.first is None:
+            self.state.first = record.getMessage()
+        return False
+
+
+class ReportingSpanExporter(SpanExporter):
+    """A span exporter that reports an unreachable backend as a state, not once per batch.
+
+    The SDK's ``BatchSpanProcessor`` logs every exception of ``export`` with its traceback
+    (``Exception while exporting Span.``), and the exporters log every failed batch
+    themselves: a trace backend that stops would put an error with a traceback into every
+    process's log every ``OTEL_BSP_SCHEDULE_DELAY``. Around ``delegate`` (any exporter: OTLP,
+    Zipkin, console) this catches the exception, keeps the exporter's own records of the
+    attempt out of the logs, and logs instead (logger ``chassis.tracing``):
+
+    - one warning ``trace_export.failing`` (exporter, endpoint, reason; no traceback) at the
+      first failed batch;
+    - at most one warning ``trace_export.still_failing`` per ``report_every`` seconds (default
+      :data:`EXPORT_FAILURE_REPORT_SECONDS`) while batches keep failing, with how many failed;
+    - one info ``trace_export.recovered`` at the next success, with the failed batches' count.
+
+    The spans of a failed batch are dropped (as the SDK does); ``export`` never raises and
+    returns the delegate's result (``FAILURE`` for an exception). ``clock`` gives seconds
+    (``time.monotonic``; tests pass their own).
+    """
+
+    def __init__(
+        self,
+        delegate: SpanExporter,
+        name: str,
+        endpoint: str | None = None,
+        *,
+        report_every: float = EXPORT_FAILURE_REPORT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.delegate = delegate
+        self.name = name
+        self.endpoint = endpoint
+        self.report_every = report_every
+        self.clock = clock
+        self.failed_batches = 0  # since the last success
+        self._failing_since: float | None = None
+        self._reported_at = 0.0
+        self._state = _Swallowed()
+        swallow = _SwallowDuringExport(self._state)
+        # Each exporter logs through its module's logger (a filter does not reach children).
+        for logger_name in _exporter_loggers(delegate):
+            logging.getLogger(logger_name).addFilter(swallow)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self._state.active, self._state.first = True, None
+        try:
+            result = self.delegate.export(spans)
+            reason = self._state.first or "the exporter reported a failure"
+        except Exception as exc:  # the SDK would log it with a traceback, once per batch
+            result = SpanExportResult.FAILURE
+            reason = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._state.active = False
+        if result is SpanExportResult.SUCCESS:
+            self._succeeded()
+        else:
+            self._failed(reason, len(spans))
+        return result
+
+    def _failed(self, reason: str, spans: int) -> None:
+        now = self.clock()
+        self.failed_batches += 1
+        fields = {"exporter": self.name, "endpoint": self.endpoint, "reason": reason[:300]}
+        if self._failing_since is None:
+            self._failing_since = self._reported_at = now
+            _log.warning(
+                "trace_export.failing",
+                **fields,
+                dropped_spans=spans,
+                note="spans are dropped until the trace backend answers",
+            )
+        elif now - self._reported_at >= self.report_every:
+            self._reported_at = now
+            _log.warning(
+                "trace_export.still_failing",
+                **fields,
+                failed_batches=self.failed_batches,
+                failing_seconds=round(now - self._failing_since, 1),
+            )
+
+    def _succeeded(self) -> None:
+        if self._failing_since is not None:
+            _log.info(
+                "trace_export.recovered",
+                exporter=self.name,
+                endpoint=self.endpoint,
+                failed_batches=self.failed_batches,
+                failing_seconds=round(self.clock() - self._failing_since, 1),
+            )
+        self._failing_since = None
+        self.failed_batches = 0
+
+    def shutdown(self) -> None:
+        self.delegate.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.delegate.force_flush(timeout_millis)
+
+
+def _exporter_loggers(delegate: SpanExporter) -> list[str]:
+    """The loggers an exporter writes its failures to: its own module's and, for OTLP over
+    HTTP, the shared client's default one."""
+    module = type(delegate).__module__
+    names = [module]
+    if module.startswith("opentelemetry.exporter.otlp"):
+        names.append("opentelemetry.exporter.otlp.common.http")
+    return names
+
+
+def _endpoint(name: str) -> str | None:
+    """Where exporter ``name`` sends, from the standard variables (for the log lines only)."""
+    if name == "zipkin":
+        return os.environ.get("OTEL_EXPORTER_ZIPKIN_ENDPOINT", "http://localhost:9411/api/v2/spans")
+    if name == "otlp":
+        return os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+            "OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318"
+        )
+    return None
+
+
 def _build_exporter(name: str) -> SpanExporter:
+    """One exporter, reporting its failures as :class:`ReportingSpanExporter` does."""
+    return ReportingSpanExporter(_build_bare_exporter(name), name, _endpoint(name))
+
+
+def _build_bare_exporter(name: str) -> SpanExporter:
     """One exporter; each reads its own standard variables (endpoint, headers, timeout)."""
     if name == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
