@@ -23,6 +23,7 @@ import pytest
 
 from deploy.images.engine import ROOT, sigint_deferred
 from tests.compose.stack import ShieldedExitStack, compose_project
+from tests.support.signals import sigint_as_at_a_terminal
 
 FAKE_COMPOSE = """\
 #!/bin/sh
@@ -70,6 +71,7 @@ def test_down_runs_to_its_end_when_sigint_comes_during_up_and_twice_during_down(
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         start_new_session=True,
+        preexec_fn=sigint_as_at_a_terminal,
         stderr=subprocess.PIPE,
     )
     try:

@@ -468,7 +468,12 @@ def test_the_gateway_and_web_images_serve_and_stop_cleanly_under_the_restricted_
     there = f"http://127.0.0.1:{upstream.port}"
     env = common_env(infra, deployable, ports)
     env.update(MEMBER_URL=there, BOARD_URL=there, QNA_URL=there, SAGA_URL=there, WEB_URL=there)
-    env.update(GATEWAY_URL=there, WEB_REDIS_KEY_PREFIX=f"img{uuid.uuid4().hex[:8]}:")
+    # Keys of its own in the shared Redis: a `make run` on the machine counts 127.0.0.1's
+    # requests under the default prefix, and its gateway would rate-limit this one's.
+    own = f"img{uuid.uuid4().hex[:8]}:"
+    env.update(
+        GATEWAY_URL=there, WEB_REDIS_KEY_PREFIX=own, RATE_LIMIT_KEY_PREFIX=f"{own}ratelimit:"
+    )
     api = start(engine, containers, built, ["api"], env, [])
     api.wait_ready(ports.http)
 

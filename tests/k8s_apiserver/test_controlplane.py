@@ -25,6 +25,7 @@ import pytest
 
 from tests.k8s_apiserver import controlplane
 from tests.k8s_apiserver.controlplane import ROOT, ControlPlane
+from tests.support.signals import sigint_as_at_a_terminal
 
 pytestmark = [pytest.mark.k8s_apiserver, pytest.mark.timeout(600)]
 
@@ -69,10 +70,6 @@ class Harness:
     run_dir: Path  # where the kubeconfig is, with the data, logs and pids
 
 
-def _sigint_default() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 @pytest.fixture
 def harness() -> Iterator[Harness]:
     """A control plane someone looks around in, started while the session's ``plane`` runs."""
@@ -84,7 +81,7 @@ def harness() -> Iterator[Harness]:
         text=True,
         # SIGINT as at a terminal, even where this run inherited it ignored (a background job
         # of a shell script), which a Python child would keep.
-        preexec_fn=_sigint_default,
+        preexec_fn=sigint_as_at_a_terminal,
     )
     assert process.stdout is not None
     assert process.stderr is not None

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.chaos.stack import stack_env
+from tests.support.signals import sigint_as_at_a_terminal
 from tools.chaos.stack import REPO, Infra, Processes, Target, port_of
 from tools.walkthrough import __main__ as runner
 from tools.walkthrough import fail_saga_step, kill_worker, roll_deployment, stop_kafka
@@ -130,6 +131,7 @@ def test_ctrl_c_does_not_cut_a_stop_short(tmp_path: Path) -> None:
         ],
         cwd=REPO,
         start_new_session=True,
+        preexec_fn=sigint_as_at_a_terminal,
     )
     log = tmp_path / "log"
     deadline = time.monotonic() + 20
