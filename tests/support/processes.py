@@ -78,6 +78,7 @@ def cli(deployable: str, *args: str) -> list[str]:
 
 
 def free_port() -> int:
+    """A loopback TCP port nobody listens on now (the kernel's pick)."""
     import socket
 
     with socket.socket() as s:

@@ -115,6 +115,23 @@ def start_supervisor(env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[by
     )
 
 
+async def observe_switch(
+    env: dict[str, str], state: str, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """``run.py observe on|off`` (what `make observe` / `make observe-down` run after the
+    backends), in ``env``; it rolls the processes of a supervisor running with that env."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, str(REPO / "deploy" / "local" / "run.py"), "observe", state],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def stop_supervisor(system: System) -> None:
     """run.py's orderly shutdown; then any process group it could not stop."""
     supervisor = system.supervisor

@@ -19,9 +19,7 @@ from __future__ import annotations
 import asyncio
 import io
 import shutil
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -32,8 +30,10 @@ import pytest
 
 from tests.support.infra import REPO, Infra
 from tests.support.kafka import delete_topics_with_prefix
+from tests.support.processes import free_port
 from tests.system.local.supervisor import (
     System,
+    observe_switch,
     start_supervisor,
     stop_supervisor,
     supervisor_env,
@@ -74,12 +74,6 @@ EXPECTED_TARGETS = {
 }
 #: Prometheus scrapes every 5 s; a process answers /metrics once it serves.
 TARGETS_UP_WITHIN_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def infra_sh(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -138,16 +132,7 @@ async def observed(
         for command in backends:
             result = await asyncio.to_thread(infra_sh, command, env)
             assert result.returncode == 0, result.stdout + result.stderr
-        switch = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, str(REPO / "deploy/local/run.py"), "observe", "on"],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        switch = await observe_switch(env, "on", timeout=60)
         assert switch.returncode == 0, switch.stdout + switch.stderr
         system = System(start_supervisor(env, log), workdir / "pids", log_path)
         ports = [int(target.split(":")[1]) for _, target, _ in EXPECTED_TARGETS]
@@ -293,16 +278,7 @@ async def test_observe_off_rolls_every_process_of_the_running_supervisor_once(
     assert len(names) == len(EXPECTED_TARGETS)
     before = {name: system.pid(name) for name in names}
     exits_before = system.log_tail(lines=100_000).count("exited with code 0 (stopped from outside")
-    off = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, str(REPO / "deploy/local/run.py"), "observe", "off"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=400,
-        check=False,
-    )
+    off = await observe_switch(env, "off", timeout=400)
     assert off.returncode == 0, off.stdout + off.stderr + system.log_tail()
     assert not (system.pid_dir / "observe.env").exists()
     assert all(system.pid(name) != before[name] for name in names)

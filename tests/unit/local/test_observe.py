@@ -6,7 +6,6 @@ import contextlib
 import http.server
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -19,13 +18,8 @@ import pytest
 import yaml
 
 from tests.support.infra import REPO
+from tests.support.processes import free_port
 from tests.unit.local.test_supervisor import load_supervisor
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
